@@ -1,0 +1,16 @@
+// Package configs holds the network's default configuration files. They are
+// embedded so that switchd -dev, issuersim and the tests run from any folder;
+// each command also takes a path to an edited copy.
+package configs
+
+import _ "embed"
+
+// Issuers is issuers.yaml: the member banks and transit operators.
+//
+//go:embed issuers.yaml
+var Issuers []byte
+
+// Bins is bins.yaml: the BIN table.
+//
+//go:embed bins.yaml
+var Bins []byte

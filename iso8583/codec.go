@@ -1,0 +1,137 @@
+package iso8583
+
+import (
+	"errors"
+	"fmt"
+
+	"strconv"
+
+	moov "github.com/moov-io/iso8583"
+	moverrors "github.com/moov-io/iso8583/errors"
+)
+
+// FormatError says why a frame is not a valid network message. MTI is set
+// when the frame got that far, so the switch can still answer 30 to a request.
+type FormatError struct {
+	MTI   string
+	Field int // 0 when the fault is not in one data element
+	Err   error
+}
+
+func (e *FormatError) Error() string {
+	if e.Field > 0 {
+		return fmt.Sprintf("format error in DE%d: %v", e.Field, e.Err)
+	}
+	return fmt.Sprintf("format error: %v", e.Err)
+}
+
+func (e *FormatError) Unwrap() error { return e.Err }
+
+// Unpack parses one frame's payload into a message and checks it against the
+// wire contract beyond what moov checks: numeric fields hold digits only, text
+// fields printable ASCII, the secondary bitmap is present only when needed, and
+// no bytes follow the last field. A frame that passes packs back to the same
+// bytes (the fuzz oracle in codec_fuzz_test.go holds us to that).
+func Unpack(frame []byte) (*moov.Message, error) {
+	msg := NewMessage()
+	err := msg.Unpack(frame)
+	mti, _ := msg.GetMTI()
+	if err != nil {
+		fieldID := 0
+		var ue *moverrors.UnpackError
+		if errors.As(err, &ue) {
+			fieldID, _ = strconv.Atoi(ue.FieldID)
+		}
+		return msg, &FormatError{MTI: mti, Field: fieldID, Err: err}
+	}
+	if err := checkMTI(mti); err != nil {
+		return msg, &FormatError{Err: err}
+	}
+	if err := checkContent(msg, len(frame)); err != nil {
+		err.MTI = mti
+		return msg, err
+	}
+	return msg, nil
+}
+
+func checkMTI(mti string) error {
+	if len(mti) != 4 || !isDigits(mti) {
+		return fmt.Errorf("MTI %q is not 4 digits", mti)
+	}
+	return nil
+}
+
+// checkContent validates every present field and that the fields, with MTI
+// and bitmap, account for exactly frameLen bytes.
+func checkContent(msg *moov.Message, frameLen int) *FormatError {
+	bitmap := msg.Bitmap()
+	if bitmap.Len() > 128 {
+		return &FormatError{Field: FieldBitmap, Err: errors.New("tertiary bitmap is not part of the contract")}
+	}
+	wire := 4 + bitmap.Len()/8
+	secondaryUsed := false
+	for id := 2; id <= bitmap.Len(); id++ {
+		if id == 65 || !bitmap.IsSet(id) {
+			continue
+		}
+		if id > 64 {
+			secondaryUsed = true
+		}
+		def := fieldDefs[id]
+		value, err := msg.GetBytes(id)
+		if err != nil {
+			return &FormatError{Field: id, Err: err}
+		}
+		if err := def.checkValue(value); err != nil {
+			return &FormatError{Field: id, Err: err}
+		}
+		wire += def.wireLen(len(value))
+	}
+	if bitmap.Len() == 128 && !secondaryUsed {
+		return &FormatError{Field: FieldBitmap, Err: errors.New("secondary bitmap present but no field 65-128 set")}
+	}
+	if wire != frameLen {
+		return &FormatError{Err: fmt.Errorf("%d bytes follow the last field", frameLen-wire)}
+	}
+	return nil
+}
+
+// wireLen is the packed size of a field whose unpadded value is n bytes long.
+func (d fieldDef) wireLen(n int) int {
+	if d.digits == 0 {
+		return d.length
+	}
+	return d.digits + n
+}
+
+func (d fieldDef) checkValue(v []byte) error {
+	switch d.kind {
+	case kindNumeric:
+		for _, c := range v {
+			if c < '0' || c > '9' {
+				return fmt.Errorf("numeric field holds %q", c)
+			}
+		}
+	case kindText:
+		for _, c := range v {
+			if c < 0x20 || c > 0x7e {
+				return fmt.Errorf("text field holds byte 0x%02x", c)
+			}
+		}
+	}
+	return nil
+}
+
+// Pack packs msg into a frame payload (without the length header).
+func Pack(msg *moov.Message) ([]byte, error) {
+	return msg.Pack()
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}

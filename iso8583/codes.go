@@ -1,0 +1,90 @@
+package iso8583
+
+// Message type indicators of the wire contract.
+const (
+	MTIAuthRequest         = "0100"
+	MTIAuthResponse        = "0110"
+	MTIFinancialRequest    = "0200"
+	MTIFinancialResponse   = "0210"
+	MTIAdvice              = "0220"
+	MTIAdviceResponse      = "0230"
+	MTIReversalRequest     = "0400"
+	MTIReversalResponse    = "0410"
+	MTIReversalAdvice      = "0420"
+	MTIReversalAdviceResp  = "0430"
+	MTINetworkMgmtRequest  = "0800"
+	MTINetworkMgmtResponse = "0810"
+)
+
+// ResponseMTI returns the response MTI for a request MTI (0100 → 0110),
+// or "" when mti is not a request of the contract.
+func ResponseMTI(mti string) string {
+	switch mti {
+	case MTIAuthRequest, MTIFinancialRequest, MTIAdvice, MTIReversalRequest,
+		MTIReversalAdvice, MTINetworkMgmtRequest:
+		return mti[:2] + string(mti[2]+1) + mti[3:]
+	}
+	return ""
+}
+
+// Processing codes (DE3).
+const (
+	ProcPurchase       = "000000"
+	ProcRefund         = "200000"
+	ProcTransitTopUp   = "210000"
+	ProcBalanceInquiry = "310000"
+)
+
+// Network management information codes (DE70).
+const (
+	NetSignOn  = "001"
+	NetSignOff = "002"
+	NetEcho    = "301"
+)
+
+// Response codes (DE39).
+const (
+	RCApproved           = "00"
+	RCDoNotHonor         = "05"
+	RCInvalidTransaction = "12"
+	RCInvalidAmount      = "13"
+	RCNoSuchCard         = "14"
+	RCOriginalNotFound   = "25"
+	RCFormatError        = "30"
+	RCInsufficientFunds  = "51"
+	RCExpiredCard        = "54"
+	RCNotPermitted       = "57"
+	RCSuspectedFraud     = "59"
+	RCRestrictedCard     = "62"
+	RCIssuerUnavailable  = "91"
+	RCNoRoute            = "92"
+	RCDuplicate          = "94"
+	RCSystemError        = "96"
+)
+
+var responseCodeText = map[string]string{
+	RCApproved:           "approved",
+	RCDoNotHonor:         "do not honor",
+	RCInvalidTransaction: "invalid transaction",
+	RCInvalidAmount:      "invalid amount",
+	RCNoSuchCard:         "no such card or token",
+	RCOriginalNotFound:   "original not found",
+	RCFormatError:        "format error",
+	RCInsufficientFunds:  "insufficient funds",
+	RCExpiredCard:        "expired card",
+	RCNotPermitted:       "not permitted (token domain)",
+	RCSuspectedFraud:     "suspected fraud",
+	RCRestrictedCard:     "restricted (token suspended)",
+	RCIssuerUnavailable:  "issuer unavailable",
+	RCNoRoute:            "no route to issuer",
+	RCDuplicate:          "duplicate transmission",
+	RCSystemError:        "system error",
+}
+
+// ResponseText is a short human description of a response code.
+func ResponseText(rc string) string {
+	if t, ok := responseCodeText[rc]; ok {
+		return t
+	}
+	return "unknown response code"
+}
