@@ -14,3 +14,8 @@ var Issuers []byte
 //
 //go:embed bins.yaml
 var Bins []byte
+
+// Switch is switch.yaml: switchd's default configuration.
+//
+//go:embed switch.yaml
+var Switch []byte

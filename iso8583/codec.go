@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"strconv"
+	"strings"
 
 	moov "github.com/moov-io/iso8583"
 	moverrors "github.com/moov-io/iso8583/errors"
@@ -31,7 +32,7 @@ func (e *FormatError) Unwrap() error { return e.Err }
 // wire contract beyond what moov checks: numeric fields hold digits only, text
 // fields printable ASCII, the secondary bitmap is present only when needed, and
 // no bytes follow the last field. A frame that passes packs back to the same
-// bytes (the fuzz oracle in codec_fuzz_test.go holds us to that).
+// bytes (the fuzz oracle in fuzz_test.go holds us to that).
 func Unpack(frame []byte) (*moov.Message, error) {
 	msg := NewMessage()
 	err := msg.Unpack(frame)
@@ -41,6 +42,9 @@ func Unpack(frame []byte) (*moov.Message, error) {
 		var ue *moverrors.UnpackError
 		if errors.As(err, &ue) {
 			fieldID, _ = strconv.Atoi(ue.FieldID)
+		}
+		if checkMTI(mti) != nil {
+			mti = "" // not an MTI the switch could answer
 		}
 		return msg, &FormatError{MTI: mti, Field: fieldID, Err: err}
 	}
@@ -134,4 +138,23 @@ func isDigits(s string) bool {
 		}
 	}
 	return s != ""
+}
+
+// FieldValue returns a field's value as it stands on the wire, less length
+// prefix: moov strips the left zeros of a fixed numeric field on unpack, and
+// this puts them back, so a STAN of 000042 reads "000042" whether the
+// message was built or unpacked. A field that is not set reads "".
+func FieldValue(msg *moov.Message, id int) string {
+	if msg.GetField(id) == nil {
+		return ""
+	}
+	v, err := msg.GetString(id)
+	if err != nil {
+		return ""
+	}
+	def, ok := fieldDefs[id]
+	if ok && def.kind == kindNumeric && def.digits == 0 && len(v) < def.length {
+		v = strings.Repeat("0", def.length-len(v)) + v
+	}
+	return v
 }

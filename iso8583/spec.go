@@ -136,7 +136,7 @@ func (d fieldDef) moovField() field.Field {
 	case kindNumeric:
 		spec.Enc = encoding.ASCII
 		if d.digits == 0 {
-			spec.Pad = padding.Left('0')
+			spec.Pad = zeroPadLeft{}
 		}
 		return field.NewString(spec)
 	default:
@@ -152,3 +152,14 @@ func (d fieldDef) moovField() field.Field {
 func NewMessage() *moov.Message {
 	return moov.NewMessage(Spec)
 }
+
+// zeroPadLeft zero-pads a short numeric value when packing but keeps every
+// digit when unpacking: moov's padding.Left('0') strips leading zeros, which
+// turns STAN "000042" into "42", DE3 "000000" into "" and DE70 "001" into "1".
+type zeroPadLeft struct{}
+
+var leftZeros = padding.Left('0')
+
+func (zeroPadLeft) Pad(data []byte, length int) []byte { return leftZeros.Pad(data, length) }
+func (zeroPadLeft) Unpad(data []byte) []byte           { return data }
+func (zeroPadLeft) Inspect() []byte                    { return []byte("0") }

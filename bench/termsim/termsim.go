@@ -1,0 +1,268 @@
+// Package termsim is the POS terminal simulator behind cmd/termsim: it taps
+// a token from a wallet file (or given on the command line) at the switch
+// and prints each answer as a readable line or as JSON.
+package termsim
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	moov "github.com/moov-io/iso8583"
+
+	"github.com/tapswitch/tapswitch/bench/pos"
+	"github.com/tapswitch/tapswitch/bench/wallet"
+	"github.com/tapswitch/tapswitch/iso8583"
+)
+
+// DefaultAddr is switchd -dev's terminal listener.
+const DefaultAddr = "127.0.0.1:8583"
+
+const usage = `usage: termsim COMMAND [flags]
+
+commands:
+  pay      purchase (DE3 000000)      termsim pay -card approve -amount 12.34
+  refund   refund (DE3 200000)        termsim refund -card approve -amount 2.00
+  topup    transit top-up (210000)    termsim topup -card approve -amount 50
+  balance  balance inquiry (310000)   termsim balance -card transit
+  echo     network echo test (0800)   termsim echo
+
+Run 'termsim COMMAND -h' for the flags. Defaults fit 'switchd -dev'.
+`
+
+var processingCodes = map[string]string{
+	"pay":     iso8583.ProcPurchase,
+	"refund":  iso8583.ProcRefund,
+	"topup":   iso8583.ProcTransitTopUp,
+	"balance": iso8583.ProcBalanceInquiry,
+}
+
+// Answer is one response as termsim reports it.
+type Answer struct {
+	MTI       string `json:"mti"`
+	RC        string `json:"rc"`
+	Text      string `json:"text"`
+	AuthCode  string `json:"auth_code"`
+	RRN       string `json:"rrn"`
+	STAN      string `json:"stan"`
+	Token     string `json:"token"`
+	Amount    string `json:"amount,omitempty"`
+	LatencyUS int64  `json:"latency_us"`
+}
+
+// Run runs termsim with args (without the program name). It returns the
+// exit code: 0 when every request got an answer, 1 when one did not, 2 for
+// bad usage.
+func Run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "help" || args[0] == "--help" {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmd := args[0]
+	var err error
+	switch {
+	case cmd == "echo":
+		err = runEcho(args[1:], stdout, stderr)
+	case processingCodes[cmd] != "":
+		err = runTap(cmd, args[1:], stdout, stderr)
+	default:
+		fmt.Fprintf(stderr, "termsim: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	var ue usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "termsim %s: %v\n", cmd, err)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "termsim %s: %v\n", cmd, err)
+		return 1
+	}
+}
+
+type usageError struct{ error }
+
+type tapFlags struct {
+	addr, walletPath, card, token, expiry, amount, terminal, entryMode string
+	count                                                              int
+	timeout                                                            time.Duration
+	asJSON                                                             bool
+}
+
+func parseTapFlags(cmd string, args []string, stderr io.Writer) (tapFlags, error) {
+	var f tapFlags
+	fs := flag.NewFlagSet("termsim "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.addr, "addr", "", "switch terminal listener `HOST:PORT` (default: the wallet's, else "+DefaultAddr+")")
+	fs.StringVar(&f.walletPath, "wallet", wallet.DevFilePath(), "wallet `FILE`")
+	fs.StringVar(&f.card, "card", "approve", "`LABEL` of the wallet card to tap")
+	fs.StringVar(&f.token, "token", "", "tap this token instead of a wallet card")
+	fs.StringVar(&f.expiry, "expiry", "", "token expiry `YYMM` (with -token)")
+	fs.StringVar(&f.amount, "amount", "1.00", "amount in yuan, e.g. 12.34")
+	fs.StringVar(&f.terminal, "terminal", pos.DemoTerminal.TerminalID, "terminal ID (DE41), 8 characters")
+	fs.StringVar(&f.entryMode, "entry-mode", "072", "POS entry mode (DE22); 07x is contactless chip")
+	fs.IntVar(&f.count, "count", 1, "how many taps, one after the other")
+	fs.DurationVar(&f.timeout, "timeout", 10*time.Second, "how long to wait for each answer")
+	fs.BoolVar(&f.asJSON, "json", false, "print one JSON object per answer")
+	if err := fs.Parse(args); err != nil {
+		return f, usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return f, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	if f.count < 1 || f.count > 100000 {
+		return f, usageError{fmt.Errorf("-count %d outside 1..100000", f.count)}
+	}
+	if len(f.terminal) != 8 {
+		return f, usageError{fmt.Errorf("-terminal %q must be 8 characters", f.terminal)}
+	}
+	return f, nil
+}
+
+// resolveCard finds the token to tap and the switch address.
+func (f tapFlags) resolveCard() (wallet.Card, string, error) {
+	addr := f.addr
+	if f.token != "" {
+		if len(f.expiry) != 4 {
+			return wallet.Card{}, "", usageError{errors.New("-token needs -expiry YYMM")}
+		}
+		if addr == "" {
+			addr = DefaultAddr
+		}
+		return wallet.Card{Label: "command line", Token: f.token, TokenExpiry: f.expiry}, addr, nil
+	}
+	w, err := wallet.Load(f.walletPath)
+	if err != nil {
+		return wallet.Card{}, "", fmt.Errorf("%w (is 'switchd -dev' running? or pass -wallet / -token)", err)
+	}
+	card, err := w.Card(f.card)
+	if err != nil {
+		return wallet.Card{}, "", usageError{err}
+	}
+	if addr == "" {
+		addr = w.Switch
+	}
+	if addr == "" {
+		addr = DefaultAddr
+	}
+	return card, addr, nil
+}
+
+func runTap(cmd string, args []string, stdout, stderr io.Writer) error {
+	f, err := parseTapFlags(cmd, args, stderr)
+	if err != nil {
+		return err
+	}
+	amount, err := iso8583.ParseDecimalAmount(f.amount)
+	if err != nil {
+		return usageError{err}
+	}
+	card, addr, err := f.resolveCard()
+	if err != nil {
+		return err
+	}
+	client, err := pos.Dial(addr, f.timeout)
+	if err != nil {
+		return fmt.Errorf("no connection to the switch at %s: %w", addr, err)
+	}
+	defer client.Close()
+	terminal := pos.DemoTerminal
+	terminal.TerminalID = f.terminal
+	stan := stanFromClock(time.Now())
+	for i := range f.count {
+		tap := pos.Tap{
+			Terminal: terminal, ProcessingCode: processingCodes[cmd], Token: card.Token,
+			TokenExpiry: card.TokenExpiry, Amount: amount, STAN: nextSTAN(stan, i),
+			Time: time.Now(), POSEntryMode: f.entryMode,
+		}
+		if err := exchange(client, tap.Message(), f.timeout, f.asJSON, stdout); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func runEcho(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("termsim echo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", DefaultAddr, "switch terminal listener `HOST:PORT`")
+	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for the answer")
+	asJSON := fs.Bool("json", false, "print the answer as JSON")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	client, err := pos.Dial(*addr, *timeout)
+	if err != nil {
+		return fmt.Errorf("no connection to the switch at %s: %w", *addr, err)
+	}
+	defer client.Close()
+	now := time.Now()
+	return exchange(client, pos.Echo(pos.DemoTerminal.TerminalID, nextSTAN(stanFromClock(now), 0), now), *timeout, *asJSON, stdout)
+}
+
+// exchange sends one request, waits for its answer and prints it.
+func exchange(client *pos.Client, req *moov.Message, timeout time.Duration, asJSON bool, stdout io.Writer) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	start := time.Now()
+	resp, err := client.Do(ctx, req)
+	if err != nil {
+		return fmt.Errorf("no answer: %w", err)
+	}
+	a := answerOf(resp, time.Since(start))
+	if asJSON {
+		return json.NewEncoder(stdout).Encode(a)
+	}
+	_, err = fmt.Fprintln(stdout, a.line())
+	return err
+}
+
+func answerOf(resp *moov.Message, latency time.Duration) Answer {
+	mti, _ := resp.GetMTI()
+	rc := iso8583.FieldValue(resp, iso8583.FieldResponseCode)
+	a := Answer{
+		MTI: mti, RC: rc, Text: iso8583.ResponseText(rc),
+		AuthCode:  iso8583.FieldValue(resp, iso8583.FieldAuthCode),
+		RRN:       iso8583.FieldValue(resp, iso8583.FieldRRN),
+		STAN:      iso8583.FieldValue(resp, iso8583.FieldSTAN),
+		Token:     iso8583.FieldValue(resp, iso8583.FieldPAN),
+		LatencyUS: latency.Microseconds(),
+	}
+	if v := iso8583.FieldValue(resp, iso8583.FieldAmount); v != "" {
+		if amt, err := iso8583.ParseAmountField(v); err == nil {
+			a.Amount = amt.String()
+		}
+	}
+	return a
+}
+
+func (a Answer) line() string {
+	s := fmt.Sprintf("%s rc=%s (%s)", a.MTI, a.RC, a.Text)
+	if a.AuthCode != "" {
+		s += " auth=" + a.AuthCode
+	}
+	if a.Token != "" {
+		s += " token=" + a.Token
+	}
+	if a.Amount != "" {
+		s += " amount=" + a.Amount
+	}
+	return s + fmt.Sprintf(" stan=%s rrn=%s %.2fms", a.STAN, a.RRN, float64(a.LatencyUS)/1000)
+}
+
+// stanFromClock picks a starting STAN from the clock's microseconds, so
+// runs in the same second do not share a duplicate key.
+func stanFromClock(now time.Time) int {
+	return int(now.UnixMicro() % 1000000)
+}
+
+func nextSTAN(start, i int) string {
+	n := (start+i)%999999 + 1
+	return fmt.Sprintf("%06d", n)
+}

@@ -1,0 +1,94 @@
+// Package wallet reads and writes wallet files: the tokens a phone holds,
+// as JSON. switchd -dev writes dev-wallet.json with one demo card per
+// outcome; termsim reads it to tap.
+package wallet
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// DevFileName is the dev wallet's name inside the data directory.
+const DevFileName = "dev-wallet.json"
+
+// DevDataDir is where switchd -dev keeps its data unless told otherwise, and
+// so where termsim looks for the dev wallet by default.
+func DevDataDir() string {
+	return filepath.Join(os.TempDir(), "tapswitch-dev")
+}
+
+// DevFilePath is the default dev wallet path.
+func DevFilePath() string {
+	return filepath.Join(DevDataDir(), DevFileName)
+}
+
+// Card is one token on the phone. The wallet never holds the card number.
+type Card struct {
+	Label       string `json:"label"`
+	Token       string `json:"token"`
+	TokenExpiry string `json:"token_expiry"` // YYMM
+	DeviceID    string `json:"device_id"`
+	Issuer      string `json:"issuer,omitempty"`
+	Product     string `json:"product,omitempty"`
+	Outcome     string `json:"outcome,omitempty"` // what a tap should get, for demo cards
+}
+
+// File is a wallet file.
+type File struct {
+	Switch string `json:"switch"` // terminal listener of the switch
+	Cards  []Card `json:"cards"`
+}
+
+// Load reads a wallet file.
+func Load(path string) (File, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return File{}, fmt.Errorf("wallet: %w", err)
+	}
+	var f File
+	if err := json.Unmarshal(data, &f); err != nil {
+		return File{}, fmt.Errorf("wallet %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// Card returns the card with the label.
+func (f File) Card(label string) (Card, error) {
+	for _, c := range f.Cards {
+		if c.Label == label {
+			return c, nil
+		}
+	}
+	labels := make([]string, 0, len(f.Cards))
+	for _, c := range f.Cards {
+		labels = append(labels, c.Label)
+	}
+	return Card{}, fmt.Errorf("wallet has no card %q (it has %v)", label, labels)
+}
+
+// Save writes the file atomically: a temporary file, fsync, rename.
+func Save(path string, f File) error {
+	data, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("wallet: %w", err)
+	}
+	if _, err := out.Write(append(data, '\n')); err != nil {
+		out.Close()
+		return fmt.Errorf("wallet: %w", err)
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return fmt.Errorf("wallet: %w", err)
+	}
+	if err := out.Close(); err != nil {
+		return fmt.Errorf("wallet: %w", err)
+	}
+	return os.Rename(tmp, path)
+}

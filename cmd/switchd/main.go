@@ -1,0 +1,37 @@
+// Command switchd is the tapswitch switch. 'switchd -dev' runs it with
+// simulated issuers and demo cards on loopback; see README.md.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/tapswitch/tapswitch/switch/daemon"
+)
+
+func main() {
+	var opts daemon.Options
+	flag.StringVar(&opts.ConfigPath, "config", "", "configuration `FILE` (default: the built-in configs/switch.yaml)")
+	flag.BoolVar(&opts.Dev, "dev", false, "development mode: simulated issuers, demo cards and a dev wallet on loopback")
+	flag.StringVar(&opts.Listen, "listen", "", "terminal listener `HOST:PORT` (overrides the config)")
+	flag.StringVar(&opts.Admin, "admin", "", "admin HTTP listener `HOST:PORT` (overrides the config)")
+	flag.StringVar(&opts.Data, "data", "", "data `DIR` for vault and journal (overrides the config)")
+	flag.StringVar(&opts.LogLevel, "log-level", "", "debug, info, warn or error (overrides the config)")
+	flag.Int64Var(&opts.Seed, "seed", 1, "dev: seed of the simulated card base")
+	flag.Parse()
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "switchd: unexpected argument %q\n", flag.Arg(0))
+		os.Exit(2)
+	}
+	opts.Out = os.Stderr
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := daemon.Run(ctx, opts); err != nil {
+		fmt.Fprintf(os.Stderr, "switchd: %v\n", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,168 @@
+// Package link keeps the switch's connections to one issuer: a small pool of
+// persistent TCP connections, each with one reader and one coalescing writer.
+// The link assigns every request its own STAN (DE11) and matches responses
+// by it, so many requests share a connection and are answered in any order.
+//
+// Each connection slot is a supervisor loop: dial (with backoff), sign on
+// (0800/001), serve until the connection breaks or an echo (0800/301) fails,
+// fail every request still pending on it, then dial again. Exchange only uses
+// connections that are signed on; with none, it fails at once with
+// ErrUnavailable instead of queueing, so the terminal gets 91 fast.
+package link
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	moov "github.com/moov-io/iso8583"
+	"github.com/rs/zerolog"
+)
+
+var (
+	// ErrUnavailable: no connection to the issuer is up.
+	ErrUnavailable = errors.New("issuer link unavailable")
+	// ErrTimeout: the issuer did not answer within the request time-out.
+	ErrTimeout = errors.New("issuer did not answer in time")
+	// ErrBusy: the link already carries its maximum of requests in flight.
+	ErrBusy = errors.New("issuer link at its in-flight maximum")
+	// ErrClosed: the link was closed.
+	ErrClosed = errors.New("issuer link closed")
+)
+
+// Config bounds and times one issuer link.
+type Config struct {
+	IssuerID       string
+	Address        string
+	Connections    int           // pool size
+	InflightMax    int           // requests in flight over the whole link
+	RequestTimeout time.Duration // per request; the terminal gets 91 after it
+	EchoInterval   time.Duration // health check on each idle connection
+	DialTimeout    time.Duration
+	BackoffMin     time.Duration // first reconnect delay, doubled up to BackoffMax
+	BackoffMax     time.Duration
+	FrameBytesMax  int
+	Logger         zerolog.Logger
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.IssuerID == "" || c.Address == "":
+		return errors.New("link: issuer id and address are required")
+	case c.Connections < 1 || c.Connections > 64:
+		return fmt.Errorf("link %s: connections %d outside 1..64", c.IssuerID, c.Connections)
+	case c.InflightMax < 1:
+		return fmt.Errorf("link %s: inflight maximum must be positive", c.IssuerID)
+	case c.RequestTimeout <= 0 || c.EchoInterval <= 0 || c.DialTimeout <= 0:
+		return fmt.Errorf("link %s: time-outs must be positive", c.IssuerID)
+	case c.BackoffMin <= 0 || c.BackoffMax < c.BackoffMin:
+		return fmt.Errorf("link %s: backoff must be positive with max >= min", c.IssuerID)
+	case c.FrameBytesMax <= 0:
+		return fmt.Errorf("link %s: frame bound must be positive", c.IssuerID)
+	}
+	return nil
+}
+
+// Link is the pool of connections to one issuer.
+type Link struct {
+	cfg      Config
+	slots    []*slot
+	next     atomic.Uint32
+	stan     atomic.Uint32
+	inflight atomic.Int64
+	closing  chan struct{}
+	wg       sync.WaitGroup
+	// OnLateResponse, when set before Start, is called for a response that
+	// arrives after its request timed out.
+	OnLateResponse func(resp *moov.Message)
+}
+
+// New checks cfg and returns a link that is not yet connected.
+func New(cfg Config) (*Link, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	l := &Link{cfg: cfg, closing: make(chan struct{})}
+	for i := range cfg.Connections {
+		l.slots = append(l.slots, &slot{link: l, index: i})
+	}
+	return l, nil
+}
+
+// Start launches the connection supervisors. It does not wait for them.
+func (l *Link) Start() {
+	for _, s := range l.slots {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			s.supervise()
+		}()
+	}
+}
+
+// Close stops every connection; pending requests fail with ErrClosed.
+func (l *Link) Close() {
+	select {
+	case <-l.closing:
+	default:
+		close(l.closing)
+	}
+	for _, s := range l.slots {
+		s.closeConn()
+	}
+	l.wg.Wait()
+}
+
+// IssuerID names the issuer this link reaches.
+func (l *Link) IssuerID() string { return l.cfg.IssuerID }
+
+// Up reports whether at least one connection is signed on.
+func (l *Link) Up() bool {
+	for _, s := range l.slots {
+		if s.current() != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// Exchange sends req to the issuer and waits for its response. It sets DE11
+// to a switch-assigned STAN; the caller sets every other field.
+func (l *Link) Exchange(ctx context.Context, req *moov.Message) (*moov.Message, error) {
+	c := l.pick()
+	if c == nil {
+		return nil, ErrUnavailable
+	}
+	if l.inflight.Add(1) > int64(l.cfg.InflightMax) {
+		l.inflight.Add(-1)
+		return nil, ErrBusy
+	}
+	defer l.inflight.Add(-1)
+	return c.exchange(ctx, req, l.cfg.RequestTimeout)
+}
+
+// pick returns the next signed-on connection, round robin, or nil.
+func (l *Link) pick() *conn {
+	n := uint32(len(l.slots))
+	start := l.next.Add(1)
+	for i := range n {
+		if c := l.slots[(start+i)%n].current(); c != nil {
+			return c
+		}
+	}
+	return nil
+}
+
+// nextSTAN returns a STAN in 000001..999999. A STAN still pending on the
+// connection (after a full wrap) is skipped by the connection itself.
+func (l *Link) nextSTAN() string {
+	for {
+		n := l.stan.Add(1) % 1000000
+		if n != 0 {
+			return fmt.Sprintf("%06d", n)
+		}
+	}
+}

@@ -1,0 +1,116 @@
+// Package authorize is the switch's authorization pipeline for token
+// transactions. The decisions (is the request well formed, may this token be
+// used here, which issuer holds the card, which response code) are pure
+// functions in this file, table-tested without sockets or clocks. Pipeline in
+// pipeline.go does the I/O around them in a fixed order: vault, issuer,
+// journal (durable), reply.
+package authorize
+
+import (
+	"time"
+
+	"github.com/tapswitch/tapswitch/iso8583"
+	"github.com/tapswitch/tapswitch/router/bintable"
+	"github.com/tapswitch/tapswitch/switch/vault"
+)
+
+// Decision is the outcome of the checks made before the issuer is asked.
+// When RC is empty the request goes to Route's issuer.
+type Decision struct {
+	RC    string
+	Route bintable.Entry
+}
+
+// CheckRequest validates what the terminal asks for, independent of the
+// token: a known processing code, an amount, our currency.
+func CheckRequest(req Request) string {
+	switch req.ProcessingCode {
+	case iso8583.ProcPurchase, iso8583.ProcRefund, iso8583.ProcTransitTopUp:
+		if req.Amount <= 0 {
+			return iso8583.RCInvalidAmount
+		}
+	case iso8583.ProcBalanceInquiry:
+	default:
+		return iso8583.RCInvalidTransaction
+	}
+	if req.Currency != iso8583.CurrencyCNY {
+		return iso8583.RCInvalidAmount
+	}
+	return ""
+}
+
+// CheckToken applies the vault's rules for one token to one request.
+func CheckToken(tok vault.Token, req Request, now time.Time) string {
+	switch tok.Status {
+	case vault.StatusActive:
+	case vault.StatusSuspended:
+		return iso8583.RCRestrictedCard
+	default:
+		return iso8583.RCNoSuchCard
+	}
+	if req.TokenExpiry != tok.TokenExpiry || expired(tok.TokenExpiry, now) {
+		return iso8583.RCExpiredCard
+	}
+	if tok.Domain.ContactlessOnly && !contactless(req.POSEntryMode) {
+		return iso8583.RCNotPermitted
+	}
+	return ""
+}
+
+// contactless reports a DE22 of 07x: contactless chip.
+func contactless(posEntryMode string) bool {
+	return len(posEntryMode) == 3 && posEntryMode[:2] == "07"
+}
+
+// expired reports whether a YYMM expiry lies before now's month. A card is
+// good through the last day of its expiry month.
+func expired(yymm string, now time.Time) bool {
+	current := now.Format("0601")
+	return yymm < current
+}
+
+// Decide runs every check before the issuer, in the order a network answers
+// them: the request itself, then the token (unknown, status, expiry,
+// domain), then the route.
+func Decide(req Request, tok vault.Token, tokenFound bool, table *bintable.Table, now time.Time) Decision {
+	if rc := CheckRequest(req); rc != "" {
+		return Decision{RC: rc}
+	}
+	if !tokenFound {
+		return Decision{RC: iso8583.RCNoSuchCard}
+	}
+	if rc := CheckToken(tok, req, now); rc != "" {
+		return Decision{RC: rc}
+	}
+	route, ok := table.Lookup(tok.PAN.Clear())
+	if !ok {
+		return Decision{RC: iso8583.RCNoRoute}
+	}
+	return Decision{Route: route}
+}
+
+// knownIssuerCodes are the issuer answers passed on to the terminal as they
+// are; anything else becomes 05 so a terminal never sees a code outside the
+// contract.
+var knownIssuerCodes = map[string]bool{
+	iso8583.RCApproved: true, iso8583.RCDoNotHonor: true, iso8583.RCInvalidTransaction: true,
+	iso8583.RCInvalidAmount: true, iso8583.RCNoSuchCard: true, iso8583.RCFormatError: true,
+	iso8583.RCInsufficientFunds: true, iso8583.RCExpiredCard: true, iso8583.RCNotPermitted: true,
+	iso8583.RCSuspectedFraud: true, iso8583.RCRestrictedCard: true, iso8583.RCSystemError: true,
+}
+
+// IssuerAnswer maps the issuer's DE39 and DE38 to what the terminal gets. An
+// approval without an authorization code is not an approval the network can
+// settle, so it is refused as a system error.
+func IssuerAnswer(rc, authCode string) (string, string) {
+	if !knownIssuerCodes[rc] {
+		return iso8583.RCDoNotHonor, ""
+	}
+	if rc == iso8583.RCApproved && authCode == "" {
+		return iso8583.RCSystemError, ""
+	}
+	if rc != iso8583.RCApproved {
+		authCode = ""
+	}
+	return rc, authCode
+}

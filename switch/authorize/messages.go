@@ -1,0 +1,113 @@
+package authorize
+
+import (
+	"time"
+
+	moov "github.com/moov-io/iso8583"
+
+	"github.com/tapswitch/tapswitch/iso8583"
+	"github.com/tapswitch/tapswitch/switch/vault"
+)
+
+// tokenRequestorFallback is used when a token record carries no requestor.
+const tokenRequestorFallback = "00000000000"
+
+// answer builds the response to a terminal. DE2 is the token the terminal
+// sent: the card number never leaves towards a terminal.
+func answer(req Request, rc, authCode string) *moov.Message {
+	m := iso8583.NewMessage()
+	m.MTI(iso8583.ResponseMTI(req.MTI))
+	m.Field(iso8583.FieldPAN, req.Token.Clear())
+	m.Field(iso8583.FieldProcessingCode, req.ProcessingCode)
+	m.Field(iso8583.FieldAmount, req.Amount.Field())
+	m.Field(iso8583.FieldTransmissionTime, req.TransmissionTime)
+	m.Field(iso8583.FieldSTAN, req.STAN)
+	m.Field(iso8583.FieldRRN, req.RRN)
+	if authCode != "" {
+		m.Field(iso8583.FieldAuthCode, authCode)
+	}
+	m.Field(iso8583.FieldResponseCode, rc)
+	m.Field(iso8583.FieldTerminalID, req.TerminalID)
+	m.Field(iso8583.FieldMerchantID, req.MerchantID)
+	m.Field(iso8583.FieldCurrency, req.Currency)
+	return m
+}
+
+// echoFields are copied from a request we could not fully read into its
+// answer, so the terminal can match it.
+var echoFields = []int{
+	iso8583.FieldPAN, iso8583.FieldProcessingCode, iso8583.FieldAmount,
+	iso8583.FieldTransmissionTime, iso8583.FieldSTAN, iso8583.FieldRRN,
+	iso8583.FieldTerminalID, iso8583.FieldMerchantID, iso8583.FieldCurrency,
+	iso8583.FieldNetworkMgmtCode,
+}
+
+// EchoAnswer answers msg with rc, echoing whatever matching fields it has.
+// It returns nil when msg's MTI has no response.
+func EchoAnswer(msg *moov.Message, rc string) *moov.Message {
+	mti, _ := msg.GetMTI()
+	respMTI := iso8583.ResponseMTI(mti)
+	if respMTI == "" {
+		return nil
+	}
+	m := iso8583.NewMessage()
+	m.MTI(respMTI)
+	for _, id := range echoFields {
+		if msg.GetField(id) != nil {
+			if v, err := msg.GetString(id); err == nil {
+				m.Field(id, v)
+			}
+		}
+	}
+	m.Field(iso8583.FieldResponseCode, rc)
+	return m
+}
+
+// networkManagementAnswer answers a terminal's 0800: sign-on, sign-off and
+// echo are acknowledged; any other DE70 is an invalid transaction.
+func networkManagementAnswer(msg *moov.Message) *moov.Message {
+	switch iso8583.FieldValue(msg, iso8583.FieldNetworkMgmtCode) {
+	case iso8583.NetSignOn, iso8583.NetSignOff, iso8583.NetEcho:
+		return EchoAnswer(msg, iso8583.RCApproved)
+	}
+	return EchoAnswer(msg, iso8583.RCInvalidTransaction)
+}
+
+// issuerRequest builds what the issuer receives: the real PAN and card
+// expiry, the token data in DE48, the switch's own transmission time. The
+// link sets DE11.
+func issuerRequest(req Request, tok vault.Token, issuerInstitution, switchInstitution string, now time.Time) *moov.Message {
+	m := iso8583.NewMessage()
+	m.MTI(req.MTI)
+	m.Field(iso8583.FieldPAN, tok.PAN.Clear())
+	m.Field(iso8583.FieldProcessingCode, req.ProcessingCode)
+	m.Field(iso8583.FieldAmount, req.Amount.Field())
+	m.Field(iso8583.FieldTransmissionTime, now.UTC().Format("0102150405"))
+	setIfPresent(m, iso8583.FieldLocalTime, req.LocalTime)
+	setIfPresent(m, iso8583.FieldLocalDate, req.LocalDate)
+	m.Field(iso8583.FieldExpiry, tok.CardExpiry)
+	m.Field(iso8583.FieldMCC, req.MCC)
+	m.Field(iso8583.FieldPOSEntryMode, req.POSEntryMode)
+	setIfPresent(m, iso8583.FieldPOSCondition, req.POSCondition)
+	m.Field(iso8583.FieldAcquirer, req.Acquirer)
+	m.Field(iso8583.FieldForwarder, switchInstitution)
+	m.Field(iso8583.FieldRRN, req.RRN)
+	m.Field(iso8583.FieldTerminalID, req.TerminalID)
+	m.Field(iso8583.FieldMerchantID, req.MerchantID)
+	setIfPresent(m, iso8583.FieldMerchantNameLocation, req.MerchantName)
+	requestor := tok.RequestorID
+	if requestor == "" {
+		requestor = tokenRequestorFallback
+	}
+	td := iso8583.TokenData{Token: req.Token, RequestorID: requestor, DeviceID: tok.DeviceID}
+	m.Field(iso8583.FieldPrivateTokenData, td.Encode())
+	m.Field(iso8583.FieldCurrency, req.Currency)
+	m.Field(iso8583.FieldReceivingInstitution, issuerInstitution)
+	return m
+}
+
+func setIfPresent(m *moov.Message, id int, v string) {
+	if v != "" {
+		m.Field(id, v)
+	}
+}

@@ -1,0 +1,218 @@
+package authorize
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	moov "github.com/moov-io/iso8583"
+	"github.com/rs/zerolog"
+
+	"github.com/tapswitch/tapswitch/iso8583"
+	"github.com/tapswitch/tapswitch/router/bintable"
+	"github.com/tapswitch/tapswitch/switch/journal"
+	"github.com/tapswitch/tapswitch/switch/vault"
+)
+
+// Issuer is one issuer as the pipeline sees it: where to send, and the
+// institution ID to put in DE100.
+type Issuer struct {
+	Institution string
+	Link        Exchanger
+}
+
+// Exchanger sends one request to an issuer and returns its answer
+// (router/link.Link in the switch, a fake in no test: tests use real links).
+type Exchanger interface {
+	Exchange(ctx context.Context, req *moov.Message) (*moov.Message, error)
+}
+
+// Deps is everything the pipeline does I/O with, handed in so the daemon
+// and the tests wire the same code.
+type Deps struct {
+	Vault       *vault.Vault
+	Keys        *vault.Keyring // seals the PAN into the journal entry
+	Table       *bintable.Table
+	Issuers     map[string]Issuer // by issuer ID
+	Journal     *journal.Journal
+	NodeID      string
+	Institution string // the switch's own institution ID, DE33 towards issuers
+	Now         func() time.Time
+	Log         zerolog.Logger
+}
+
+// Pipeline authorizes terminal requests.
+type Pipeline struct {
+	d        Deps
+	inflight keyLocks
+}
+
+// New returns a pipeline over deps.
+func New(d Deps) *Pipeline {
+	return &Pipeline{d: d, inflight: keyLocks{held: make(map[journal.Key]chan struct{})}}
+}
+
+// Handle answers one terminal message. It returns nil when the message
+// deserves no answer (a response sent to us, an MTI we do not know).
+func (p *Pipeline) Handle(ctx context.Context, msg *moov.Message) *moov.Message {
+	mti, _ := msg.GetMTI()
+	switch mti {
+	case iso8583.MTIAuthRequest, iso8583.MTIFinancialRequest:
+		return p.authorize(ctx, msg)
+	case iso8583.MTINetworkMgmtRequest:
+		return networkManagementAnswer(msg)
+	}
+	if iso8583.ResponseMTI(mti) == "" {
+		p.d.Log.Warn().Str("mti", mti).Msg("message with no response MTI dropped")
+		return nil
+	}
+	return EchoAnswer(msg, iso8583.RCInvalidTransaction)
+}
+
+// authorize is the fixed order of one authorization: parse, wait out an
+// identical request in flight, answer a duplicate from the journal, decide,
+// ask the issuer, journal durably, reply.
+func (p *Pipeline) authorize(ctx context.Context, msg *moov.Message) *moov.Message {
+	start := p.d.Now()
+	req, err := ParseRequest(msg)
+	if err != nil {
+		p.d.Log.Info().Err(err).Msg("request refused: format error")
+		return EchoAnswer(msg, iso8583.RCFormatError)
+	}
+	key := req.Key()
+	if err := p.inflight.lock(ctx, key); err != nil {
+		return answer(req, iso8583.RCSystemError, "")
+	}
+	defer p.inflight.unlock(key)
+
+	if prior, found, err := p.d.Journal.Lookup(key); err != nil {
+		p.d.Log.Error().Err(err).Msg("journal look-up failed")
+		return answer(req, iso8583.RCSystemError, "")
+	} else if found {
+		return p.duplicate(req, prior)
+	}
+	entry := p.decide(ctx, req, start)
+	if err := p.d.Journal.Append(&entry); err != nil {
+		// The issuer may have approved; without a durable record the
+		// terminal must not see an approval.
+		p.d.Log.Error().Err(err).Str("stan", req.STAN).Str("terminal", req.TerminalID).Msg("journal append failed")
+		entry.ResponseCode, entry.AuthCode = iso8583.RCSystemError, ""
+	}
+	p.logOutcome(req, entry, start)
+	return answer(req, entry.ResponseCode, entry.AuthCode)
+}
+
+// duplicate answers a request whose key is already journaled: the first
+// answer again for a retransmission, 94 for other content under the key.
+func (p *Pipeline) duplicate(req Request, prior journal.Entry) *moov.Message {
+	if prior.RequestDigest != req.Digest() {
+		p.d.Log.Info().Str("stan", req.STAN).Str("terminal", req.TerminalID).Msg("duplicate key with other content: 94")
+		return answer(req, iso8583.RCDuplicate, "")
+	}
+	p.d.Log.Info().Str("stan", req.STAN).Str("terminal", req.TerminalID).Str("rc", prior.ResponseCode).
+		Msg("retransmission answered from the journal")
+	return answer(req, prior.ResponseCode, prior.AuthCode)
+}
+
+// decide runs the checks and, when they pass, the issuer exchange, and
+// returns the journal entry of the outcome.
+func (p *Pipeline) decide(ctx context.Context, req Request, now time.Time) journal.Entry {
+	entry := newEntry(req, now, p.d.NodeID)
+	tok, err := p.d.Vault.Get(req.Token.Clear())
+	found := err == nil
+	if err != nil && !errors.Is(err, vault.ErrNotFound) {
+		p.d.Log.Error().Err(err).Msg("vault look-up failed")
+		entry.ResponseCode = iso8583.RCSystemError
+		return entry
+	}
+	d := Decide(req, tok, found, p.d.Table, now)
+	if found {
+		entry.PANSealed = p.d.Keys.Seal([]byte(tok.PAN.Clear()), journalAAD(req.Token))
+	}
+	if d.RC != "" {
+		entry.ResponseCode = d.RC
+		return entry
+	}
+	entry.IssuerID, entry.Product = d.Route.Issuer, string(d.Route.Product)
+	entry.ResponseCode, entry.AuthCode, entry.IssuerSTAN = p.askIssuer(ctx, req, tok, d.Route.Issuer, now)
+	return entry
+}
+
+// journalAAD binds a sealed PAN in the journal to its token.
+func journalAAD(token iso8583.PAN) []byte {
+	return []byte("journal:" + token.Clear())
+}
+
+// askIssuer sends the request to the issuer and maps its answer.
+func (p *Pipeline) askIssuer(ctx context.Context, req Request, tok vault.Token, issuerID string, now time.Time) (rc, authCode, issuerSTAN string) {
+	is, ok := p.d.Issuers[issuerID]
+	if !ok {
+		return iso8583.RCNoRoute, "", ""
+	}
+	out := issuerRequest(req, tok, is.Institution, p.d.Institution, now)
+	resp, err := is.Link.Exchange(ctx, out)
+	issuerSTAN = iso8583.FieldValue(out, iso8583.FieldSTAN)
+	if err != nil {
+		p.d.Log.Warn().Err(err).Str("issuer", issuerID).Str("stan", req.STAN).Msg("issuer exchange failed: 91")
+		return iso8583.RCIssuerUnavailable, "", issuerSTAN
+	}
+	rc, authCode = IssuerAnswer(iso8583.FieldValue(resp, iso8583.FieldResponseCode), iso8583.FieldValue(resp, iso8583.FieldAuthCode))
+	return rc, authCode, issuerSTAN
+}
+
+func newEntry(req Request, now time.Time, node string) journal.Entry {
+	return journal.Entry{
+		Time: now.UTC(), NodeID: node, MTI: req.MTI, ProcessingCode: req.ProcessingCode,
+		Amount: req.Amount, Currency: req.Currency, TerminalID: req.TerminalID,
+		STAN: req.STAN, TransmissionTime: req.TransmissionTime, RRN: req.RRN,
+		MerchantID: req.MerchantID, MCC: req.MCC, Acquirer: req.Acquirer,
+		Token: req.Token.Clear(), RequestDigest: req.Digest(),
+	}
+}
+
+func (p *Pipeline) logOutcome(req Request, e journal.Entry, start time.Time) {
+	ev := p.d.Log.Debug()
+	if !ev.Enabled() {
+		return
+	}
+	ev.Str("mti", req.MTI).Str("pc", req.ProcessingCode).Stringer("token", req.Token).
+		Int64("amount", int64(req.Amount)).Str("terminal", req.TerminalID).Str("stan", req.STAN).
+		Str("rrn", req.RRN).Str("issuer", e.IssuerID).Str("rc", e.ResponseCode).
+		Uint64("seq", e.Seq).Str("day", e.BusinessDay).
+		Int64("switch_us", p.d.Now().Sub(start).Microseconds()).Msg("authorization")
+}
+
+// keyLocks lets one request per duplicate key through at a time, so a
+// retransmission that arrives while the original is still at the issuer
+// waits for the original's journal entry instead of charging twice.
+type keyLocks struct {
+	mu   sync.Mutex
+	held map[journal.Key]chan struct{}
+}
+
+func (k *keyLocks) lock(ctx context.Context, key journal.Key) error {
+	for {
+		k.mu.Lock()
+		wait, busy := k.held[key]
+		if !busy {
+			k.held[key] = make(chan struct{})
+			k.mu.Unlock()
+			return nil
+		}
+		k.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (k *keyLocks) unlock(key journal.Key) {
+	k.mu.Lock()
+	done := k.held[key]
+	delete(k.held, key)
+	k.mu.Unlock()
+	close(done)
+}

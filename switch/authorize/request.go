@@ -1,0 +1,105 @@
+package authorize
+
+import (
+	"crypto/sha256"
+	"fmt"
+
+	moov "github.com/moov-io/iso8583"
+
+	"github.com/tapswitch/tapswitch/iso8583"
+	"github.com/tapswitch/tapswitch/switch/journal"
+)
+
+// Request is a terminal's 0100 or 0200, read off the wire and checked.
+type Request struct {
+	MTI              string
+	ProcessingCode   string
+	Token            iso8583.PAN
+	TokenExpiry      string // YYMM
+	Amount           iso8583.Amount
+	Currency         string
+	TransmissionTime string // MMDDhhmmss
+	STAN             string
+	LocalTime        string
+	LocalDate        string
+	MCC              string
+	POSEntryMode     string
+	POSCondition     string
+	Acquirer         string
+	RRN              string
+	TerminalID       string
+	MerchantID       string
+	MerchantName     string
+	ICC              []byte
+}
+
+// mandatoryFields are the data elements a terminal's 0100/0200 must carry.
+// DE18, DE32 and DE37 are mandatory because settlement needs them: the fee
+// depends on the MCC, the acquirer is the bank paid, the RRN ties the
+// clearing record to the terminal's receipt.
+var mandatoryFields = []int{
+	iso8583.FieldPAN, iso8583.FieldProcessingCode, iso8583.FieldAmount,
+	iso8583.FieldTransmissionTime, iso8583.FieldSTAN, iso8583.FieldExpiry,
+	iso8583.FieldMCC, iso8583.FieldPOSEntryMode, iso8583.FieldAcquirer,
+	iso8583.FieldRRN, iso8583.FieldTerminalID, iso8583.FieldMerchantID,
+	iso8583.FieldCurrency,
+}
+
+// ParseRequest reads a terminal's authorization or financial request. An
+// error means the answer is 30 (format error).
+func ParseRequest(msg *moov.Message) (Request, error) {
+	for _, id := range mandatoryFields {
+		if msg.GetField(id) == nil {
+			return Request{}, fmt.Errorf("mandatory DE%d missing", id)
+		}
+	}
+	get := func(id int) string { return iso8583.FieldValue(msg, id) }
+	r := Request{
+		ProcessingCode:   get(iso8583.FieldProcessingCode),
+		Token:            iso8583.PAN(get(iso8583.FieldPAN)),
+		TokenExpiry:      get(iso8583.FieldExpiry),
+		Currency:         get(iso8583.FieldCurrency),
+		TransmissionTime: get(iso8583.FieldTransmissionTime),
+		STAN:             get(iso8583.FieldSTAN),
+		MCC:              get(iso8583.FieldMCC),
+		POSEntryMode:     get(iso8583.FieldPOSEntryMode),
+		Acquirer:         get(iso8583.FieldAcquirer),
+		RRN:              get(iso8583.FieldRRN),
+		TerminalID:       get(iso8583.FieldTerminalID),
+		MerchantID:       get(iso8583.FieldMerchantID),
+		MerchantName:     get(iso8583.FieldMerchantNameLocation),
+	}
+	r.MTI, _ = msg.GetMTI()
+	r.LocalTime = get(iso8583.FieldLocalTime)
+	r.LocalDate = get(iso8583.FieldLocalDate)
+	r.POSCondition = get(iso8583.FieldPOSCondition)
+	if msg.GetField(iso8583.FieldICC) != nil {
+		r.ICC, _ = msg.GetBytes(iso8583.FieldICC)
+	}
+	amount, err := iso8583.ParseAmountField(get(iso8583.FieldAmount))
+	if err != nil {
+		return Request{}, err
+	}
+	r.Amount = amount
+	if len(r.Token) < 13 {
+		return Request{}, fmt.Errorf("DE2 of %d digits is too short for a token", len(r.Token))
+	}
+	if r.TerminalID == "" || r.RRN == "" || r.MerchantID == "" {
+		return Request{}, fmt.Errorf("DE37, DE41 and DE42 must not be blank")
+	}
+	return r, nil
+}
+
+// Key is the duplicate key: the same terminal, STAN and transmission time is
+// the same transaction.
+func (r Request) Key() journal.Key {
+	return journal.Key{TerminalID: r.TerminalID, STAN: r.STAN, TransmissionTime: r.TransmissionTime}
+}
+
+// Digest fingerprints what the request asks for, so that a second request
+// under the same key can be told apart from a retransmission.
+func (r Request) Digest() [32]byte {
+	return sha256.Sum256(fmt.Appendf(nil, "%s|%s|%s|%s|%d|%s|%s|%s|%s|%s|%s",
+		r.MTI, r.ProcessingCode, r.Token.Clear(), r.TokenExpiry, r.Amount, r.Currency,
+		r.RRN, r.MerchantID, r.MCC, r.Acquirer, r.POSEntryMode))
+}

@@ -1,0 +1,183 @@
+package daemon
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/tapswitch/tapswitch/bench/issuersim"
+	"github.com/tapswitch/tapswitch/bench/wallet"
+	"github.com/tapswitch/tapswitch/bench/world"
+	"github.com/tapswitch/tapswitch/iso8583"
+	"github.com/tapswitch/tapswitch/switch/node"
+	"github.com/tapswitch/tapswitch/switch/vault"
+)
+
+// Dev-mode constants: the demo wallet's device, account and requestor.
+const (
+	devCardsPerBIN  = 200
+	devDeviceID     = "DEV-PHONE-0001"
+	devAccount      = "dev@wallet"
+	devRequestorID  = "40010075001"
+	devKeyFileName  = "dev-vault.keys"
+	devUnknownLabel = "unknown"
+)
+
+// demoOutcome is what a tap of each demo card gets, written into the wallet
+// so a user can check the switch against it.
+var demoOutcome = map[string]string{
+	"approve": "00", "insufficient": "51", "expired": "54",
+	"suspended": "62", devUnknownLabel: "14", "transit": "00",
+}
+
+// DevWorld is a switch node with the simulated world around it.
+type DevWorld struct {
+	Node       *node.Node
+	Fleet      *issuersim.Fleet
+	WalletPath string
+	Data       string
+}
+
+// Close shuts the node down (draining terminals), then the issuers.
+func (d *DevWorld) Close() error {
+	err := d.Node.Shutdown()
+	d.Fleet.Close()
+	return err
+}
+
+// runDev is switchd -dev: simulated issuers on free loopback ports, a vault
+// key generated into the data directory, demo tokens in the vault, a dev
+// wallet file, a log line per transaction.
+func runDev(ctx context.Context, cfg node.Config, opts Options) error {
+	cfg.Data = wallet.DevDataDir()
+	cfg.LogLevel = "debug"
+	applyOverrides(&cfg, opts)
+	log, err := newLogger(cfg.LogLevel, opts.Out, true)
+	if err != nil {
+		return err
+	}
+	d, err := StartDev(cfg, opts.Seed, log)
+	if err != nil {
+		return err
+	}
+	defer d.Fleet.Close()
+	printBanner(opts.Out, d)
+	return serveUntilDone(ctx, d.Node, log)
+}
+
+// StartDev builds the dev world for cfg (its key settings are replaced by a
+// key file generated in cfg.Data) and starts serving.
+func StartDev(cfg node.Config, seed int64, log zerolog.Logger) (*DevWorld, error) {
+	cfg.KeyFile, cfg.KeyEnv = filepath.Join(cfg.Data, devKeyFileName), ""
+	if err := ensureDevKeys(cfg.Data, cfg.KeyFile); err != nil {
+		return nil, err
+	}
+	list, table, err := cfg.Network()
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	demo := world.Demo(table, now)
+	cards := world.Generate(table, seed, devCardsPerBIN, now)
+	for _, d := range demo {
+		cards = append(cards, d.Card)
+	}
+	fleet, err := issuersim.StartAll("127.0.0.1", list, cards, issuersim.Faults{}, seed,
+		log.With().Str("component", "issuersim").Logger())
+	if err != nil {
+		return nil, fmt.Errorf("simulated issuers: %w", err)
+	}
+	overrides := make(map[string]string, len(list))
+	for _, is := range list {
+		overrides[is.ID] = fleet.Addr(is.ID)
+	}
+	n, err := node.Open(cfg, log, overrides)
+	if err != nil {
+		fleet.Close()
+		return nil, err
+	}
+	d := &DevWorld{Node: n, Fleet: fleet, Data: cfg.Data, WalletPath: filepath.Join(cfg.Data, wallet.DevFileName)}
+	if err := seedDemo(n, cfg.TokenBINs[0], demo, d.WalletPath); err != nil {
+		d.Close()
+		return nil, err
+	}
+	n.Start()
+	return d, nil
+}
+
+func ensureDevKeys(dir, path string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return vault.GenerateKeyringFile(path)
+	}
+	return nil
+}
+
+// seedDemo puts a token for every demo card in the vault (idempotently: the
+// numbers derive from the labels) and writes the dev wallet.
+func seedDemo(n *node.Node, tokenBIN string, demo []world.DemoCard, walletPath string) error {
+	w := wallet.File{Switch: n.TerminalAddr()}
+	for _, d := range demo {
+		tok := vault.Token{
+			Token: devToken(tokenBIN, d.Label), PAN: d.Card.PAN,
+			CardExpiry: d.Card.Expiry, TokenExpiry: d.Card.Expiry, Status: vault.StatusActive,
+			DeviceID: devDeviceID, WalletAccount: devAccount, RequestorID: devRequestorID,
+			Domain: vault.Domain{ContactlessOnly: true}, CreatedAt: time.Now().UTC(),
+		}
+		if d.Label == "suspended" {
+			tok.Status = vault.StatusSuspended
+		}
+		if err := n.Vault.Put(tok); err != nil {
+			return fmt.Errorf("seeding demo token %s: %w", d.Label, err)
+		}
+		w.Cards = append(w.Cards, wallet.Card{
+			Label: d.Label, Token: tok.Token.Clear(), TokenExpiry: tok.TokenExpiry, DeviceID: devDeviceID,
+			Issuer: d.Card.IssuerID, Product: string(d.Card.Product), Outcome: demoOutcome[d.Label],
+		})
+	}
+	unknown := devToken(tokenBIN, devUnknownLabel)
+	w.Cards = append(w.Cards, wallet.Card{
+		Label: devUnknownLabel, Token: unknown.Clear(), TokenExpiry: time.Now().AddDate(3, 0, 0).Format("0601"),
+		DeviceID: devDeviceID, Outcome: demoOutcome[devUnknownLabel],
+	})
+	return wallet.Save(walletPath, w)
+}
+
+// devToken derives a Luhn-valid 16-digit token from the token BIN and a
+// label, so every dev start finds the same numbers.
+func devToken(bin, label string) iso8583.PAN {
+	sum := sha256.Sum256([]byte("tapswitch-dev-token:" + label))
+	body := []byte(bin)
+	for i := 0; len(body) < 15; i++ {
+		body = append(body, '0'+sum[i]%10)
+	}
+	return iso8583.PAN(string(body) + string(iso8583.LuhnCheckDigit(string(body))))
+}
+
+func printBanner(out io.Writer, d *DevWorld) {
+	if out == nil {
+		out = os.Stderr
+	}
+	fmt.Fprintf(out, `
+tapswitch dev switch is up
+  terminals  %s   (ISO 8583:1987, 2-byte length header; docs/wire.md)
+  admin      http://%s   (/healthz /readyz /metrics)
+  issuers    %d simulated banks and transit operators on loopback
+  data       %s
+  wallet     %s
+try, in another shell:
+  go run ./cmd/termsim pay -card approve -amount 12.34
+  cards: approve insufficient expired suspended unknown transit
+
+`, d.Node.TerminalAddr(), d.Node.AdminAddr(), len(d.Node.Issuers), d.Data, d.WalletPath)
+}

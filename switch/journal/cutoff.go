@@ -1,0 +1,65 @@
+package journal
+
+import (
+	"fmt"
+	"time"
+
+	// The default cut-off is in Asia/Shanghai; embedding the zone database
+	// keeps DefaultCutoff working in minimal containers without zoneinfo.
+	_ "time/tzdata"
+)
+
+// Cutoff is the local time of day at which a business day closes: an entry
+// decided at or after it belongs to the next day.
+type Cutoff struct {
+	Hour, Minute int
+	Location     *time.Location
+}
+
+// defaultCutoffZone is the network's home time zone.
+const defaultCutoffZone = "Asia/Shanghai"
+
+// DefaultCutoff is 23:00 Asia/Shanghai.
+func DefaultCutoff() Cutoff {
+	loc, err := time.LoadLocation(defaultCutoffZone)
+	if err != nil {
+		// time/tzdata is linked in, so this is a broken build, not bad input.
+		panic(fmt.Sprintf("journal: load %s: %v", defaultCutoffZone, err))
+	}
+	return Cutoff{Hour: 23, Minute: 0, Location: loc}
+}
+
+// String shows the cut-off as an operator writes it, e.g. "23:00 Asia/Shanghai".
+func (c Cutoff) String() string {
+	name := "<nil location>"
+	if c.Location != nil {
+		name = c.Location.String()
+	}
+	return fmt.Sprintf("%02d:%02d %s", c.Hour, c.Minute, name)
+}
+
+func (c Cutoff) validate() error {
+	if c.Location == nil {
+		return fmt.Errorf("journal: cut-off %s has no location", c)
+	}
+	if c.Hour < 0 || c.Hour > 23 || c.Minute < 0 || c.Minute > 59 {
+		return fmt.Errorf("journal: cut-off %s is not a time of day", c)
+	}
+	return nil
+}
+
+// BusinessDay returns the business day (YYYYMMDD) that t belongs to: the
+// local date of t in c.Location, plus one day when the local time of day is
+// at or after the cut-off. A cut-off of 00:00 means the day closes at
+// midnight, so the business day is simply the local date (the rule read
+// literally would label every entry with tomorrow's date).
+// c.Location must not be nil.
+func BusinessDay(t time.Time, c Cutoff) string {
+	local := t.In(c.Location)
+	y, m, d := local.Date()
+	cut := c.Hour*60 + c.Minute
+	if cut > 0 && local.Hour()*60+local.Minute() >= cut {
+		d++ // time.Date normalises the 32nd of a month and the 1st of a year
+	}
+	return time.Date(y, m, d, 12, 0, 0, 0, time.UTC).Format("20060102")
+}

@@ -1,0 +1,250 @@
+package journal
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// ErrDuplicate is returned by Append when an entry with the same Key is
+// already journaled. Nothing was written; Lookup returns the first entry,
+// whose answer the terminal should get again.
+var ErrDuplicate = errors.New("journal: an entry with this terminal, STAN and transmission time exists")
+
+// ErrCorrupt marks a record or pointer that fails its checksum, its decoding
+// or its cross-checks. It is a broken invariant: the error names the key and
+// the caller should stop, not skip the entry.
+var ErrCorrupt = errors.New("journal: corrupt")
+
+var errClosed = errors.New("journal: closed")
+
+// storeFormat pins Pebble's on-disk format by name, so upgrading Pebble does
+// not silently ratchet a journal to a format an older build cannot open.
+const storeFormat = pebble.FormatValueSeparation
+
+// stripeCount is how many locks serialise appends of one Key. Appends of
+// different keys rarely share a stripe, so they reach Pebble's commit
+// pipeline together and share an fsync.
+const stripeCount = 256
+
+// stripe is padded to a cache line so neighbouring locks do not contend on
+// one line.
+type stripe struct {
+	mu sync.Mutex
+	_  [56]byte
+}
+
+// Options configure Open. The zero value uses DefaultCutoff.
+type Options struct{ Cutoff Cutoff }
+
+// Journal is a node's journal. Its methods are safe for concurrent use.
+type Journal struct {
+	db      *pebble.DB
+	cutoff  Cutoff
+	seq     atomic.Uint64 // the last Seq handed out
+	seed    maphash.Seed
+	life    lifecycle
+	stripes [stripeCount]stripe
+}
+
+// Open opens (creating if needed) the journal in dir and resumes Seq after
+// the largest one stored. It reads the last record of every day to do so,
+// so a damaged tail is reported here rather than after new appends.
+func Open(dir string, opts Options) (*Journal, error) {
+	c := opts.Cutoff
+	if c == (Cutoff{}) {
+		c = DefaultCutoff()
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	db, err := pebble.Open(dir, &pebble.Options{FormatMajorVersion: storeFormat})
+	if err != nil {
+		return nil, fmt.Errorf("journal: open %s: %w", dir, err)
+	}
+	j := &Journal{db: db, cutoff: c, seed: maphash.MakeSeed()}
+	j.life.idle.L = &j.life.mu
+	last, err := j.lastSeq()
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("journal: open %s: %w", dir, err)
+	}
+	j.seq.Store(last)
+	return j, nil
+}
+
+// Close waits for calls in progress, then closes the store. Calls after
+// Close return an error.
+func (j *Journal) Close() error {
+	if !j.life.close() {
+		return errClosed
+	}
+	return j.db.Close()
+}
+
+// Cutoff returns the cut-off Append assigns business days with.
+func (j *Journal) Cutoff() Cutoff { return j.cutoff }
+
+// Checkpoint writes a consistent copy of the journal to dir, which must not
+// exist. Pebble locks a live store's directory, so a settlement run while
+// the switch is up reads a checkpoint rather than the store itself.
+func (j *Journal) Checkpoint(dir string) error {
+	if !j.life.enter() {
+		return errClosed
+	}
+	defer j.life.leave()
+	if err := j.db.Checkpoint(dir); err != nil {
+		return fmt.Errorf("journal: checkpoint to %s: %w", dir, err)
+	}
+	return nil
+}
+
+// scratch holds one append's encoded keys and values; pooled so that the
+// hot path does not allocate them (the batch copies what it needs).
+type scratch struct {
+	entryKey, index, pointer, record []byte
+}
+
+var scratchPool = sync.Pool{New: func() any {
+	return &scratch{
+		entryKey: make([]byte, 0, entryKeyBytes),
+		index:    make([]byte, 0, indexKeyBytesMax),
+		pointer:  make([]byte, 0, pointerBytes),
+		record:   make([]byte, 0, 512),
+	}
+}}
+
+// Append assigns e's Seq and BusinessDay and makes it durable: the record
+// and its index pointer in one batch committed with pebble.Sync. It returns
+// ErrDuplicate, writing nothing and leaving e unchanged, if an entry with
+// e.Key() exists, and a validation error for a malformed entry.
+func (j *Journal) Append(e *Entry) error {
+	if err := e.validate(); err != nil {
+		return err
+	}
+	if !j.life.enter() {
+		return errClosed
+	}
+	defer j.life.leave()
+	s := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(s)
+
+	k := e.Key()
+	s.index = appendIndexKey(s.index[:0], k)
+	st := &j.stripes[maphash.Bytes(j.seed, s.index)%stripeCount]
+	// Held across check and commit: a concurrent append of the same key
+	// must see this one's index pointer or wait for it.
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if err := j.checkAbsent(s.index, k); err != nil {
+		return err
+	}
+	rec := *e
+	rec.Seq, rec.BusinessDay = j.seq.Add(1), BusinessDay(e.Time, j.cutoff)
+	s.entryKey = appendEntryKey(s.entryKey[:0], rec.BusinessDay, rec.Seq)
+	s.record = appendRecord(s.record[:0], &rec)
+	s.pointer = appendPointer(s.pointer[:0], rec.BusinessDay, rec.Seq)
+	if err := j.commit(s); err != nil {
+		return fmt.Errorf("journal: append %s as %s: %w", indexKeyName(k), entryKeyName(s.entryKey), err)
+	}
+	e.Seq, e.BusinessDay = rec.Seq, rec.BusinessDay
+	return nil
+}
+
+// checkAbsent returns ErrDuplicate if the index key exists.
+func (j *Journal) checkAbsent(index []byte, k Key) error {
+	_, closer, err := j.db.Get(index)
+	switch {
+	case err == nil:
+		_ = closer.Close()
+		return ErrDuplicate
+	case errors.Is(err, pebble.ErrNotFound):
+		return nil
+	default:
+		return fmt.Errorf("journal: look up %s: %w", indexKeyName(k), err)
+	}
+}
+
+// commit writes the entry and its pointer atomically and durably.
+func (j *Journal) commit(s *scratch) error {
+	b := j.db.NewBatch()
+	defer b.Close()
+	if err := b.Set(s.entryKey, s.record, nil); err != nil {
+		return err
+	}
+	if err := b.Set(s.index, s.pointer, nil); err != nil {
+		return err
+	}
+	return b.Commit(pebble.Sync)
+}
+
+// Lookup returns the entry with key k, if any. A key that no entry could
+// have (it fails Append's validation) is an error, not a miss, so a caller
+// that forgot to validate a request finds out.
+func (j *Journal) Lookup(k Key) (Entry, bool, error) {
+	probe := Entry{TerminalID: k.TerminalID, STAN: k.STAN, TransmissionTime: k.TransmissionTime}
+	if err := probe.validateKey(); err != nil {
+		return Entry{}, false, err
+	}
+	if !j.life.enter() {
+		return Entry{}, false, errClosed
+	}
+	defer j.life.leave()
+	day, seq, found, err := j.readPointer(k)
+	if err != nil || !found {
+		return Entry{}, false, err
+	}
+	ek := appendEntryKey(make([]byte, 0, entryKeyBytes), day, seq)
+	v, closer, err := j.db.Get(ek)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return Entry{}, false, fmt.Errorf("%w: index %s points to %s, which is missing", ErrCorrupt, indexKeyName(k), entryKeyName(ek))
+	}
+	if err != nil {
+		return Entry{}, false, fmt.Errorf("journal: read %s: %w", entryKeyName(ek), err)
+	}
+	e, err := decodeEntry(ek, v)
+	_ = closer.Close()
+	if err != nil {
+		return Entry{}, false, err
+	}
+	if e.Key() != k {
+		return Entry{}, false, fmt.Errorf("%w: index %s points to %s, which holds %s", ErrCorrupt, indexKeyName(k), entryKeyName(ek), indexKeyName(e.Key()))
+	}
+	return e, true, nil
+}
+
+// readPointer reads and checks the index pointer of k.
+func (j *Journal) readPointer(k Key) (day string, seq uint64, found bool, err error) {
+	v, closer, err := j.db.Get(appendIndexKey(make([]byte, 0, indexKeyBytesMax), k))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return "", 0, false, nil
+	}
+	if err != nil {
+		return "", 0, false, fmt.Errorf("journal: look up %s: %w", indexKeyName(k), err)
+	}
+	day, seq, err = decodePointer(v)
+	_ = closer.Close()
+	if err != nil {
+		return "", 0, false, fmt.Errorf("%w: index %s: %v", ErrCorrupt, indexKeyName(k), err)
+	}
+	return day, seq, true, nil
+}
+
+// decodeEntry decodes the record stored under entry key ek and checks that
+// it is the record the key says it is.
+func decodeEntry(ek, v []byte) (Entry, error) {
+	e, err := decodeRecord(v)
+	if err != nil {
+		return Entry{}, fmt.Errorf("%w: record %s: %v", ErrCorrupt, entryKeyName(ek), err)
+	}
+	if len(ek) != entryKeyBytes || string(ek[1:1+dayBytes]) != e.BusinessDay ||
+		binary.BigEndian.Uint64(ek[1+dayBytes:]) != e.Seq {
+		return Entry{}, fmt.Errorf("%w: record %s holds day %s Seq %d", ErrCorrupt, entryKeyName(ek), e.BusinessDay, e.Seq)
+	}
+	return e, nil
+}

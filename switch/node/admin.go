@@ -1,0 +1,49 @@
+package node
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// adminHandler serves the operator endpoints.
+func (n *Node) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", n.ready)
+	mux.Handle("GET /metrics", promhttp.Handler())
+	return mux
+}
+
+// ready is 200 when the switch can approve something: at least one issuer
+// link is signed on. The body lists every link's state.
+func (n *Node) ready(w http.ResponseWriter, _ *http.Request) {
+	links := make(map[string]string, len(n.links))
+	anyUp := false
+	for _, l := range n.links {
+		state := "down"
+		if l.Up() {
+			state, anyUp = "up", true
+		}
+		links[l.IssuerID()] = state
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if !anyUp {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	json.NewEncoder(w).Encode(map[string]any{"ready": anyUp, "issuer_links": links})
+}
+
+// LinksUp counts the issuer links with at least one signed-on connection.
+func (n *Node) LinksUp() int {
+	up := 0
+	for _, l := range n.links {
+		if l.Up() {
+			up++
+		}
+	}
+	return up
+}

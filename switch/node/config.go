@@ -1,0 +1,158 @@
+package node
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+	_ "time/tzdata" // the cut-off time zone must load on machines without zoneinfo
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/tapswitch/tapswitch/configs"
+	"github.com/tapswitch/tapswitch/router/bintable"
+	"github.com/tapswitch/tapswitch/router/issuers"
+	"github.com/tapswitch/tapswitch/switch/journal"
+)
+
+// Config is switchd's configuration, read from YAML (configs/switch.yaml).
+type Config struct {
+	NodeID          string        `yaml:"node_id"`
+	Institution     string        `yaml:"institution"`
+	Listen          string        `yaml:"listen"`
+	Admin           string        `yaml:"admin"`
+	Data            string        `yaml:"data"`
+	KeyFile         string        `yaml:"key_file"`
+	KeyEnv          string        `yaml:"key_env"`
+	IssuersFile     string        `yaml:"issuers_file"`
+	BinsFile        string        `yaml:"bins_file"`
+	TokenBINs       []string      `yaml:"token_bins"`
+	Cutoff          string        `yaml:"cutoff"`
+	Timezone        string        `yaml:"timezone"`
+	LogLevel        string        `yaml:"log_level"`
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	Terminals       struct {
+		ConnectionsMax           int           `yaml:"connections_max"`
+		InflightPerConnectionMax int           `yaml:"inflight_per_connection_max"`
+		FrameBytesMax            int           `yaml:"frame_bytes_max"`
+		IdleTimeout              time.Duration `yaml:"idle_timeout"`
+		WriteTimeout             time.Duration `yaml:"write_timeout"`
+	} `yaml:"terminals"`
+	IssuerLinks struct {
+		Connections    int           `yaml:"connections"`
+		InflightMax    int           `yaml:"inflight_max"`
+		RequestTimeout time.Duration `yaml:"request_timeout"`
+		EchoInterval   time.Duration `yaml:"echo_interval"`
+		DialTimeout    time.Duration `yaml:"dial_timeout"`
+		BackoffMin     time.Duration `yaml:"backoff_min"`
+		BackoffMax     time.Duration `yaml:"backoff_max"`
+	} `yaml:"issuer_links"`
+}
+
+// LoadConfig reads a config file; "" means the built-in default.
+func LoadConfig(path string) (Config, error) {
+	doc := configs.Switch
+	if path != "" {
+		var err error
+		if doc, err = os.ReadFile(path); err != nil {
+			return Config{}, fmt.Errorf("config: %w", err)
+		}
+	}
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(doc))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", orDefault(path), err)
+	}
+	return c, nil
+}
+
+func orDefault(path string) string {
+	if path == "" {
+		return "(built-in configs/switch.yaml)"
+	}
+	return path
+}
+
+// CutoffSpec parses cutoff and timezone.
+func (c Config) CutoffSpec() (journal.Cutoff, error) {
+	loc, err := time.LoadLocation(c.Timezone)
+	if err != nil {
+		return journal.Cutoff{}, fmt.Errorf("config timezone %q: %w", c.Timezone, err)
+	}
+	hh, mm, ok := strings.Cut(c.Cutoff, ":")
+	h, errH := strconv.Atoi(hh)
+	m, errM := strconv.Atoi(mm)
+	if !ok || errH != nil || errM != nil || h < 0 || h > 23 || m < 0 || m > 59 {
+		return journal.Cutoff{}, fmt.Errorf("config cutoff %q: want HH:MM", c.Cutoff)
+	}
+	return journal.Cutoff{Hour: h, Minute: m, Location: loc}, nil
+}
+
+// Network reads the issuer directory and BIN table the config names, and
+// checks they agree: every BIN's issuer is listed, no token BIN is a card BIN.
+func (c Config) Network() ([]issuers.Issuer, *bintable.Table, error) {
+	issuerDoc, err := readOr(c.IssuersFile, configs.Issuers)
+	if err != nil {
+		return nil, nil, err
+	}
+	binDoc, err := readOr(c.BinsFile, configs.Bins)
+	if err != nil {
+		return nil, nil, err
+	}
+	list, err := issuers.Parse(issuerDoc)
+	if err != nil {
+		return nil, nil, err
+	}
+	table, err := bintable.Parse(binDoc)
+	if err != nil {
+		return nil, nil, err
+	}
+	known := make(map[string]bool, len(list))
+	for _, is := range list {
+		known[is.ID] = true
+	}
+	for _, e := range table.Entries() {
+		if !known[e.Issuer] {
+			return nil, nil, fmt.Errorf("bin %s names issuer %s, which the issuer list lacks", e.Prefix, e.Issuer)
+		}
+	}
+	for _, tb := range c.TokenBINs {
+		if e, ok := table.Lookup(tb + "0000000000"); ok {
+			return nil, nil, fmt.Errorf("token bin %s falls in card bin %s of %s", tb, e.Prefix, e.Issuer)
+		}
+	}
+	return list, table, nil
+}
+
+func readOr(path string, builtIn []byte) ([]byte, error) {
+	if path == "" {
+		return builtIn, nil
+	}
+	doc, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return doc, nil
+}
+
+// validate checks what Open relies on.
+func (c Config) validate() error {
+	switch {
+	case c.NodeID == "":
+		return fmt.Errorf("config: node_id is required")
+	case len(c.Institution) != 8:
+		return fmt.Errorf("config: institution %q must be 8 digits", c.Institution)
+	case c.Listen == "" || c.Admin == "" || c.Data == "":
+		return fmt.Errorf("config: listen, admin and data are required")
+	case c.KeyFile == "" && c.KeyEnv == "":
+		return fmt.Errorf("config: key_file or key_env is required")
+	case len(c.TokenBINs) == 0:
+		return fmt.Errorf("config: token_bins is required")
+	case c.ShutdownTimeout <= 0:
+		return fmt.Errorf("config: shutdown_timeout must be positive")
+	}
+	return nil
+}

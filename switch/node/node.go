@@ -1,0 +1,217 @@
+// Package node assembles one switch node: vault, journal, issuer links,
+// the authorization pipeline, the terminal server and the admin HTTP
+// listener, opened in that order and closed in reverse.
+//
+// Shutdown order matters for money: terminals drain first (every request in
+// flight finishes and its answer is written), then the issuer links close,
+// then the journal and vault. Nothing is journaled after the journal closes
+// because nothing is being processed by then.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/tapswitch/tapswitch/router/bintable"
+	"github.com/tapswitch/tapswitch/router/issuers"
+	"github.com/tapswitch/tapswitch/router/link"
+	"github.com/tapswitch/tapswitch/switch/authorize"
+	"github.com/tapswitch/tapswitch/switch/journal"
+	"github.com/tapswitch/tapswitch/switch/terminal"
+	"github.com/tapswitch/tapswitch/switch/vault"
+)
+
+// Node is one running switch.
+type Node struct {
+	cfg       Config
+	log       zerolog.Logger
+	Vault     *vault.Vault
+	Keys      *vault.Keyring
+	Journal   *journal.Journal
+	Table     *bintable.Table
+	Issuers   []issuers.Issuer
+	links     []*link.Link
+	server    *terminal.Server
+	termLn    net.Listener
+	admin     *http.Server
+	adminLn   net.Listener
+	serveErrs chan error
+	closeOnce sync.Once
+}
+
+// Open opens the stores, starts the issuer links and binds both listeners.
+// It serves nothing until Start. addressOverride replaces issuer addresses
+// by ID (switchd -dev points the links at its in-process simulators).
+func Open(cfg Config, log zerolog.Logger, addressOverride map[string]string) (_ *Node, err error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, log: log, serveErrs: make(chan error, 2)}
+	defer func() {
+		if err != nil {
+			n.closeStores()
+		}
+	}()
+	if err := n.openStores(); err != nil {
+		return nil, err
+	}
+	if n.Issuers, n.Table, err = cfg.Network(); err != nil {
+		return nil, err
+	}
+	pipelineIssuers, err := n.startLinks(addressOverride)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.bind(pipelineIssuers); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *Node) openStores() error {
+	if err := os.MkdirAll(n.cfg.Data, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	keys, err := n.loadKeys()
+	if err != nil {
+		return err
+	}
+	n.Keys = keys
+	if n.Vault, err = vault.Open(filepath.Join(n.cfg.Data, "vault"), keys); err != nil {
+		return fmt.Errorf("vault: %w", err)
+	}
+	cutoff, err := n.cfg.CutoffSpec()
+	if err != nil {
+		return err
+	}
+	if n.Journal, err = journal.Open(filepath.Join(n.cfg.Data, "journal"), journal.Options{Cutoff: cutoff}); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	return nil
+}
+
+func (n *Node) loadKeys() (*vault.Keyring, error) {
+	if n.cfg.KeyEnv != "" && os.Getenv(n.cfg.KeyEnv) != "" {
+		return vault.LoadKeyringEnv(n.cfg.KeyEnv)
+	}
+	if n.cfg.KeyFile == "" {
+		return nil, fmt.Errorf("vault keys: environment variable %s is empty and no key_file is set", n.cfg.KeyEnv)
+	}
+	return vault.LoadKeyringFile(n.cfg.KeyFile)
+}
+
+// startLinks starts one link per issuer.
+func (n *Node) startLinks(addressOverride map[string]string) (map[string]authorize.Issuer, error) {
+	lc := n.cfg.IssuerLinks
+	out := make(map[string]authorize.Issuer, len(n.Issuers))
+	for _, is := range n.Issuers {
+		addr := is.Address
+		if a, ok := addressOverride[is.ID]; ok {
+			addr = a
+		}
+		l, err := link.New(link.Config{
+			IssuerID: is.ID, Address: addr, Connections: lc.Connections, InflightMax: lc.InflightMax,
+			RequestTimeout: lc.RequestTimeout, EchoInterval: lc.EchoInterval, DialTimeout: lc.DialTimeout,
+			BackoffMin: lc.BackoffMin, BackoffMax: lc.BackoffMax,
+			FrameBytesMax: n.cfg.Terminals.FrameBytesMax, Logger: n.log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		l.Start()
+		n.links = append(n.links, l)
+		out[is.ID] = authorize.Issuer{Institution: is.Institution, Link: l}
+	}
+	return out, nil
+}
+
+// bind builds the pipeline and terminal server and opens both listeners.
+func (n *Node) bind(pipelineIssuers map[string]authorize.Issuer) error {
+	pipeline := authorize.New(authorize.Deps{
+		Vault: n.Vault, Keys: n.Keys, Table: n.Table, Issuers: pipelineIssuers,
+		Journal: n.Journal, NodeID: n.cfg.NodeID, Institution: n.cfg.Institution,
+		Now: time.Now, Log: n.log,
+	})
+	tc := n.cfg.Terminals
+	srv, err := terminal.New(terminal.Config{
+		ConnectionsMax: tc.ConnectionsMax, InflightPerConnectionMax: tc.InflightPerConnectionMax,
+		FrameBytesMax: tc.FrameBytesMax, IdleTimeout: tc.IdleTimeout, WriteTimeout: tc.WriteTimeout,
+		Logger: n.log,
+	}, pipeline)
+	if err != nil {
+		return err
+	}
+	n.server = srv
+	if n.termLn, err = net.Listen("tcp", n.cfg.Listen); err != nil {
+		return fmt.Errorf("terminal listener: %w", err)
+	}
+	if n.adminLn, err = net.Listen("tcp", n.cfg.Admin); err != nil {
+		n.termLn.Close()
+		return fmt.Errorf("admin listener: %w", err)
+	}
+	n.admin = &http.Server{Handler: n.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
+	return nil
+}
+
+// TerminalAddr is the bound terminal listener address.
+func (n *Node) TerminalAddr() string { return n.termLn.Addr().String() }
+
+// AdminAddr is the bound admin listener address.
+func (n *Node) AdminAddr() string { return n.adminLn.Addr().String() }
+
+// Start serves terminals and the admin API in the background. Errors from
+// either arrive on Errors.
+func (n *Node) Start() {
+	go func() {
+		if err := n.server.Serve(n.termLn); err != nil {
+			n.serveErrs <- fmt.Errorf("terminal server: %w", err)
+		}
+	}()
+	go func() {
+		if err := n.admin.Serve(n.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.serveErrs <- fmt.Errorf("admin server: %w", err)
+		}
+	}()
+}
+
+// Errors reports a listener that failed while serving.
+func (n *Node) Errors() <-chan error { return n.serveErrs }
+
+// Shutdown drains terminals within the configured time-out, then closes
+// links, admin listener, journal and vault, in that order.
+func (n *Node) Shutdown() error {
+	var drainErr error
+	n.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ShutdownTimeout)
+		defer cancel()
+		drainErr = n.server.Shutdown(ctx)
+		for _, l := range n.links {
+			l.Close()
+		}
+		n.admin.Shutdown(ctx)
+		n.closeStores()
+	})
+	return drainErr
+}
+
+func (n *Node) closeStores() {
+	if n.Journal != nil {
+		if err := n.Journal.Close(); err != nil {
+			n.log.Error().Err(err).Msg("journal close")
+		}
+	}
+	if n.Vault != nil {
+		if err := n.Vault.Close(); err != nil {
+			n.log.Error().Err(err).Msg("vault close")
+		}
+	}
+}

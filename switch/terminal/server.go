@@ -1,0 +1,169 @@
+// Package terminal is the switch's TCP server for POS terminals.
+//
+// Each connection has one reader goroutine (frames read into a reused
+// buffer, the length checked before the payload is read), one goroutine per
+// request in flight (at most InflightPerConnectionMax; when all are busy the
+// reader stops reading, and TCP pushes back on the terminal), and one writer
+// that coalesces answers into one write per wakeup. Answers go out as they
+// complete, in any order: terminals match them by STAN.
+//
+// Bad input never takes the server down: a frame whose MTI can be read but
+// that breaks the contract is answered 30; a frame over the size bound, a
+// zero length or unreadable bytes close that one connection with a log line;
+// a panic inside a request is answered 96.
+package terminal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	moov "github.com/moov-io/iso8583"
+	"github.com/rs/zerolog"
+)
+
+// Handler answers one message; nil means no answer.
+type Handler interface {
+	Handle(ctx context.Context, msg *moov.Message) *moov.Message
+}
+
+// Config bounds the server.
+type Config struct {
+	ConnectionsMax           int           // connections at once; more are closed on accept
+	InflightPerConnectionMax int           // requests being processed per connection
+	FrameBytesMax            int           // one message, header excluded
+	IdleTimeout              time.Duration // a connection silent this long is closed
+	WriteTimeout             time.Duration // one coalesced write
+	Logger                   zerolog.Logger
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.ConnectionsMax < 1:
+		return errors.New("terminal server: connections maximum must be positive")
+	case c.InflightPerConnectionMax < 1:
+		return errors.New("terminal server: in-flight maximum must be positive")
+	case c.FrameBytesMax < 20 || c.FrameBytesMax > 65535:
+		return fmt.Errorf("terminal server: frame bound %d outside 20..65535", c.FrameBytesMax)
+	case c.IdleTimeout <= 0 || c.WriteTimeout <= 0:
+		return errors.New("terminal server: time-outs must be positive")
+	}
+	return nil
+}
+
+// Server serves terminals on one listener.
+type Server struct {
+	cfg      Config
+	handler  Handler
+	listener net.Listener
+	mu       sync.Mutex
+	conns    map[*session]struct{}
+	draining bool
+	wg       sync.WaitGroup
+	open     atomic.Int64
+}
+
+// New returns a server that passes every message to h.
+func New(cfg Config, h Handler) (*Server, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return &Server{cfg: cfg, handler: h, conns: make(map[*session]struct{})}, nil
+}
+
+// Connections is the number of terminal connections open now.
+func (s *Server) Connections() int64 { return s.open.Load() }
+
+// Serve accepts connections until Shutdown. It returns nil after Shutdown.
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	s.listener = l
+	s.mu.Unlock()
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if s.isDraining() {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return err
+		}
+		s.admit(nc)
+	}
+}
+
+// admit starts a session for nc, or closes it when the server is full or
+// draining.
+func (s *Server) admit(nc net.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.draining {
+		nc.Close()
+		return
+	}
+	if len(s.conns) >= s.cfg.ConnectionsMax {
+		s.cfg.Logger.Warn().Str("remote", nc.RemoteAddr().String()).Int("max", s.cfg.ConnectionsMax).
+			Msg("connection refused: at the connection maximum")
+		nc.Close()
+		return
+	}
+	sess := newSession(s, nc)
+	s.conns[sess] = struct{}{}
+	s.open.Add(1)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		sess.run()
+		s.mu.Lock()
+		delete(s.conns, sess)
+		s.mu.Unlock()
+		s.open.Add(-1)
+	}()
+}
+
+func (s *Server) isDraining() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.draining
+}
+
+// Shutdown stops accepting, stops reading new requests, lets every request
+// in flight finish and its answer reach the terminal, then closes the
+// connections. Requests a terminal sent but the switch had not yet read get
+// no answer and were never processed. If ctx ends first, the remaining
+// connections are closed at once.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.draining = true
+	if s.listener != nil {
+		s.listener.Close()
+	}
+	for sess := range s.conns {
+		sess.stopReading()
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		for sess := range s.conns {
+			sess.conn.Close()
+		}
+		s.mu.Unlock()
+		<-done
+		return ctx.Err()
+	}
+}

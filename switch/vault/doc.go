@@ -1,0 +1,77 @@
+// Package vault is the token vault: it maps each wallet token to the card it
+// stands for, with the token's binding (device, wallet account, requestor),
+// status, expiries and domain restrictions. It is read on every
+// authorization, so Get is one Pebble Get and one AES-GCM open.
+//
+// # Keys
+//
+// The key file is text, one key a line, base64 (standard alphabet, padded)
+// of exactly 32 random bytes:
+//
+//	# comments and blank lines are ignored
+//	index: <base64>   the HMAC-SHA256 key of the PAN index; exactly one, never rotated
+//	v1: <base64>      AES-256-GCM data keys; at least one, versions 1-65535
+//	v2: <base64>      the highest version is current: new seals use it
+//
+// GenerateKeyringFile writes one with mode 0600; LoadKeyringFile refuses a
+// file that group or others can read or write. Errors name the line, never
+// the key.
+//
+// Rotation without downtime: add v<N+1> to the file and restart. New PANs
+// are sealed under it; records sealed under older versions still open, as
+// long as their version stays in the file. Only after every record has been
+// rewritten under the new version may an old one be removed. The index key
+// does not rotate: every PAN index entry is a hash under it.
+//
+// Open checks the keyring against a probe stored in the vault at creation,
+// so a wrong key file fails at start-up, not at the first authorization.
+//
+// # Store
+//
+// Pebble, WAL on, every write committed with Sync. Keys:
+//
+//	t/<token>                       -> record (below)
+//	p/<32-byte HMAC of PAN>/<token> -> empty    look-up by PAN
+//	d/<device ID>/<token>           -> empty    look-up by device
+//	m/keycheck                      -> 32-byte HMAC of a probe | Seal(probe)
+//
+// A clear PAN never appears in a key or a value. Device IDs cannot contain
+// '/', so a device's prefix never matches another device's keys. Put writes
+// a record and its index entries in one batch and deletes the entries of the
+// record it replaces, so the indexes always match the records.
+//
+// # Record, format version 1
+//
+//	 0      1      2      3           7           11           19        23
+//	+------+------+------+-----------+-----------+------------+---------+
+//	| fmt  |status|domain| card exp  | token exp | created at | created |
+//	| = 1  |      |flags | YYMM      | YYMM      | Unix s, BE | ns, BE  |
+//	+------+------+------+-----------+-----------+------------+---------+
+//	 23
+//	+---+-----------+---+---------+---+-----------+---+------------+--------+
+//	| n | device ID | n | wallet  | n | requestor | n | sealed PAN | CRC-32C|
+//	|   | n bytes   |   | account |   | ID        |   |            | BE     |
+//	+---+-----------+---+---------+---+-----------+---+------------+--------+
+//
+// status is 1 active, 2 suspended, 3 deleted; domain bit 0 is contactless
+// only, other bits must be 0. Each n is one byte. The sealed PAN is
+// Keyring.Seal(PAN, aad = token): version, nonce, ciphertext, tag. Binding
+// it to the token means a ciphertext copied into another token's record does
+// not open. The CRC-32C (Castagnoli) covers every byte before it; GCM alone
+// covers the PAN, the CRC the clear fields. A record that fails either, or
+// any field rule on read, is ErrCorrupt.
+//
+// Rejected: encrypting the whole record. Status and device are read and
+// rewritten by SuspendDevice and SetStatus, which then never need the data
+// key, and they are not secret. Rejected too: gob or protobuf for the
+// record. A fixed layout is smaller, needs no reflection on the hot path and
+// is written down here.
+//
+// # Rules
+//
+// Tokens and PANs are 12-19 digit Luhn-valid numbers; a token never equals
+// its own PAN, nor any PAN in the vault, and a PAN is never a token in the
+// vault. Deleted is final: a deleted token cannot be reactivated or
+// replaced. A device holds at most 256 tokens and a card at most 1024,
+// deleted ones included, because they keep their index entries.
+package vault
