@@ -158,3 +158,17 @@ func FieldValue(msg *moov.Message, id int) string {
 	}
 	return v
 }
+
+// CheckField checks one field's unpadded value against the contract, as
+// Unpack does. Answers that echo a request's fields use it to leave out the
+// field that made the request malformed.
+func CheckField(id int, value []byte) error {
+	def, ok := fieldDefs[id]
+	if !ok {
+		return fmt.Errorf("DE%d is not part of the contract", id)
+	}
+	if len(value) > def.length {
+		return fmt.Errorf("DE%d longer than %d", id, def.length)
+	}
+	return def.checkValue(value)
+}

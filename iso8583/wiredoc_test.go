@@ -62,8 +62,22 @@ func docTableRows(text string) [][]string {
 	return rows
 }
 
+// firstTable returns the lines of the first table in text; the field
+// table's section also holds the subelement tables of DE48, DE54 and DE55.
+func firstTable(text string) string {
+	var out strings.Builder
+	for line := range strings.Lines(text) {
+		if strings.HasPrefix(line, "|") {
+			out.WriteString(line)
+		} else if out.Len() > 0 {
+			break
+		}
+	}
+	return out.String()
+}
+
 func TestWireDocFieldTable(t *testing.T) {
-	rows := docTableRows(docSection(t, readWireDoc(t), "Field table"))
+	rows := docTableRows(firstTable(docSection(t, readWireDoc(t), "Field table")))
 	seen := map[int]bool{}
 	for _, cells := range rows {
 		id, err := strconv.Atoi(cells[0])

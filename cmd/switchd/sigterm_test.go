@@ -30,6 +30,8 @@ func TestSIGTERMUnderLoadLosesNothing(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	data := t.TempDir()
+	began := time.Now()
+	defer func() { t.Logf("took %v", time.Since(began)) }()
 
 	proc, w := startSwitchd(t, bin, data)
 	seen := driveUntilStopped(t, w, func() {
@@ -37,6 +39,7 @@ func TestSIGTERMUnderLoadLosesNothing(t *testing.T) {
 		proc.Process.Signal(syscall.SIGTERM)
 	})
 	waitExit(t, proc)
+	t.Logf("first run stopped after %v", time.Since(began))
 	if len(seen) == 0 {
 		t.Fatal("no approvals before SIGTERM: the test proves nothing")
 	}

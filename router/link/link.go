@@ -116,6 +116,15 @@ func (l *Link) Close() {
 	l.wg.Wait()
 }
 
+func (l *Link) isClosing() bool {
+	select {
+	case <-l.closing:
+		return true
+	default:
+		return false
+	}
+}
+
 // IssuerID names the issuer this link reaches.
 func (l *Link) IssuerID() string { return l.cfg.IssuerID }
 

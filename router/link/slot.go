@@ -51,6 +51,10 @@ func (s *slot) supervise() {
 			backoff = s.link.cfg.BackoffMin
 			log.Info().Str("addr", s.link.cfg.Address).Msg("issuer link up")
 			s.serve(c)
+			if s.link.isClosing() {
+				log.Debug().Msg("issuer link closed")
+				return
+			}
 			log.Warn().Err(c.cause).Msg("issuer link down")
 		} else {
 			log.Debug().Err(err).Dur("retry_in", backoff).Msg("issuer link connect failed")

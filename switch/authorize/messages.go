@@ -42,7 +42,8 @@ var echoFields = []int{
 	iso8583.FieldNetworkMgmtCode,
 }
 
-// EchoAnswer answers msg with rc, echoing whatever matching fields it has.
+// EchoAnswer answers msg with rc, echoing whatever matching fields it has
+// that are valid (the one that made a request malformed is left out).
 // It returns nil when msg's MTI has no response.
 func EchoAnswer(msg *moov.Message, rc string) *moov.Message {
 	mti, _ := msg.GetMTI()
@@ -53,10 +54,8 @@ func EchoAnswer(msg *moov.Message, rc string) *moov.Message {
 	m := iso8583.NewMessage()
 	m.MTI(respMTI)
 	for _, id := range echoFields {
-		if msg.GetField(id) != nil {
-			if v, err := msg.GetString(id); err == nil {
-				m.Field(id, v)
-			}
+		if v := iso8583.FieldValue(msg, id); v != "" && iso8583.CheckField(id, []byte(v)) == nil {
+			m.Field(id, v)
 		}
 	}
 	m.Field(iso8583.FieldResponseCode, rc)

@@ -191,7 +191,7 @@ func assertTokens(t *testing.T, lookup func(string) ([]string, error), key strin
 	slices.Sort(got)
 	slices.Sort(wantS)
 	if !slices.Equal(got, wantS) {
-		t.Fatalf("look-up of %s = %v, want %v", iso8583.MaskPAN(key), got, wantS) // a PAN, masked; device IDs show their tail
+		t.Fatalf("look-up of %s = %v, want %v", iso8583.MaskPAN(key), got, wantS)
 	}
 }
 
