@@ -141,9 +141,10 @@ func isDigits(s string) bool {
 }
 
 // FieldValue returns a field's value as it stands on the wire, less length
-// prefix: moov strips the left zeros of a fixed numeric field on unpack, and
-// this puts them back, so a STAN of 000042 reads "000042" whether the
-// message was built or unpacked. A field that is not set reads "".
+// prefix and text padding. A fixed numeric field set short when building
+// ("42" for a STAN) reads zero-padded ("000042"), as it will be sent, so the
+// value is the same whether the message was built or unpacked. A field that
+// is not set reads "".
 func FieldValue(msg *moov.Message, id int) string {
 	if msg.GetField(id) == nil {
 		return ""

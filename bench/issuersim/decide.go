@@ -259,7 +259,10 @@ func balanceField(p bintable.Product, available iso8583.Amount) string {
 // authCode derives a 6-digit approval code from the posting's sequence, so a
 // run is reproducible; the salt keeps issuers' codes apart.
 func authCode(seq, salt uint64) string {
-	x := (seq ^ salt) * 0x9e3779b97f4a7c15
+	// Multiply before mixing in the salt, so no sequence number cancels it
+	// (seq ^ salt == 0 gave every issuer's first approval 000000).
+	x := seq*0x9e3779b97f4a7c15 ^ salt
+	x *= 0xbf58476d1ce4e5b9
 	x ^= x >> 29
 	return fmt.Sprintf("%06d", x%1_000_000)
 }

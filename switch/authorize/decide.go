@@ -100,13 +100,14 @@ var knownIssuerCodes = map[string]bool{
 }
 
 // IssuerAnswer maps the issuer's DE39 and DE38 to what the terminal gets. An
-// approval without an authorization code is not an approval the network can
-// settle, so it is refused as a system error.
-func IssuerAnswer(rc, authCode string) (string, string) {
+// approval that moves money but carries no authorization code is not one
+// the network can settle, so it is refused as a system error; a balance
+// inquiry moves no money and needs none.
+func IssuerAnswer(processingCode, rc, authCode string) (string, string) {
 	if !knownIssuerCodes[rc] {
 		return iso8583.RCDoNotHonor, ""
 	}
-	if rc == iso8583.RCApproved && authCode == "" {
+	if rc == iso8583.RCApproved && authCode == "" && processingCode != iso8583.ProcBalanceInquiry {
 		return iso8583.RCSystemError, ""
 	}
 	if rc != iso8583.RCApproved {

@@ -84,16 +84,18 @@ func TestDecide(t *testing.T) {
 }
 
 func TestIssuerAnswer(t *testing.T) {
-	cases := []struct{ rc, auth, wantRC, wantAuth string }{
-		{"00", "A1B2C3", "00", "A1B2C3"},
-		{"00", "", "96", ""},
-		{"51", "", "51", ""},
-		{"51", "XXXXXX", "51", ""},
-		{"77", "", "05", ""},
-		{"", "", "05", ""},
+	cases := []struct{ pc, rc, auth, wantRC, wantAuth string }{
+		{"000000", "00", "A1B2C3", "00", "A1B2C3"},
+		{"000000", "00", "", "96", ""},
+		{"200000", "00", "", "96", ""},
+		{"310000", "00", "", "00", ""},
+		{"000000", "51", "", "51", ""},
+		{"000000", "51", "XXXXXX", "51", ""},
+		{"000000", "77", "", "05", ""},
+		{"000000", "", "", "05", ""},
 	}
 	for _, c := range cases {
-		rc, auth := IssuerAnswer(c.rc, c.auth)
+		rc, auth := IssuerAnswer(c.pc, c.rc, c.auth)
 		if rc != c.wantRC || auth != c.wantAuth {
 			t.Errorf("IssuerAnswer(%q,%q) = %q,%q; want %q,%q", c.rc, c.auth, rc, auth, c.wantRC, c.wantAuth)
 		}

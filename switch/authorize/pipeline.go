@@ -92,15 +92,19 @@ func (p *Pipeline) authorize(ctx context.Context, msg *moov.Message) *moov.Messa
 	} else if found {
 		return p.duplicate(req, prior)
 	}
-	entry := p.decide(ctx, req, start)
+	entry, balance := p.decide(ctx, req, start)
 	if err := p.d.Journal.Append(&entry); err != nil {
 		// The issuer may have approved; without a durable record the
 		// terminal must not see an approval.
 		p.d.Log.Error().Err(err).Str("stan", req.STAN).Str("terminal", req.TerminalID).Msg("journal append failed")
-		entry.ResponseCode, entry.AuthCode = iso8583.RCSystemError, ""
+		entry.ResponseCode, entry.AuthCode, balance = iso8583.RCSystemError, "", ""
 	}
 	p.logOutcome(req, entry, start)
-	return answer(req, entry.ResponseCode, entry.AuthCode)
+	resp := answer(req, entry.ResponseCode, entry.AuthCode)
+	if balance != "" {
+		resp.Field(iso8583.FieldAdditionalAmounts, balance)
+	}
+	return resp
 }
 
 // duplicate answers a request whose key is already journaled: the first
@@ -116,15 +120,16 @@ func (p *Pipeline) duplicate(req Request, prior journal.Entry) *moov.Message {
 }
 
 // decide runs the checks and, when they pass, the issuer exchange, and
-// returns the journal entry of the outcome.
-func (p *Pipeline) decide(ctx context.Context, req Request, now time.Time) journal.Entry {
+// returns the journal entry of the outcome and the issuer's DE54 (balances,
+// for a balance inquiry), which is passed on but not journaled.
+func (p *Pipeline) decide(ctx context.Context, req Request, now time.Time) (journal.Entry, string) {
 	entry := newEntry(req, now, p.d.NodeID)
 	tok, err := p.d.Vault.Get(req.Token.Clear())
 	found := err == nil
 	if err != nil && !errors.Is(err, vault.ErrNotFound) {
 		p.d.Log.Error().Err(err).Msg("vault look-up failed")
 		entry.ResponseCode = iso8583.RCSystemError
-		return entry
+		return entry, ""
 	}
 	d := Decide(req, tok, found, p.d.Table, now)
 	if found {
@@ -132,11 +137,18 @@ func (p *Pipeline) decide(ctx context.Context, req Request, now time.Time) journ
 	}
 	if d.RC != "" {
 		entry.ResponseCode = d.RC
-		return entry
+		return entry, ""
 	}
 	entry.IssuerID, entry.Product = d.Route.Issuer, string(d.Route.Product)
-	entry.ResponseCode, entry.AuthCode, entry.IssuerSTAN = p.askIssuer(ctx, req, tok, d.Route.Issuer, now)
-	return entry
+	reply := p.askIssuer(ctx, req, tok, d.Route.Issuer, now)
+	entry.ResponseCode, entry.AuthCode, entry.IssuerSTAN = reply.rc, reply.authCode, reply.issuerSTAN
+	return entry, reply.balance
+}
+
+// issuerReply is what the terminal's answer takes from the issuer's.
+type issuerReply struct {
+	rc, authCode, issuerSTAN string
+	balance                  string // DE54
 }
 
 // journalAAD binds a sealed PAN in the journal to its token.
@@ -145,20 +157,25 @@ func journalAAD(token iso8583.PAN) []byte {
 }
 
 // askIssuer sends the request to the issuer and maps its answer.
-func (p *Pipeline) askIssuer(ctx context.Context, req Request, tok vault.Token, issuerID string, now time.Time) (rc, authCode, issuerSTAN string) {
+func (p *Pipeline) askIssuer(ctx context.Context, req Request, tok vault.Token, issuerID string, now time.Time) issuerReply {
 	is, ok := p.d.Issuers[issuerID]
 	if !ok {
-		return iso8583.RCNoRoute, "", ""
+		return issuerReply{rc: iso8583.RCNoRoute}
 	}
 	out := issuerRequest(req, tok, is.Institution, p.d.Institution, now)
 	resp, err := is.Link.Exchange(ctx, out)
-	issuerSTAN = iso8583.FieldValue(out, iso8583.FieldSTAN)
+	reply := issuerReply{issuerSTAN: iso8583.FieldValue(out, iso8583.FieldSTAN)}
 	if err != nil {
 		p.d.Log.Warn().Err(err).Str("issuer", issuerID).Str("stan", req.STAN).Msg("issuer exchange failed: 91")
-		return iso8583.RCIssuerUnavailable, "", issuerSTAN
+		reply.rc = iso8583.RCIssuerUnavailable
+		return reply
 	}
-	rc, authCode = IssuerAnswer(iso8583.FieldValue(resp, iso8583.FieldResponseCode), iso8583.FieldValue(resp, iso8583.FieldAuthCode))
-	return rc, authCode, issuerSTAN
+	reply.rc, reply.authCode = IssuerAnswer(req.ProcessingCode, iso8583.FieldValue(resp, iso8583.FieldResponseCode),
+		iso8583.FieldValue(resp, iso8583.FieldAuthCode))
+	if reply.rc == iso8583.RCApproved && req.ProcessingCode == iso8583.ProcBalanceInquiry {
+		reply.balance = iso8583.FieldValue(resp, iso8583.FieldAdditionalAmounts)
+	}
+	return reply
 }
 
 func newEntry(req Request, now time.Time, node string) journal.Entry {

@@ -96,6 +96,7 @@ func TestDemoCardsOverTCP(t *testing.T) {
 			t.Fatal(err)
 		}
 		rc, token, auth := tap(t, c, card, "TERM0001", 1234)
+		t.Logf("%s %s %s", label, rc, auth)
 		if rc != card.Outcome {
 			t.Errorf("%s: rc %s, want %s", label, rc, card.Outcome)
 		}
@@ -151,6 +152,15 @@ func TestTransitRoutesToOperator(t *testing.T) {
 	defer c.Close()
 	if rc, _, _ := tap(t, c, card, "TERM0003", 200); rc != "00" {
 		t.Fatalf("transit rc %s", rc)
+	}
+	balance := pos.Tap{Terminal: pos.DemoTerminal, ProcessingCode: iso8583.ProcBalanceInquiry, Token: card.Token,
+		TokenExpiry: card.TokenExpiry, STAN: nextTestSTAN(), Time: time.Now()}.Message()
+	resp, err := c.Do(context.Background(), balance)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc, de54 := iso8583.FieldValue(resp, iso8583.FieldResponseCode), iso8583.FieldValue(resp, iso8583.FieldAdditionalAmounts); rc != "00" || de54 == "" {
+		t.Fatalf("balance inquiry: rc %s DE54 %q", rc, de54)
 	}
 	tok, _ := d.Node.Vault.Get(card.Token)
 	ledger := d.Fleet.Issuer(card.Issuer).Ledger()

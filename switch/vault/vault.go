@@ -14,6 +14,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/tapswitch/tapswitch/iso8583"
+	"github.com/tapswitch/tapswitch/switch/pebblelog"
 )
 
 // Status is where a token is in its life. Deleted is final.
@@ -88,7 +89,7 @@ func Open(dir string, keys *Keyring) (*Vault, error) {
 		return nil, errors.New("vault: nil keyring")
 	}
 	// The WAL is on by default and every write here commits with Sync.
-	db, err := pebble.Open(dir, &pebble.Options{FormatMajorVersion: pebble.FormatNewest})
+	db, err := pebble.Open(dir, &pebble.Options{FormatMajorVersion: pebble.FormatNewest, Logger: pebblelog.Quiet})
 	if err != nil {
 		return nil, fmt.Errorf("vault: open %s: %w", dir, err)
 	}

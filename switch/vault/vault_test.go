@@ -388,7 +388,7 @@ func TestConcurrentGet(t *testing.T) {
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	errs := make(chan error, 16)
-	for g := range 8 {
+	for g := range 4 {
 		wg.Go(func() {
 			for i := 0; ; i++ {
 				select {
@@ -409,7 +409,7 @@ func TestConcurrentGet(t *testing.T) {
 		})
 	}
 	statuses := []Status{StatusActive, StatusSuspended}
-	for i := range 200 {
+	for i := range 60 {
 		tok := sampleToken(i%tokens, "device-a")
 		tok.Status = statuses[i%2]
 		if i%3 == 0 {
