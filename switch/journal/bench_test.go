@@ -2,8 +2,6 @@ package journal
 
 import (
 	"fmt"
-	"io"
-	"log"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -22,14 +20,6 @@ var benchKeys = sync.OnceValues(func() (tids, stans []string) {
 	return tids, stans
 })
 
-// quietStore keeps Pebble's informational lines ("Found 0 WALs"), which go
-// to the standard logger, out of the benchmark table.
-func quietStore(b *testing.B) {
-	w := log.Writer()
-	log.SetOutput(io.Discard)
-	b.Cleanup(func() { log.SetOutput(w) })
-}
-
 // benchEntry fills e with the n-th distinct benchmark key.
 func benchEntry(e *Entry, tmpl *Entry, n uint64) {
 	tids, stans := benchKeys()
@@ -40,7 +30,6 @@ func benchEntry(e *Entry, tmpl *Entry, n uint64) {
 // BenchmarkAppendSerial is one committer: every Append waits for its own
 // fsync, so ns/op is about one fsync.
 func BenchmarkAppendSerial(b *testing.B) {
-	quietStore(b)
 	j := openTest(b, b.TempDir())
 	defer j.Close()
 	tmpl := newEntry("", "")
@@ -61,7 +50,6 @@ func BenchmarkAppendSerial(b *testing.B) {
 // busy switch has; Pebble syncs their batches together, so ns/op (wall time
 // per append) falls well below one fsync.
 func BenchmarkAppendParallel(b *testing.B) {
-	quietStore(b)
 	j := openTest(b, b.TempDir())
 	defer j.Close()
 	tmpl := newEntry("", "")
@@ -83,7 +71,6 @@ func BenchmarkAppendParallel(b *testing.B) {
 
 // BenchmarkLookup reads an entry back by its key, as a duplicate does.
 func BenchmarkLookup(b *testing.B) {
-	quietStore(b)
 	j := openTest(b, b.TempDir())
 	defer j.Close()
 	e := newEntry("TERM0001", "000001")

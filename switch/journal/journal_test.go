@@ -398,3 +398,29 @@ func TestCheckpoint(t *testing.T) {
 		t.Errorf("checkpoint Lookup = %+v, %v, %v", got, ok, err)
 	}
 }
+
+// TestCloseDuringAppends: Close waits for appends in flight and later ones
+// get an error, never a panic from a closed store.
+func TestCloseDuringAppends(t *testing.T) {
+	j := openTest(t, t.TempDir())
+	var wg sync.WaitGroup
+	var ok atomic.Int32
+	for w := range 20 {
+		wg.Go(func() {
+			for i := range 20 {
+				err := j.Append(newEntry(fmt.Sprintf("C%07d", w), fmt.Sprintf("%06d", i)))
+				if err == nil {
+					ok.Add(1)
+				} else if !strings.Contains(err.Error(), "closed") {
+					t.Errorf("Append: %v", err)
+				}
+			}
+		})
+	}
+	time.Sleep(5 * time.Millisecond)
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	t.Logf("%d appends before Close", ok.Load())
+}
