@@ -39,6 +39,7 @@ type Node struct {
 	Journal   *journal.Journal
 	Table     *bintable.Table
 	Issuers   []issuers.Issuer
+	Pipeline  *authorize.Pipeline
 	links     []*link.Link
 	server    *terminal.Server
 	termLn    net.Listener
@@ -136,7 +137,7 @@ func (n *Node) startLinks(addressOverride map[string]string) (map[string]authori
 
 // bind builds the pipeline and terminal server and opens both listeners.
 func (n *Node) bind(pipelineIssuers map[string]authorize.Issuer) error {
-	pipeline := authorize.New(authorize.Deps{
+	n.Pipeline = authorize.New(authorize.Deps{
 		Vault: n.Vault, Keys: n.Keys, Table: n.Table, Issuers: pipelineIssuers,
 		Journal: n.Journal, NodeID: n.cfg.NodeID, Institution: n.cfg.Institution,
 		Now: time.Now, Log: n.log,
@@ -146,7 +147,7 @@ func (n *Node) bind(pipelineIssuers map[string]authorize.Issuer) error {
 		ConnectionsMax: tc.ConnectionsMax, InflightPerConnectionMax: tc.InflightPerConnectionMax,
 		FrameBytesMax: tc.FrameBytesMax, IdleTimeout: tc.IdleTimeout, WriteTimeout: tc.WriteTimeout,
 		Logger: n.log,
-	}, pipeline)
+	}, n.Pipeline)
 	if err != nil {
 		return err
 	}
