@@ -55,7 +55,7 @@ func (c *conn) fail(cause error) {
 		c.pending = map[string]chan result{}
 		c.mu.Unlock()
 		for _, ch := range pending {
-			ch <- result{err: fmt.Errorf("%w: connection lost: %v", ErrUnavailable, cause)}
+			ch <- result{err: lostError(cause)}
 		}
 	})
 }
@@ -85,12 +85,24 @@ func (c *conn) exchange(ctx context.Context, req *moov.Message, timeout time.Dur
 	case r := <-ch:
 		return r.resp, r.err
 	case <-timer.C:
-		c.unregister(stan)
+		if !c.unregister(stan) {
+			return claimed(ch)
+		}
 		return nil, ErrTimeout
 	case <-ctx.Done():
-		c.unregister(stan)
+		if !c.unregister(stan) {
+			return claimed(ch)
+		}
 		return nil, ctx.Err()
 	}
+}
+
+// claimed waits for the result that deliver or fail took from pending just as
+// the request gave up: they send it right after, and dropping it would lose
+// an answer that is neither returned nor reported late.
+func claimed(ch chan result) (*moov.Message, error) {
+	r := <-ch
+	return r.resp, r.err
 }
 
 // register reserves a STAN that is not pending on this connection.
@@ -112,10 +124,14 @@ func (c *conn) register(ch chan result) (string, error) {
 	return "", ErrBusy
 }
 
-func (c *conn) unregister(stan string) {
+// unregister removes a request from pending and reports whether it was
+// still there.
+func (c *conn) unregister(stan string) bool {
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.pending[stan]
 	delete(c.pending, stan)
-	c.mu.Unlock()
+	return ok
 }
 
 // readLoop delivers responses to their waiting requests until the
@@ -150,8 +166,27 @@ func (c *conn) deliver(resp *moov.Message) {
 	mti, _ := resp.GetMTI()
 	c.link.cfg.Logger.Warn().Str("issuer", c.link.cfg.IssuerID).Str("mti", mti).Str("stan", stan).
 		Msg("issuer response with no waiting request (late or unknown)")
+	c.link.cfg.Metrics.LateResponse()
 	if c.link.OnLateResponse != nil {
 		c.link.OnLateResponse(resp)
+	}
+}
+
+// lostError is what requests pending on a broken connection get: ErrClosed
+// when the link is closing, ErrUnavailable otherwise, with the cause.
+func lostError(cause error) error {
+	if errors.Is(cause, ErrClosed) {
+		return ErrClosed
+	}
+	return fmt.Errorf("%w: connection lost: %v", ErrUnavailable, cause)
+}
+
+func (c *conn) isBroken() bool {
+	select {
+	case <-c.broken:
+		return true
+	default:
+		return false
 	}
 }
 

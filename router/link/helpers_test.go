@@ -26,6 +26,10 @@ import (
 // loopback is broken.
 const waitMax = 5 * time.Second
 
+// promptMax is how long "at once" may take on a loaded test machine: far
+// below any time-out a test expects instead.
+const promptMax = 500 * time.Millisecond
+
 const (
 	panDebit  = "6222020000000001"
 	panCredit = "6253300000000002"
@@ -81,6 +85,18 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("after %v: still waiting for %s", waitMax, what)
 		}
 		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// await receives one value from ch, or fails the test after waitMax.
+func await[T any](t *testing.T, what string, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(waitMax):
+		t.Fatalf("after %v: still waiting for %s", waitMax, what)
+		panic("unreachable")
 	}
 }
 
@@ -177,6 +193,16 @@ func purchase(t *testing.T, pan string, amount iso8583.Amount) *moov.Message {
 		}
 	}
 	return m
+}
+
+// frameBytes is the size of m on the wire, length header included.
+func frameBytes(t *testing.T, m *moov.Message) int64 {
+	t.Helper()
+	payload, err := iso8583.Pack(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int64(2 + len(payload))
 }
 
 func field(m *moov.Message, id int) string { return iso8583.FieldValue(m, id) }

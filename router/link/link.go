@@ -20,6 +20,8 @@ import (
 
 	moov "github.com/moov-io/iso8583"
 	"github.com/rs/zerolog"
+
+	"github.com/tapswitch/tapswitch/switch/metrics"
 )
 
 var (
@@ -32,6 +34,10 @@ var (
 	// ErrClosed: the link was closed.
 	ErrClosed = errors.New("issuer link closed")
 )
+
+// inflightMaxLimit bounds InflightMax: it also sizes each connection's
+// write queue.
+const inflightMaxLimit = 65536
 
 // Config bounds and times one issuer link.
 type Config struct {
@@ -46,6 +52,7 @@ type Config struct {
 	BackoffMax     time.Duration
 	FrameBytesMax  int
 	Logger         zerolog.Logger
+	Metrics        *metrics.Link // nil: none
 }
 
 func (c Config) validate() error {
@@ -54,14 +61,14 @@ func (c Config) validate() error {
 		return errors.New("link: issuer id and address are required")
 	case c.Connections < 1 || c.Connections > 64:
 		return fmt.Errorf("link %s: connections %d outside 1..64", c.IssuerID, c.Connections)
-	case c.InflightMax < 1:
-		return fmt.Errorf("link %s: inflight maximum must be positive", c.IssuerID)
+	case c.InflightMax < 1 || c.InflightMax > inflightMaxLimit:
+		return fmt.Errorf("link %s: inflight maximum %d outside 1..%d", c.IssuerID, c.InflightMax, inflightMaxLimit)
 	case c.RequestTimeout <= 0 || c.EchoInterval <= 0 || c.DialTimeout <= 0:
 		return fmt.Errorf("link %s: time-outs must be positive", c.IssuerID)
 	case c.BackoffMin <= 0 || c.BackoffMax < c.BackoffMin:
 		return fmt.Errorf("link %s: backoff must be positive with max >= min", c.IssuerID)
-	case c.FrameBytesMax <= 0:
-		return fmt.Errorf("link %s: frame bound must be positive", c.IssuerID)
+	case c.FrameBytesMax <= 0 || c.FrameBytesMax > 65535: // the frame header is 2 bytes
+		return fmt.Errorf("link %s: frame bound %d outside 1..65535", c.IssuerID, c.FrameBytesMax)
 	}
 	return nil
 }
@@ -74,7 +81,9 @@ type Link struct {
 	stan     atomic.Uint32
 	inflight atomic.Int64
 	closing  chan struct{}
+	closeMu  sync.Once
 	wg       sync.WaitGroup
+	stateMu  sync.Mutex // orders publications of the link state
 	// OnLateResponse, when set before Start, is called for a response that
 	// arrives after its request timed out.
 	OnLateResponse func(resp *moov.Message)
@@ -105,11 +114,7 @@ func (l *Link) Start() {
 
 // Close stops every connection; pending requests fail with ErrClosed.
 func (l *Link) Close() {
-	select {
-	case <-l.closing:
-	default:
-		close(l.closing)
-	}
+	l.closeMu.Do(func() { close(l.closing) })
 	for _, s := range l.slots {
 		s.closeConn()
 	}
@@ -141,6 +146,9 @@ func (l *Link) Up() bool {
 // Exchange sends req to the issuer and waits for its response. It sets DE11
 // to a switch-assigned STAN; the caller sets every other field.
 func (l *Link) Exchange(ctx context.Context, req *moov.Message) (*moov.Message, error) {
+	if l.isClosing() {
+		return nil, ErrClosed
+	}
 	c := l.pick()
 	if c == nil {
 		return nil, ErrUnavailable
@@ -150,7 +158,18 @@ func (l *Link) Exchange(ctx context.Context, req *moov.Message) (*moov.Message, 
 		return nil, ErrBusy
 	}
 	defer l.inflight.Add(-1)
+	l.cfg.Metrics.ExchangeStarted()
+	defer l.cfg.Metrics.ExchangeFinished()
 	return c.exchange(ctx, req, l.cfg.RequestTimeout)
+}
+
+// publishState sets the link-up gauge from the slots as they are now. Each
+// slot publishes after its own change, under stateMu, so the last
+// publication reads the last change and the gauge never sticks stale.
+func (l *Link) publishState() {
+	l.stateMu.Lock()
+	defer l.stateMu.Unlock()
+	l.cfg.Metrics.SetUp(l.Up())
 }
 
 // pick returns the next signed-on connection, round robin, or nil.
@@ -158,7 +177,7 @@ func (l *Link) pick() *conn {
 	n := uint32(len(l.slots))
 	start := l.next.Add(1)
 	for i := range n {
-		if c := l.slots[(start+i)%n].current(); c != nil {
+		if c := l.slots[(start+i)%n].current(); c != nil && !c.isBroken() {
 			return c
 		}
 	}

@@ -90,8 +90,10 @@ func (s *slot) connect() (*conn, error) {
 // the link closes.
 func (s *slot) serve(c *conn) {
 	s.setLive(c)
+	s.link.publishState()
 	defer func() {
 		s.setLive(nil)
+		s.link.publishState()
 		c.writer.Close()
 	}()
 	ticker := time.NewTicker(s.link.cfg.EchoInterval)
