@@ -22,6 +22,8 @@ func main() {
 	flag.StringVar(&opts.Data, "data", "", "data `DIR` for vault and journal (overrides the config)")
 	flag.StringVar(&opts.LogLevel, "log-level", "", "debug, info, warn or error (overrides the config)")
 	flag.Int64Var(&opts.Seed, "seed", 1, "dev: seed of the simulated card base")
+	flag.BoolVar(&opts.DevExternalIssuers, "dev-external-issuers", false,
+		"dev: do not start issuers in-process; use the configured addresses (run issuersim with the same -seed)")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "switchd: unexpected argument %q\n", flag.Arg(0))

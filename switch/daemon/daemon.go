@@ -25,8 +25,11 @@ type Options struct {
 	Admin      string
 	Data       string
 	LogLevel   string
-	Seed       int64     // dev: the simulated world's seed
-	Out        io.Writer // banner and logs
+	Seed       int64 // dev: the simulated world's seed
+	// DevExternalIssuers: dev mode without in-process issuers; the links go
+	// to the configured addresses, served by cmd/issuersim with the same seed.
+	DevExternalIssuers bool
+	Out                io.Writer // banner and logs
 }
 
 // Run runs switchd until ctx ends (the caller ties it to SIGINT/SIGTERM).

@@ -49,7 +49,9 @@ type DevWorld struct {
 // Close shuts the node down (draining terminals), then the issuers.
 func (d *DevWorld) Close() error {
 	err := d.Node.Shutdown()
-	d.Fleet.Close()
+	if d.Fleet != nil {
+		d.Fleet.Close()
+	}
 	return err
 }
 
@@ -64,18 +66,29 @@ func runDev(ctx context.Context, cfg node.Config, opts Options) error {
 	if err != nil {
 		return err
 	}
-	d, err := StartDev(cfg, opts.Seed, log)
+	d, err := startDev(cfg, opts.Seed, opts.DevExternalIssuers, log)
 	if err != nil {
 		return err
 	}
-	defer d.Fleet.Close()
 	printBanner(opts.Out, d)
-	return serveUntilDone(ctx, d.Node, log)
+	err = serveUntilDone(ctx, d.Node, log)
+	if d.Fleet != nil {
+		d.Fleet.Close()
+	}
+	return err
 }
 
 // StartDev builds the dev world for cfg (its key settings are replaced by a
-// key file generated in cfg.Data) and starts serving.
+// key file generated in cfg.Data) and starts serving, with the simulated
+// issuers in this process.
 func StartDev(cfg node.Config, seed int64, log zerolog.Logger) (*DevWorld, error) {
+	return startDev(cfg, seed, false, log)
+}
+
+// startDev is StartDev; with externalIssuers the links go to the issuer
+// addresses of the configuration, where cmd/issuersim (same seed) serves the
+// same cards, so the bench harness can measure switch and issuers apart.
+func startDev(cfg node.Config, seed int64, externalIssuers bool, log zerolog.Logger) (*DevWorld, error) {
 	cfg.KeyFile, cfg.KeyEnv = filepath.Join(cfg.Data, devKeyFileName), ""
 	if err := ensureDevKeys(cfg.Data, cfg.KeyFile); err != nil {
 		return nil, err
@@ -90,18 +103,23 @@ func StartDev(cfg node.Config, seed int64, log zerolog.Logger) (*DevWorld, error
 	for _, d := range demo {
 		cards = append(cards, d.Card)
 	}
-	fleet, err := issuersim.StartAll("127.0.0.1", list, cards, issuersim.Faults{}, seed,
-		log.With().Str("component", "issuersim").Logger())
-	if err != nil {
-		return nil, fmt.Errorf("simulated issuers: %w", err)
-	}
+	var fleet *issuersim.Fleet
 	overrides := make(map[string]string, len(list))
-	for _, is := range list {
-		overrides[is.ID] = fleet.Addr(is.ID)
+	if !externalIssuers {
+		fleet, err = issuersim.StartAll("127.0.0.1", list, cards, issuersim.Faults{}, seed,
+			log.With().Str("component", "issuersim").Logger())
+		if err != nil {
+			return nil, fmt.Errorf("simulated issuers: %w", err)
+		}
+		for _, is := range list {
+			overrides[is.ID] = fleet.Addr(is.ID)
+		}
 	}
 	n, err := node.Open(cfg, log, overrides)
 	if err != nil {
-		fleet.Close()
+		if fleet != nil {
+			fleet.Close()
+		}
 		return nil, err
 	}
 	d := &DevWorld{Node: n, Fleet: fleet, Data: cfg.Data, WalletPath: filepath.Join(cfg.Data, wallet.DevFileName)}
@@ -172,12 +190,19 @@ func printBanner(out io.Writer, d *DevWorld) {
 tapswitch dev switch is up
   terminals  %s   (ISO 8583:1987, 2-byte length header; docs/wire.md)
   admin      http://%s   (/healthz /readyz /metrics)
-  issuers    %d simulated banks and transit operators on loopback
+  issuers    %d simulated banks and transit operators %s
   data       %s
   wallet     %s
 try, in another shell:
   go run ./cmd/termsim pay -card approve -amount 12.34
   cards: approve insufficient expired suspended unknown transit
 
-`, d.Node.TerminalAddr(), d.Node.AdminAddr(), len(d.Node.Issuers), d.Data, d.WalletPath)
+`, d.Node.TerminalAddr(), d.Node.AdminAddr(), len(d.Node.Issuers), issuerPlace(d), d.Data, d.WalletPath)
+}
+
+func issuerPlace(d *DevWorld) string {
+	if d.Fleet == nil {
+		return "at the configured addresses (run cmd/issuersim)"
+	}
+	return "in this process, on loopback"
 }
