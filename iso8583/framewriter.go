@@ -2,6 +2,7 @@ package iso8583
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"time"
@@ -41,11 +42,12 @@ func NewFrameWriter(conn net.Conn, queueMax int, writeTimeout time.Duration) *Fr
 	return w
 }
 
-// Send frames payload and queues it. It fails once the writer has stopped.
+// Send queues payload; the writer adds the length header as it copies the
+// payload into its batch, so payload must not change after Send. It fails
+// once the writer has stopped.
 func (w *FrameWriter) Send(payload []byte) error {
-	frame, err := AppendFrame(make([]byte, 0, frameHeaderBytes+len(payload)), payload)
-	if err != nil {
-		return err
+	if len(payload) == 0 || len(payload) > 65535 {
+		return fmt.Errorf("payload of %d bytes cannot be framed", len(payload))
 	}
 	select {
 	case <-w.done:
@@ -55,7 +57,7 @@ func (w *FrameWriter) Send(payload []byte) error {
 	default:
 	}
 	select {
-	case w.queue <- frame:
+	case w.queue <- payload:
 		return nil
 	case <-w.done:
 		return ErrWriterClosed
@@ -77,14 +79,14 @@ func (w *FrameWriter) run() {
 	defer close(w.done)
 	buf := make([]byte, 0, 4096)
 	for {
-		var frame []byte
+		var payload []byte
 		select {
-		case frame = <-w.queue:
+		case payload = <-w.queue:
 		case <-w.stop:
 			w.err = w.flushQueued(buf)
 			return
 		}
-		buf = append(buf[:0], frame...)
+		buf, _ = AppendFrame(buf[:0], payload)
 		buf = w.drainInto(buf)
 		if err := w.write(buf); err != nil {
 			w.err = err
@@ -97,8 +99,8 @@ func (w *FrameWriter) run() {
 func (w *FrameWriter) drainInto(buf []byte) []byte {
 	for len(buf) < writeBatchBytesMax {
 		select {
-		case frame := <-w.queue:
-			buf = append(buf, frame...)
+		case payload := <-w.queue:
+			buf, _ = AppendFrame(buf, payload)
 		default:
 			return buf
 		}
