@@ -12,6 +12,7 @@ import (
 	"github.com/tapswitch/tapswitch/iso8583"
 	"github.com/tapswitch/tapswitch/router/bintable"
 	"github.com/tapswitch/tapswitch/switch/journal"
+	"github.com/tapswitch/tapswitch/switch/metrics"
 	"github.com/tapswitch/tapswitch/switch/vault"
 )
 
@@ -40,6 +41,7 @@ type Deps struct {
 	Institution string // the switch's own institution ID, DE33 towards issuers
 	Now         func() time.Time
 	Log         zerolog.Logger
+	Metrics     *metrics.Set // nil: none
 }
 
 // Pipeline authorizes terminal requests.
@@ -59,7 +61,13 @@ func (p *Pipeline) Handle(ctx context.Context, msg *moov.Message) *moov.Message 
 	mti, _ := msg.GetMTI()
 	switch mti {
 	case iso8583.MTIAuthRequest, iso8583.MTIFinancialRequest:
-		return p.authorize(ctx, msg)
+		start := p.d.Now()
+		resp, o := p.authorize(ctx, msg, start)
+		if o.done.IsZero() {
+			o.done = p.d.Now()
+		}
+		p.d.Metrics.Authorization(mti, o.rc, o.issuer, o.done.Sub(start))
+		return resp
 	case iso8583.MTINetworkMgmtRequest:
 		return networkManagementAnswer(msg)
 	}
@@ -70,66 +78,91 @@ func (p *Pipeline) Handle(ctx context.Context, msg *moov.Message) *moov.Message 
 	return EchoAnswer(msg, iso8583.RCInvalidTransaction)
 }
 
+// outcome is what the metrics take from one authorization: the response
+// code answered, the issuer asked ("" when none) and the instant the
+// journal entry became durable (zero when nothing was journaled).
+type outcome struct {
+	rc, issuer string
+	done       time.Time
+}
+
 // authorize is the fixed order of one authorization: parse, wait out an
 // identical request in flight, answer a duplicate from the journal, decide,
 // ask the issuer, journal durably, reply.
-func (p *Pipeline) authorize(ctx context.Context, msg *moov.Message) *moov.Message {
-	start := p.d.Now()
+func (p *Pipeline) authorize(ctx context.Context, msg *moov.Message, start time.Time) (*moov.Message, outcome) {
 	req, err := ParseRequest(msg)
 	if err != nil {
 		p.d.Log.Info().Err(err).Msg("request refused: format error")
-		return EchoAnswer(msg, iso8583.RCFormatError)
+		p.d.Metrics.FormatError(metrics.StageRequest)
+		return EchoAnswer(msg, iso8583.RCFormatError), outcome{rc: iso8583.RCFormatError}
 	}
 	key := req.Key()
 	if err := p.inflight.lock(ctx, key); err != nil {
-		return answer(req, iso8583.RCSystemError, "")
+		return answer(req, iso8583.RCSystemError, ""), outcome{rc: iso8583.RCSystemError}
 	}
 	defer p.inflight.unlock(key)
 
 	if prior, found, err := p.d.Journal.Lookup(key); err != nil {
 		p.d.Log.Error().Err(err).Msg("journal look-up failed")
-		return answer(req, iso8583.RCSystemError, "")
+		return answer(req, iso8583.RCSystemError, ""), outcome{rc: iso8583.RCSystemError}
 	} else if found {
 		return p.duplicate(req, prior)
 	}
-	entry, balance := p.decide(ctx, req, start)
-	if err := p.d.Journal.Append(&entry); err != nil {
+	entry, reply := p.decide(ctx, req, start)
+	// The issuer's answer is the instant the commit starts; read the
+	// clock again only when no issuer was asked.
+	committing := reply.answered
+	if committing.IsZero() {
+		committing = p.d.Now()
+	}
+	err = p.d.Journal.Append(&entry)
+	done := p.d.Now()
+	if err != nil {
 		// The issuer may have approved; without a durable record the
 		// terminal must not see an approval.
 		p.d.Log.Error().Err(err).Str("stan", req.STAN).Str("terminal", req.TerminalID).Msg("journal append failed")
-		entry.ResponseCode, entry.AuthCode, balance = iso8583.RCSystemError, "", ""
+		entry.ResponseCode, entry.AuthCode, reply.balance = iso8583.RCSystemError, "", ""
+	} else {
+		p.d.Metrics.JournalCommit(done.Sub(committing))
 	}
-	p.logOutcome(req, entry, start)
+	p.logOutcome(req, entry, done.Sub(start))
 	resp := answer(req, entry.ResponseCode, entry.AuthCode)
-	if balance != "" {
-		resp.Field(iso8583.FieldAdditionalAmounts, balance)
+	if reply.balance != "" {
+		resp.Field(iso8583.FieldAdditionalAmounts, reply.balance)
 	}
-	return resp
+	return resp, outcome{rc: entry.ResponseCode, issuer: entry.IssuerID, done: done}
 }
 
 // duplicate answers a request whose key is already journaled: the first
 // answer again for a retransmission, 94 for other content under the key.
-func (p *Pipeline) duplicate(req Request, prior journal.Entry) *moov.Message {
+func (p *Pipeline) duplicate(req Request, prior journal.Entry) (*moov.Message, outcome) {
 	if prior.RequestDigest != req.Digest() {
 		p.d.Log.Info().Str("stan", req.STAN).Str("terminal", req.TerminalID).Msg("duplicate key with other content: 94")
-		return answer(req, iso8583.RCDuplicate, "")
+		return answer(req, iso8583.RCDuplicate, ""), outcome{rc: iso8583.RCDuplicate}
 	}
 	p.d.Log.Info().Str("stan", req.STAN).Str("terminal", req.TerminalID).Str("rc", prior.ResponseCode).
 		Msg("retransmission answered from the journal")
-	return answer(req, prior.ResponseCode, prior.AuthCode)
+	return answer(req, prior.ResponseCode, prior.AuthCode), outcome{rc: prior.ResponseCode, issuer: prior.IssuerID}
 }
 
 // decide runs the checks and, when they pass, the issuer exchange, and
-// returns the journal entry of the outcome and the issuer's DE54 (balances,
-// for a balance inquiry), which is passed on but not journaled.
-func (p *Pipeline) decide(ctx context.Context, req Request, now time.Time) (journal.Entry, string) {
+// returns the journal entry of the outcome and the issuer's reply, whose
+// DE54 (balances, for a balance inquiry) is passed on but not journaled.
+// The reply is empty when no issuer was asked.
+func (p *Pipeline) decide(ctx context.Context, req Request, now time.Time) (journal.Entry, issuerReply) {
 	entry := newEntry(req, now, p.d.NodeID)
 	tok, err := p.d.Vault.Get(req.Token.Clear())
 	found := err == nil
 	if err != nil && !errors.Is(err, vault.ErrNotFound) {
+		p.d.Metrics.VaultLookup(metrics.VaultError)
 		p.d.Log.Error().Err(err).Msg("vault look-up failed")
 		entry.ResponseCode = iso8583.RCSystemError
-		return entry, ""
+		return entry, issuerReply{}
+	}
+	if found {
+		p.d.Metrics.VaultLookup(metrics.VaultFound)
+	} else {
+		p.d.Metrics.VaultLookup(metrics.VaultNotFound)
 	}
 	d := Decide(req, tok, found, p.d.Table, now)
 	if found {
@@ -137,18 +170,19 @@ func (p *Pipeline) decide(ctx context.Context, req Request, now time.Time) (jour
 	}
 	if d.RC != "" {
 		entry.ResponseCode = d.RC
-		return entry, ""
+		return entry, issuerReply{}
 	}
 	entry.IssuerID, entry.Product = d.Route.Issuer, string(d.Route.Product)
 	reply := p.askIssuer(ctx, req, tok, d.Route.Issuer, now)
 	entry.ResponseCode, entry.AuthCode, entry.IssuerSTAN = reply.rc, reply.authCode, reply.issuerSTAN
-	return entry, reply.balance
+	return entry, reply
 }
 
 // issuerReply is what the terminal's answer takes from the issuer's.
 type issuerReply struct {
 	rc, authCode, issuerSTAN string
-	balance                  string // DE54
+	balance                  string    // DE54
+	answered                 time.Time // when the exchange returned; zero if none was made
 }
 
 // journalAAD binds a sealed PAN in the journal to its token.
@@ -163,13 +197,15 @@ func (p *Pipeline) askIssuer(ctx context.Context, req Request, tok vault.Token, 
 		return issuerReply{rc: iso8583.RCNoRoute}
 	}
 	out := issuerRequest(req, tok, is.Institution, p.d.Institution, now)
+	sent := p.d.Now()
 	resp, err := is.Link.Exchange(ctx, out)
-	reply := issuerReply{issuerSTAN: iso8583.FieldValue(out, iso8583.FieldSTAN)}
+	reply := issuerReply{issuerSTAN: iso8583.FieldValue(out, iso8583.FieldSTAN), answered: p.d.Now()}
 	if err != nil {
 		p.d.Log.Warn().Err(err).Str("issuer", issuerID).Str("stan", req.STAN).Msg("issuer exchange failed: 91")
 		reply.rc = iso8583.RCIssuerUnavailable
 		return reply
 	}
+	p.d.Metrics.IssuerTime(issuerID, reply.answered.Sub(sent))
 	reply.rc, reply.authCode = IssuerAnswer(req.ProcessingCode, iso8583.FieldValue(resp, iso8583.FieldResponseCode),
 		iso8583.FieldValue(resp, iso8583.FieldAuthCode))
 	if reply.rc == iso8583.RCApproved && req.ProcessingCode == iso8583.ProcBalanceInquiry {
@@ -188,7 +224,7 @@ func newEntry(req Request, now time.Time, node string) journal.Entry {
 	}
 }
 
-func (p *Pipeline) logOutcome(req Request, e journal.Entry, start time.Time) {
+func (p *Pipeline) logOutcome(req Request, e journal.Entry, took time.Duration) {
 	ev := p.d.Log.Debug()
 	if !ev.Enabled() {
 		return
@@ -197,7 +233,7 @@ func (p *Pipeline) logOutcome(req Request, e journal.Entry, start time.Time) {
 		Int64("amount", int64(req.Amount)).Str("terminal", req.TerminalID).Str("stan", req.STAN).
 		Str("rrn", req.RRN).Str("issuer", e.IssuerID).Str("rc", e.ResponseCode).
 		Uint64("seq", e.Seq).Str("day", e.BusinessDay).
-		Int64("switch_us", p.d.Now().Sub(start).Microseconds()).Msg("authorization")
+		Int64("switch_us", took.Microseconds()).Msg("authorization")
 }
 
 // keyLocks lets one request per duplicate key through at a time, so a

@@ -3,8 +3,6 @@ package node
 import (
 	"encoding/json"
 	"net/http"
-
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // adminHandler serves the operator endpoints.
@@ -14,7 +12,7 @@ func (n *Node) adminHandler() http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", n.ready)
-	mux.Handle("GET /metrics", promhttp.Handler())
+	mux.Handle("GET /metrics", n.metrics.Handler())
 	return mux
 }
 

@@ -26,6 +26,7 @@ import (
 	"github.com/tapswitch/tapswitch/router/link"
 	"github.com/tapswitch/tapswitch/switch/authorize"
 	"github.com/tapswitch/tapswitch/switch/journal"
+	"github.com/tapswitch/tapswitch/switch/metrics"
 	"github.com/tapswitch/tapswitch/switch/terminal"
 	"github.com/tapswitch/tapswitch/switch/vault"
 )
@@ -41,6 +42,7 @@ type Node struct {
 	Issuers   []issuers.Issuer
 	Pipeline  *authorize.Pipeline
 	links     []*link.Link
+	metrics   *metrics.Set
 	server    *terminal.Server
 	termLn    net.Listener
 	admin     *http.Server
@@ -68,6 +70,7 @@ func Open(cfg Config, log zerolog.Logger, addressOverride map[string]string) (_ 
 	if n.Issuers, n.Table, err = cfg.Network(); err != nil {
 		return nil, err
 	}
+	n.metrics = newMetrics(n.Issuers)
 	pipelineIssuers, err := n.startLinks(addressOverride)
 	if err != nil {
 		return nil, err
@@ -123,7 +126,7 @@ func (n *Node) startLinks(addressOverride map[string]string) (map[string]authori
 			IssuerID: is.ID, Address: addr, Connections: lc.Connections, InflightMax: lc.InflightMax,
 			RequestTimeout: lc.RequestTimeout, EchoInterval: lc.EchoInterval, DialTimeout: lc.DialTimeout,
 			BackoffMin: lc.BackoffMin, BackoffMax: lc.BackoffMax,
-			FrameBytesMax: n.cfg.Terminals.FrameBytesMax, Logger: n.log,
+			FrameBytesMax: n.cfg.Terminals.FrameBytesMax, Logger: n.log, Metrics: n.metrics.Link(is.ID),
 		})
 		if err != nil {
 			return nil, err
@@ -140,13 +143,13 @@ func (n *Node) bind(pipelineIssuers map[string]authorize.Issuer) error {
 	n.Pipeline = authorize.New(authorize.Deps{
 		Vault: n.Vault, Keys: n.Keys, Table: n.Table, Issuers: pipelineIssuers,
 		Journal: n.Journal, NodeID: n.cfg.NodeID, Institution: n.cfg.Institution,
-		Now: time.Now, Log: n.log,
+		Now: time.Now, Log: n.log, Metrics: n.metrics,
 	})
 	tc := n.cfg.Terminals
 	srv, err := terminal.New(terminal.Config{
 		ConnectionsMax: tc.ConnectionsMax, InflightPerConnectionMax: tc.InflightPerConnectionMax,
 		FrameBytesMax: tc.FrameBytesMax, IdleTimeout: tc.IdleTimeout, WriteTimeout: tc.WriteTimeout,
-		Logger: n.log,
+		Logger: n.log, Metrics: n.metrics,
 	}, n.Pipeline)
 	if err != nil {
 		return err
@@ -162,6 +165,19 @@ func (n *Node) bind(pipelineIssuers map[string]authorize.Issuer) error {
 	n.admin = &http.Server{Handler: n.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
 	return nil
 }
+
+// newMetrics makes the node's metrics on a registry of its own, with the
+// link series of every issuer resolved.
+func newMetrics(list []issuers.Issuer) *metrics.Set {
+	ids := make([]string, len(list))
+	for i, is := range list {
+		ids[i] = is.ID
+	}
+	return metrics.New(ids)
+}
+
+// Metrics is the node's metrics, served at /metrics on the admin listener.
+func (n *Node) Metrics() *metrics.Set { return n.metrics }
 
 // TerminalAddr is the bound terminal listener address.
 func (n *Node) TerminalAddr() string { return n.termLn.Addr().String() }

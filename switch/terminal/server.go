@@ -24,6 +24,8 @@ import (
 
 	moov "github.com/moov-io/iso8583"
 	"github.com/rs/zerolog"
+
+	"github.com/tapswitch/tapswitch/switch/metrics"
 )
 
 // Handler answers one message; nil means no answer.
@@ -39,6 +41,7 @@ type Config struct {
 	IdleTimeout              time.Duration // a connection silent this long is closed
 	WriteTimeout             time.Duration // one coalesced write
 	Logger                   zerolog.Logger
+	Metrics                  *metrics.Set // nil: none
 }
 
 func (c Config) validate() error {
@@ -111,12 +114,14 @@ func (s *Server) admit(nc net.Conn) {
 	if len(s.conns) >= s.cfg.ConnectionsMax {
 		s.cfg.Logger.Warn().Str("remote", nc.RemoteAddr().String()).Int("max", s.cfg.ConnectionsMax).
 			Msg("connection refused: at the connection maximum")
+		s.cfg.Metrics.ConnectionRefused()
 		nc.Close()
 		return
 	}
 	sess := newSession(s, nc)
 	s.conns[sess] = struct{}{}
 	s.open.Add(1)
+	s.cfg.Metrics.ConnectionOpened()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -125,6 +130,7 @@ func (s *Server) admit(nc net.Conn) {
 		delete(s.conns, sess)
 		s.mu.Unlock()
 		s.open.Add(-1)
+		s.cfg.Metrics.ConnectionClosed()
 	}()
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tapswitch/tapswitch/iso8583"
 	"github.com/tapswitch/tapswitch/switch/authorize"
+	"github.com/tapswitch/tapswitch/switch/metrics"
 )
 
 // session is one terminal connection.
@@ -103,6 +104,7 @@ func (c *session) logReadEnd(err error) {
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		c.log.Info().Dur("idle", c.srv.cfg.IdleTimeout).Msg("idle connection closed")
 	case errors.Is(err, iso8583.ErrFrameTooLarge), errors.Is(err, iso8583.ErrEmptyFrame):
+		c.srv.cfg.Metrics.FormatError(metrics.StageFrame)
 		c.log.Warn().Err(err).Msg("bad frame header: connection closed")
 	default:
 		c.log.Info().Err(err).Msg("connection closed")
@@ -114,9 +116,11 @@ func (c *session) logReadEnd(err error) {
 func (c *session) answerFormatError(msg *moov.Message, err error) bool {
 	var fe *iso8583.FormatError
 	if !errors.As(err, &fe) || iso8583.ResponseMTI(fe.MTI) == "" {
+		c.srv.cfg.Metrics.FormatError(metrics.StageFrame)
 		c.log.Warn().Err(err).Msg("unreadable message: connection closed")
 		return false
 	}
+	c.srv.cfg.Metrics.FormatError(metrics.StageMessage)
 	c.log.Info().Err(err).Str("mti", fe.MTI).Msg("malformed request answered 30")
 	if resp := authorize.EchoAnswer(msg, iso8583.RCFormatError); resp != nil {
 		c.send(resp, msg)
@@ -127,6 +131,7 @@ func (c *session) answerFormatError(msg *moov.Message, err error) bool {
 // process handles one request in its own goroutine. A panic becomes a 96
 // for this request only.
 func (c *session) process(msg *moov.Message) {
+	c.srv.cfg.Metrics.RequestStarted()
 	defer func() {
 		if r := recover(); r != nil {
 			c.log.Error().Interface("panic", r).Msg("request panicked: answered 96")
@@ -135,6 +140,7 @@ func (c *session) process(msg *moov.Message) {
 			}
 		}
 		<-c.slots
+		c.srv.cfg.Metrics.RequestFinished()
 		c.requests.Done()
 	}()
 	if resp := c.srv.handler.Handle(context.Background(), msg); resp != nil {
