@@ -41,6 +41,7 @@
 // The variable fields, in order: BusinessDay, NodeID, MTI, ProcessingCode,
 // Currency, TerminalID, STAN, TransmissionTime, RRN, MerchantID, MCC,
 // Acquirer, Token, IssuerID, Product, IssuerSTAN, ResponseCode, AuthCode,
+// CardExpiry, IssuerTransmissionTime, OriginalSTAN, OriginalTransmissionTime,
 // PANSealed. flags bit 0 is StandIn; the other bits must be zero. Time is
 // read back in UTC.
 //

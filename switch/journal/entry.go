@@ -33,6 +33,13 @@ type Entry struct {
 	AuthCode         string         // DE38
 	RequestDigest    [32]byte       // hash of the request's content, so a later same-key request with other content can be told apart
 	StandIn          bool           // approved by the switch on the issuer's behalf
+
+	CardExpiry             string // YYMM of the real card, for advices to the issuer
+	IssuerTransmissionTime string // DE7 the switch sent the issuer; with IssuerSTAN it names the issuer-side request
+	// A reversal (MTI 0400/0420) names its original: same terminal, this
+	// STAN and transmission time.
+	OriginalSTAN             string
+	OriginalTransmissionTime string
 }
 
 // Key identifies a terminal's request for duplicate detection: a terminal
@@ -42,6 +49,15 @@ type Key struct{ TerminalID, STAN, TransmissionTime string }
 // Key returns the entry's duplicate key.
 func (e *Entry) Key() Key {
 	return Key{TerminalID: e.TerminalID, STAN: e.STAN, TransmissionTime: e.TransmissionTime}
+}
+
+// OriginalKey returns the key of the transaction a reversal reverses, and
+// false for an entry that is not a reversal.
+func (e *Entry) OriginalKey() (Key, bool) {
+	if e.OriginalSTAN == "" {
+		return Key{}, false
+	}
+	return Key{TerminalID: e.TerminalID, STAN: e.OriginalSTAN, TransmissionTime: e.OriginalTransmissionTime}, true
 }
 
 // Limits on what one entry may hold. They follow the wire contract's field
@@ -102,6 +118,9 @@ var (
 	ruleIssSTAN   = rule{6, 6, true, true}
 	ruleRespCode  = rule{2, 2, false, false}
 	ruleAuthCode  = rule{1, 6, false, true}
+	ruleExpiry    = rule{4, 4, true, true}
+	ruleOptSTAN   = rule{6, 6, true, true}
+	ruleOptTime   = rule{10, 10, true, true}
 )
 
 // validate checks everything the caller sets, so a bad entry is refused
@@ -119,11 +138,16 @@ func (e *Entry) validate() error {
 		{"Acquirer", e.Acquirer, ruleAcquirer}, {"Token", e.Token, ruleToken},
 		{"IssuerID", e.IssuerID, ruleIssuerID}, {"IssuerSTAN", e.IssuerSTAN, ruleIssSTAN},
 		{"ResponseCode", e.ResponseCode, ruleRespCode}, {"AuthCode", e.AuthCode, ruleAuthCode},
+		{"CardExpiry", e.CardExpiry, ruleExpiry}, {"IssuerTransmissionTime", e.IssuerTransmissionTime, ruleOptTime},
+		{"OriginalSTAN", e.OriginalSTAN, ruleOptSTAN}, {"OriginalTransmissionTime", e.OriginalTransmissionTime, ruleOptTime},
 	}
 	for _, c := range checks {
 		if err := c.r.check(c.name, c.v); err != nil {
 			return err
 		}
+	}
+	if (e.OriginalSTAN == "") != (e.OriginalTransmissionTime == "") {
+		return fmt.Errorf("journal: OriginalSTAN and OriginalTransmissionTime go together")
 	}
 	return e.validateRest()
 }
@@ -169,12 +193,13 @@ func looksLikeClearPAN(b []byte) bool {
 // stringFields lists the record's variable string fields in their on-disk
 // order (see the package doc). Encoding and decoding both range over it, so
 // the order is written down once.
-func (e *Entry) stringFields() [18]*string {
-	return [18]*string{
+func (e *Entry) stringFields() [22]*string {
+	return [22]*string{
 		&e.BusinessDay, &e.NodeID, &e.MTI, &e.ProcessingCode, &e.Currency,
 		&e.TerminalID, &e.STAN, &e.TransmissionTime, &e.RRN, &e.MerchantID,
 		&e.MCC, &e.Acquirer, &e.Token, &e.IssuerID, &e.Product,
-		&e.IssuerSTAN, &e.ResponseCode, &e.AuthCode,
+		&e.IssuerSTAN, &e.ResponseCode, &e.AuthCode, &e.CardExpiry,
+		&e.IssuerTransmissionTime, &e.OriginalSTAN, &e.OriginalTransmissionTime,
 	}
 }
 

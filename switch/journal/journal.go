@@ -7,6 +7,7 @@ import (
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -66,12 +67,16 @@ type Options struct{ Cutoff Cutoff }
 
 // Journal is a node's journal. Its methods are safe for concurrent use.
 type Journal struct {
-	db      *pebble.DB
-	cutoff  Cutoff
-	seq     atomic.Uint64 // the last Seq handed out
-	seed    maphash.Seed
-	life    lifecycle
-	stripes [stripeCount]stripe
+	db     *pebble.DB
+	cutoff Cutoff
+	seq    atomic.Uint64 // the last Seq handed out
+	// adviceSeq is the last advice ID handed out; advices counts the
+	// advices stored (armed, due or dead), bounded by AdvicesMax.
+	adviceSeq atomic.Uint64
+	advices   atomic.Int64
+	seed      maphash.Seed
+	life      lifecycle
+	stripes   [stripeCount]stripe
 }
 
 // Open opens (creating if needed) the journal in dir and resumes Seq after
@@ -97,6 +102,10 @@ func Open(dir string, opts Options) (*Journal, error) {
 		return nil, fmt.Errorf("journal: open %s: %w", dir, err)
 	}
 	j.seq.Store(last)
+	if err := j.recoverAdvices(time.Now()); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("journal: open %s: %w", dir, err)
+	}
 	return j, nil
 }
 
@@ -146,6 +155,12 @@ var scratchPool = sync.Pool{New: func() any {
 // ErrDuplicate, writing nothing and leaving e unchanged, if an entry with
 // e.Key() exists, and a validation error for a malformed entry.
 func (j *Journal) Append(e *Entry) error {
+	return j.AppendWith(e, nil)
+}
+
+// AppendWith is Append that also applies c in the same batch. On
+// ErrDuplicate nothing of c is applied either.
+func (j *Journal) AppendWith(e *Entry, c *Change) error {
 	if err := e.validate(); err != nil {
 		return err
 	}
@@ -171,10 +186,19 @@ func (j *Journal) Append(e *Entry) error {
 	s.entryKey = appendEntryKey(s.entryKey[:0], rec.BusinessDay, rec.Seq)
 	s.record = appendRecord(s.record[:0], &rec)
 	s.pointer = appendPointer(s.pointer[:0], rec.BusinessDay, rec.Seq)
-	if err := j.commit(s); err != nil {
+	if c != nil && len(c.Enqueue) > 0 && j.advices.Load()+int64(len(c.Enqueue)) > AdvicesMax {
+		return ErrQueueFull
+	}
+	if err := j.commit(s, &rec, c); err != nil {
 		return fmt.Errorf("journal: append %s as %s: %w", indexKeyName(k), entryKeyName(s.entryKey), err)
 	}
 	e.Seq, e.BusinessDay = rec.Seq, rec.BusinessDay
+	if c != nil {
+		j.advices.Add(int64(len(c.Enqueue)))
+		if c.Disarm != 0 {
+			j.advices.Add(-1)
+		}
+	}
 	return nil
 }
 
@@ -192,14 +216,17 @@ func (j *Journal) checkAbsent(index []byte, k Key) error {
 	}
 }
 
-// commit writes the entry and its pointer atomically and durably.
-func (j *Journal) commit(s *scratch) error {
+// commit writes the entry, its pointer and c atomically and durably.
+func (j *Journal) commit(s *scratch, rec *Entry, c *Change) error {
 	b := j.db.NewBatch()
 	defer b.Close()
 	if err := b.Set(s.entryKey, s.record, nil); err != nil {
 		return err
 	}
 	if err := b.Set(s.index, s.pointer, nil); err != nil {
+		return err
+	}
+	if err := j.applyChange(b, rec, c); err != nil {
 		return err
 	}
 	return b.Commit(pebble.Sync)

@@ -40,7 +40,12 @@ func appendEntryKey(dst []byte, day string, seq uint64) []byte {
 
 // appendIndexKey appends 'k' | TerminalID | 0 | STAN | 0 | TransmissionTime.
 func appendIndexKey(dst []byte, k Key) []byte {
-	dst = append(dst, prefixIndex)
+	return appendKeyed(dst, prefixIndex, k)
+}
+
+// appendKeyed appends prefix | TerminalID | 0 | STAN | 0 | TransmissionTime.
+func appendKeyed(dst []byte, prefix byte, k Key) []byte {
+	dst = append(dst, prefix)
 	dst = append(dst, k.TerminalID...)
 	dst = append(dst, 0)
 	dst = append(dst, k.STAN...)

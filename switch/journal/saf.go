@@ -1,0 +1,219 @@
+package journal
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Store and forward: messages the switch owes an issuer (a reversal of a
+// request whose answer never came, an advice of a stand-in approval) are
+// kept in the journal's own store, so that writing one and journaling the
+// outcome it belongs to is one atomic batch.
+//
+//	advice   'q' | ID (8 bytes BE)          -> advice record
+//	reversed 'r' | TerminalID | 0 | STAN | 0 | TransmissionTime -> pointer to the reversal entry
+//	usage    'u' | day | 0 | token          -> stand-in usage of the token that day
+//
+// Advice record: ver u8 | kind u8 | state u8 | attempts u32 | next attempt
+// i64 Unix ns | entry record (as under an entry key) | CRC-32C u32.
+//
+// An advice is armed before the switch sends a request to an issuer: it is
+// the reversal of that request, written durably first. When the answer
+// comes, the outcome's Append disarms (deletes) it in the same batch; when
+// it does not, the Append makes it due. If the switch dies in between, Open
+// makes every armed advice due, so an issuer hold the switch never learnt
+// of is always released.
+
+// AdviceKind says which message an advice becomes.
+type AdviceKind uint8
+
+const (
+	AdviceReversal AdviceKind = 1 // 0420 reversal advice
+	AdviceStandIn  AdviceKind = 2 // 0220 advice of a stand-in approval
+)
+
+// AdviceState is where an advice is in its life.
+type AdviceState uint8
+
+const (
+	AdviceArmed AdviceState = 1 // written before an issuer call; not sent unless the call fails
+	AdviceDue   AdviceState = 2 // to be sent at NextAttempt
+	AdviceDead  AdviceState = 3 // retries exhausted; left for an operator
+)
+
+// AdvicesMax bounds the queue. Arm and an Append that enqueues fail beyond
+// it, and the switch answers 91 rather than promise what it cannot keep.
+const AdvicesMax = 100_000
+
+// ErrQueueFull is returned when the advice queue is at AdvicesMax.
+var ErrQueueFull = errors.New("journal: store-and-forward queue full")
+
+const (
+	prefixAdvice   = 'q'
+	prefixReversed = 'r'
+	prefixUsage    = 'u'
+	adviceVersion  = 1
+	adviceHeadEnd  = 1 + 1 + 1 + 4 + 8
+	usageBytes     = 8 + 8 + crcBytes
+)
+
+// Advice is one message owed to an issuer, about Entry.
+type Advice struct {
+	ID          uint64
+	Kind        AdviceKind
+	State       AdviceState
+	Attempts    int
+	NextAttempt time.Time // zero: at once
+	Entry       Entry
+}
+
+// Usage is a token's stand-in approvals on one business day.
+type Usage struct {
+	Day, Token string
+	Count      int
+	Amount     int64
+}
+
+// Change is what an Append does besides writing the entry, in the same
+// batch: settle the armed advice of the issuer call, queue new advices,
+// record a reversal and the token's stand-in usage.
+type Change struct {
+	Disarm       uint64   // the issuer answered: delete this armed advice
+	Activate     uint64   // the issuer did not answer: this armed advice becomes a due reversal of the entry
+	Enqueue      []Advice // new advices, due at once (ID assigned)
+	MarkReversed bool     // the entry reverses its original: index it under the original's key
+	Usage        *Usage   // write this stand-in usage
+}
+
+func appendAdviceKey(dst []byte, id uint64) []byte {
+	return binary.BigEndian.AppendUint64(append(dst, prefixAdvice), id)
+}
+
+func appendReversedKey(dst []byte, k Key) []byte {
+	return appendKeyed(dst, prefixReversed, k)
+}
+
+func appendUsageKey(dst []byte, day, token string) []byte {
+	dst = append(dst, prefixUsage)
+	dst = append(dst, day...)
+	dst = append(dst, 0)
+	return append(dst, token...)
+}
+
+func appendAdviceRecord(dst []byte, a *Advice) []byte {
+	start := len(dst)
+	dst = append(dst, adviceVersion, byte(a.Kind), byte(a.State))
+	dst = binary.BigEndian.AppendUint32(dst, uint32(a.Attempts))
+	var next int64
+	if !a.NextAttempt.IsZero() {
+		next = a.NextAttempt.UnixNano()
+	}
+	dst = binary.BigEndian.AppendUint64(dst, uint64(next))
+	dst = appendRecord(dst, &a.Entry)
+	return binary.BigEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
+}
+
+func decodeAdvice(key, v []byte) (Advice, error) {
+	var a Advice
+	if len(key) != 9 || key[0] != prefixAdvice {
+		return a, fmt.Errorf("%w: malformed advice key %q", ErrCorrupt, key)
+	}
+	a.ID = binary.BigEndian.Uint64(key[1:])
+	body, err := checkCRC(v, adviceHeadEnd)
+	if err != nil || body[0] != adviceVersion {
+		return a, fmt.Errorf("%w: advice %d: bad record (%v)", ErrCorrupt, a.ID, err)
+	}
+	a.Kind, a.State = AdviceKind(body[1]), AdviceState(body[2])
+	a.Attempts = int(binary.BigEndian.Uint32(body[3:]))
+	if next := int64(binary.BigEndian.Uint64(body[7:])); next != 0 {
+		a.NextAttempt = time.Unix(0, next).UTC()
+	}
+	if a.Kind < AdviceReversal || a.Kind > AdviceStandIn || a.State < AdviceArmed || a.State > AdviceDead {
+		return a, fmt.Errorf("%w: advice %d: kind %d state %d", ErrCorrupt, a.ID, a.Kind, a.State)
+	}
+	if a.Entry, err = decodeRecord(body[adviceHeadEnd:]); err != nil {
+		return a, fmt.Errorf("%w: advice %d: %v", ErrCorrupt, a.ID, err)
+	}
+	return a, nil
+}
+
+// Arm durably writes the reversal of the issuer request e describes, before
+// the request is sent. It returns the advice's ID for the outcome's Change.
+func (j *Journal) Arm(e *Entry) (uint64, error) {
+	if err := e.validate(); err != nil {
+		return 0, err
+	}
+	if !j.life.enter() {
+		return 0, errClosed
+	}
+	defer j.life.leave()
+	if j.advices.Load() >= AdvicesMax {
+		return 0, ErrQueueFull
+	}
+	a := Advice{ID: j.adviceSeq.Add(1), Kind: AdviceReversal, State: AdviceArmed, Entry: *e}
+	a.Entry.BusinessDay = BusinessDay(e.Time, j.cutoff)
+	j.advices.Add(1)
+	if err := j.db.Set(appendAdviceKey(nil, a.ID), appendAdviceRecord(nil, &a), pebble.Sync); err != nil {
+		j.advices.Add(-1)
+		return 0, fmt.Errorf("journal: arm advice %d: %w", a.ID, err)
+	}
+	return a.ID, nil
+}
+
+// applyChange adds c to the batch that appends rec.
+func (j *Journal) applyChange(b *pebble.Batch, rec *Entry, c *Change) error {
+	if c == nil {
+		return nil
+	}
+	if c.Disarm != 0 {
+		if err := b.Delete(appendAdviceKey(nil, c.Disarm), nil); err != nil {
+			return err
+		}
+	}
+	if c.Activate != 0 {
+		a := Advice{ID: c.Activate, Kind: AdviceReversal, State: AdviceDue, Entry: *rec}
+		if err := b.Set(appendAdviceKey(nil, a.ID), appendAdviceRecord(nil, &a), nil); err != nil {
+			return err
+		}
+	}
+	for i := range c.Enqueue {
+		a := &c.Enqueue[i]
+		a.ID, a.State = j.adviceSeq.Add(1), AdviceDue
+		if a.Entry.BusinessDay == "" {
+			a.Entry.BusinessDay = rec.BusinessDay
+		}
+		if err := b.Set(appendAdviceKey(nil, a.ID), appendAdviceRecord(nil, a), nil); err != nil {
+			return err
+		}
+	}
+	if err := j.applyIndexes(b, rec, c); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (j *Journal) applyIndexes(b *pebble.Batch, rec *Entry, c *Change) error {
+	if c.MarkReversed {
+		orig, ok := rec.OriginalKey()
+		if !ok {
+			return errors.New("journal: MarkReversed on an entry that names no original")
+		}
+		if err := b.Set(appendReversedKey(nil, orig), appendPointer(nil, rec.BusinessDay, rec.Seq), nil); err != nil {
+			return err
+		}
+	}
+	if u := c.Usage; u != nil {
+		v := binary.BigEndian.AppendUint64(nil, uint64(u.Count))
+		v = binary.BigEndian.AppendUint64(v, uint64(u.Amount))
+		v = binary.BigEndian.AppendUint32(v, crc32.Checksum(v, castagnoli))
+		if err := b.Set(appendUsageKey(nil, u.Day, u.Token), v, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
