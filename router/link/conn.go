@@ -62,7 +62,7 @@ func (c *conn) fail(cause error) {
 
 func (c *conn) exchange(ctx context.Context, req *moov.Message, timeout time.Duration) (*moov.Message, error) {
 	ch := make(chan result, 1)
-	stan, err := c.register(ch)
+	stan, err := c.register(ch, iso8583.FieldValue(req, iso8583.FieldSTAN))
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +93,7 @@ func (c *conn) exchange(ctx context.Context, req *moov.Message, timeout time.Dur
 		if !c.unregister(stan) {
 			return claimed(ch)
 		}
-		return nil, ctx.Err()
+		return nil, fmt.Errorf("%w: %w", ErrLost, ctx.Err())
 	}
 }
 
@@ -105,14 +105,22 @@ func claimed(ch chan result) (*moov.Message, error) {
 	return r.resp, r.err
 }
 
-// register reserves a STAN that is not pending on this connection.
-func (c *conn) register(ch chan result) (string, error) {
+// register reserves want as the request's STAN, or when want is "" a STAN
+// from the link's sequence that is not pending on this connection.
+func (c *conn) register(ch chan result, want string) (string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	select {
 	case <-c.broken:
 		return "", ErrUnavailable
 	default:
+	}
+	if want != "" {
+		if _, busy := c.pending[want]; busy {
+			return "", ErrBusy
+		}
+		c.pending[want] = ch
+		return want, nil
 	}
 	for range len(c.pending) + 1 {
 		stan := c.link.nextSTAN()
@@ -172,13 +180,10 @@ func (c *conn) deliver(resp *moov.Message) {
 	}
 }
 
-// lostError is what requests pending on a broken connection get: ErrClosed
-// when the link is closing, ErrUnavailable otherwise, with the cause.
+// lostError is what requests pending on a broken connection get: ErrLost,
+// wrapping the cause (ErrClosed when the link is closing).
 func lostError(cause error) error {
-	if errors.Is(cause, ErrClosed) {
-		return ErrClosed
-	}
-	return fmt.Errorf("%w: connection lost: %v", ErrUnavailable, cause)
+	return fmt.Errorf("%w: %w", ErrLost, cause)
 }
 
 func (c *conn) isBroken() bool {

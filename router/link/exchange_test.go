@@ -400,3 +400,51 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		t.Fatalf("new link: up %v, issuer %q", l.Up(), l.IssuerID())
 	}
 }
+
+// After BreakerFailures time-outs in a row the link refuses at once with
+// ErrCircuitOpen, sending nothing, until the cool-down ends.
+func TestCircuitBreaker(t *testing.T) {
+	stub := startStub(t, answerNetworkOnly)
+	cfg := testConfig(stub.addr())
+	cfg.RequestTimeout = 50 * time.Millisecond
+	cfg.BreakerFailures, cfg.BreakerCooldown = 2, 300*time.Millisecond
+	l := startLink(t, cfg)
+	waitUp(t, l, true)
+	for range 2 {
+		if _, err := l.Exchange(t.Context(), purchase(t, panDebit, 1_00)); !errors.Is(err, link.ErrTimeout) {
+			t.Fatalf("Exchange: %v, want ErrTimeout", err)
+		}
+	}
+	sent := stub.count(0, iso8583.MTIFinancialRequest)
+	start := time.Now()
+	_, err := l.Exchange(t.Context(), purchase(t, panDebit, 1_00))
+	if !errors.Is(err, link.ErrCircuitOpen) || link.Sent(err) || time.Since(start) > promptMax || !l.CircuitOpen() {
+		t.Fatalf("third Exchange: %v after %v, want ErrCircuitOpen at once", err, time.Since(start))
+	}
+	if stub.count(0, iso8583.MTIFinancialRequest) != sent {
+		t.Fatal("a request was sent while the circuit was open")
+	}
+	waitFor(t, "the cool-down to end", func() bool { return !l.CircuitOpen() })
+	if _, err := l.Exchange(t.Context(), purchase(t, panDebit, 1_00)); !errors.Is(err, link.ErrTimeout) {
+		t.Fatalf("after the cool-down: %v, want the request sent (and timing out)", err)
+	}
+	if !l.CircuitOpen() {
+		t.Fatal("one more failure after the cool-down did not reopen the circuit")
+	}
+}
+
+// A DE11 set by the caller is used as is, so an advice resent after a
+// restart carries the same STAN.
+func TestCallerSTANKept(t *testing.T) {
+	stub := startStub(t, answerNetworkOnly)
+	cfg := testConfig(stub.addr())
+	cfg.RequestTimeout = 50 * time.Millisecond
+	l := startLink(t, cfg)
+	waitUp(t, l, true)
+	req := purchase(t, panDebit, 1_00)
+	req.Field(iso8583.FieldSTAN, "424242")
+	l.Exchange(t.Context(), req)
+	if e, ok := stub.find(0, iso8583.MTIFinancialRequest); !ok || e.stan != "424242" {
+		t.Fatalf("issuer saw STAN %q, want the caller's 424242", e.stan)
+	}
+}

@@ -33,11 +33,25 @@ var (
 	ErrBusy = errors.New("issuer link at its in-flight maximum")
 	// ErrClosed: the link was closed.
 	ErrClosed = errors.New("issuer link closed")
+	// ErrLost: the request was handed to a connection that then broke (or
+	// the link closed, or the caller gave up) before the answer came: the
+	// issuer may have acted on it.
+	ErrLost = errors.New("issuer connection lost with the request sent")
+	// ErrCircuitOpen: the link failed too often lately; requests are not
+	// sent until the cool-down ends.
+	ErrCircuitOpen = errors.New("issuer link circuit open")
 )
 
 // inflightMaxLimit bounds InflightMax: it also sizes each connection's
 // write queue.
 const inflightMaxLimit = 65536
+
+// Sent reports whether an Exchange error leaves the issuer possibly acting
+// on the request (time-out, lost connection): the caller owes it a
+// reversal. Every other error means the request never left the switch.
+func Sent(err error) bool {
+	return errors.Is(err, ErrTimeout) || errors.Is(err, ErrLost)
+}
 
 // Config bounds and times one issuer link.
 type Config struct {
@@ -51,8 +65,14 @@ type Config struct {
 	BackoffMin     time.Duration // first reconnect delay, doubled up to BackoffMax
 	BackoffMax     time.Duration
 	FrameBytesMax  int
-	Logger         zerolog.Logger
-	Metrics        *metrics.Link // nil: none
+	// The circuit breaker: after BreakerFailures time-outs or lost
+	// connections in a row, Exchange refuses with ErrCircuitOpen for
+	// BreakerCooldown; then requests flow again, and one more failure
+	// opens it again at once.
+	BreakerFailures int
+	BreakerCooldown time.Duration
+	Logger          zerolog.Logger
+	Metrics         *metrics.Link // nil: none
 }
 
 func (c Config) validate() error {
@@ -67,6 +87,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("link %s: time-outs must be positive", c.IssuerID)
 	case c.BackoffMin <= 0 || c.BackoffMax < c.BackoffMin:
 		return fmt.Errorf("link %s: backoff must be positive with max >= min", c.IssuerID)
+	case c.BreakerFailures < 1 || c.BreakerCooldown <= 0:
+		return fmt.Errorf("link %s: breaker needs failures >= 1 and a positive cool-down", c.IssuerID)
 	case c.FrameBytesMax <= 0 || c.FrameBytesMax > 65535: // the frame header is 2 bytes
 		return fmt.Errorf("link %s: frame bound %d outside 1..65535", c.IssuerID, c.FrameBytesMax)
 	}
@@ -80,10 +102,14 @@ type Link struct {
 	next     atomic.Uint32
 	stan     atomic.Uint32
 	inflight atomic.Int64
-	closing  chan struct{}
-	closeMu  sync.Once
-	wg       sync.WaitGroup
-	stateMu  sync.Mutex // orders publications of the link state
+	// failures counts time-outs and lost connections in a row; openUntil
+	// is when the open breaker lets requests through again (Unix ns).
+	failures  atomic.Int64
+	openUntil atomic.Int64
+	closing   chan struct{}
+	closeMu   sync.Once
+	wg        sync.WaitGroup
+	stateMu   sync.Mutex // orders publications of the link state
 	// OnLateResponse, when set before Start, is called for a response that
 	// arrives after its request timed out.
 	OnLateResponse func(resp *moov.Message)
@@ -149,6 +175,9 @@ func (l *Link) Exchange(ctx context.Context, req *moov.Message) (*moov.Message, 
 	if l.isClosing() {
 		return nil, ErrClosed
 	}
+	if l.circuitOpen(time.Now()) {
+		return nil, ErrCircuitOpen
+	}
 	c := l.pick()
 	if c == nil {
 		return nil, ErrUnavailable
@@ -160,8 +189,36 @@ func (l *Link) Exchange(ctx context.Context, req *moov.Message) (*moov.Message, 
 	defer l.inflight.Add(-1)
 	l.cfg.Metrics.ExchangeStarted()
 	defer l.cfg.Metrics.ExchangeFinished()
-	return c.exchange(ctx, req, l.cfg.RequestTimeout)
+	resp, err := c.exchange(ctx, req, l.cfg.RequestTimeout)
+	l.recordOutcome(err, time.Now())
+	return resp, err
 }
+
+// circuitOpen reports whether the breaker refuses requests at now.
+func (l *Link) circuitOpen(now time.Time) bool {
+	return now.UnixNano() < l.openUntil.Load()
+}
+
+// recordOutcome counts consecutive failures and opens the breaker.
+func (l *Link) recordOutcome(err error, now time.Time) {
+	if !Sent(err) {
+		if err == nil {
+			l.failures.Store(0)
+		}
+		return
+	}
+	if l.failures.Add(1) >= int64(l.cfg.BreakerFailures) {
+		l.openUntil.Store(now.Add(l.cfg.BreakerCooldown).UnixNano())
+	}
+}
+
+// CircuitOpen reports whether the breaker refuses requests now.
+func (l *Link) CircuitOpen() bool { return l.circuitOpen(time.Now()) }
+
+// NextSTAN reserves a STAN from the link's sequence, for a request whose
+// DE11 must be known before it is sent (an advice resent with the same
+// STAN). Exchange uses a DE11 already set on the request.
+func (l *Link) NextSTAN() string { return l.nextSTAN() }
 
 // publishState sets the link-up gauge from the slots as they are now. Each
 // slot publishes after its own change, under stateMu, so the last

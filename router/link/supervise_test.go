@@ -43,8 +43,8 @@ func TestReconnectAfterIssuerRestart(t *testing.T) {
 	first.Close() // its listener and connections; the purchases wait out their latency unanswered
 	for range inflight {
 		o := await(t, "an in-flight purchase", results)
-		if !errors.Is(o.err, link.ErrUnavailable) || errors.Is(o.err, link.ErrTimeout) || o.took > cfg.RequestTimeout/2 {
-			t.Fatalf("in flight when the issuer closed: %v after %v, want ErrUnavailable well before %v",
+		if !errors.Is(o.err, link.ErrLost) || !link.Sent(o.err) || o.took > cfg.RequestTimeout/2 {
+			t.Fatalf("in flight when the issuer closed: %v after %v, want ErrLost well before %v",
 				o.err, o.took, cfg.RequestTimeout)
 		}
 	}

@@ -1,11 +1,10 @@
 package authorize
 
 import (
-	"time"
-
 	moov "github.com/moov-io/iso8583"
 
 	"github.com/tapswitch/tapswitch/iso8583"
+	"github.com/tapswitch/tapswitch/switch/journal"
 	"github.com/tapswitch/tapswitch/switch/vault"
 )
 
@@ -73,15 +72,16 @@ func networkManagementAnswer(msg *moov.Message) *moov.Message {
 }
 
 // issuerRequest builds what the issuer receives: the real PAN and card
-// expiry, the token data in DE48, the switch's own transmission time. The
-// link sets DE11.
-func issuerRequest(req Request, tok vault.Token, issuerInstitution, switchInstitution string, now time.Time) *moov.Message {
+// expiry, the token data in DE48, the switch's own STAN and transmission
+// time (from the entry, where the armed reversal has them too).
+func issuerRequest(req Request, tok vault.Token, issuerInstitution, switchInstitution string, e *journal.Entry) *moov.Message {
 	m := iso8583.NewMessage()
 	m.MTI(req.MTI)
 	m.Field(iso8583.FieldPAN, tok.PAN.Clear())
 	m.Field(iso8583.FieldProcessingCode, req.ProcessingCode)
 	m.Field(iso8583.FieldAmount, req.Amount.Field())
-	m.Field(iso8583.FieldTransmissionTime, now.UTC().Format("0102150405"))
+	m.Field(iso8583.FieldTransmissionTime, e.IssuerTransmissionTime)
+	m.Field(iso8583.FieldSTAN, e.IssuerSTAN)
 	setIfPresent(m, iso8583.FieldLocalTime, req.LocalTime)
 	setIfPresent(m, iso8583.FieldLocalDate, req.LocalDate)
 	m.Field(iso8583.FieldExpiry, tok.CardExpiry)

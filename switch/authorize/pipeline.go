@@ -25,8 +25,11 @@ type Issuer struct {
 
 // Exchanger sends one request to an issuer and returns its answer
 // (router/link.Link in the switch, a fake in no test: tests use real links).
+// NextSTAN reserves a DE11 before the request is built, so the request's
+// reversal can be armed before it is sent.
 type Exchanger interface {
 	Exchange(ctx context.Context, req *moov.Message) (*moov.Message, error)
+	NextSTAN() string
 }
 
 // Deps is everything the pipeline does I/O with, handed in so the daemon
@@ -42,17 +45,27 @@ type Deps struct {
 	Now         func() time.Time
 	Log         zerolog.Logger
 	Metrics     *metrics.Set // nil: none
+	// StandIn holds each issuer's stand-in rules by issuer ID; an issuer
+	// without an entry is never stood in for.
+	StandIn map[string]StandInRules
+	// AdviceQueued is called after an Append queued an advice, to wake the
+	// store-and-forward sender. nil: nobody to wake.
+	AdviceQueued func()
 }
 
 // Pipeline authorizes terminal requests.
 type Pipeline struct {
 	d        Deps
-	inflight keyLocks
+	inflight keyLocks[journal.Key] // one request per duplicate key
+	tokens   keyLocks[string]      // one stand-in decision per token
 }
 
 // New returns a pipeline over deps.
 func New(d Deps) *Pipeline {
-	return &Pipeline{d: d, inflight: keyLocks{held: make(map[journal.Key]chan struct{})}}
+	if d.AdviceQueued == nil {
+		d.AdviceQueued = func() {}
+	}
+	return &Pipeline{d: d, inflight: newKeyLocks[journal.Key](), tokens: newKeyLocks[string]()}
 }
 
 // Handle answers one terminal message. It returns nil when the message
@@ -67,6 +80,11 @@ func (p *Pipeline) Handle(ctx context.Context, msg *moov.Message) *moov.Message 
 			o.done = p.d.Now()
 		}
 		p.d.Metrics.Authorization(mti, o.rc, o.issuer, o.done.Sub(start))
+		return resp
+	case iso8583.MTIReversalRequest, iso8583.MTIReversalAdvice:
+		start := p.d.Now()
+		resp, o := p.reverse(ctx, msg)
+		p.d.Metrics.Authorization(mti, o.rc, o.issuer, p.d.Now().Sub(start))
 		return resp
 	case iso8583.MTINetworkMgmtRequest:
 		return networkManagementAnswer(msg)
@@ -108,22 +126,29 @@ func (p *Pipeline) authorize(ctx context.Context, msg *moov.Message, start time.
 	} else if found {
 		return p.duplicate(req, prior)
 	}
-	entry, reply := p.decide(ctx, req, start)
+	entry, reply, change := p.decide(ctx, req, start)
 	// The issuer's answer is the instant the commit starts; read the
 	// clock again only when no issuer was asked.
 	committing := reply.answered
 	if committing.IsZero() {
 		committing = p.d.Now()
 	}
-	err = p.d.Journal.Append(&entry)
+	err = p.d.Journal.AppendWith(&entry, change)
+	if reply.release != nil {
+		reply.release()
+	}
 	done := p.d.Now()
 	if err != nil {
 		// The issuer may have approved; without a durable record the
-		// terminal must not see an approval.
+		// terminal must not see an approval. An armed reversal stays
+		// armed and is sent after the next start.
 		p.d.Log.Error().Err(err).Str("stan", req.STAN).Str("terminal", req.TerminalID).Msg("journal append failed")
 		entry.ResponseCode, entry.AuthCode, reply.balance = iso8583.RCSystemError, "", ""
 	} else {
 		p.d.Metrics.JournalCommit(done.Sub(committing))
+		if change != nil && (change.Activate != nil || len(change.Enqueue) > 0) {
+			p.d.AdviceQueued()
+		}
 	}
 	p.logOutcome(req, entry, done.Sub(start))
 	resp := answer(req, entry.ResponseCode, entry.AuthCode)
@@ -145,11 +170,11 @@ func (p *Pipeline) duplicate(req Request, prior journal.Entry) (*moov.Message, o
 	return answer(req, prior.ResponseCode, prior.AuthCode), outcome{rc: prior.ResponseCode, issuer: prior.IssuerID}
 }
 
-// decide runs the checks and, when they pass, the issuer exchange, and
-// returns the journal entry of the outcome and the issuer's reply, whose
-// DE54 (balances, for a balance inquiry) is passed on but not journaled.
-// The reply is empty when no issuer was asked.
-func (p *Pipeline) decide(ctx context.Context, req Request, now time.Time) (journal.Entry, issuerReply) {
+// decide runs the checks and, when they pass, the issuer exchange (or
+// stand-in), and returns the journal entry of the outcome, the issuer's
+// reply (empty when no issuer was asked; its DE54 is passed on, not
+// journaled) and what the journal append must also do.
+func (p *Pipeline) decide(ctx context.Context, req Request, now time.Time) (journal.Entry, issuerReply, *journal.Change) {
 	entry := newEntry(req, now, p.d.NodeID)
 	tok, err := p.d.Vault.Get(req.Token.Clear())
 	found := err == nil
@@ -157,7 +182,7 @@ func (p *Pipeline) decide(ctx context.Context, req Request, now time.Time) (jour
 		p.d.Metrics.VaultLookup(metrics.VaultError)
 		p.d.Log.Error().Err(err).Msg("vault look-up failed")
 		entry.ResponseCode = iso8583.RCSystemError
-		return entry, issuerReply{}
+		return entry, issuerReply{}, nil
 	}
 	if found {
 		p.d.Metrics.VaultLookup(metrics.VaultFound)
@@ -166,52 +191,27 @@ func (p *Pipeline) decide(ctx context.Context, req Request, now time.Time) (jour
 	}
 	d := Decide(req, tok, found, p.d.Table, now)
 	if found {
-		entry.PANSealed = p.d.Keys.Seal([]byte(tok.PAN.Clear()), journalAAD(req.Token))
+		entry.PANSealed = p.d.Keys.Seal([]byte(tok.PAN.Clear()), JournalAAD(req.Token.Clear()))
 	}
 	if d.RC != "" {
 		entry.ResponseCode = d.RC
-		return entry, issuerReply{}
+		return entry, issuerReply{}, nil
 	}
-	entry.IssuerID, entry.Product = d.Route.Issuer, string(d.Route.Product)
-	reply := p.askIssuer(ctx, req, tok, d.Route.Issuer, now)
-	entry.ResponseCode, entry.AuthCode, entry.IssuerSTAN = reply.rc, reply.authCode, reply.issuerSTAN
-	return entry, reply
+	return p.forward(ctx, req, tok, d.Route, &entry, now)
 }
 
 // issuerReply is what the terminal's answer takes from the issuer's.
 type issuerReply struct {
-	rc, authCode, issuerSTAN string
-	balance                  string    // DE54
-	answered                 time.Time // when the exchange returned; zero if none was made
+	rc, authCode string
+	balance      string    // DE54
+	answered     time.Time // when the exchange returned; zero if none was made
+	release      func()    // called once the outcome is journaled (stand-in's token lock)
 }
 
-// journalAAD binds a sealed PAN in the journal to its token.
-func journalAAD(token iso8583.PAN) []byte {
-	return []byte("journal:" + token.Clear())
-}
-
-// askIssuer sends the request to the issuer and maps its answer.
-func (p *Pipeline) askIssuer(ctx context.Context, req Request, tok vault.Token, issuerID string, now time.Time) issuerReply {
-	is, ok := p.d.Issuers[issuerID]
-	if !ok {
-		return issuerReply{rc: iso8583.RCNoRoute}
-	}
-	out := issuerRequest(req, tok, is.Institution, p.d.Institution, now)
-	sent := p.d.Now()
-	resp, err := is.Link.Exchange(ctx, out)
-	reply := issuerReply{issuerSTAN: iso8583.FieldValue(out, iso8583.FieldSTAN), answered: p.d.Now()}
-	if err != nil {
-		p.d.Log.Warn().Err(err).Str("issuer", issuerID).Str("stan", req.STAN).Msg("issuer exchange failed: 91")
-		reply.rc = iso8583.RCIssuerUnavailable
-		return reply
-	}
-	p.d.Metrics.IssuerTime(issuerID, reply.answered.Sub(sent))
-	reply.rc, reply.authCode = IssuerAnswer(req.ProcessingCode, iso8583.FieldValue(resp, iso8583.FieldResponseCode),
-		iso8583.FieldValue(resp, iso8583.FieldAuthCode))
-	if reply.rc == iso8583.RCApproved && req.ProcessingCode == iso8583.ProcBalanceInquiry {
-		reply.balance = iso8583.FieldValue(resp, iso8583.FieldAdditionalAmounts)
-	}
-	return reply
+// JournalAAD binds a sealed PAN in the journal (and in its advices) to the
+// token: a sealed PAN copied to another entry does not open.
+func JournalAAD(token string) []byte {
+	return []byte("journal:" + token)
 }
 
 func newEntry(req Request, now time.Time, node string) journal.Entry {
@@ -236,15 +236,21 @@ func (p *Pipeline) logOutcome(req Request, e journal.Entry, took time.Duration) 
 		Int64("switch_us", took.Microseconds()).Msg("authorization")
 }
 
-// keyLocks lets one request per duplicate key through at a time, so a
-// retransmission that arrives while the original is still at the issuer
-// waits for the original's journal entry instead of charging twice.
-type keyLocks struct {
-	mu   sync.Mutex
-	held map[journal.Key]chan struct{}
+// keyLocks lets one holder per key through at a time: one request per
+// duplicate key, so a retransmission that arrives while the original is
+// still at the issuer waits for the original's journal entry instead of
+// charging twice; one stand-in decision per token, so two taps cannot both
+// take the token's last stand-in allowance.
+type keyLocks[K comparable] struct {
+	mu   *sync.Mutex
+	held map[K]chan struct{}
 }
 
-func (k *keyLocks) lock(ctx context.Context, key journal.Key) error {
+func newKeyLocks[K comparable]() keyLocks[K] {
+	return keyLocks[K]{mu: &sync.Mutex{}, held: make(map[K]chan struct{})}
+}
+
+func (k keyLocks[K]) lock(ctx context.Context, key K) error {
 	for {
 		k.mu.Lock()
 		wait, busy := k.held[key]
@@ -262,7 +268,7 @@ func (k *keyLocks) lock(ctx context.Context, key journal.Key) error {
 	}
 }
 
-func (k *keyLocks) unlock(key journal.Key) {
+func (k keyLocks[K]) unlock(key K) {
 	k.mu.Lock()
 	done := k.held[key]
 	delete(k.held, key)

@@ -84,7 +84,7 @@ type Usage struct {
 // record a reversal and the token's stand-in usage.
 type Change struct {
 	Disarm       uint64   // the issuer answered: delete this armed advice
-	Activate     uint64   // the issuer did not answer: this armed advice becomes a due reversal of the entry
+	Activate     *Advice  // the issuer did not answer: the armed advice with this ID becomes due, holding this entry
 	Enqueue      []Advice // new advices, due at once (ID assigned)
 	MarkReversed bool     // the entry reverses its original: index it under the original's key
 	Usage        *Usage   // write this stand-in usage
@@ -175,9 +175,12 @@ func (j *Journal) applyChange(b *pebble.Batch, rec *Entry, c *Change) error {
 			return err
 		}
 	}
-	if c.Activate != 0 {
-		a := Advice{ID: c.Activate, Kind: AdviceReversal, State: AdviceDue, Entry: *rec}
-		if err := b.Set(appendAdviceKey(nil, a.ID), appendAdviceRecord(nil, &a), nil); err != nil {
+	if a := c.Activate; a != nil {
+		a.Kind, a.State = AdviceReversal, AdviceDue
+		if a.Entry.BusinessDay == "" {
+			a.Entry.BusinessDay = rec.BusinessDay
+		}
+		if err := b.Set(appendAdviceKey(nil, a.ID), appendAdviceRecord(nil, a), nil); err != nil {
 			return err
 		}
 	}

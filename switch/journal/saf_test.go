@@ -48,7 +48,7 @@ func TestAppendWithDisarmActivateEnqueue(t *testing.T) {
 	timedOut.ResponseCode = "91"
 	standIn := Advice{Kind: AdviceStandIn, Entry: *timedOut}
 	standIn.Entry.StandIn, standIn.Entry.ResponseCode = true, "00"
-	if err := j.AppendWith(timedOut, &Change{Activate: a2, Enqueue: []Advice{standIn}}); err != nil {
+	if err := j.AppendWith(timedOut, &Change{Activate: &Advice{ID: a2, Entry: *timedOut}, Enqueue: []Advice{standIn}}); err != nil {
 		t.Fatal(err)
 	}
 	due, err := j.DueAdvices(time.Now(), 10)

@@ -14,6 +14,7 @@ import (
 	"github.com/tapswitch/tapswitch/configs"
 	"github.com/tapswitch/tapswitch/router/bintable"
 	"github.com/tapswitch/tapswitch/router/issuers"
+	"github.com/tapswitch/tapswitch/switch/authorize"
 	"github.com/tapswitch/tapswitch/switch/journal"
 )
 
@@ -41,14 +42,23 @@ type Config struct {
 		WriteTimeout             time.Duration `yaml:"write_timeout"`
 	} `yaml:"terminals"`
 	IssuerLinks struct {
-		Connections    int           `yaml:"connections"`
-		InflightMax    int           `yaml:"inflight_max"`
-		RequestTimeout time.Duration `yaml:"request_timeout"`
-		EchoInterval   time.Duration `yaml:"echo_interval"`
-		DialTimeout    time.Duration `yaml:"dial_timeout"`
-		BackoffMin     time.Duration `yaml:"backoff_min"`
-		BackoffMax     time.Duration `yaml:"backoff_max"`
+		Connections     int           `yaml:"connections"`
+		InflightMax     int           `yaml:"inflight_max"`
+		RequestTimeout  time.Duration `yaml:"request_timeout"`
+		EchoInterval    time.Duration `yaml:"echo_interval"`
+		DialTimeout     time.Duration `yaml:"dial_timeout"`
+		BackoffMin      time.Duration `yaml:"backoff_min"`
+		BackoffMax      time.Duration `yaml:"backoff_max"`
+		BreakerFailures int           `yaml:"breaker_failures"`
+		BreakerCooldown time.Duration `yaml:"breaker_cooldown"`
 	} `yaml:"issuer_links"`
+	Advices struct {
+		RetryMin    time.Duration `yaml:"retry_min"`
+		RetryMax    time.Duration `yaml:"retry_max"`
+		AttemptsMax int           `yaml:"attempts_max"`
+		InFlightMax int           `yaml:"in_flight_max"`
+	} `yaml:"advices"`
+	StandIn map[string]authorize.StandInRules `yaml:"stand_in"`
 }
 
 // LoadConfig reads a config file; "" means the built-in default.
@@ -155,4 +165,24 @@ func (c Config) validate() error {
 		return fmt.Errorf("config: shutdown_timeout must be positive")
 	}
 	return nil
+}
+
+// standInRules resolves each issuer's stand-in rules: its own entry, else
+// "default", else none.
+func (c Config) standInRules(list []issuers.Issuer) (map[string]authorize.StandInRules, error) {
+	out := make(map[string]authorize.StandInRules, len(list))
+	for _, is := range list {
+		r, ok := c.StandIn[is.ID]
+		if !ok {
+			r, ok = c.StandIn["default"]
+		}
+		if !ok {
+			continue
+		}
+		if err := r.Validate(); err != nil {
+			return nil, fmt.Errorf("config stand_in %s: %w", is.ID, err)
+		}
+		out[is.ID] = r
+	}
+	return out, nil
 }

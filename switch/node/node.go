@@ -27,6 +27,7 @@ import (
 	"github.com/tapswitch/tapswitch/switch/authorize"
 	"github.com/tapswitch/tapswitch/switch/journal"
 	"github.com/tapswitch/tapswitch/switch/metrics"
+	"github.com/tapswitch/tapswitch/switch/saf"
 	"github.com/tapswitch/tapswitch/switch/terminal"
 	"github.com/tapswitch/tapswitch/switch/vault"
 )
@@ -42,6 +43,9 @@ type Node struct {
 	Issuers   []issuers.Issuer
 	Pipeline  *authorize.Pipeline
 	links     []*link.Link
+	sender    *saf.Sender
+	stopSAF   context.CancelFunc
+	safDone   chan struct{}
 	metrics   *metrics.Set
 	server    *terminal.Server
 	termLn    net.Listener
@@ -126,6 +130,7 @@ func (n *Node) startLinks(addressOverride map[string]string) (map[string]authori
 			IssuerID: is.ID, Address: addr, Connections: lc.Connections, InflightMax: lc.InflightMax,
 			RequestTimeout: lc.RequestTimeout, EchoInterval: lc.EchoInterval, DialTimeout: lc.DialTimeout,
 			BackoffMin: lc.BackoffMin, BackoffMax: lc.BackoffMax,
+			BreakerFailures: lc.BreakerFailures, BreakerCooldown: lc.BreakerCooldown,
 			FrameBytesMax: n.cfg.Terminals.FrameBytesMax, Logger: n.log, Metrics: n.metrics.Link(is.ID),
 		})
 		if err != nil {
@@ -138,12 +143,20 @@ func (n *Node) startLinks(addressOverride map[string]string) (map[string]authori
 	return out, nil
 }
 
-// bind builds the pipeline and terminal server and opens both listeners.
+// bind builds the store-and-forward sender, the pipeline and the terminal
+// server, and opens both listeners.
 func (n *Node) bind(pipelineIssuers map[string]authorize.Issuer) error {
+	if err := n.newSender(pipelineIssuers); err != nil {
+		return err
+	}
+	standIn, err := n.cfg.standInRules(n.Issuers)
+	if err != nil {
+		return err
+	}
 	n.Pipeline = authorize.New(authorize.Deps{
 		Vault: n.Vault, Keys: n.Keys, Table: n.Table, Issuers: pipelineIssuers,
 		Journal: n.Journal, NodeID: n.cfg.NodeID, Institution: n.cfg.Institution,
-		Now: time.Now, Log: n.log, Metrics: n.metrics,
+		Now: time.Now, Log: n.log, Metrics: n.metrics, StandIn: standIn, AdviceQueued: n.sender.Wake,
 	})
 	tc := n.cfg.Terminals
 	srv, err := terminal.New(terminal.Config{
@@ -164,6 +177,23 @@ func (n *Node) bind(pipelineIssuers map[string]authorize.Issuer) error {
 	}
 	n.admin = &http.Server{Handler: n.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
 	return nil
+}
+
+// newSender builds the store-and-forward sender over the issuer links.
+func (n *Node) newSender(pipelineIssuers map[string]authorize.Issuer) error {
+	issuers := make(map[string]saf.Issuer, len(pipelineIssuers))
+	for id, is := range pipelineIssuers {
+		issuers[id] = saf.Issuer{Institution: is.Institution, Link: is.Link}
+	}
+	ac := n.cfg.Advices
+	s, err := saf.New(saf.Config{
+		Journal: n.Journal, Keys: n.Keys, Issuers: issuers, Institution: n.cfg.Institution,
+		RetryMin: ac.RetryMin, RetryMax: ac.RetryMax, AttemptsMax: ac.AttemptsMax,
+		InFlightMax: ac.InFlightMax, PollEvery: time.Second, Now: time.Now,
+		Log: n.log.With().Str("component", "saf").Logger(),
+	})
+	n.sender = s
+	return err
 }
 
 // newMetrics makes the node's metrics on a registry of its own, with the
@@ -188,6 +218,12 @@ func (n *Node) AdminAddr() string { return n.adminLn.Addr().String() }
 // Start serves terminals and the admin API in the background. Errors from
 // either arrive on Errors.
 func (n *Node) Start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	n.stopSAF, n.safDone = cancel, make(chan struct{})
+	go func() {
+		defer close(n.safDone)
+		n.sender.Run(ctx)
+	}()
 	go func() {
 		if err := n.server.Serve(n.termLn); err != nil {
 			n.serveErrs <- fmt.Errorf("terminal server: %w", err)
@@ -203,14 +239,19 @@ func (n *Node) Start() {
 // Errors reports a listener that failed while serving.
 func (n *Node) Errors() <-chan error { return n.serveErrs }
 
-// Shutdown drains terminals within the configured time-out, then closes
-// links, admin listener, journal and vault, in that order.
+// Shutdown drains terminals within the configured time-out, stops the
+// store-and-forward sender (what it has not delivered stays queued), then
+// closes links, admin listener, journal and vault, in that order.
 func (n *Node) Shutdown() error {
 	var drainErr error
 	n.closeOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ShutdownTimeout)
 		defer cancel()
 		drainErr = n.server.Shutdown(ctx)
+		if n.stopSAF != nil {
+			n.stopSAF()
+			<-n.safDone
+		}
 		for _, l := range n.links {
 			l.Close()
 		}

@@ -1,0 +1,101 @@
+package authorize
+
+import (
+	"context"
+	"time"
+
+	moov "github.com/moov-io/iso8583"
+
+	"github.com/tapswitch/tapswitch/iso8583"
+	"github.com/tapswitch/tapswitch/router/bintable"
+	"github.com/tapswitch/tapswitch/router/link"
+	"github.com/tapswitch/tapswitch/switch/journal"
+	"github.com/tapswitch/tapswitch/switch/vault"
+)
+
+// forward asks the issuer, in the order that keeps money safe: the
+// request's reversal is armed (durable) before the request leaves; the
+// outcome's Append disarms it when the issuer answered, or makes it due
+// when the request may have reached the issuer unanswered. Without an
+// answer the switch stands in when the issuer's rules allow, else 91.
+func (p *Pipeline) forward(ctx context.Context, req Request, tok vault.Token, route bintable.Entry, entry *journal.Entry, now time.Time) (journal.Entry, issuerReply, *journal.Change) {
+	entry.IssuerID, entry.Product, entry.CardExpiry = route.Issuer, string(route.Product), tok.CardExpiry
+	is, ok := p.d.Issuers[route.Issuer]
+	if !ok {
+		entry.ResponseCode = iso8583.RCNoRoute
+		return *entry, issuerReply{}, nil
+	}
+	entry.IssuerSTAN = is.Link.NextSTAN()
+	entry.IssuerTransmissionTime = now.UTC().Format("0102150405")
+	armed := *entry
+	armed.ResponseCode = iso8583.RCIssuerUnavailable
+	armID, err := p.d.Journal.Arm(&armed)
+	if err != nil {
+		p.d.Log.Error().Err(err).Str("issuer", route.Issuer).Msg("reversal not armed: request not sent, 91")
+		entry.ResponseCode = iso8583.RCIssuerUnavailable
+		return *entry, issuerReply{}, nil
+	}
+	sent := p.d.Now()
+	resp, err := is.Link.Exchange(ctx, issuerRequest(req, tok, is.Institution, p.d.Institution, entry))
+	reply := issuerReply{answered: p.d.Now()}
+	if err == nil {
+		p.d.Metrics.IssuerTime(route.Issuer, reply.answered.Sub(sent))
+		reply.rc, reply.authCode, reply.balance = issuerAnswer(req, resp)
+		entry.ResponseCode, entry.AuthCode = reply.rc, reply.authCode
+		return *entry, reply, &journal.Change{Disarm: armID}
+	}
+	change := &journal.Change{Disarm: armID}
+	if link.Sent(err) {
+		// The issuer may have approved: its hold is reversed by the armed
+		// advice, now due, whatever the terminal is told below.
+		change = &journal.Change{Activate: &journal.Advice{ID: armID, Entry: armed}}
+	}
+	p.d.Log.Warn().Err(err).Str("issuer", route.Issuer).Str("stan", req.STAN).Bool("sent", link.Sent(err)).
+		Msg("issuer did not answer")
+	return p.standInOr91(ctx, req, route, is, entry, change, reply, now)
+}
+
+// issuerAnswer maps the issuer's response to the terminal's rc, auth code
+// and balance.
+func issuerAnswer(req Request, resp *moov.Message) (rc, authCode, balance string) {
+	rc, authCode = IssuerAnswer(req.ProcessingCode, iso8583.FieldValue(resp, iso8583.FieldResponseCode),
+		iso8583.FieldValue(resp, iso8583.FieldAuthCode))
+	if rc == iso8583.RCApproved && req.ProcessingCode == iso8583.ProcBalanceInquiry {
+		balance = iso8583.FieldValue(resp, iso8583.FieldAdditionalAmounts)
+	}
+	return rc, authCode, balance
+}
+
+// standInOr91 approves on the issuer's behalf when its rules and the
+// token's usage today allow, queueing an 0220 advice with its own STAN and
+// transmission time (the issuer must not take it for the unanswered
+// request); otherwise the answer is 91.
+func (p *Pipeline) standInOr91(ctx context.Context, req Request, route bintable.Entry, is Issuer, entry *journal.Entry, change *journal.Change, reply issuerReply, now time.Time) (journal.Entry, issuerReply, *journal.Change) {
+	entry.ResponseCode = iso8583.RCIssuerUnavailable
+	rules, ok := p.d.StandIn[route.Issuer]
+	if !ok || !rules.Enabled {
+		return *entry, reply, change
+	}
+	token := req.Token.Clear()
+	if err := p.tokens.lock(ctx, token); err != nil {
+		return *entry, reply, change
+	}
+	// Unlocked once the entry is journaled (reply.release), so the next
+	// tap of the token reads this one's usage.
+	day := p.d.Journal.BusinessDayOf(now)
+	used, err := p.d.Journal.StandInUsage(day, token)
+	if err != nil || !StandInAllowed(rules, req, route.Product, used) {
+		p.tokens.unlock(token)
+		return *entry, reply, change
+	}
+	entry.StandIn, entry.ResponseCode = true, iso8583.RCApproved
+	entry.IssuerSTAN = is.Link.NextSTAN()
+	entry.IssuerTransmissionTime = p.d.Now().UTC().Format("0102150405")
+	entry.AuthCode = standInAuthCode(entry.IssuerSTAN)
+	change.Enqueue = append(change.Enqueue, journal.Advice{Kind: journal.AdviceStandIn, Entry: *entry})
+	change.Usage = &journal.Usage{Day: day, Token: token, Count: used.Count + 1, Amount: used.Amount + int64(req.Amount)}
+	reply.release = func() { p.tokens.unlock(token) }
+	reply.rc, reply.authCode = entry.ResponseCode, entry.AuthCode
+	p.d.Log.Info().Str("issuer", route.Issuer).Str("stan", req.STAN).Msg("stand-in approval")
+	return *entry, reply, change
+}
