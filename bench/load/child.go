@@ -1,0 +1,315 @@
+package load
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/tapswitch/tapswitch/bench/wallet"
+)
+
+// Bounds of the children's lives.
+const (
+	buildTimeout    = 5 * time.Minute
+	upWaitMax       = 60 * time.Second // from start to listening
+	upPoll          = 50 * time.Millisecond
+	stopWaitMax     = 45 * time.Second // switchd drains for up to 30 s by default
+	logTailLinesMax = 5
+	modulePath      = "github.com/tapswitch/tapswitch"
+)
+
+// child is one process bench started, its output in a log file.
+type child struct {
+	name    string
+	cmd     *exec.Cmd
+	logPath string
+	log     *os.File
+	exited  chan struct{}
+	waitErr error
+}
+
+func startChild(name, logPath, binary string, args ...string) (*child, error) {
+	c := &child{name: name, logPath: logPath, exited: make(chan struct{})}
+	var err error
+	if c.log, err = os.Create(logPath); err != nil {
+		return nil, err
+	}
+	c.cmd = exec.Command(binary, args...)
+	c.cmd.Stdout, c.cmd.Stderr = c.log, c.log
+	c.cmd.Env = append(os.Environ(), "NO_COLOR=1")
+	c.cmd.SysProcAttr = childProcAttr()
+	if err := c.cmd.Start(); err != nil {
+		c.log.Close()
+		return nil, fmt.Errorf("starting %s: %w", binary, err)
+	}
+	go func() {
+		c.waitErr = c.cmd.Wait()
+		c.log.Close()
+		close(c.exited)
+	}()
+	return c, nil
+}
+
+// PID is the child's process ID.
+func (c *child) PID() int { return c.cmd.Process.Pid }
+
+// CPU is the child's CPU time so far.
+func (c *child) CPU() (time.Duration, error) { return ProcessCPU(c.PID()) }
+
+// waitFor polls until ready says yes, the child exits, ctx ends or
+// upWaitMax passes.
+func (c *child) waitFor(ctx context.Context, what string, ready func() bool) error {
+	deadline := time.Now().Add(upWaitMax)
+	tick := time.NewTicker(upPoll)
+	defer tick.Stop()
+	for !ready() {
+		select {
+		case <-c.exited:
+			return fmt.Errorf("%s exited before %s (%v)%s", c.name, what, c.waitErr, c.logTail())
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: not up within %v (waiting until %s)%s", c.name, upWaitMax, what, c.logTail())
+		}
+	}
+	return nil
+}
+
+// stop sends SIGTERM, waits (killing after stopWaitMax) and returns the
+// CPU the child used over its whole life.
+func (c *child) stop() (time.Duration, error) {
+	select {
+	case <-c.exited:
+	default:
+		c.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-c.exited:
+		case <-time.After(stopWaitMax):
+			c.cmd.Process.Kill()
+			<-c.exited
+			return 0, fmt.Errorf("%s did not stop within %v of SIGTERM: killed", c.name, stopWaitMax)
+		}
+	}
+	var cpu time.Duration
+	if ru, ok := c.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		cpu = rusageCPU(ru)
+	}
+	if !c.cmd.ProcessState.Success() {
+		return cpu, fmt.Errorf("%s exited with %v%s", c.name, c.cmd.ProcessState, c.logTail())
+	}
+	return cpu, nil
+}
+
+// logTail is the child's last warnings and errors, as text to append to a
+// message; "" when it logged none.
+func (c *child) logTail() string {
+	lines, n := notableLines(c.logPath)
+	if n == 0 {
+		return ""
+	}
+	out := fmt.Sprintf("\n%s logged %d warning or error lines (all of its log is kept with -keep); the last:", c.name, n)
+	for _, l := range lines {
+		out += "\n  " + l
+	}
+	return out
+}
+
+var ansiEscape = regexp.MustCompile(`\x1b\[[0-9;]*m`)
+
+// notableLines counts a log's warnings, errors and crash lines and returns
+// the last few.
+func notableLines(path string) (tail []string, n int) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := ansiEscape.ReplaceAllString(sc.Text(), "")
+		if !notableLogLine(line) {
+			continue
+		}
+		n++
+		tail = append(tail, line)
+		if len(tail) > logTailLinesMax {
+			tail = tail[1:]
+		}
+	}
+	return tail, n
+}
+
+// notableLogLine picks warnings, errors and crashes out of a child's
+// output: zerolog console lines ("15:04:05.000 WRN ..."), JSON lines
+// ("level":"warn"), panics and the commands' own one-line errors; the dev
+// banner and the issuers' listening lines are left out.
+func notableLogLine(line string) bool {
+	if f := strings.Fields(line); len(f) >= 2 {
+		switch f[1] {
+		case "WRN", "ERR", "FTL", "PNC":
+			return true
+		}
+	}
+	for _, lvl := range []string{`"level":"warn"`, `"level":"error"`, `"level":"fatal"`, `"level":"panic"`} {
+		if strings.Contains(line, lvl) {
+			return true
+		}
+	}
+	for _, p := range []string{"panic:", "fatal error:", "switchd:", "issuersim:"} {
+		if strings.HasPrefix(line, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// World is what bench starts by default: switchd -dev, and unless the
+// issuers run inside it, cmd/issuersim beside it, each a child process so
+// each one's CPU is its own.
+type World struct {
+	Dir     string // temporary: binaries, data/, logs
+	Wallet  wallet.File
+	Switchd *child
+	Issuers *child // nil when the issuers run inside switchd
+}
+
+// StartWorld builds switchd and issuersim (unless binDir holds them),
+// starts
+//
+//	issuersim -log-level warn     (with separateIssuers; on the addresses of configs/issuers.yaml)
+//	switchd -dev [-dev-external-issuers] -data DIR/data -listen 127.0.0.1:0 -admin 127.0.0.1:0 -log-level warn
+//
+// and waits for switchd's dev wallet, which names its terminal listener
+// and the demo tokens. status gets one line per step.
+func StartWorld(ctx context.Context, binDir string, separateIssuers bool, status io.Writer) (*World, error) {
+	dir, err := os.MkdirTemp("", "tapswitch-bench-")
+	if err != nil {
+		return nil, err
+	}
+	w := &World{Dir: dir}
+	if err := w.start(ctx, binDir, separateIssuers, status); err != nil {
+		w.Stop()
+		w.Close(false)
+		return nil, err
+	}
+	return w, nil
+}
+
+func (w *World) start(ctx context.Context, binDir string, separateIssuers bool, status io.Writer) error {
+	if binDir == "" {
+		fmt.Fprintln(status, "bench: building switchd and issuersim")
+		binDir = w.Dir
+		if err := goBuild(ctx, w.Dir, "cmd/switchd", "cmd/issuersim"); err != nil {
+			return err
+		}
+	}
+	switchdBin, issuersimBin := filepath.Join(binDir, "switchd"), filepath.Join(binDir, "issuersim")
+	var err error
+	args := []string{"-dev", "-data", filepath.Join(w.Dir, "data"), "-listen", "127.0.0.1:0",
+		"-admin", "127.0.0.1:0", "-log-level", "warn"}
+	if separateIssuers {
+		if err := w.startIssuers(ctx, issuersimBin); err != nil {
+			return err
+		}
+		args = append(args, "-dev-external-issuers")
+	}
+	if w.Switchd, err = startChild("switchd", filepath.Join(w.Dir, "switchd.log"), switchdBin, args...); err != nil {
+		return err
+	}
+	walletPath := filepath.Join(w.Dir, "data", wallet.DevFileName)
+	err = w.Switchd.waitFor(ctx, "it wrote its dev wallet", func() bool { _, err := os.Stat(walletPath); return err == nil })
+	if err != nil {
+		return err
+	}
+	if w.Wallet, err = wallet.Load(walletPath); err != nil {
+		return err
+	}
+	if err := CheckLoopback(w.Wallet.Switch); err != nil {
+		return fmt.Errorf("switchd's wallet: %v", err)
+	}
+	return nil
+}
+
+// startIssuers starts issuersim and waits for its "listening on" lines,
+// which it prints once every issuer listens.
+func (w *World) startIssuers(ctx context.Context, binary string) error {
+	logPath := filepath.Join(w.Dir, "issuersim.log")
+	var err error
+	if w.Issuers, err = startChild("issuersim", logPath, binary, "-log-level", "warn", "-cards", "200"); err != nil {
+		return err
+	}
+	err = w.Issuers.waitFor(ctx, "its issuers listened", func() bool {
+		data, _ := os.ReadFile(logPath)
+		return bytes.Contains(data, []byte(" listening on "))
+	})
+	if err != nil && strings.Contains(err.Error(), "address already in use") {
+		return fmt.Errorf("%v\n(another issuersim holds the addresses of configs/issuers.yaml: stop it, or run bench -issuers inprocess)", err)
+	}
+	return err
+}
+
+func goBuild(ctx context.Context, dir string, pkgs ...string) error {
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		return errors.New("no go command to build switchd and issuersim: put go on PATH or give -bin DIR")
+	}
+	ctx, cancel := context.WithTimeout(ctx, buildTimeout)
+	defer cancel()
+	args := []string{"build", "-o", dir + string(filepath.Separator)}
+	for _, p := range pkgs {
+		args = append(args, modulePath+"/"+p)
+	}
+	if msg, err := exec.CommandContext(ctx, goTool, args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("go %s (run bench inside the tapswitch module, or give -bin DIR): %v\n%s",
+			strings.Join(args, " "), err, msg)
+	}
+	return nil
+}
+
+// Stop stops switchd first (it drains its terminals), then the issuers,
+// and returns each one's CPU over its whole life. It is safe on a world
+// that did not fully start.
+func (w *World) Stop() (switchdCPU, issuersCPU time.Duration, err error) {
+	var errs []error
+	if w.Switchd != nil {
+		switchdCPU, err = w.Switchd.stop()
+		errs = append(errs, err)
+	}
+	if w.Issuers != nil {
+		issuersCPU, err = w.Issuers.stop()
+		errs = append(errs, err)
+	}
+	return switchdCPU, issuersCPU, errors.Join(errs...)
+}
+
+// LogTail is the children's last warnings and errors ("" for none).
+func (w *World) LogTail() string {
+	var s string
+	for _, c := range []*child{w.Switchd, w.Issuers} {
+		if c != nil {
+			s += c.logTail()
+		}
+	}
+	return s
+}
+
+// Close removes the temporary directory (binaries, journal, logs) unless
+// keep. Stop must have returned.
+func (w *World) Close(keep bool) {
+	if !keep {
+		os.RemoveAll(w.Dir)
+	}
+}

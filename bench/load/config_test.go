@@ -1,0 +1,104 @@
+package load
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaults(t *testing.T) {
+	c, err := ParseFlags(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Mode != ModeClosed || c.Concurrency != 64 || c.Connections != 32 || c.Duration != 10*time.Second ||
+		c.Warmup != 2*time.Second || c.Mix.String() != DefaultMix || c.Amount != 100 || c.Issuers != IssuersChild ||
+		c.JSONPath != "bench-report.json" || c.HTMLPath != "bench-report.html" {
+		t.Fatalf("defaults %+v", c)
+	}
+	c, err = ParseFlags([]string{"-rate", "500", "-connections", "8", "-duration", "3s", "-mix", "purchase=1,reversal=1"}, nil)
+	if err != nil || c.Mode != ModeOpen || c.Rate != 500 || c.ConnectionsUsed() != 8 {
+		t.Fatalf("open loop: %+v %v", c, err)
+	}
+	c, _ = ParseFlags([]string{"-max", "-concurrency", "4"}, nil)
+	if c.Mode != ModeClosed || c.ConnectionsUsed() != 4 {
+		t.Fatalf("closed loop with 4 in flight uses %d connections", c.ConnectionsUsed())
+	}
+}
+
+func TestBadFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-rate", "0"}, "-rate 0 outside 1..1000000"},
+		{[]string{"-rate", "100", "-max"}, "exclude each other"},
+		{[]string{"-rate", "100", "-concurrency", "5"}, "-concurrency is for the closed loop"},
+		{[]string{"-concurrency", "0"}, "-concurrency 0 outside"},
+		{[]string{"-connections", "5000"}, "-connections 5000 outside 1..4096"},
+		{[]string{"-duration", "10ms"}, "-duration 10ms outside 1s..1h0m0s"},
+		{[]string{"-duration", "2h"}, "outside 1s..1h0m0s"},
+		{[]string{"-warmup", "-1s"}, "-warmup -1s outside"},
+		{[]string{"-timeout", "1ms"}, "-timeout 1ms outside"},
+		{[]string{"-mix", "purchase=1,balance=2"}, `unknown kind "balance"`},
+		{[]string{"-amount", "1.234"}, "-amount: amount"},
+		{[]string{"-amount", "0"}, "at least 0.01"},
+		{[]string{"-addr", "10.0.0.1:8583"}, "not a loopback address"},
+		{[]string{"-addr", "example.com:8583"}, "not a loopback address"},
+		{[]string{"-addr", "127.0.0.1"}, "is not HOST:PORT"},
+		{[]string{"-switch-pid", "12"}, "go with -addr"},
+		{[]string{"-addr", "127.0.0.1:8583", "-keep"}, "are for the switch bench starts"},
+		{[]string{"-issuers", "remote"}, `-issuers "remote": want child or inprocess`},
+		{[]string{"-duration", "ten"}, "invalid value"},
+		{[]string{"-nope"}, "flag provided but not defined: -nope"},
+		{[]string{"extra"}, `unexpected argument "extra"`},
+	} {
+		_, err := ParseFlags(tc.args, nil)
+		var ue UsageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%v: error %v, want one line with %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+func TestHelp(t *testing.T) {
+	var stderr bytes.Buffer
+	if _, err := ParseFlags([]string{"-h"}, &stderr); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("-h: %v", err)
+	}
+	for _, f := range []string{"-rate", "-max", "-concurrency", "-connections", "-duration", "-warmup", "-mix", "-addr", "-wallet", "-json", "-html", "-quiet"} {
+		if !strings.Contains(stderr.String(), f) {
+			t.Errorf("usage lacks %s", f)
+		}
+	}
+}
+
+func TestMainBadFlagExits2(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := Main([]string{"-rate", "-5"}, &stdout, &stderr); code != 2 {
+		t.Fatalf("exit %d", code)
+	}
+	if lines := strings.Split(strings.TrimSpace(stderr.String()), "\n"); len(lines) != 1 || !strings.HasPrefix(lines[0], "bench: ") {
+		t.Fatalf("stderr %q, want one line", stderr.String())
+	}
+	if stdout.Len() != 0 {
+		t.Fatalf("stdout %q", stdout.String())
+	}
+	if code := Main([]string{"-h"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("-h exit %d", code)
+	}
+}
+
+func TestCheckLoopback(t *testing.T) {
+	for addr, ok := range map[string]bool{
+		"127.0.0.1:8583": true, "127.1.2.3:1": true, "[::1]:8583": true, "localhost:8583": true,
+		"0.0.0.0:8583": false, "192.168.1.1:8583": false, "[::]:1": false, "127.0.0.1:0": false, ":8583": false,
+	} {
+		if err := CheckLoopback(addr); (err == nil) != ok {
+			t.Errorf("CheckLoopback(%q) = %v", addr, err)
+		}
+	}
+}

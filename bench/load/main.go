@@ -1,0 +1,198 @@
+package load
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/tapswitch/tapswitch/bench/wallet"
+)
+
+// Main is cmd/bench: it parses args, starts switchd -dev as a child (or
+// takes the switch -addr names), runs, stops the child, prints the summary
+// on stdout and writes the JSON and HTML reports. It returns the exit code:
+// 0 for a run without errors, 1 for a run with errors or one that could
+// not run, 2 for bad flags.
+func Main(args []string, stdout, stderr io.Writer) int {
+	cfg, err := ParseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "bench: %v (bench -h lists the flags)\n", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if cfg.CPUProfile != "" {
+		f, err := os.Create(cfg.CPUProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "bench: -cpuprofile: %v\n", err)
+			return 2
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(stderr, "bench: -cpuprofile: %v\n", err)
+			return 2
+		}
+		defer pprof.StopCPUProfile()
+	}
+	rep, err := run(ctx, cfg, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "bench: %v\n", err)
+		return 1
+	}
+	fmt.Fprint(stdout, rep.Summary())
+	if err := writeReports(rep, cfg, stdout); err != nil {
+		fmt.Fprintf(stderr, "bench: %v\n", err)
+		return 1
+	}
+	if rep.Errors > 0 || rep.Interrupted {
+		return 1
+	}
+	return 0
+}
+
+// run sets up the target, runs and tears down, returning the report.
+func run(ctx context.Context, cfg Config, stderr io.Writer) (Report, error) {
+	if cfg.Addr != "" || cfg.WalletPath != "" {
+		target, err := existingTarget(cfg)
+		if err != nil {
+			return Report{}, err
+		}
+		res, err := Run(ctx, cfg, target, progressOut(cfg, stderr))
+		if err != nil {
+			return Report{}, err
+		}
+		return NewReport(res), nil
+	}
+	world, err := StartWorld(ctx, cfg.BinDir, cfg.Issuers == IssuersChild, stderr)
+	if err != nil {
+		return Report{}, err
+	}
+	defer world.Close(cfg.Keep)
+	target := worldTarget(world)
+	fmt.Fprintf(stderr, "bench: %s; issuers %s\n", target.Description, target.Issuers)
+	res, runErr := Run(ctx, cfg, target, progressOut(cfg, stderr))
+	switchdTotal, issuersTotal, stopErr := world.Stop()
+	if runErr != nil {
+		return Report{}, fmt.Errorf("%v%s", runErr, world.LogTail())
+	}
+	rep := NewReport(res)
+	if switchdTotal > 0 {
+		rep.CPUSwitchTotalS = seconds(switchdTotal)
+	}
+	if issuersTotal > 0 {
+		rep.CPUIssuersTotalS = seconds(issuersTotal)
+	}
+	if stopErr != nil {
+		fmt.Fprintf(stderr, "bench: %v\n", stopErr)
+	} else if tail := world.LogTail(); tail != "" {
+		fmt.Fprintf(stderr, "bench: %s\n", tail[1:])
+	}
+	if cfg.Keep {
+		fmt.Fprintf(stderr, "bench: binaries, data and logs kept in %s\n", world.Dir)
+	}
+	return rep, nil
+}
+
+func worldTarget(w *World) Target {
+	t := Target{
+		Addr: w.Wallet.Switch, Wallet: w.Wallet, SwitchCPU: w.Switchd.CPU,
+		Description: fmt.Sprintf("switchd -dev, child process %d, terminals at %s", w.Switchd.PID(), w.Wallet.Switch),
+		Issuers:     "inside switchd (switchd -dev runs them in its own process)",
+	}
+	if w.Issuers != nil {
+		t.IssuersCPU = w.Issuers.CPU
+		t.Issuers = fmt.Sprintf("issuersim, child process %d (switchd -dev -dev-external-issuers)", w.Issuers.PID())
+	}
+	return t
+}
+
+// existingTarget is the switch -addr (or the wallet's address) with the
+// wallet's cards.
+func existingTarget(cfg Config) (Target, error) {
+	path := cfg.WalletPath
+	if path == "" {
+		path = wallet.DevFilePath()
+	}
+	w, err := wallet.Load(path)
+	if err != nil {
+		return Target{}, fmt.Errorf("%v (give -wallet FILE: the dev wallet of the switch at -addr)", err)
+	}
+	addr := cfg.Addr
+	if addr == "" {
+		addr = w.Switch
+	}
+	if err := CheckLoopback(addr); err != nil {
+		return Target{}, fmt.Errorf("switch address from %s: %v", path, err)
+	}
+	t := Target{Addr: addr, Wallet: w,
+		Description: fmt.Sprintf("existing switch at %s, CPU not measured (give -switch-pid)", addr),
+		Issuers:     "not known to bench (an existing switch; give -issuers-pid for issuersim's CPU)"}
+	if cfg.SwitchPID > 0 {
+		if t.SwitchCPU, err = pidCPU("-switch-pid", cfg.SwitchPID); err != nil {
+			return Target{}, err
+		}
+		t.Description = fmt.Sprintf("existing switch at %s, process %d", addr, cfg.SwitchPID)
+	}
+	if cfg.IssuersPID > 0 {
+		if t.IssuersCPU, err = pidCPU("-issuers-pid", cfg.IssuersPID); err != nil {
+			return Target{}, err
+		}
+		t.Issuers = fmt.Sprintf("process %d", cfg.IssuersPID)
+	}
+	return t, nil
+}
+
+// pidCPU checks that pid's CPU can be read and returns the reader.
+func pidCPU(flagName string, pid int) (func() (time.Duration, error), error) {
+	if _, err := ProcessCPU(pid); err != nil {
+		return nil, fmt.Errorf("%s: %v", flagName, err)
+	}
+	return func() (time.Duration, error) { return ProcessCPU(pid) }, nil
+}
+
+// progressOut is stderr when it is a terminal and -quiet is not given.
+func progressOut(cfg Config, stderr io.Writer) io.Writer {
+	if cfg.Quiet {
+		return nil
+	}
+	f, ok := stderr.(*os.File)
+	if !ok {
+		return nil
+	}
+	info, err := f.Stat()
+	if err != nil || info.Mode()&os.ModeCharDevice == 0 {
+		return nil
+	}
+	return stderr
+}
+
+func writeReports(rep Report, cfg Config, stdout io.Writer) error {
+	var written []string
+	if cfg.JSONPath != "" {
+		if err := rep.WriteJSON(cfg.JSONPath); err != nil {
+			return fmt.Errorf("JSON report: %w", err)
+		}
+		written = append(written, cfg.JSONPath)
+	}
+	if cfg.HTMLPath != "" {
+		if err := rep.WriteHTML(cfg.HTMLPath); err != nil {
+			return fmt.Errorf("HTML report: %w", err)
+		}
+		written = append(written, cfg.HTMLPath)
+	}
+	if len(written) > 0 {
+		fmt.Fprintf(stdout, "reports      %s\n", strings.Join(written, ", "))
+	}
+	return nil
+}

@@ -1,0 +1,212 @@
+package load
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	moov "github.com/moov-io/iso8583"
+
+	"github.com/tapswitch/tapswitch/bench/pos"
+	"github.com/tapswitch/tapswitch/bench/wallet"
+	"github.com/tapswitch/tapswitch/iso8583"
+)
+
+// Bounds of a terminal's memory.
+const (
+	// reversibleMax bounds the approved purchases a terminal remembers as
+	// candidates for a reversal; the oldest is dropped past it.
+	reversibleMax = 1024
+	// declineAmount is tapped on the decline cards: more than the
+	// insufficient card holds (5.00), so its issuer answers 51 however
+	// often it is tapped.
+	declineAmount iso8583.Amount = 10_000_00
+)
+
+// Wallet card labels the mix taps (switch/daemon's dev wallet).
+var declineLabels = []string{"insufficient", "expired", "suspended", "unknown"}
+
+// plan is what every terminal shares: the kind cycle, the cards and what
+// each should get. Only declineSeq changes.
+type plan struct {
+	table      []Kind
+	approve    wallet.Card
+	declines   []wallet.Card
+	amount     iso8583.Amount
+	declineSeq atomic.Uint64
+}
+
+func newPlan(cfg Config, w wallet.File) (*plan, error) {
+	p := &plan{table: cfg.Mix.Table(), amount: cfg.Amount}
+	needApprove := cfg.Mix.Has(KindPurchase) || cfg.Mix.Has(KindRefund) || cfg.Mix.Has(KindTopUp) ||
+		cfg.Mix.Has(KindReversal)
+	if needApprove {
+		c, err := outcomeCard(w, "approve")
+		if err != nil {
+			return nil, err
+		}
+		p.approve = c
+	}
+	if cfg.Mix.Has(KindDecline) {
+		for _, label := range declineLabels {
+			c, err := outcomeCard(w, label)
+			if err != nil {
+				return nil, err
+			}
+			p.declines = append(p.declines, c)
+		}
+	}
+	return p, nil
+}
+
+func outcomeCard(w wallet.File, label string) (wallet.Card, error) {
+	c, err := w.Card(label)
+	if err != nil {
+		return c, err
+	}
+	if len(c.Outcome) != 2 {
+		return c, fmt.Errorf("wallet card %q names no outcome: bench needs the demo wallet of switchd -dev", label)
+	}
+	return c, nil
+}
+
+// original is an approved purchase a reversal can name.
+type original struct {
+	stan, transmissionTime, rrn string
+	amount                      iso8583.Amount
+}
+
+// terminal is one connection to the switch with its own terminal ID.
+type terminal struct {
+	id     string
+	base   pos.Terminal
+	client *pos.Client
+	stats  *stats
+	lost   atomic.Bool // the connection broke; nothing more is sent on it
+
+	mu         sync.Mutex
+	stans      stanSeq
+	reversible []original // oldest first
+}
+
+func newTerminal(id string, client *pos.Client, stanStart int, st *stats) *terminal {
+	base := pos.DemoTerminal
+	base.TerminalID = id
+	return &terminal{id: id, base: base, client: client, stats: st, stans: newSTANSeq(stanStart)}
+}
+
+// terminalID is connection k's terminal: "B", a 3-character tag of the run,
+// and 4 digits (k+1; 0000 is the pre-flight's).
+func terminalID(runTag string, k int) string {
+	return fmt.Sprintf("B%3.3s%04d", runTag, k)
+}
+
+// runTag derives 3 characters from the start time, so a run's terminals
+// differ from those of the runs before it.
+func runTag(start time.Time) string {
+	const digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	n := start.Unix() % (36 * 36 * 36)
+	b := []byte{digits[n/1296], digits[n/36%36], digits[n%36]}
+	return string(b)
+}
+
+// nextSTAN returns a STAN for DE7 = the returned time. It waits out the rare
+// full second (stanSeq) holding the terminal's lock: the terminal cannot
+// number another request before then anyway.
+func (t *terminal) nextSTAN() (string, time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for range 3 {
+		now := time.Now()
+		stan, wait := t.stans.next(now)
+		if wait == 0 {
+			return stan, now
+		}
+		time.Sleep(wait)
+	}
+	panic("stanSeq: no STAN after waiting for the next second twice")
+}
+
+// request is one message to send and what its answer must say.
+type request struct {
+	kind Kind
+	msg  *moov.Message
+	want string
+	orig original // purchases: remembered for a reversal when approved
+}
+
+// build makes the request of kind k.
+func (t *terminal) build(p *plan, k Kind) request {
+	if k == KindReversal {
+		if orig, ok := t.popReversible(); ok {
+			return t.reversal(p, orig)
+		}
+		k = KindPurchase
+	}
+	stan, now := t.nextSTAN()
+	card, amount, code := p.approve, p.amount, iso8583.ProcPurchase
+	switch k {
+	case KindRefund:
+		code = iso8583.ProcRefund
+	case KindTopUp:
+		code = iso8583.ProcTransitTopUp
+	case KindDecline:
+		card = p.declines[p.declineSeq.Add(1)%uint64(len(p.declines))]
+		amount = declineAmount
+	}
+	tap := pos.Tap{Terminal: t.base, ProcessingCode: code, Token: card.Token, TokenExpiry: card.TokenExpiry,
+		Amount: amount, STAN: stan, Time: now}
+	r := request{kind: k, msg: tap.Message(), want: card.Outcome}
+	if k == KindPurchase {
+		r.orig = original{stan: stan, transmissionTime: transmissionTime(now), rrn: pos.RRN(now, stan), amount: amount}
+	}
+	return r
+}
+
+// reversal builds the 0400 of docs/wire.md for orig: its own STAN and DE7,
+// the original's RRN, and DE90 naming the original 0200.
+func (t *terminal) reversal(p *plan, orig original) request {
+	stan, now := t.nextSTAN()
+	tap := pos.Tap{Terminal: t.base, MTI: iso8583.MTIReversalRequest, ProcessingCode: iso8583.ProcPurchase,
+		Token: p.approve.Token, TokenExpiry: p.approve.TokenExpiry, Amount: orig.amount, STAN: stan, Time: now}
+	msg := tap.Message()
+	for _, id := range []int{iso8583.FieldExpiry, iso8583.FieldMCC, iso8583.FieldPOSEntryMode,
+		iso8583.FieldPOSCondition, iso8583.FieldMerchantNameLocation} {
+		msg.UnsetField(id)
+	}
+	msg.Field(iso8583.FieldRRN, orig.rrn)
+	msg.Field(iso8583.FieldOriginalData, originalData(orig, t.base.Acquirer))
+	return request{kind: KindReversal, msg: msg, want: iso8583.RCApproved}
+}
+
+// originalData is DE90: original MTI, STAN and DE7, the acquirer and the
+// forwarder (none) zero-padded to 11 digits.
+func originalData(orig original, acquirer string) string {
+	return fmt.Sprintf("%s%s%s%011s%011d", iso8583.MTIFinancialRequest, orig.stan, orig.transmissionTime,
+		acquirer, 0)
+}
+
+func transmissionTime(t time.Time) string {
+	return t.UTC().Format("0102150405")
+}
+
+func (t *terminal) remember(o original) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.reversible) >= reversibleMax {
+		t.reversible = t.reversible[1:]
+	}
+	t.reversible = append(t.reversible, o)
+}
+
+func (t *terminal) popReversible() (original, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.reversible) == 0 {
+		return original{}, false
+	}
+	o := t.reversible[0]
+	t.reversible = t.reversible[1:]
+	return o, true
+}

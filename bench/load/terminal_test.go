@@ -1,0 +1,134 @@
+package load
+
+import (
+	"testing"
+	"time"
+
+	"github.com/tapswitch/tapswitch/bench/wallet"
+	"github.com/tapswitch/tapswitch/iso8583"
+)
+
+func TestTerminalIDs(t *testing.T) {
+	tag := runTag(time.Unix(1_790_000_000, 0))
+	for _, k := range []int{0, 1, 4096} {
+		if id := terminalID(tag, k); len(id) != 8 || id[0] != 'B' {
+			t.Errorf("terminal %d: %q", k, id)
+		}
+	}
+	if runTag(time.Unix(100, 0)) == runTag(time.Unix(101, 0)) {
+		t.Error("runs a second apart share a tag")
+	}
+}
+
+func testPlan(t *testing.T, mix string) *plan {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Mix, _ = ParseMix(mix)
+	w := wallet.File{Cards: []wallet.Card{
+		{Label: "approve", Token: "6299901111111116", TokenExpiry: "2912", Outcome: "00"},
+		{Label: "insufficient", Token: "6299902222222224", TokenExpiry: "2912", Outcome: "51"},
+		{Label: "expired", Token: "6299903333333332", TokenExpiry: "2401", Outcome: "54"},
+		{Label: "suspended", Token: "6299904444444440", TokenExpiry: "2912", Outcome: "62"},
+		{Label: "unknown", Token: "6299905555555557", TokenExpiry: "2912", Outcome: "14"},
+	}}
+	p, err := newPlan(cfg, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestBuildRequests(t *testing.T) {
+	p := testPlan(t, DefaultMix+",reversal=1")
+	term := newTerminal("BTST0001", nil, 41, newStats())
+	for _, tc := range []struct {
+		kind         Kind
+		mti, pc, amt string
+	}{
+		{KindPurchase, "0200", "000000", "000000000100"},
+		{KindRefund, "0200", "200000", "000000000100"},
+		{KindTopUp, "0200", "210000", "000000000100"},
+	} {
+		r := term.build(p, tc.kind)
+		got := [...]string{field(r, 0), field(r, iso8583.FieldProcessingCode), field(r, iso8583.FieldAmount)}
+		if got != [...]string{tc.mti, tc.pc, tc.amt} || r.want != "00" || field(r, iso8583.FieldTerminalID) != "BTST0001" {
+			t.Errorf("%s: %v want %s", tc.kind, got, r.want)
+		}
+	}
+	wants := map[string]bool{}
+	for range 4 {
+		r := term.build(p, KindDecline)
+		wants[r.want] = true
+		if field(r, iso8583.FieldAmount) != "000001000000" {
+			t.Errorf("decline amount %s", field(r, iso8583.FieldAmount))
+		}
+	}
+	if len(wants) != 4 || !wants["51"] || !wants["54"] || !wants["62"] || !wants["14"] {
+		t.Errorf("four declines want %v", wants)
+	}
+	// STANs so far: 42..48; every request its own.
+	if r := term.build(p, KindRefund); field(r, iso8583.FieldSTAN) != "000049" {
+		t.Errorf("STAN %s, want 000049", field(r, iso8583.FieldSTAN))
+	}
+}
+
+func TestReversalNamesItsOriginal(t *testing.T) {
+	p := testPlan(t, "purchase=1,reversal=1")
+	term := newTerminal("BTST0002", nil, 0, newStats())
+	if r := term.build(p, KindReversal); r.kind != KindPurchase {
+		t.Fatalf("a reversal with nothing to reverse is sent as %s, want a purchase", r.kind)
+	}
+	purchase := term.build(p, KindPurchase)
+	term.remember(purchase.orig)
+	rev := term.build(p, KindReversal)
+	if rev.kind != KindReversal || rev.want != "00" || field(rev, 0) != "0400" {
+		t.Fatalf("reversal %s mti %s want %s", rev.kind, field(rev, 0), rev.want)
+	}
+	de7 := field(purchase, iso8583.FieldTransmissionTime)
+	wantDE90 := "0200" + field(purchase, iso8583.FieldSTAN) + de7 + "00001020000" + "00000000000"
+	if got := field(rev, iso8583.FieldOriginalData); got != wantDE90 || len(got) != 42 {
+		t.Fatalf("DE90 %q, want %q", got, wantDE90)
+	}
+	if field(rev, iso8583.FieldSTAN) == field(purchase, iso8583.FieldSTAN) ||
+		field(rev, iso8583.FieldRRN) != field(purchase, iso8583.FieldRRN) ||
+		field(rev, iso8583.FieldAmount) != field(purchase, iso8583.FieldAmount) ||
+		field(rev, iso8583.FieldPAN) != p.approve.Token {
+		t.Fatal("reversal does not carry its own STAN with the original's RRN, amount and token")
+	}
+	for _, id := range []int{iso8583.FieldExpiry, iso8583.FieldPOSEntryMode, iso8583.FieldMerchantNameLocation} {
+		if field(rev, id) != "" {
+			t.Errorf("reversal carries DE%d, which docs/wire.md leaves out of a 0400", id)
+		}
+	}
+	if _, err := iso8583.Pack(rev.msg); err != nil {
+		t.Fatalf("reversal does not pack: %v", err)
+	}
+	if _, ok := term.popReversible(); ok {
+		t.Fatal("the original can be reversed twice")
+	}
+}
+
+func TestReversibleIsBounded(t *testing.T) {
+	term := newTerminal("BTST0003", nil, 0, newStats())
+	for i := range reversibleMax + 10 {
+		term.remember(original{stan: string(rune('0' + i%10))})
+	}
+	if len(term.reversible) != reversibleMax {
+		t.Fatalf("%d remembered", len(term.reversible))
+	}
+}
+
+func TestPlanNeedsDemoWallet(t *testing.T) {
+	cfg := DefaultConfig()
+	if _, err := newPlan(cfg, wallet.File{Cards: []wallet.Card{{Label: "approve", Token: "1"}}}); err == nil {
+		t.Fatal("plan from a wallet without outcomes")
+	}
+}
+
+func field(r request, id int) string {
+	if id == 0 {
+		mti, _ := r.msg.GetMTI()
+		return mti
+	}
+	return iso8583.FieldValue(r.msg, id)
+}
