@@ -61,6 +61,7 @@ func (d *DevWorld) Close() error {
 func runDev(ctx context.Context, cfg node.Config, opts Options) error {
 	cfg.Data = wallet.DevDataDir()
 	cfg.LogLevel = "debug"
+	cfg.AdminPprof = true
 	applyOverrides(&cfg, opts)
 	log, err := newLogger(cfg.LogLevel, opts.Out, true)
 	if err != nil {

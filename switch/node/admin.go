@@ -3,6 +3,7 @@ package node
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 )
 
 // adminHandler serves the operator endpoints.
@@ -13,6 +14,14 @@ func (n *Node) adminHandler() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", n.ready)
 	mux.Handle("GET /metrics", n.metrics.Handler())
+	if n.cfg.AdminPprof {
+		// Profiles are how performance work finds where a transaction's time
+		// goes; they expose no card data but cost CPU while taken, so they
+		// are opt-in (switchd -dev turns them on).
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 

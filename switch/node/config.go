@@ -33,6 +33,7 @@ type Config struct {
 	Cutoff          string        `yaml:"cutoff"`
 	Timezone        string        `yaml:"timezone"`
 	LogLevel        string        `yaml:"log_level"`
+	AdminPprof      bool          `yaml:"admin_pprof"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	Terminals       struct {
 		ConnectionsMax           int           `yaml:"connections_max"`
