@@ -20,21 +20,36 @@ const (
 )
 
 // LedgerEntry is one approved posting: a purchase or top-up (a hold) or a
-// refund (a credit).
+// refund (a credit). The JSON names are the export format's (snapshot.go);
+// PAN marshals masked.
 type LedgerEntry struct {
-	Seq              uint64
-	Time             time.Time
-	PAN              iso8583.PAN
-	MTI              string
-	ProcessingCode   string
-	Amount           iso8583.Amount
-	STAN             string
-	TransmissionTime string
-	RRN              string
-	TerminalID       string
-	AuthCode         string
-	ResponseCode     string
-	Reversed         bool
+	Seq              uint64         `json:"seq"`
+	BusinessDay      string         `json:"business_day"` // YYYYMMDD, by the issuer's cut-off
+	Time             time.Time      `json:"time"`
+	PAN              iso8583.PAN    `json:"pan"`
+	MTI              string         `json:"mti"`
+	ProcessingCode   string         `json:"processing_code"`
+	Amount           iso8583.Amount `json:"amount"` // minor units
+	STAN             string         `json:"stan"`
+	TransmissionTime string         `json:"transmission_time"`
+	RRN              string         `json:"rrn"`
+	TerminalID       string         `json:"terminal_id"`
+	AuthCode         string         `json:"auth_code"`
+	ResponseCode     string         `json:"response_code"`
+	Reversed         bool           `json:"reversed"`
+	// Reversal is the reversal that released the posting, zero while it
+	// stands. It settles on its own business day.
+	Reversal Reversal `json:"reversal,omitzero"`
+}
+
+// Reversal is the 0400 or 0420 that reversed a posting: when, and the
+// reversal message's own DE11 and DE7.
+type Reversal struct {
+	Time             time.Time `json:"time"`
+	BusinessDay      string    `json:"business_day"`
+	MTI              string    `json:"mti"`
+	STAN             string    `json:"stan"`
+	TransmissionTime string    `json:"transmission_time"`
 }
 
 // Account is an issuer's view of one card: the card as loaded, what it may
@@ -71,10 +86,15 @@ type book struct {
 	byKey    map[txKey]int // ledger index
 	orphans  orphanSet
 	authSalt uint64
+	cutoff   Cutoff
 }
 
-func newBook(issuerID string, cards []world.Card, authSalt uint64) (*book, error) {
+func newBook(issuerID string, cards []world.Card, authSalt uint64, cutoff Cutoff) (*book, error) {
+	if err := cutoff.Validate(); err != nil {
+		return nil, err
+	}
 	b := &book{
+		cutoff:   cutoff,
 		accounts: make(map[string]*account),
 		byKey:    make(map[txKey]int),
 		orphans:  orphanSet{member: make(map[txKey]bool)},
@@ -99,6 +119,7 @@ type decision struct {
 	balance  string       // DE54, balance inquiries only
 	post     *LedgerEntry // a new approved posting
 	reverse  int          // ledger index to reverse, -1 for none
+	reversal Reversal     // the reversal's record, when reverse >= 0
 	orphan   *txKey       // an unmatched reversal to remember
 }
 
@@ -112,7 +133,7 @@ func decide(b *book, req request, now time.Time) decision {
 	}
 	switch req.MTI {
 	case iso8583.MTIReversalRequest, iso8583.MTIReversalAdvice:
-		return decideReversal(b, req)
+		return decideReversal(b, req, now)
 	case iso8583.MTINetworkMgmtRequest:
 		switch req.NetworkCode {
 		case iso8583.NetSignOn, iso8583.NetSignOff, iso8583.NetEcho:
@@ -173,7 +194,7 @@ func (b *book) approve(req request, now time.Time) decision {
 	d := answer(iso8583.RCApproved)
 	d.authCode = authCode(seq, b.authSalt)
 	d.post = &LedgerEntry{
-		Seq: seq, Time: now, PAN: req.PAN, MTI: req.MTI, ProcessingCode: req.ProcessingCode,
+		Seq: seq, BusinessDay: b.cutoff.BusinessDay(now), Time: now.UTC(), PAN: req.PAN, MTI: req.MTI, ProcessingCode: req.ProcessingCode,
 		Amount: req.Amount, STAN: req.STAN, TransmissionTime: req.TransmissionTime,
 		RRN: req.RRN, TerminalID: req.TerminalID, AuthCode: d.authCode, ResponseCode: d.rc,
 	}
@@ -193,7 +214,7 @@ func repeat(e LedgerEntry, req request) decision {
 	return d
 }
 
-func decideReversal(b *book, req request) decision {
+func decideReversal(b *book, req request, now time.Time) decision {
 	key := txKey{req.Original.STAN, req.Original.TransmissionTime}
 	i, ok := b.byKey[key]
 	if !ok {
@@ -208,6 +229,8 @@ func decideReversal(b *book, req request) decision {
 	d := answer(iso8583.RCApproved)
 	if !e.Reversed {
 		d.reverse = i
+		d.reversal = Reversal{Time: now.UTC(), BusinessDay: b.cutoff.BusinessDay(now),
+			MTI: req.MTI, STAN: req.STAN, TransmissionTime: req.TransmissionTime}
 	}
 	return d
 }
@@ -233,7 +256,7 @@ func (b *book) apply(d decision) {
 		} else {
 			acct.held -= e.Amount
 		}
-		e.Reversed = true
+		e.Reversed, e.Reversal = true, d.reversal
 	}
 	if d.orphan != nil {
 		b.orphans.add(*d.orphan)

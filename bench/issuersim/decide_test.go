@@ -45,7 +45,7 @@ func testCards() []world.Card {
 
 func testBook(t *testing.T) *book {
 	t.Helper()
-	b, err := newBook("TST", testCards(), 1)
+	b, err := newBook("TST", testCards(), 1, DefaultCutoff())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +229,7 @@ func TestLedgerBounded(t *testing.T) {
 
 func TestNewBookRejectsDuplicateCards(t *testing.T) {
 	cards := testCards()
-	if _, err := newBook("TST", append(cards, cards[0]), 1); err == nil {
+	if _, err := newBook("TST", append(cards, cards[0]), 1, DefaultCutoff()); err == nil {
 		t.Fatal("duplicate card accepted")
 	}
 }

@@ -64,19 +64,90 @@
 //
 // # Connections and faults
 //
-// One reader goroutine per connection unpacks frames; each request then waits
-// its latency (Faults.Latency plus up to Faults.Jitter) on a timer in its own
-// goroutine, is decided, and its response goes to the connection's one
-// writer, which coalesces whatever is pending into one write. Requests in
-// flight on one connection are answered in the order their timers fire, not
-// the order they came in. Faults are drawn after the latency: DropRate of
-// requests are never answered and change nothing; ErrorRate are answered 96
-// and change nothing. Both apply to 0800 too, as a sick issuer fails its echo.
+// One reader goroutine per connection unpacks frames and plans each request
+// from the seeded generator with the Faults in force at that moment: its
+// latency (Faults.Latency plus up to Faults.Jitter) and at most one fault,
+// by one uniform draw that the six rates share (so they add up to at most
+// 1). The request then waits its latency on a timer in its own goroutine, is
+// decided, and its response goes to the connection's one writer, which
+// coalesces whatever is pending into one write. Requests in flight on one
+// connection are answered in the order their timers fire, not the order
+// they came in.
+//
+// The rule for money: decide and post first, then apply the fault to the
+// answer only. Every fault but ErrorRate happens after the decision, so an
+// approval whose answer is lost is still held on the card, exactly the case
+// a switch must reverse (the issuer approved, the switch never heard).
+//
+//	fault           decided and posted   what the switch gets
+//	ErrorRate       no                   96
+//	DropRate        yes                  nothing; the connection stays open
+//	DisconnectRate  yes                  the connection closed, no answer
+//	DuplicateRate   yes, once            the same response frame twice
+//	GarbageRate     yes                  one frame of 16 to 128 printable
+//	                                     non-digit bytes: no MTI, so never a
+//	                                     message; the connection stays open
+//	LateRate        yes, on time         the answer, LateBy after that
+//
+// Faults apply to 0800 too, as a sick issuer fails its echo. SetFaults
+// changes them while serving; requests already read keep their plan. A
+// request whose connection ends before its timer fires (a disconnect
+// fault on another request, Down, Close, the peer leaving) is never decided;
+// an answer decided but not yet written when the connection ends is lost
+// and its posting stands.
+//
+// Down closes every connection and then closes each connection it accepts
+// at once, until Up: the listeners stay bound, as with a host whose issuing
+// service has stopped, so the switch sees its connects succeed and end.
+// Down returns when the closed connections' goroutines are gone, so nothing
+// is decided between Down and Up. Fleet.SetFaults, Down and Up take one
+// issuer ID or AllIssuers ("*").
 //
 // Limits: connsMax connections (more are closed at once), inflightPerConnMax
 // requests in flight per connection (the reader stops reading until one is
 // answered), frames of iso8583.FrameBytesMaxDefault bytes, ledgerEntriesMax
-// ledger entries (then 96), the last receivedMax requests kept for Received.
-// A frame that does not unpack closes its connection: the stream cannot be
-// trusted after it.
+// ledger entries (then 96), the last receivedMax requests kept for Received,
+// delays (Latency+Jitter, and LateBy) of faultDelayMax. A frame that does
+// not unpack closes its connection: the stream cannot be trusted after it.
+//
+// # Business days and the ledger export
+//
+// Each posting belongs to the business day open when the issuer decided it,
+// by its Cutoff (default 23:00 Asia/Shanghai, the network's default and the
+// switch journal's rule); a reversal is recorded on the posting with its own
+// time, day, MTI, DE11 and DE7, and settles on its own day.
+//
+// Snapshot copies the books; WriteLedgerFile writes one as JSON to
+// DIR/ledger-ISSUER.json atomically (temporary file, fsync, rename, fsync of
+// DIR), and ReadSnapshot reads one back and recomputes every total (Check).
+// The admin endpoint (AdminHandler) serves the same JSON. The field names
+// are the format, named by "format"; amounts are integers in minor units
+// (fen); PANs are masked (first 6, last 4), because reconciliation matches
+// a posting to the switch's journal by DE11 + DE7 + amount + DE37 + DE41,
+// not by card number:
+//
+//	{"format": "tapswitch-issuersim-ledger/1", "issuer": "ICBC",
+//	 "taken_at": RFC 3339, "cutoff": "23:00 Asia/Shanghai",
+//	 "totals":  {"entries", "reversed", "open_holds", "held", "credited"},
+//	 "traffic": {"requests", "answered", "dropped", "errored",
+//	             "disconnected", "duplicated", "garbled", "late"},
+//	 "days":    [{"day": "YYYYMMDD", "entries", "debits", "credits",
+//	              "reversals", "reversed_debits", "reversed_credits"}],
+//	 "ledger":  [{"seq", "business_day", "time", "pan", "mti",
+//	              "processing_code", "amount", "stan", "transmission_time",
+//	              "rrn", "terminal_id", "auth_code", "response_code",
+//	              "reversed", "reversal": {"time", "business_day", "mti",
+//	              "stan", "transmission_time"} (only when reversed)}],
+//	 "holds":   [{"seq", "business_day", "stan", "transmission_time", "pan",
+//	              "amount", "rrn", "terminal_id", "auth_code"}],
+//	 "accounts": [{"pan", "product", "available", "held", "credited"}]}
+//
+// totals, days and holds are derived from ledger, and the accounts' held
+// and credited sum to the totals'; traffic is counted apart and is not
+// checked. A day's debits and credits count what was posted that day,
+// reversed or not; its reversed_* count the reversals processed that day,
+// so a day's net is debits - credits - reversed_debits + reversed_credits.
+// The rejected alternative, a hash of the PAN to match on, would put a
+// guessable digest of a card number in a file: with 6+4 digits known, the
+// middle 6 digits are at most a million guesses.
 package issuersim

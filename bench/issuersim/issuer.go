@@ -4,10 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"math"
 	"math/rand/v2"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -22,39 +22,7 @@ const (
 	connsMax           = 64
 	inflightPerConnMax = 256
 	receivedMax        = 1000
-	// faultDelayMax bounds Latency+Jitter: a longer delay is a typo, not a
-	// scenario any switch timeout would wait for.
-	faultDelayMax = time.Minute
 )
-
-// Faults is how badly the issuer behaves.
-type Faults struct {
-	Latency time.Duration // added to every answer
-	Jitter  time.Duration // plus a uniform share of this
-	// DropRate is the share of requests never answered.
-	DropRate float64
-	// ErrorRate is the share of requests answered 96.
-	ErrorRate float64
-}
-
-// Validate checks the rates are shares and the delays bounded.
-func (f Faults) Validate() error {
-	for _, r := range []struct {
-		name string
-		v    float64
-	}{{"drop rate", f.DropRate}, {"error rate", f.ErrorRate}} {
-		if math.IsNaN(r.v) || r.v < 0 || r.v > 1 {
-			return fmt.Errorf("%s %v is not between 0 and 1", r.name, r.v)
-		}
-	}
-	if f.DropRate+f.ErrorRate > 1 {
-		return fmt.Errorf("drop rate %v and error rate %v add up to more than 1", f.DropRate, f.ErrorRate)
-	}
-	if f.Latency < 0 || f.Jitter < 0 || f.Latency+f.Jitter > faultDelayMax {
-		return fmt.Errorf("latency %v and jitter %v must be non-negative and add up to at most %v", f.Latency, f.Jitter, faultDelayMax)
-	}
-	return nil
-}
 
 // Config sets up one Issuer.
 type Config struct {
@@ -64,6 +32,8 @@ type Config struct {
 	Faults Faults
 	// Seed drives latency, faults and authorization codes.
 	Seed int64
+	// Cutoff closes the issuer's business days; zero means DefaultCutoff.
+	Cutoff Cutoff
 	// Now is the issuer's clock, for expiry and ledger times; nil means
 	// time.Now.
 	Now    func() time.Time
@@ -82,10 +52,9 @@ type Received struct {
 
 // Issuer is one simulated issuer. Serve it on one or more listeners.
 type Issuer struct {
-	id     string
-	log    zerolog.Logger
-	now    func() time.Time
-	faults Faults
+	id  string
+	log zerolog.Logger
+	now func() time.Time
 
 	mu   sync.Mutex // guards book
 	book *book
@@ -93,11 +62,15 @@ type Issuer struct {
 	recvMu   sync.Mutex // guards received
 	received ring
 
-	rngMu sync.Mutex // guards rng
-	rng   *rand.Rand
+	faultMu sync.Mutex // guards faults, rng
+	faults  Faults
+	rng     *rand.Rand
 
-	connMu    sync.Mutex // guards closed, listeners, conns
+	stats stats
+
+	connMu    sync.Mutex // guards closed, down, listeners, conns
 	closed    bool
+	down      bool
 	done      chan struct{}
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
@@ -115,7 +88,11 @@ func New(cfg Config) (*Issuer, error) {
 	if err := cfg.Faults.Validate(); err != nil {
 		return nil, fmt.Errorf("issuersim %s: %w", cfg.Issuer.ID, err)
 	}
-	b, err := newBook(cfg.Issuer.ID, cfg.Cards, uint64(cfg.Seed)^idHash(cfg.Issuer.ID))
+	cutoff := cfg.Cutoff
+	if cutoff == (Cutoff{}) {
+		cutoff = DefaultCutoff()
+	}
+	b, err := newBook(cfg.Issuer.ID, cfg.Cards, uint64(cfg.Seed)^idHash(cfg.Issuer.ID), cutoff)
 	if err != nil {
 		return nil, fmt.Errorf("issuersim %s: %w", cfg.Issuer.ID, err)
 	}
@@ -178,36 +155,49 @@ func (s *Issuer) record(req request) {
 	s.received.add(Received{MTI: req.MTI, PAN: req.PAN, Expiry: req.Expiry, TokenData: req.TokenData, STAN: req.STAN})
 }
 
-// fault is what the dice say about one request.
-type fault int
-
-const (
-	faultNone fault = iota
-	faultDrop
-	faultError
-)
-
-func (s *Issuer) delay() time.Duration {
-	s.rngMu.Lock()
-	defer s.rngMu.Unlock()
-	d := s.faults.Latency
-	if s.faults.Jitter > 0 {
-		d += time.Duration(s.rng.Int64N(int64(s.faults.Jitter)))
+// SetFaults replaces the issuer's faults. It is safe while serving: each
+// request is planned with the faults in force when it is read, so requests
+// already read keep theirs.
+func (s *Issuer) SetFaults(f Faults) error {
+	if err := f.Validate(); err != nil {
+		return fmt.Errorf("issuersim %s: %w", s.id, err)
 	}
-	return d
+	s.faultMu.Lock()
+	defer s.faultMu.Unlock()
+	s.faults = f
+	return nil
 }
 
-func (s *Issuer) drawFault() fault {
-	s.rngMu.Lock()
-	defer s.rngMu.Unlock()
-	x := s.rng.Float64()
-	switch {
-	case x < s.faults.DropRate:
-		return faultDrop
-	case x < s.faults.DropRate+s.faults.ErrorRate:
-		return faultError
+// Faults returns the faults in force.
+func (s *Issuer) Faults() Faults {
+	s.faultMu.Lock()
+	defer s.faultMu.Unlock()
+	return s.faults
+}
+
+// plan draws one request's latency and fault from the seeded generator.
+func (s *Issuer) plan() plan {
+	s.faultMu.Lock()
+	defer s.faultMu.Unlock()
+	f := s.faults
+	p := plan{delay: f.Latency}
+	if f.Jitter > 0 {
+		p.delay += time.Duration(s.rng.Int64N(int64(f.Jitter)))
 	}
-	return faultNone
+	p.fault = f.pick(s.rng.Float64())
+	switch p.fault {
+	case faultLate:
+		p.lateBy = f.LateBy
+	case faultGarbage:
+		p.garbage = garbageBytes(s.rng)
+	}
+	return p
+}
+
+// stats counts what happened to requests, for Snapshot.
+type stats struct {
+	requests, answered atomic.Uint64
+	faults             [faultCount]atomic.Uint64
 }
 
 // ring keeps the last len(items) values.

@@ -2,24 +2,23 @@ package issuersim
 
 import (
 	"errors"
-	"time"
 
 	moov "github.com/moov-io/iso8583"
 
 	"github.com/tapswitch/tapswitch/iso8583"
 )
 
-// respond draws the request's fault, decides it against the book and packs
-// the answer. ok is false when the request is dropped.
-func (s *Issuer) respond(req request, delay time.Duration) (packed []byte, ok bool) {
+// respond decides the request against the book, posting what the decision
+// posts, and packs the answer. A request drawn faultError is answered 96
+// without a decision. Every other fault happens to the answer afterwards
+// (conn.handle), so a dropped, cut or garbled approval is still posted: the
+// issuer approved and the switch never heard, which is the case the switch
+// must reverse. ok is false only when our own answer does not pack.
+func (s *Issuer) respond(req request, p plan) (packed []byte, ok bool) {
 	var d decision
-	switch s.drawFault() {
-	case faultDrop:
-		s.logRequest(req, "", delay, "dropped by fault injection")
-		return nil, false
-	case faultError:
+	if p.fault == faultError {
 		d = answer(iso8583.RCSystemError)
-	default:
+	} else {
 		s.mu.Lock()
 		d = decide(s.book, req, s.now())
 		s.book.apply(d)
@@ -35,19 +34,22 @@ func (s *Issuer) respond(req request, delay time.Duration) (packed []byte, ok bo
 		s.log.Error().Err(err).Str("mti", req.MTI).Str("stan", req.STAN).Msg("response does not pack, dropped")
 		return nil, false
 	}
-	s.logRequest(req, d.rc, delay, req.invalid)
+	s.logRequest(req, d.rc, p, req.invalid)
 	return packed, true
 }
 
 var errResponseTooLarge = errors.New("response larger than a frame")
 
-func (s *Issuer) logRequest(req request, rc string, delay time.Duration, note string) {
+func (s *Issuer) logRequest(req request, rc string, p plan, note string) {
 	ev := s.log.Debug()
 	if ev == nil {
 		return
 	}
 	ev = ev.Str("mti", req.MTI).Str("pc", req.ProcessingCode).Stringer("pan", req.PAN).
-		Str("stan", req.STAN).Int64("amount", int64(req.Amount)).Dur("latency", delay)
+		Str("stan", req.STAN).Int64("amount", int64(req.Amount)).Dur("latency", p.delay)
+	if p.fault != faultNone {
+		ev = ev.Stringer("fault", p.fault)
+	}
 	if rc != "" {
 		ev = ev.Str("rc", rc)
 	}

@@ -75,6 +75,49 @@ func (s *Issuer) Close() error {
 	return nil
 }
 
+// Down takes the issuer off the network until Up: every connection is
+// closed, and connections accepted meanwhile are closed at once (the
+// listeners stay bound, so the switch sees its connects succeed and then
+// end, as with a host whose service has stopped). Down returns once the
+// closed connections' goroutines are gone: no request is decided after it
+// returns. Requests those connections had read and not yet decided never
+// are; answers decided and not yet written are lost, their postings stand.
+func (s *Issuer) Down() {
+	s.connMu.Lock()
+	if s.closed || s.down {
+		s.connMu.Unlock()
+		return
+	}
+	s.down = true
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		c.close()
+		conns = append(conns, c)
+	}
+	s.connMu.Unlock()
+	s.log.Info().Int("conns", len(conns)).Msg("down")
+	for _, c := range conns {
+		c.wg.Wait()
+	}
+}
+
+// Up lets connections in again after Down.
+func (s *Issuer) Up() {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	if s.down && !s.closed {
+		s.down = false
+		s.log.Info().Msg("up")
+	}
+}
+
+// IsDown reports whether the issuer is down.
+func (s *Issuer) IsDown() bool {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	return s.down
+}
+
 func (s *Issuer) isClosed() bool {
 	s.connMu.Lock()
 	defer s.connMu.Unlock()
@@ -85,6 +128,11 @@ func (s *Issuer) startConn(nc net.Conn) {
 	s.connMu.Lock()
 	defer s.connMu.Unlock()
 	if s.closed {
+		nc.Close()
+		return
+	}
+	if s.down {
+		s.log.Debug().Str("remote", nc.RemoteAddr().String()).Msg("connection refused: issuer down")
 		nc.Close()
 		return
 	}
@@ -103,8 +151,9 @@ func (s *Issuer) startConn(nc net.Conn) {
 	}
 	s.conns[c] = struct{}{}
 	// Added under connMu while not closed, so Close's Wait never races an Add
-	// from zero.
+	// from zero; c.wg likewise before c is visible to Down.
 	s.wg.Add(2)
+	c.wg.Add(2)
 	go c.readLoop()
 	go c.writeLoop()
 }
@@ -121,12 +170,16 @@ type conn struct {
 	nc  net.Conn
 	log zerolog.Logger
 	// out holds packed responses for the writer. Its capacity equals the
-	// in-flight bound and a slot is freed only after the send, so a stuck
-	// writer stops the handlers and then the reader.
+	// in-flight bound and a slot is freed only after the send (two sends
+	// for a duplicated answer), so a stuck writer stops the handlers and
+	// then the reader.
 	out       chan []byte
 	slots     chan struct{} // one per request in flight
 	done      chan struct{} // closed when the connection is torn down
 	closeOnce sync.Once
+	// wg counts this connection's goroutines (reader, writer, handlers),
+	// each also counted in s.wg; Down waits on it.
+	wg sync.WaitGroup
 }
 
 func (c *conn) close() {
@@ -141,6 +194,7 @@ func (c *conn) close() {
 // right about it, and the switch reconnects.
 func (c *conn) readLoop() {
 	defer c.s.wg.Done()
+	defer c.wg.Done()
 	defer c.s.forget(c)
 	defer c.close()
 	fr := iso8583.NewFrameReader(c.nc, frameBytesMax)
@@ -166,8 +220,10 @@ func (c *conn) readLoop() {
 		case <-c.done:
 			return
 		}
+		c.s.stats.requests.Add(1)
 		c.s.wg.Add(1)
-		go c.handle(req, c.s.delay())
+		c.wg.Add(1) // the reader's own count keeps c.wg above zero
+		go c.handle(req, c.s.plan())
 	}
 }
 
@@ -184,31 +240,72 @@ func (c *conn) logReadError(err error) {
 	c.log.Warn().Err(err).Msg("connection read failed, closing")
 }
 
-// handle waits out the request's latency on a timer, decides and hands the
-// response to the writer.
-func (c *conn) handle(req request, delay time.Duration) {
+// handle waits out the request's latency on a timer, decides, and then
+// applies the request's fault to the answer only: whatever happens to the
+// answer, a posting the decision made stands.
+func (c *conn) handle(req request, p plan) {
 	defer c.s.wg.Done()
+	defer c.wg.Done()
 	defer func() { <-c.slots }()
-	t := time.NewTimer(delay)
-	select {
-	case <-t.C:
-	case <-c.done:
-		t.Stop()
+	if !c.wait(p.delay) {
 		return
 	}
-	resp, ok := c.s.respond(req, delay)
+	resp, ok := c.s.respond(req, p)
 	if !ok {
 		return
 	}
+	c.s.stats.faults[p.fault].Add(1)
+	switch p.fault {
+	case faultDrop:
+		return
+	case faultDisconnect:
+		c.log.Info().Str("stan", req.STAN).Msg("disconnected by fault injection")
+		c.close()
+		return
+	case faultGarbage:
+		resp = p.garbage
+	case faultLate:
+		if !c.wait(p.lateBy) {
+			return
+		}
+	}
+	if !c.send(resp) {
+		return
+	}
+	if p.fault != faultGarbage {
+		c.s.stats.answered.Add(1)
+	}
+	if p.fault == faultDuplicate {
+		c.send(resp)
+	}
+}
+
+// wait sleeps d, false when the connection ends first.
+func (c *conn) wait(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
 	select {
-	case c.out <- resp:
+	case <-t.C:
+		return true
 	case <-c.done:
+		return false
+	}
+}
+
+// send hands a payload to the writer, false when the connection ends first.
+func (c *conn) send(payload []byte) bool {
+	select {
+	case c.out <- payload:
+		return true
+	case <-c.done:
+		return false
 	}
 }
 
 // writeLoop writes responses, coalescing whatever is pending into one write.
 func (c *conn) writeLoop() {
 	defer c.s.wg.Done()
+	defer c.wg.Done()
 	buf := make([]byte, 0, 4096)
 	for {
 		var payload []byte

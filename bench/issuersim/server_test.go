@@ -1,6 +1,7 @@
 package issuersim
 
 import (
+	"math"
 	"net"
 	"slices"
 	"sync"
@@ -8,9 +9,7 @@ import (
 	"time"
 
 	"github.com/tapswitch/tapswitch/bench/world"
-	"github.com/tapswitch/tapswitch/configs"
 	"github.com/tapswitch/tapswitch/iso8583"
-	"github.com/tapswitch/tapswitch/router/bintable"
 	"github.com/tapswitch/tapswitch/router/issuers"
 )
 
@@ -151,6 +150,8 @@ func TestServerPipelinedOutOfOrder(t *testing.T) {
 	wantAcct(t, s, panCredit, 400_00, 100_00)
 }
 
+// A dropped approval was still decided and posted: the issuer approved and
+// the switch never heard.
 func TestServerDropRate(t *testing.T) {
 	s, addr := startIssuer(t, Faults{DropRate: 1})
 	c := dial(t, addr)
@@ -159,10 +160,13 @@ func TestServerDropRate(t *testing.T) {
 	if resp, err := c.recv(300 * time.Millisecond); err == nil {
 		t.Fatalf("got an answer: %s", get(t, resp, 39))
 	}
-	if len(s.Ledger()) != 0 || len(s.Received()) != 2 {
-		t.Fatalf("ledger %v received %v", s.Ledger(), s.Received())
+	if l := s.Ledger(); len(l) != 1 || l[0].STAN != "000001" || l[0].Reversed || len(s.Received()) != 2 {
+		t.Fatalf("ledger %v received %v", l, s.Received())
 	}
-	wantAcct(t, s, panDebit, 100_00, 0)
+	wantAcct(t, s, panDebit, 99_00, 1_00)
+	if tr := s.Snapshot().Traffic; tr.Dropped != 2 || tr.Answered != 0 || tr.Requests != 2 {
+		t.Fatalf("traffic %+v", tr)
+	}
 }
 
 func TestServerErrorRate(t *testing.T) {
@@ -278,41 +282,24 @@ func TestConcurrentConnections(t *testing.T) {
 
 func TestFaultsValidate(t *testing.T) {
 	for _, f := range []Faults{{DropRate: -0.1}, {ErrorRate: 1.5}, {DropRate: 0.6, ErrorRate: 0.6},
-		{Latency: -1}, {Jitter: 2 * time.Minute}} {
+		{Latency: -1}, {Jitter: 2 * time.Minute}, {GarbageRate: math.NaN()},
+		{DisconnectRate: 0.5, DuplicateRate: 0.3, LateRate: 0.3, LateBy: time.Second},
+		{LateRate: 0.1}, {LateBy: -time.Second}, {LateRate: 0.1, LateBy: 2 * time.Minute}} {
 		if _, err := New(Config{Issuer: issuers.Issuer{ID: "X"}, Faults: f}); err == nil {
 			t.Errorf("%+v accepted", f)
 		}
 	}
+	ok := Faults{DropRate: 0.1, ErrorRate: 0.2, DisconnectRate: 0.1, DuplicateRate: 0.2, GarbageRate: 0.1,
+		LateRate: 0.3, LateBy: 3 * time.Second, Latency: time.Second, Jitter: time.Second}
+	if err := ok.Validate(); err != nil {
+		t.Errorf("%+v refused: %v", ok, err)
+	}
 }
 
 func TestFleet(t *testing.T) {
-	list, err := issuers.Parse(configs.Issuers)
-	if err != nil {
-		t.Fatal(err)
-	}
-	table, err := bintable.Parse(configs.Bins)
-	if err != nil {
-		t.Fatal(err)
-	}
-	demo := world.Demo(table, testNow)
-	cards := append(world.Generate(table, 1, 10, testNow), world.DemoCards(demo)...)
-	var pick []issuers.Issuer
-	for _, is := range list {
-		if is.ID == "ICBC" || is.ID == "SPTC" {
-			pick = append(pick, is)
-		}
-	}
-	f, err := StartAll("127.0.0.1", pick, cards, Faults{}, 1, testLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f, byLabel := startICBCAndSPTC(t)
 	if f.Addr("ICBC") == "" || f.Addr("ICBC") == f.Addr("SPTC") || f.Issuer("CMB") != nil || f.Addr("CMB") != "" {
 		t.Fatalf("addresses %v", f.addrs)
-	}
-	byLabel := map[string]world.Card{}
-	for _, d := range demo {
-		byLabel[d.Label] = d.Card
 	}
 	approve, transit := byLabel[world.DemoApprove], byLabel[world.DemoTransit]
 	c := dial(t, f.Addr("ICBC"))

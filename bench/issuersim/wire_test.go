@@ -1,6 +1,7 @@
 package issuersim
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -122,6 +123,17 @@ func (c *client) recv(wait time.Duration) (*moov.Message, error) {
 		c.t.Fatalf("response does not unpack: %v", err)
 	}
 	return msg, nil
+}
+
+// recvFrame reads one frame's raw payload, failing the test on an error.
+func (c *client) recvFrame(wait time.Duration) []byte {
+	c.t.Helper()
+	c.nc.SetReadDeadline(time.Now().Add(wait))
+	frame, err := c.fr.Next()
+	if err != nil {
+		c.t.Fatalf("read frame: %v", err)
+	}
+	return bytes.Clone(frame)
 }
 
 func (c *client) call(m msgSpec) *moov.Message {

@@ -3,6 +3,17 @@
 // bench/world generates from -seed plus the demo cards.
 //
 //	issuersim -only ICBC,CMB -cards 1000 -latency 20ms -jitter 30ms -drop-rate 0.01
+//
+// An admin listener (-admin, default 127.0.0.1:9690) serves /healthz, the
+// ledgers as JSON and the fault drills (bench/issuersim AdminHandler):
+//
+//	curl -s 127.0.0.1:9690/ledger?issuer=ICBC
+//	curl -s -XPOST '127.0.0.1:9690/faults?issuer=ICBC' -d '{"late_rate":0.1,"late_by":"3s"}'
+//	curl -s -XPOST '127.0.0.1:9690/down?issuer=*'
+//
+// With -ledger-dir, SIGTERM or SIGINT writes each issuer's ledger to
+// DIR/ledger-ISSUER.json (atomically) before the process exits, for
+// settlement reconciliation.
 package main
 
 import (
@@ -11,6 +22,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"slices"
@@ -39,6 +52,8 @@ type options struct {
 	seed                        int64
 	cards                       int
 	faults                      issuersim.Faults
+	cutoff, timezone            string
+	admin, ledgerDir            string
 	logLevel                    string
 }
 
@@ -53,8 +68,17 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.cards, "cards", 1000, fmt.Sprintf("cards per BIN, 0 to %d", world.CardsPerBINMax))
 	fs.DurationVar(&o.faults.Latency, "latency", 0, "added to every answer")
 	fs.DurationVar(&o.faults.Jitter, "jitter", 0, "plus a uniform random share of this")
-	fs.Float64Var(&o.faults.DropRate, "drop-rate", 0, "share of requests never answered, 0 to 1")
-	fs.Float64Var(&o.faults.ErrorRate, "error-rate", 0, "share of requests answered 96, 0 to 1")
+	fs.Float64Var(&o.faults.DropRate, "drop-rate", 0, "share of requests decided (approvals posted) but never answered, 0 to 1")
+	fs.Float64Var(&o.faults.ErrorRate, "error-rate", 0, "share of requests answered 96 without a decision, 0 to 1")
+	fs.Float64Var(&o.faults.DisconnectRate, "disconnect-rate", 0, "share of requests decided, then the connection closed unanswered")
+	fs.Float64Var(&o.faults.DuplicateRate, "duplicate-rate", 0, "share of requests answered twice")
+	fs.Float64Var(&o.faults.GarbageRate, "garbage-rate", 0, "share of requests decided and answered with a framed non-message")
+	fs.Float64Var(&o.faults.LateRate, "late-rate", 0, "share of requests decided on time and answered -late-by later")
+	fs.DurationVar(&o.faults.LateBy, "late-by", 0, "how late a late answer is, e.g. 3s")
+	fs.StringVar(&o.cutoff, "cutoff", "23:00", "`HH:MM` at which the issuers' business day closes")
+	fs.StringVar(&o.timezone, "timezone", "Asia/Shanghai", "time `zone` of -cutoff")
+	fs.StringVar(&o.admin, "admin", "127.0.0.1:9690", "`HOST:PORT` of the admin HTTP listener, \"\" for none")
+	fs.StringVar(&o.ledgerDir, "ledger-dir", "", "`DIR` to write ledger-ISSUER.json files to on SIGTERM/SIGINT")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -68,6 +92,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.cards < 0 || o.cards > world.CardsPerBINMax {
 		return o, fmt.Errorf("-cards %d is outside 0..%d", o.cards, world.CardsPerBINMax)
+	}
+	if _, err := issuersim.ParseCutoff(o.cutoff, o.timezone); err != nil {
+		return o, fmt.Errorf("-cutoff, -timezone: %w", err)
 	}
 	return o, o.faults.Validate()
 }
@@ -88,18 +115,106 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	log := zerolog.New(stderr).Level(level).With().Timestamp().Logger()
+	if o.ledgerDir != "" {
+		if err := checkWritableDir(o.ledgerDir); err != nil {
+			fmt.Fprintf(stderr, "issuersim: -ledger-dir: %v\n", err)
+			return 1
+		}
+	}
 	fleet, err := start(o, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "issuersim: %v\n", err)
 		return 1
 	}
+	admin, err := startAdmin(o.admin, fleet, log)
+	if err != nil {
+		fleet.Close()
+		fmt.Fprintf(stderr, "issuersim: -admin: %v\n", err)
+		return 1
+	}
 	for _, id := range fleet.IDs() {
 		fmt.Fprintf(stdout, "%s listening on %s (%d cards)\n", id, fleet.Addr(id), fleet.Issuer(id).Cards())
 	}
+	if admin != nil {
+		fmt.Fprintf(stdout, "admin listening on %s\n", admin.addr)
+	}
 	<-ctx.Done()
+	admin.close(log)
 	fleet.Close()
+	if o.ledgerDir != "" {
+		paths, err := fleet.WriteLedgers(o.ledgerDir)
+		if err != nil {
+			fmt.Fprintf(stderr, "issuersim: -ledger-dir: %v\n", err)
+			return 1
+		}
+		log.Info().Strs("files", paths).Msg("ledgers written")
+	}
 	log.Info().Msg("stopped")
 	return 0
+}
+
+// checkWritableDir fails now, not at shutdown, for a ledger directory the
+// ledgers could not be written to.
+func checkWritableDir(dir string) error {
+	f, err := os.CreateTemp(dir, ".issuersim-probe-*")
+	if err != nil {
+		return err
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+// Admin listener bounds: a slow or stuck client cannot hold it.
+const (
+	adminHeaderTimeout = 5 * time.Second
+	adminReadTimeout   = 10 * time.Second
+	// adminWriteTimeout covers sending a full ledger of a million entries.
+	adminWriteTimeout = time.Minute
+	adminHeaderBytes  = 16 << 10
+	adminCloseTimeout = 5 * time.Second
+)
+
+type adminServer struct {
+	addr string
+	srv  *http.Server
+	done chan struct{}
+}
+
+// startAdmin serves fleet.AdminHandler on addr; nil for addr "".
+func startAdmin(addr string, fleet *issuersim.Fleet, log zerolog.Logger) (*adminServer, error) {
+	if addr == "" {
+		return nil, nil
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	a := &adminServer{addr: l.Addr().String(), done: make(chan struct{}), srv: &http.Server{
+		Handler: fleet.AdminHandler(), ReadHeaderTimeout: adminHeaderTimeout, ReadTimeout: adminReadTimeout,
+		WriteTimeout: adminWriteTimeout, MaxHeaderBytes: adminHeaderBytes,
+	}}
+	go func() {
+		defer close(a.done)
+		if err := a.srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+			log.Error().Err(err).Msg("admin listener stopped")
+		}
+	}()
+	return a, nil
+}
+
+// close stops the admin listener, letting requests in flight finish for a
+// while. Safe on nil.
+func (a *adminServer) close(log zerolog.Logger) {
+	if a == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), adminCloseTimeout)
+	defer cancel()
+	if err := a.srv.Shutdown(ctx); err != nil {
+		log.Warn().Err(err).Msg("admin listener did not stop in time")
+		a.srv.Close()
+	}
+	<-a.done
 }
 
 // start loads the configuration, generates the cards and starts the fleet.
@@ -126,7 +241,13 @@ func start(o options, log zerolog.Logger) (*issuersim.Fleet, error) {
 	}
 	now := time.Now()
 	cards := append(world.Generate(table, o.seed, o.cards, now), world.DemoCards(world.Demo(table, now))...)
-	return issuersim.StartConfigured(list, cards, o.faults, o.seed, log)
+	cutoff, err := issuersim.ParseCutoff(o.cutoff, o.timezone) // checked by parseFlags
+	if err != nil {
+		return nil, err
+	}
+	return issuersim.StartConfigured(list, issuersim.FleetConfig{
+		Cards: cards, Faults: o.faults, Seed: o.seed, Cutoff: cutoff, Logger: log,
+	})
 }
 
 func readOr(path string, embedded []byte) ([]byte, error) {

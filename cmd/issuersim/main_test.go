@@ -56,6 +56,12 @@ func TestBadFlags(t *testing.T) {
 		{"-log-level", "loud"},
 		{"-only", "NOPE"},
 		{"extra"},
+		{"-late-rate", "0.1"},
+		{"-garbage-rate", "0.6", "-duplicate-rate", "0.6"},
+		{"-late-by", "2m", "-late-rate", "0.1"},
+		{"-cutoff", "25:00"},
+		{"-timezone", "Nowhere/City"},
+		{"-ledger-dir", "/nonexistent/issuersim"},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(context.Background(), args, &stdout, &stderr)
@@ -73,9 +79,16 @@ func TestPortInUse(t *testing.T) {
 	}
 	defer l.Close()
 	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), []string{"-issuers", issuersFile(t, l.Addr().String(), "127.0.0.1:0"), "-cards", "10"}, &stdout, &stderr)
+	code := run(context.Background(), []string{"-issuers", issuersFile(t, l.Addr().String(), "127.0.0.1:0"), "-cards", "10", "-admin", ""}, &stdout, &stderr)
 	if code == 0 || !strings.Contains(stderr.String(), "address already in use") || strings.Count(strings.TrimSpace(stderr.String()), "\n") != 0 {
 		t.Fatalf("exit %d, stderr %q", code, stderr.String())
+	}
+	// The admin address in use: the issuers started are closed again.
+	stdout.Reset()
+	stderr.Reset()
+	code = run(context.Background(), []string{"-issuers", issuersFile(t, "127.0.0.1:0", "127.0.0.1:0"), "-cards", "10", "-admin", l.Addr().String()}, &stdout, &stderr)
+	if code == 0 || !strings.Contains(stderr.String(), "-admin") || strings.Count(strings.TrimSpace(stderr.String()), "\n") != 0 {
+		t.Fatalf("admin in use: exit %d, stderr %q", code, stderr.String())
 	}
 }
 
@@ -83,20 +96,11 @@ func TestRunServesUntilCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var stdout, stderr syncBuffer
 	done := make(chan int, 1)
-	args := []string{"-issuers", issuersFile(t, "127.0.0.1:0", "127.0.0.1:0"), "-only", "SPTC", "-cards", "10", "-log-level", "warn"}
+	args := []string{"-issuers", issuersFile(t, "127.0.0.1:0", "127.0.0.1:0"), "-only", "SPTC", "-cards", "10", "-log-level", "warn", "-admin", ""}
 	go func() { done <- run(ctx, args, &stdout, &stderr) }()
-	var addr string
-	for deadline := time.Now().Add(10 * time.Second); addr == ""; {
-		if _, after, ok := strings.Cut(stdout.String(), "SPTC listening on "); ok {
-			addr = strings.Fields(after)[0]
-		} else if time.Now().After(deadline) {
-			t.Fatalf("no listening line; stderr %q", stderr.String())
-		} else {
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
-	if strings.Contains(stdout.String(), "ICBC") {
-		t.Fatalf("-only ignored: %q", stdout.String())
+	addr := waitFor(t, &stdout, &stderr, "SPTC listening on ")
+	if strings.Contains(stdout.String(), "ICBC") || strings.Contains(stdout.String(), "admin") {
+		t.Fatalf("-only or -admin \"\" ignored: %q", stdout.String())
 	}
 	echo(t, addr)
 	cancel()
@@ -107,6 +111,21 @@ func TestRunServesUntilCancelled(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("run did not stop on cancel")
+	}
+}
+
+// waitFor waits for run to print a line starting with prefix and returns
+// the word after it.
+func waitFor(t *testing.T, stdout, stderr fmt.Stringer, prefix string) string {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if _, after, ok := strings.Cut(stdout.String(), prefix); ok {
+			return strings.Fields(after)[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no line %q; stdout %q stderr %q", prefix, stdout.String(), stderr.String())
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
