@@ -23,6 +23,12 @@ import (
 // startWorld starts the dev world on free loopback ports in a temporary
 // data directory.
 func startWorld(t *testing.T) (*DevWorld, wallet.File) {
+	return startWorldWith(t, nil)
+}
+
+// startWorldWith starts the dev world with its configuration changed by
+// mutate first.
+func startWorldWith(t *testing.T, mutate func(*node.Config)) (*DevWorld, wallet.File) {
 	t.Helper()
 	cfg, err := node.LoadConfig("")
 	if err != nil {
@@ -30,6 +36,9 @@ func startWorld(t *testing.T) (*DevWorld, wallet.File) {
 	}
 	cfg.Data = t.TempDir()
 	cfg.Listen, cfg.Admin = "127.0.0.1:0", "127.0.0.1:0"
+	if mutate != nil {
+		mutate(&cfg)
+	}
 	d, err := StartDev(cfg, 7, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel))
 	if err != nil {
 		t.Fatal(err)
