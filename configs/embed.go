@@ -15,6 +15,11 @@ var Issuers []byte
 //go:embed bins.yaml
 var Bins []byte
 
+// Fees is fees.yaml: the fee schedule settlement prices transactions with.
+//
+//go:embed fees.yaml
+var Fees []byte
+
 // Switch is switch.yaml: switchd's default configuration.
 //
 //go:embed switch.yaml

@@ -61,3 +61,20 @@ func checkRoundTrip(t *testing.T, frame []byte) {
 		t.Fatalf("Unpack of the repacked frame %q: %v", packed, err)
 	}
 }
+
+// FuzzTokenData: ParseTokenData never panics, and what it accepts encodes
+// back to a value that parses to the same token data.
+func FuzzTokenData(f *testing.F) {
+	f.Add(TokenData{Token: "6299900012345672", RequestorID: "40010075001", DeviceID: "DEV-1"}.Encode())
+	f.Add("01003abc99002zz")
+	f.Fuzz(func(t *testing.T, s string) {
+		td, err := ParseTokenData(s)
+		if err != nil {
+			return
+		}
+		back, err := ParseTokenData(td.Encode())
+		if err != nil || back != td {
+			t.Fatalf("round trip of %q: %+v, %v; want %+v", s, back, err, td)
+		}
+	})
+}

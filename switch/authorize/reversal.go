@@ -118,13 +118,21 @@ func (p *Pipeline) decideReversal(rev Reversal) (journal.Entry, *journal.Change,
 		entry.ResponseCode = iso8583.RCInvalidAmount // partial reversals are not part of the contract
 		return entry, nil, nil
 	}
-	entry.IssuerID, entry.Product, entry.ResponseCode = orig.IssuerID, orig.Product, iso8583.RCApproved
+	// Answered 00 from here on. Only a reversal that gives money back
+	// names the issuer and carries the original's settlement fields: one
+	// that finds nothing to give back (the original was declined, or was
+	// reversed already) is journaled unrouted, so settlement skips it.
+	entry.ResponseCode = iso8583.RCApproved
 	if orig.ResponseCode != iso8583.RCApproved {
-		return entry, nil, nil // nothing was taken, nothing to give back
+		return entry, nil, nil
 	}
 	if _, reversed, err := p.d.Journal.ReversalOf(rev.Original); err != nil || reversed {
 		return entry, nil, err
 	}
+	entry.IssuerID, entry.Product, entry.PANSealed = orig.IssuerID, orig.Product, orig.PANSealed
+	entry.MCC, entry.Acquirer, entry.MerchantID, entry.RRN = orig.MCC, orig.Acquirer, orig.MerchantID, orig.RRN
+	entry.ProcessingCode, entry.CardExpiry = orig.ProcessingCode, orig.CardExpiry
+	entry.IssuerSTAN, entry.IssuerTransmissionTime = orig.IssuerSTAN, orig.IssuerTransmissionTime
 	return entry, &journal.Change{
 		MarkReversed: true,
 		Enqueue:      []journal.Advice{{Kind: journal.AdviceReversal, Entry: orig}},

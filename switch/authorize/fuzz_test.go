@@ -1,0 +1,42 @@
+package authorize
+
+import (
+	"testing"
+	"time"
+
+	"github.com/tapswitch/tapswitch/bench/pos"
+	"github.com/tapswitch/tapswitch/iso8583"
+)
+
+// FuzzParseRequest feeds arbitrary frames through the codec into the
+// request and reversal parsers and the pure decision: none may panic, and
+// a request they accept must carry a well-formed duplicate key.
+func FuzzParseRequest(f *testing.F) {
+	tap := pos.Tap{Terminal: pos.DemoTerminal, ProcessingCode: "000000", Token: "6299901234567893",
+		TokenExpiry: "2912", Amount: 1234, STAN: "000042", Time: time.Date(2026, 11, 25, 3, 4, 5, 0, time.UTC)}
+	seed, _ := iso8583.Pack(tap.Message())
+	f.Add(seed)
+	rev := tap.Message()
+	rev.MTI("0400")
+	rev.Field(iso8583.FieldOriginalData, "020000004111250304050000102000000000000000")
+	if b, err := iso8583.Pack(rev); err == nil {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		msg, err := iso8583.Unpack(frame)
+		if err != nil {
+			return
+		}
+		if req, err := ParseRequest(msg); err == nil {
+			k := req.Key()
+			if len(k.STAN) != 6 || len(k.TransmissionTime) != 10 || k.TerminalID == "" {
+				t.Fatalf("accepted request with key %+v", k)
+			}
+			CheckRequest(req)
+		}
+		if r, err := ParseReversal(msg); err == nil && r.Original == r.Key() {
+			t.Fatalf("reversal of itself accepted: %+v", r.Original)
+		}
+		EchoAnswer(msg, iso8583.RCFormatError)
+	})
+}
