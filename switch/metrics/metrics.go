@@ -355,3 +355,32 @@ func (l *Link) LateResponse() {
 		l.late.Inc()
 	}
 }
+
+// WatchAdvices exposes the store-and-forward queue as
+// tapswitch_advices{state="armed|due|dead"}, read from count at each scrape
+// (a scan of the queue, bounded by journal.AdvicesMax).
+func (m *Set) WatchAdvices(count func() (armed, due, dead int, err error)) {
+	if m == nil {
+		return
+	}
+	desc := prometheus.NewDesc("tapswitch_advices", "Advices owed to issuers in the store-and-forward queue, by state.", []string{"state"}, nil)
+	m.reg.MustRegister(adviceCollector{desc: desc, count: count})
+}
+
+type adviceCollector struct {
+	desc  *prometheus.Desc
+	count func() (armed, due, dead int, err error)
+}
+
+func (c adviceCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c adviceCollector) Collect(ch chan<- prometheus.Metric) {
+	armed, due, dead, err := c.count()
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.desc, err)
+		return
+	}
+	for state, n := range map[string]int{"armed": armed, "due": due, "dead": dead} {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), state)
+	}
+}

@@ -75,6 +75,10 @@ func Open(cfg Config, log zerolog.Logger, addressOverride map[string]string) (_ 
 		return nil, err
 	}
 	n.metrics = newMetrics(n.Issuers)
+	n.metrics.WatchAdvices(func() (int, int, int, error) {
+		c, err := n.Journal.AdviceCounts()
+		return c[journal.AdviceArmed], c[journal.AdviceDue], c[journal.AdviceDead], err
+	})
 	pipelineIssuers, err := n.startLinks(addressOverride)
 	if err != nil {
 		return nil, err
