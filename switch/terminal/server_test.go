@@ -276,3 +276,48 @@ func TestInflightBoundPerConnection(t *testing.T) {
 		t.Fatalf("peak in flight %d, want at most 3 (and concurrency to happen)", peak)
 	}
 }
+
+// TestSlowTerminalCutOff: a terminal that sends but never reads its
+// answers fills the switch's send buffer; the write deadline then cuts it
+// off instead of letting it hold goroutines and memory.
+func TestSlowTerminalCutOff(t *testing.T) {
+	s, addr := startServer(t, approveAfterAmountMillis, func(c *Config) { c.WriteTimeout = 200 * time.Millisecond })
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.(*net.TCPConn).SetReadBuffer(4096)
+	frame := mustPack(t, request("000001", 0))
+	framed, _ := iso8583.AppendFrame(nil, frame)
+	batch := make([]byte, 0, len(framed)*1000)
+	for range 1000 {
+		batch = append(batch, framed...)
+	}
+	written := make(chan error, 1)
+	go func() {
+		nc.SetWriteDeadline(time.Now().Add(20 * time.Second))
+		for range 200 { // at most 200,000 requests
+			if _, err := nc.Write(batch); err != nil {
+				written <- err
+				return
+			}
+		}
+		written <- nil
+	}()
+	select {
+	case err := <-written:
+		if err == nil {
+			t.Fatal("the switch read 200,000 requests without ever cutting off a terminal that reads nothing")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no cut-off within 20s")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Connections() != 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := s.Connections(); n != 0 {
+		t.Fatalf("%d connections still open", n)
+	}
+}
