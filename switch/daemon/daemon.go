@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -50,6 +51,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	debug.SetGCPercent(cfg.GCPercent) // validated by Open
 	n.Start()
 	log.Info().Str("terminals", n.TerminalAddr()).Str("admin", n.AdminAddr()).Str("data", cfg.Data).
 		Msg("switchd serving")

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -71,6 +72,7 @@ func runDev(ctx context.Context, cfg node.Config, opts Options) error {
 	if err != nil {
 		return err
 	}
+	debug.SetGCPercent(cfg.GCPercent) // validated by Open
 	printBanner(opts.Out, d)
 	err = serveUntilDone(ctx, d.Node, log)
 	if d.Fleet != nil {

@@ -34,6 +34,7 @@ type Config struct {
 	Timezone        string        `yaml:"timezone"`
 	LogLevel        string        `yaml:"log_level"`
 	AdminPprof      bool          `yaml:"admin_pprof"`
+	GCPercent       int           `yaml:"gc_percent"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	Terminals       struct {
 		ConnectionsMax           int           `yaml:"connections_max"`
@@ -164,6 +165,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("config: token_bins is required")
 	case c.ShutdownTimeout <= 0:
 		return fmt.Errorf("config: shutdown_timeout must be positive")
+	case c.GCPercent < 50 || c.GCPercent > 2000:
+		return fmt.Errorf("config: gc_percent %d outside 50..2000", c.GCPercent)
 	}
 	return nil
 }
