@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/tapswitch/tapswitch/bench/wallet"
 	"github.com/tapswitch/tapswitch/iso8583"
 	"github.com/tapswitch/tapswitch/switch/journal"
+	"github.com/tapswitch/tapswitch/switch/node"
 )
 
 // money is what one side says an issuer holds from the switch's traffic:
@@ -221,4 +223,25 @@ func TestDuplicatesAnsweredFromTheJournal(t *testing.T) {
 		t.Fatalf("issuer was asked %d times", n)
 	}
 	assertMoneyAgrees(t, d, card.Issuer)
+}
+
+// TestSealedDayIsComplete seals today as if it had closed: the sealed file
+// holds every journaled entry, and nothing can be added to the day after.
+func TestSealedDayIsComplete(t *testing.T) {
+	d, w := startWorld(t)
+	card, _ := w.Card("approve")
+	tm := newTerminal(t, d, "SEAL0001")
+	for range 3 {
+		tm.do(tm.tap(card, iso8583.ProcPurchase, 1_00))
+	}
+	day := d.Node.Journal.BusinessDayOf(time.Now())
+	d.Node.SealClosedDays(time.Now().Add(48 * time.Hour))
+	path := filepath.Join(node.SealedDir(d.Data), journal.SealedFileName("node-1", day))
+	n := 0
+	if _, _, err := journal.ReadSealed(path, func(journal.Entry) error { n++; return nil }); err != nil || n != 3 {
+		t.Fatalf("sealed file: %d entries, %v", n, err)
+	}
+	if rc, _ := tm.do(tm.tap(card, iso8583.ProcPurchase, 1_00)); rc != iso8583.RCSystemError {
+		t.Fatalf("a tap into a sealed day: %s, want 96", rc)
+	}
 }

@@ -74,9 +74,13 @@ type Journal struct {
 	// advices stored (armed, due or dead), bounded by AdvicesMax.
 	adviceSeq atomic.Uint64
 	advices   atomic.Int64
-	seed      maphash.Seed
-	life      lifecycle
-	stripes   [stripeCount]stripe
+	// sealed are the business days sealed (sealed.go); Append takes the
+	// read lock, SealDay the write lock.
+	sealedMu sync.RWMutex
+	sealed   map[string]bool
+	seed     maphash.Seed
+	life     lifecycle
+	stripes  [stripeCount]stripe
 }
 
 // Open opens (creating if needed) the journal in dir and resumes Seq after
@@ -102,6 +106,10 @@ func Open(dir string, opts Options) (*Journal, error) {
 		return nil, fmt.Errorf("journal: open %s: %w", dir, err)
 	}
 	j.seq.Store(last)
+	if err := j.loadSealed(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("journal: open %s: %w", dir, err)
+	}
 	if err := j.recoverAdvices(time.Now()); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("journal: open %s: %w", dir, err)
@@ -182,7 +190,13 @@ func (j *Journal) AppendWith(e *Entry, c *Change) error {
 		return err
 	}
 	rec := *e
-	rec.Seq, rec.BusinessDay = j.seq.Add(1), BusinessDay(e.Time, j.cutoff)
+	rec.BusinessDay = BusinessDay(e.Time, j.cutoff)
+	j.sealedMu.RLock()
+	defer j.sealedMu.RUnlock()
+	if j.sealed[rec.BusinessDay] {
+		return fmt.Errorf("%w: %s", ErrDaySealed, rec.BusinessDay)
+	}
+	rec.Seq = j.seq.Add(1)
 	s.entryKey = appendEntryKey(s.entryKey[:0], rec.BusinessDay, rec.Seq)
 	s.record = appendRecord(s.record[:0], &rec)
 	s.pointer = appendPointer(s.pointer[:0], rec.BusinessDay, rec.Seq)

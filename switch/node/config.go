@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -35,6 +36,8 @@ type Config struct {
 	LogLevel        string        `yaml:"log_level"`
 	AdminPprof      bool          `yaml:"admin_pprof"`
 	GCPercent       int           `yaml:"gc_percent"`
+	SealGrace       time.Duration `yaml:"seal_grace"`
+	SealEvery       time.Duration `yaml:"seal_every"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	Terminals       struct {
 		ConnectionsMax           int           `yaml:"connections_max"`
@@ -150,6 +153,9 @@ func readOr(path string, builtIn []byte) ([]byte, error) {
 	return doc, nil
 }
 
+// nodeIDPattern keeps node IDs fit for file names and sealed-file headers.
+var nodeIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,32}$`)
+
 // validate checks what Open relies on.
 func (c Config) validate() error {
 	switch {
@@ -165,6 +171,10 @@ func (c Config) validate() error {
 		return fmt.Errorf("config: token_bins is required")
 	case c.ShutdownTimeout <= 0:
 		return fmt.Errorf("config: shutdown_timeout must be positive")
+	case c.SealGrace < 0 || c.SealEvery <= 0:
+		return fmt.Errorf("config: seal_grace must not be negative and seal_every must be positive")
+	case !nodeIDPattern.MatchString(c.NodeID):
+		return fmt.Errorf("config: node_id %q: letters, digits, '.', '_' and '-' only, at most 32", c.NodeID)
 	case c.GCPercent < 50 || c.GCPercent > 2000:
 		return fmt.Errorf("config: gc_percent %d outside 50..2000", c.GCPercent)
 	}

@@ -46,6 +46,7 @@ type Node struct {
 	sender    *saf.Sender
 	stopSAF   context.CancelFunc
 	safDone   chan struct{}
+	sealDone  chan struct{}
 	metrics   *metrics.Set
 	server    *terminal.Server
 	termLn    net.Listener
@@ -228,6 +229,11 @@ func (n *Node) Start() {
 		defer close(n.safDone)
 		n.sender.Run(ctx)
 	}()
+	n.sealDone = make(chan struct{})
+	go func() {
+		defer close(n.sealDone)
+		n.sealClosedDays(ctx)
+	}()
 	go func() {
 		if err := n.server.Serve(n.termLn); err != nil {
 			n.serveErrs <- fmt.Errorf("terminal server: %w", err)
@@ -255,6 +261,7 @@ func (n *Node) Shutdown() error {
 		if n.stopSAF != nil {
 			n.stopSAF()
 			<-n.safDone
+			<-n.sealDone
 		}
 		for _, l := range n.links {
 			l.Close()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -279,25 +280,40 @@ func TestInflightBoundPerConnection(t *testing.T) {
 
 // TestSlowTerminalCutOff: a terminal that sends but never reads its
 // answers fills the switch's send buffer; the write deadline then cuts it
-// off instead of letting it hold goroutines and memory.
+// off instead of letting it hold goroutines and memory. The listener's send
+// buffer is made small so the test does not depend on the kernel's
+// buffer autotuning.
 func TestSlowTerminalCutOff(t *testing.T) {
-	s, addr := startServer(t, approveAfterAmountMillis, func(c *Config) { c.WriteTimeout = 200 * time.Millisecond })
-	nc, err := net.Dial("tcp", addr)
+	cfg := Config{ConnectionsMax: 16, InflightPerConnectionMax: 64, FrameBytesMax: 4096,
+		IdleTimeout: 30 * time.Second, WriteTimeout: 200 * time.Millisecond, Logger: zerolog.New(zerolog.NewTestWriter(t))}
+	s, err := New(cfg, approveAfterAmountMillis)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF, 4096) })
+	}}
+	l, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(l)
+	defer s.Shutdown(context.Background())
+	nc, err := net.Dial("tcp", l.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
 	nc.(*net.TCPConn).SetReadBuffer(4096)
-	frame := mustPack(t, request("000001", 0))
-	framed, _ := iso8583.AppendFrame(nil, frame)
-	batch := make([]byte, 0, len(framed)*1000)
-	for range 1000 {
+	framed, _ := iso8583.AppendFrame(nil, mustPack(t, request("000001", 0)))
+	batch := make([]byte, 0, len(framed)*100)
+	for range 100 {
 		batch = append(batch, framed...)
 	}
 	written := make(chan error, 1)
 	go func() {
 		nc.SetWriteDeadline(time.Now().Add(20 * time.Second))
-		for range 200 { // at most 200,000 requests
+		for range 2000 { // at most 200,000 requests
 			if _, err := nc.Write(batch); err != nil {
 				written <- err
 				return

@@ -1,0 +1,69 @@
+package journal
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestSealDay(t *testing.T) {
+	dir := t.TempDir()
+	j := openTest(t, filepath.Join(dir, "journal"))
+	var want []Entry
+	for _, stan := range []string{"000001", "000002", "000003"} {
+		e := newEntry("TERM0001", stan)
+		e.NodeID = "node-1"
+		if err := j.Append(e); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, *e)
+	}
+	day := want[0].BusinessDay
+	path, err := j.SealDay(day, "node-1", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !j.IsSealed(day) {
+		t.Fatal("day not marked sealed")
+	}
+	late := newEntry("TERM0001", "000009")
+	late.NodeID = "node-1"
+	if err := j.Append(late); !errors.Is(err, ErrDaySealed) {
+		t.Fatalf("append to a sealed day: %v, want ErrDaySealed", err)
+	}
+	var got []Entry
+	node, gotDay, err := ReadSealed(path, func(e Entry) error { got = append(got, e); return nil })
+	if err != nil || node != "node-1" || gotDay != day || len(got) != 3 {
+		t.Fatalf("ReadSealed: %s %s %d entries, %v", node, gotDay, len(got), err)
+	}
+	for i := range want {
+		if !entriesEqual(got[i], want[i]) {
+			t.Fatalf("entry %d: %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	first, _ := os.ReadFile(path)
+	if _, err := j.SealDay(day, "node-1", dir); err != nil {
+		t.Fatal(err)
+	}
+	again, _ := os.ReadFile(path)
+	if string(first) != string(again) {
+		t.Fatal("sealing again changed the file")
+	}
+	j.Close()
+	j = openTest(t, filepath.Join(dir, "journal"))
+	defer j.Close()
+	if !j.IsSealed(day) {
+		t.Fatal("sealed mark lost on reopen")
+	}
+	for i := range first {
+		bad := append([]byte(nil), first...)
+		bad[i] ^= 0x01
+		if _, _, _, err := parseSealed(bad); err == nil {
+			t.Fatalf("flipping byte %d went unnoticed", i)
+		}
+	}
+	if _, _, _, err := parseSealed(first[:len(first)-1]); err == nil {
+		t.Fatal("a truncated file was accepted")
+	}
+}
