@@ -130,58 +130,107 @@ func (j *Journal) loadSealed() error {
 	return it.Close()
 }
 
-// ReadSealed reads a sealed file: it checks the header, every record's CRC
-// and layout, the count and the digest, and only then calls fn with each
-// entry in order. It returns the node and day the file is of.
+// ReadSealed reads a sealed file in two passes with bounded memory: the
+// first checks the header, the trailer's digest and the record count; the
+// second decodes each record (checking its CRC and that it belongs to the
+// file's node and day) and calls fn, in Seq order. It returns the node and
+// day the file is of. An error from the second pass can only be a broken
+// record the digest did not catch, or fn's.
 func ReadSealed(path string, fn func(Entry) error) (node, day string, err error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return "", "", err
 	}
-	entries, node, day, err := parseSealed(data)
+	defer f.Close()
+	count, bodyLen, err := checkSealedDigest(f)
 	if err != nil {
 		return "", "", fmt.Errorf("sealed file %s: %w", path, err)
 	}
-	for _, e := range entries {
-		if err := fn(e); err != nil {
-			return node, day, err
-		}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return "", "", err
+	}
+	r := bufio.NewReaderSize(io.LimitReader(f, bodyLen), 64<<10)
+	node, day, err = readSealedHeader(r)
+	if err != nil {
+		return "", "", fmt.Errorf("sealed file %s: %w", path, err)
+	}
+	n, err := readSealedRecords(r, node, day, fn)
+	if err == nil && n != count {
+		err = fmt.Errorf("trailer counts %d records, file has %d", count, n)
+	}
+	if err != nil {
+		return node, day, fmt.Errorf("sealed file %s: %w", path, err)
 	}
 	return node, day, nil
 }
 
-func parseSealed(data []byte) (entries []Entry, node, day string, err error) {
-	nl := bytes.IndexByte(data, '\n')
-	if nl < 0 || len(data)-nl-1 < 1+8+sha256.Size {
-		return nil, "", "", errors.New("truncated")
+// sealedTrailerBytes is 'T', the count and the SHA-256.
+const sealedTrailerBytes = 1 + 8 + sha256.Size
+
+// checkSealedDigest hashes everything before the trailer and compares.
+func checkSealedDigest(f *os.File) (count uint64, bodyLen int64, err error) {
+	st, err := f.Stat()
+	if err != nil {
+		return 0, 0, err
+	}
+	bodyLen = st.Size() - sealedTrailerBytes
+	if bodyLen < int64(len(sealedFormat)) {
+		return 0, 0, errors.New("truncated")
+	}
+	h := sha256.New()
+	if _, err := io.CopyN(h, f, bodyLen); err != nil {
+		return 0, 0, err
+	}
+	trailer := make([]byte, sealedTrailerBytes)
+	if _, err := io.ReadFull(f, trailer); err != nil {
+		return 0, 0, err
+	}
+	if trailer[0] != 'T' {
+		return 0, 0, errors.New("no trailer")
+	}
+	if !bytes.Equal(h.Sum(nil), trailer[9:]) {
+		return 0, 0, errors.New("digest mismatch")
+	}
+	return binary.BigEndian.Uint64(trailer[1:]), bodyLen, nil
+}
+
+func readSealedHeader(r *bufio.Reader) (node, day string, err error) {
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return "", "", errors.New("no header")
 	}
 	var format string
-	if _, err := fmt.Sscanf(string(data[:nl]), "%s node=%s day=%s", &format, &node, &day); err != nil || format != sealedFormat {
-		return nil, "", "", fmt.Errorf("bad header %q", data[:nl])
+	if _, err := fmt.Sscanf(line, "%s node=%s day=%s", &format, &node, &day); err != nil || format != sealedFormat {
+		return "", "", fmt.Errorf("bad header %q", line)
 	}
-	trailer := data[len(data)-1-8-sha256.Size:]
-	body := data[:len(data)-len(trailer)]
-	if trailer[0] != 'T' {
-		return nil, "", "", errors.New("no trailer")
-	}
-	if sum := sha256.Sum256(body); !bytes.Equal(sum[:], trailer[9:]) {
-		return nil, "", "", errors.New("digest mismatch")
-	}
-	rest := body[nl+1:]
-	for len(rest) > 0 {
-		if len(rest) < 4 || int(binary.BigEndian.Uint32(rest)) > min(len(rest)-4, sealedRecordMax) {
-			return nil, "", "", fmt.Errorf("record %d: bad length", len(entries)+1)
+	return node, day, nil
+}
+
+func readSealedRecords(r *bufio.Reader, node, day string, fn func(Entry) error) (uint64, error) {
+	var n uint64
+	var size [4]byte
+	buf := make([]byte, 0, 512)
+	for {
+		if _, err := io.ReadFull(r, size[:]); err == io.EOF {
+			return n, nil
+		} else if err != nil {
+			return n, fmt.Errorf("record %d: %w", n+1, err)
 		}
-		n := int(binary.BigEndian.Uint32(rest))
-		e, err := decodeRecord(rest[4 : 4+n])
+		l := int(binary.BigEndian.Uint32(size[:]))
+		if l > sealedRecordMax {
+			return n, fmt.Errorf("record %d: length %d", n+1, l)
+		}
+		buf = buf[:l]
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return n, fmt.Errorf("record %d: %w", n+1, err)
+		}
+		e, err := decodeRecord(buf)
 		if err != nil || e.BusinessDay != day || e.NodeID != node {
-			return nil, "", "", fmt.Errorf("record %d: %v (day %s node %s)", len(entries)+1, err, e.BusinessDay, e.NodeID)
+			return n, fmt.Errorf("record %d: %v (day %s node %s)", n+1, err, e.BusinessDay, e.NodeID)
 		}
-		entries = append(entries, e)
-		rest = rest[4+n:]
+		n++
+		if err := fn(e); err != nil {
+			return n, err
+		}
 	}
-	if count := binary.BigEndian.Uint64(trailer[1:]); count != uint64(len(entries)) {
-		return nil, "", "", fmt.Errorf("trailer counts %d records, file has %d", count, len(entries))
-	}
-	return entries, node, day, nil
 }

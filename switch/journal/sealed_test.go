@@ -56,14 +56,17 @@ func TestSealDay(t *testing.T) {
 	if !j.IsSealed(day) {
 		t.Fatal("sealed mark lost on reopen")
 	}
+	bad := filepath.Join(dir, "bad.sealed")
 	for i := range first {
-		bad := append([]byte(nil), first...)
-		bad[i] ^= 0x01
-		if _, _, _, err := parseSealed(bad); err == nil {
+		damaged := append([]byte(nil), first...)
+		damaged[i] ^= 0x01
+		os.WriteFile(bad, damaged, 0o600)
+		if _, _, err := ReadSealed(bad, func(Entry) error { return nil }); err == nil {
 			t.Fatalf("flipping byte %d went unnoticed", i)
 		}
 	}
-	if _, _, _, err := parseSealed(first[:len(first)-1]); err == nil {
+	os.WriteFile(bad, first[:len(first)-1], 0o600)
+	if _, _, err := ReadSealed(bad, func(Entry) error { return nil }); err == nil {
 		t.Fatal("a truncated file was accepted")
 	}
 }

@@ -1,0 +1,130 @@
+// Command settle settles a business day from the switch nodes' sealed
+// journals: clearing files per member and role, and the net-settlement
+// report. It is meant for cron: quiet with -quiet, a one-line reason and a
+// non-zero exit on failure. See configs/cron/.
+//
+//	settle -journals /var/lib/tapswitch/node-1,/var/lib/tapswitch/node-2 \
+//	       -keys /etc/tapswitch/vault.keys -out /var/lib/tapswitch/clearing
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/tapswitch/tapswitch/configs"
+	"github.com/tapswitch/tapswitch/settlement/fees"
+	"github.com/tapswitch/tapswitch/settlement/settleday"
+	"github.com/tapswitch/tapswitch/switch/journal"
+	"github.com/tapswitch/tapswitch/switch/node"
+	"github.com/tapswitch/tapswitch/switch/vault"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], time.Now(), os.Stdout, os.Stderr))
+}
+
+type options struct {
+	date, journals, keys, keyEnv, out, config, feesFile string
+	quiet                                               bool
+}
+
+// run is settle without the process: exit 0 done, 1 failed, 2 bad usage.
+func run(args []string, now time.Time, stdout, stderr io.Writer) int {
+	var o options
+	fs := flag.NewFlagSet("settle", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.date, "date", "", "business `day` YYYY-MM-DD (default: the last closed day)")
+	fs.StringVar(&o.journals, "journals", "", "comma-separated switch node data `DIRS` (each has sealed/)")
+	fs.StringVar(&o.keys, "keys", "", "vault key `FILE` (opens the sealed PANs for issuer files)")
+	fs.StringVar(&o.keyEnv, "key-env", "", "environment `VARIABLE` holding the vault keys instead of -keys")
+	fs.StringVar(&o.out, "out", "", "output `DIR`; files go to DIR/YYYYMMDD/")
+	fs.StringVar(&o.config, "config", "", "switch configuration `FILE` for cut-off, time zone, institution and members (default: built in)")
+	fs.StringVar(&o.feesFile, "fees", "", "fee schedule `FILE` (default: the built-in configs/fees.yaml)")
+	fs.BoolVar(&o.quiet, "quiet", false, "print nothing on success")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 || o.journals == "" || o.out == "" || (o.keys == "") == (o.keyEnv == "") {
+		fmt.Fprintln(stderr, "settle: need -journals, -out and one of -keys or -key-env (settle -h)")
+		return 2
+	}
+	res, err := settle(o, now)
+	if err != nil {
+		fmt.Fprintf(stderr, "settle: %v\n", oneLine(err))
+		return 1
+	}
+	if !o.quiet {
+		fmt.Fprintf(stdout, "settled %s: %d entries, %d settling transactions, %d files in %s\n",
+			filepath.Base(res.Dir), res.Entries, res.Transactions, len(res.Files), res.Dir)
+	}
+	return 0
+}
+
+func settle(o options, now time.Time) (settleday.Result, error) {
+	cfg, err := node.LoadConfig(o.config)
+	if err != nil {
+		return settleday.Result{}, err
+	}
+	day, err := dayOf(o.date, cfg, now)
+	if err != nil {
+		return settleday.Result{}, err
+	}
+	list, _, err := cfg.Network()
+	if err != nil {
+		return settleday.Result{}, err
+	}
+	keys, err := loadKeys(o)
+	if err != nil {
+		return settleday.Result{}, err
+	}
+	feeDoc := configs.Fees
+	if o.feesFile != "" {
+		if feeDoc, err = os.ReadFile(o.feesFile); err != nil {
+			return settleday.Result{}, err
+		}
+	}
+	schedule, err := fees.Parse(feeDoc)
+	if err != nil {
+		return settleday.Result{}, err
+	}
+	var sealed []string
+	for _, dir := range strings.Split(o.journals, ",") {
+		sealed = append(sealed, node.SealedDir(strings.TrimSpace(dir)))
+	}
+	return settleday.Run(settleday.Config{Day: day, SealedDirs: sealed, Keys: keys, Issuers: list,
+		Fees: schedule, SwitchInstitution: cfg.Institution, Out: o.out})
+}
+
+// dayOf parses -date, or picks the last closed business day at now.
+func dayOf(date string, cfg node.Config, now time.Time) (string, error) {
+	if date != "" {
+		t, err := time.Parse("2006-01-02", date)
+		if err != nil {
+			return "", fmt.Errorf("-date %q: want YYYY-MM-DD", date)
+		}
+		return t.Format("20060102"), nil
+	}
+	cutoff, err := cfg.CutoffSpec()
+	if err != nil {
+		return "", err
+	}
+	open, _ := time.ParseInLocation("20060102", journal.BusinessDay(now, cutoff), cutoff.Location)
+	return open.AddDate(0, 0, -1).Format("20060102"), nil
+}
+
+func loadKeys(o options) (*vault.Keyring, error) {
+	if o.keyEnv != "" {
+		return vault.LoadKeyringEnv(o.keyEnv)
+	}
+	return vault.LoadKeyringFile(o.keys)
+}
+
+// oneLine keeps cron's mail to one line.
+func oneLine(err error) string {
+	return strings.ReplaceAll(err.Error(), "\n", " ")
+}
