@@ -2,6 +2,8 @@ package journal
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	// The default cut-off is in Asia/Shanghai; embedding the zone database
@@ -37,6 +39,29 @@ func (c Cutoff) String() string {
 	}
 	return fmt.Sprintf("%02d:%02d %s", c.Hour, c.Minute, name)
 }
+
+// ParseCutoff reads a cut-off as "HH:MM" in a time zone, e.g. "23:00" and
+// "Asia/Shanghai", as configuration files write it.
+func ParseCutoff(hhmm, zone string) (Cutoff, error) {
+	loc, err := time.LoadLocation(zone)
+	if err != nil {
+		return Cutoff{}, fmt.Errorf("time zone %q: %w", zone, err)
+	}
+	h, m, ok := strings.Cut(hhmm, ":")
+	hour, errH := strconv.Atoi(h)
+	minute, errM := strconv.Atoi(m)
+	if !ok || len(h) != 2 || len(m) != 2 || errH != nil || errM != nil {
+		return Cutoff{}, fmt.Errorf("cut-off %q: want HH:MM", hhmm)
+	}
+	c := Cutoff{Hour: hour, Minute: minute, Location: loc}
+	return c, c.Validate()
+}
+
+// BusinessDay is BusinessDay(t, c).
+func (c Cutoff) BusinessDay(t time.Time) string { return BusinessDay(t, c) }
+
+// Validate checks the cut-off is a time of day in a time zone.
+func (c Cutoff) Validate() error { return c.validate() }
 
 func (c Cutoff) validate() error {
 	if c.Location == nil {

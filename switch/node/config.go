@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"os"
 	"regexp"
-	"strconv"
-	"strings"
 	"time"
 	_ "time/tzdata" // the cut-off time zone must load on machines without zoneinfo
 
@@ -93,17 +91,11 @@ func orDefault(path string) string {
 
 // CutoffSpec parses cutoff and timezone.
 func (c Config) CutoffSpec() (journal.Cutoff, error) {
-	loc, err := time.LoadLocation(c.Timezone)
+	cut, err := journal.ParseCutoff(c.Cutoff, c.Timezone)
 	if err != nil {
-		return journal.Cutoff{}, fmt.Errorf("config timezone %q: %w", c.Timezone, err)
+		return journal.Cutoff{}, fmt.Errorf("config cutoff: %w", err)
 	}
-	hh, mm, ok := strings.Cut(c.Cutoff, ":")
-	h, errH := strconv.Atoi(hh)
-	m, errM := strconv.Atoi(mm)
-	if !ok || errH != nil || errM != nil || h < 0 || h > 23 || m < 0 || m > 59 {
-		return journal.Cutoff{}, fmt.Errorf("config cutoff %q: want HH:MM", c.Cutoff)
-	}
-	return journal.Cutoff{Hour: h, Minute: m, Location: loc}, nil
+	return cut, nil
 }
 
 // Network reads the issuer directory and BIN table the config names, and
