@@ -36,12 +36,22 @@
 // pass, and a reversal processed a day after its original (it settles on the
 // day it was processed) still cancels it across days. Matcher checks the
 // pairs it can see: one reversal per original, and reversal and original
-// agreeing on everything that moves money.
+// agreeing on everything that moves money and on the issuer trace.
 //
 // The rejected alternative was to drop both the original and its reversal
 // from the clearing files. Then a member's files would no longer show every
 // approval its own ledger holds, and a reversal arriving on the next day
 // would have nothing to drop.
+//
+// # Issuer trace
+//
+// The switch talks to an issuer with its own STAN and transmission time
+// (DE11, DE7), not the terminal's, so an issuer knows a transaction by
+// those. Every Txn carries them (IssuerSTAN, IssuerTransmissionTime): for a
+// stand-in approval they are those of the 0220 advice that told the issuer,
+// for a reversal those of its original, since the issuer marks the original
+// reversed rather than posting anew. The issuer's clearing file carries them
+// so that it can reconcile against its books (settlement/reconcile).
 //
 // # Contract with the journal
 //

@@ -56,6 +56,7 @@ func FromEntry(e *journal.Entry, s Supplied) (Txn, error) {
 		MTI: e.MTI, ProcessingCode: e.ProcessingCode, Amount: e.Amount, Currency: e.Currency,
 		TerminalID: trimPad(e.TerminalID), STAN: e.STAN, TransmissionTime: e.TransmissionTime,
 		RRN: trimPad(e.RRN), MerchantID: trimPad(e.MerchantID), MCC: e.MCC, Acquirer: e.Acquirer,
+		IssuerSTAN: e.IssuerSTAN, IssuerTransmissionTime: e.IssuerTransmissionTime,
 		IssuerID: e.IssuerID, IssuerInstitution: s.IssuerInstitution,
 		Product: bintable.Product(e.Product), Token: e.Token, PAN: s.PAN,
 		AuthCode: trimPad(e.AuthCode), StandIn: e.StandIn, Direction: dir, Reversal: reversal,

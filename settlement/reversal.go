@@ -14,10 +14,11 @@ import (
 // cancels its original by itself (see the package doc), so matching decides
 // no money; it catches the inputs that would make the cancelling wrong: a
 // key used by two originals, an original reversed twice, and a reversal
-// that disagrees with its original on anything that moves money. Feed it
-// every Txn of the day in any order.
+// that disagrees with its original on anything that moves money or on the
+// issuer-side trace (the issuer knows a reversal by its original's, see
+// settlement/reconcile). Feed it every Txn of the day in any order.
 //
-// It holds a small summary per transaction, about 150 bytes, for the whole
+// It holds a small summary per transaction, about 180 bytes, for the whole
 // day; that is the one part of settlement whose memory grows with the day.
 type Matcher struct {
 	originals map[journal.Key]moneyFacts
@@ -25,7 +26,8 @@ type Matcher struct {
 }
 
 // moneyFacts is what a reversal must share with its original for the two
-// to cancel exactly, amount and fees alike.
+// to cancel exactly, amount and fees alike, and for the issuer to pair them
+// in its books.
 type moneyFacts struct {
 	id                 string
 	amount             iso8583.Amount
@@ -33,11 +35,14 @@ type moneyFacts struct {
 	acquirer, issuerIn string
 	product            bintable.Product
 	mcc                string
+	issuerSTAN         string
+	issuerTime         string
 }
 
 func factsOf(t *Txn) moneyFacts {
 	return moneyFacts{id: t.ID(), amount: t.Amount, processingCode: t.ProcessingCode,
-		acquirer: t.Acquirer, issuerIn: t.IssuerInstitution, product: t.Product, mcc: t.MCC}
+		acquirer: t.Acquirer, issuerIn: t.IssuerInstitution, product: t.Product, mcc: t.MCC,
+		issuerSTAN: t.IssuerSTAN, issuerTime: t.IssuerTransmissionTime}
 }
 
 // NewMatcher returns an empty Matcher.
@@ -79,6 +84,8 @@ func agree(r, o moneyFacts) error {
 		{"issuer institution", r.issuerIn, o.issuerIn},
 		{"product", string(r.product), string(o.product)},
 		{"MCC", r.mcc, o.mcc},
+		{"issuer STAN", r.issuerSTAN, o.issuerSTAN},
+		{"issuer transmission time", r.issuerTime, o.issuerTime},
 	}
 	for _, d := range diffs {
 		if d.r != d.o {

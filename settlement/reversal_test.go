@@ -39,6 +39,8 @@ func TestMatcherErrors(t *testing.T) {
 		{"amount differs, reversal first", func(p, r Txn) []Txn { r.Amount = 999; return []Txn{r, p} }, "amount 999, original 1000"},
 		{"other acquirer", func(p, r Txn) []Txn { r.Acquirer = "01050000"; return []Txn{p, r} }, "acquirer"},
 		{"other MCC", func(p, r Txn) []Txn { r.MCC = "5999"; return []Txn{p, r} }, "MCC"},
+		{"other issuer STAN", func(p, r Txn) []Txn { r.IssuerSTAN = "000008"; return []Txn{p, r} }, "issuer STAN 000008, original 000007"},
+		{"other issuer time", func(p, r Txn) []Txn { r.IssuerTransmissionTime = "0314020002"; return []Txn{r, p} }, "issuer transmission time"},
 		{"other code", func(p, r Txn) []Txn {
 			r.ProcessingCode, r.Direction = iso8583.ProcRefund, Debit
 			return []Txn{p, r}

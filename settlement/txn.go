@@ -28,6 +28,27 @@ const (
 	Credit Direction = 'C'
 )
 
+// String returns "D" or "C".
+func (d Direction) String() string { return string(rune(d)) }
+
+// MarshalText writes the direction as "D" or "C", the clearing record's
+// indicator, in JSON reports.
+func (d Direction) MarshalText() ([]byte, error) {
+	if d != Debit && d != Credit {
+		return nil, fmt.Errorf("settlement: direction %q: want D or C", byte(d))
+	}
+	return []byte{byte(d)}, nil
+}
+
+// UnmarshalText reads "D" or "C".
+func (d *Direction) UnmarshalText(b []byte) error {
+	if len(b) != 1 || Direction(b[0]) != Debit && Direction(b[0]) != Credit {
+		return fmt.Errorf("settlement: direction %q: want D or C", b)
+	}
+	*d = Direction(b[0])
+	return nil
+}
+
 // Sign is +1 for Debit and -1 for Credit: the sign of the money flowing
 // from issuer to acquirer.
 func (d Direction) Sign() int64 {
@@ -74,31 +95,38 @@ func ClassifyMTI(mti string) (reversal, ok bool) {
 // netting need, taken from a journal entry plus what the journal does not
 // hold (the clear PAN, the issuer's institution, a reversal's original).
 type Txn struct {
-	BusinessDay       string         // YYYYMMDD, the day the switch processed it
-	NodeID            string         // the switch node whose journal holds it
-	Seq               uint64         // the entry's journal sequence number on that node
-	Time              time.Time      // when the switch decided
-	MTI               string         // request MTI, e.g. "0200"
-	ProcessingCode    string         // DE3: 000000, 200000 or 210000
-	Amount            iso8583.Amount // DE4, fen, always positive; Direction gives the sign
-	Currency          string         // DE49, always Currency
-	TerminalID        string         // DE41
-	STAN              string         // DE11 from the terminal
-	TransmissionTime  string         // DE7 from the terminal, MMDDhhmmss
-	RRN               string         // DE37
-	MerchantID        string         // DE42
-	MCC               string         // DE18
-	Acquirer          string         // DE32, the acquiring member's institution ID
-	IssuerID          string         // the issuer's short ID, e.g. ICBC
-	IssuerInstitution string         // the issuer's institution ID
-	Product           bintable.Product
-	Token             string      // DE2 as the terminal sent it; the acquirer's card number
-	PAN               iso8583.PAN // clear card number: only ever written to the issuer's file
-	AuthCode          string      // DE38, "" when there is none
-	StandIn           bool        // approved by the switch on the issuer's behalf
-	Direction         Direction   // DirectionOf(ProcessingCode), opposite for a reversal
-	Reversal          bool        // this cancels the transaction named by Original
-	Original          journal.Key // a reversal's original; zero otherwise
+	BusinessDay      string         // YYYYMMDD, the day the switch processed it
+	NodeID           string         // the switch node whose journal holds it
+	Seq              uint64         // the entry's journal sequence number on that node
+	Time             time.Time      // when the switch decided
+	MTI              string         // request MTI, e.g. "0200"
+	ProcessingCode   string         // DE3: 000000, 200000 or 210000
+	Amount           iso8583.Amount // DE4, fen, always positive; Direction gives the sign
+	Currency         string         // DE49, always Currency
+	TerminalID       string         // DE41
+	STAN             string         // DE11 from the terminal
+	TransmissionTime string         // DE7 from the terminal, MMDDhhmmss
+	RRN              string         // DE37
+	// IssuerSTAN and IssuerTransmissionTime are the DE11 and DE7 the
+	// switch sent the issuer: how the issuer knows the transaction in its
+	// own books. For a stand-in approval they are the 0220 advice's; for a
+	// reversal, its original's (the issuer posts one entry and marks it
+	// reversed).
+	IssuerSTAN             string
+	IssuerTransmissionTime string
+	MerchantID             string // DE42
+	MCC                    string // DE18
+	Acquirer               string // DE32, the acquiring member's institution ID
+	IssuerID               string // the issuer's short ID, e.g. ICBC
+	IssuerInstitution      string // the issuer's institution ID
+	Product                bintable.Product
+	Token                  string      // DE2 as the terminal sent it; the acquirer's card number
+	PAN                    iso8583.PAN // clear card number: only ever written to the issuer's file
+	AuthCode               string      // DE38, "" when there is none
+	StandIn                bool        // approved by the switch on the issuer's behalf
+	Direction              Direction   // DirectionOf(ProcessingCode), opposite for a reversal
+	Reversal               bool        // this cancels the transaction named by Original
+	Original               journal.Key // a reversal's original; zero otherwise
 }
 
 // Key returns the transaction's duplicate key, the one a reversal names.
@@ -138,6 +166,7 @@ func (t *Txn) validateStrings() error {
 		{"NodeID", t.NodeID, RuleNodeID}, {"TerminalID", t.TerminalID, RuleTerminalID},
 		{"STAN", t.STAN, RuleSTAN}, {"TransmissionTime", t.TransmissionTime, RuleTransmissionTime},
 		{"RRN", t.RRN, RuleRRN}, {"MerchantID", t.MerchantID, RuleMerchantID},
+		{"IssuerSTAN", t.IssuerSTAN, RuleSTAN}, {"IssuerTransmissionTime", t.IssuerTransmissionTime, RuleTransmissionTime},
 		{"MCC", t.MCC, RuleMCC}, {"Acquirer", t.Acquirer, RuleInstitution},
 		{"IssuerID", t.IssuerID, RuleIssuerID}, {"IssuerInstitution", t.IssuerInstitution, RuleInstitution},
 		{"AuthCode", t.AuthCode, RuleAuthCode},

@@ -18,7 +18,7 @@ func entry(mti, pc string, amount iso8583.Amount) journal.Entry {
 		TerminalID: "T0000001", STAN: "000123", TransmissionTime: "0314020000", RRN: "607300012301",
 		MerchantID: "898310053110001", MCC: "5411", Acquirer: "03080000", Token: "6299900000000000018",
 		PANSealed: []byte("sealed"), IssuerID: "ICBC", Product: "debit", IssuerSTAN: "000007",
-		ResponseCode: "00", AuthCode: "A00001",
+		IssuerTransmissionTime: "0314020001", ResponseCode: "00", AuthCode: "A00001",
 	}
 }
 
@@ -102,6 +102,9 @@ func TestFromEntryCopiesFields(t *testing.T) {
 		tx.Seq != 7 || tx.NodeID != "node-1" || tx.Acquirer != "03080000" || tx.AuthCode != "A00001" {
 		t.Errorf("fields not copied: %+v", tx)
 	}
+	if tx.IssuerSTAN != "000007" || tx.IssuerTransmissionTime != "0314020001" {
+		t.Errorf("issuer trace %q %q, want the entry's 000007 0314020001", tx.IssuerSTAN, tx.IssuerTransmissionTime)
+	}
 	if tx.Key() != (journal.Key{TerminalID: "T01", STAN: "000123", TransmissionTime: "0314020000"}) {
 		t.Errorf("key %+v", tx.Key())
 	}
@@ -122,6 +125,10 @@ func TestFromEntryErrors(t *testing.T) {
 		{"no MCC", func(e *journal.Entry, s *Supplied) { e.MCC = "" }, "MCC"},
 		{"amount too large", func(e *journal.Entry, s *Supplied) { e.Amount = AmountMax + 1 }, "Amount"},
 		{"long issuer ID", func(e *journal.Entry, s *Supplied) { e.IssuerID = "ABCDEFGHIJKLM" }, "IssuerID"},
+		{"no issuer STAN", func(e *journal.Entry, s *Supplied) { e.IssuerSTAN = "" }, `IssuerSTAN "": want 6`},
+		{"issuer STAN not digits", func(e *journal.Entry, s *Supplied) { e.IssuerSTAN = "00007A" }, "IssuerSTAN"},
+		{"no issuer transmission time", func(e *journal.Entry, s *Supplied) { e.IssuerTransmissionTime = "" }, `IssuerTransmissionTime "": want 10`},
+		{"short issuer transmission time", func(e *journal.Entry, s *Supplied) { e.IssuerTransmissionTime = "031402000" }, "IssuerTransmissionTime"},
 		{"reversal without original", func(e *journal.Entry, s *Supplied) { e.MTI = "0400" }, "Original"},
 		{"reversal from another terminal", func(e *journal.Entry, s *Supplied) {
 			e.MTI = "0400"
@@ -220,5 +227,25 @@ func TestRuleCheck(t *testing.T) {
 		if err := tc.r.Check("f", tc.v); (err == nil) != tc.good {
 			t.Errorf("Check(%q) = %v, want good %v", tc.v, err, tc.good)
 		}
+	}
+}
+
+func TestDirectionText(t *testing.T) {
+	for _, d := range []Direction{Debit, Credit} {
+		b, err := d.MarshalText()
+		if err != nil || string(b) != d.String() {
+			t.Fatalf("%c: %q %v", d, b, err)
+		}
+		var back Direction
+		if err := back.UnmarshalText(b); err != nil || back != d {
+			t.Errorf("%c: read back %c, %v", d, back, err)
+		}
+	}
+	if _, err := Direction(0).MarshalText(); err == nil {
+		t.Error("the zero direction marshalled")
+	}
+	var d Direction
+	if err := d.UnmarshalText([]byte("X")); err == nil {
+		t.Error(`"X" unmarshalled`)
 	}
 }

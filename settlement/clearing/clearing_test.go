@@ -3,6 +3,7 @@ package clearing
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -174,5 +175,40 @@ func TestNewDetailRefusesBadTxn(t *testing.T) {
 	tx.Amount = 0
 	if _, err := NewDetail(&tx, fees.Fees{}, Issuer); err == nil || !strings.Contains(err.Error(), "Amount") {
 		t.Errorf("got %v", err)
+	}
+}
+
+// TestIssuerTrace checks that both roles' records carry the trace the
+// switch used towards the issuer, not the terminal's, and that a reversal
+// carries its original's, which is how the issuer knows it.
+func TestIssuerTrace(t *testing.T) {
+	txns := testday.Txns()
+	for _, g := range goldens {
+		byEntry := map[string]Detail{}
+		for _, d := range sampleDetails(t, g.institution, g.role) {
+			byEntry[fmt.Sprintf("%s/%d", d.NodeID, d.JournalSeq)] = d
+		}
+		for _, tx := range txns {
+			d, ok := byEntry[tx.ID()]
+			if !ok {
+				continue
+			}
+			if d.IssuerSTAN != tx.IssuerSTAN || d.IssuerTransmissionTime != tx.IssuerTransmissionTime {
+				t.Errorf("%s %s: issuer trace %s %s, want %s %s", g.role, tx.ID(), d.IssuerSTAN, d.IssuerTransmissionTime,
+					tx.IssuerSTAN, tx.IssuerTransmissionTime)
+			}
+			if d.IssuerTransmissionTime == d.TransmissionTime {
+				t.Errorf("%s %s: the issuer's DE7 equals the terminal's; the sample should tell them apart", g.role, tx.ID())
+			}
+			if !tx.Reversal {
+				continue
+			}
+			for _, o := range txns {
+				if o.Key() == tx.Original && (o.IssuerSTAN != d.IssuerSTAN || o.IssuerTransmissionTime != d.IssuerTransmissionTime) {
+					t.Errorf("%s reversal %s: issuer trace %s %s, its original's is %s %s", g.role, tx.ID(),
+						d.IssuerSTAN, d.IssuerTransmissionTime, o.IssuerSTAN, o.IssuerTransmissionTime)
+				}
+			}
+		}
 	}
 }

@@ -42,7 +42,13 @@ import (
 //	249-249  stand-in                   F     Y or N
 //	250-255  original STAN              N     a reversal's original; spaces otherwise
 //	256-265  original transmission time N     a reversal's original; spaces otherwise
-//	266-300  reserved                   X     spaces
+//	266-271  issuer STAN                N     DE11 the switch sent the issuer
+//	272-281  issuer transmission time   N     DE7 the switch sent the issuer, MMDDhhmmss
+//	282-300  reserved                   X     spaces
+//
+// The issuer STAN and transmission time are how the issuer knows the
+// transaction (settlement.Txn): a stand-in approval's are its 0220
+// advice's, a reversal's are its original's. Both roles' files carry them.
 type Detail struct {
 	Seq                      uint64 // position in the file, from 1; the Writer assigns it
 	NodeID                   string
@@ -71,6 +77,8 @@ type Detail struct {
 	StandIn                  bool
 	OriginalSTAN             string
 	OriginalTransmissionTime string
+	IssuerSTAN               string
+	IssuerTransmissionTime   string
 }
 
 var (
@@ -102,12 +110,14 @@ var (
 	dStandIn      = field{"stand-in", 249, 1, kindF}
 	dOrigSTAN     = field{"original STAN", 250, 6, kindN}
 	dOrigTransTim = field{"original transmission time", 256, 10, kindN}
-	dReserved     = field{"reserved", 266, 35, kindX}
+	dIssSTAN      = field{"issuer STAN", 266, 6, kindN}
+	dIssTransTime = field{"issuer transmission time", 272, 10, kindN}
+	dReserved     = field{"reserved", 282, 19, kindX}
 
 	detailLayout = []field{dType, dSeq, dNode, dJournalSeq, dMTI, dProcCode, dDC, dReversal,
 		dAmount, dCurrency, dInterchange, dSwitchFee, dTime, dTransTime, dSTAN, dRRN, dAuthCode,
 		dTerminal, dMerchant, dMCC, dAcquirer, dIssuerID, dIssuerInst, dProduct, dCard, dStandIn,
-		dOrigSTAN, dOrigTransTim, dReserved}
+		dOrigSTAN, dOrigTransTim, dIssSTAN, dIssTransTime, dReserved}
 )
 
 // timeLayout is the record's time: UTC to the second. Sub-second digits
@@ -155,6 +165,8 @@ func (d *Detail) appendRecord(dst []byte) []byte {
 		e.digits(dOrigSTAN, d.OriginalSTAN)
 		e.digits(dOrigTransTim, d.OriginalTransmissionTime)
 	}
+	e.digits(dIssSTAN, d.IssuerSTAN)
+	e.digits(dIssTransTime, d.IssuerTransmissionTime)
 	return dst
 }
 
@@ -183,6 +195,7 @@ func ParseDetail(rec []byte) (Detail, error) {
 	d.StandIn = dd.yesNo(dStandIn)
 	d.OriginalSTAN = dd.digits(dOrigSTAN, true)
 	d.OriginalTransmissionTime = dd.digits(dOrigTransTim, true)
+	d.IssuerSTAN, d.IssuerTransmissionTime = dd.digits(dIssSTAN, false), dd.digits(dIssTransTime, false)
 	dd.reserved(dReserved)
 	if dd.err != nil {
 		return Detail{}, dd.err
@@ -253,6 +266,8 @@ func (d *Detail) validateText() error {
 		{dMCC, d.MCC, settlement.RuleMCC}, {dAcquirer, d.Acquirer, settlement.RuleInstitution},
 		{dIssuerID, d.IssuerID, settlement.RuleIssuerID}, {dIssuerInst, d.IssuerInstitution, settlement.RuleInstitution},
 		{dCard, d.CardNumber.Clear(), settlement.RuleCardNumber},
+		{dIssSTAN, d.IssuerSTAN, settlement.RuleSTAN},
+		{dIssTransTime, d.IssuerTransmissionTime, settlement.RuleTransmissionTime},
 	} {
 		if err := c.r.Check(c.f.name, c.v); err != nil {
 			// The message names the value; a card number's is masked.

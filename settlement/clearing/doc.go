@@ -22,7 +22,11 @@
 // fields (N) are right-justified and zero-filled; text fields (A) are
 // left-justified and space-filled; flags (F) are one character; reserved
 // bytes (X) are spaces. An issuer's file carries the PAN in its card number
-// field; an acquirer's carries the token and never the PAN.
+// field; an acquirer's carries the token and never the PAN. Every detail
+// record also carries the issuer trace, the STAN and transmission time the
+// switch sent the issuer, by which an issuer matches the file against its
+// own books (settlement/reconcile). Adding a field takes reserved bytes and
+// a new format version; the record stays 300 bytes.
 //
 // # Order
 //

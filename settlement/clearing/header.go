@@ -7,7 +7,9 @@ import (
 )
 
 // FormatVersion is the layout version this package reads and writes.
-const FormatVersion = 1
+// Version 2 added the issuer STAN and transmission time to the detail
+// record, in bytes version 1 reserved.
+const FormatVersion = 2
 
 // Role is the side of its transactions a file is for.
 type Role byte
@@ -47,7 +49,7 @@ func FileID(day, institution string, role Role) string {
 //
 //	bytes    field               type  content
 //	  1-1    record type         F     "H"
-//	  2-3    format version      N     01
+//	  2-3    format version      N     02
 //	  4-27   file ID             A     FileID(business day, institution, role)
 //	 28-38   institution         A     the member's institution ID, 1 to 11 digits
 //	 39-39   role                F     I issuer, A acquirer

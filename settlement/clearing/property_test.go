@@ -52,6 +52,7 @@ func randomDetail(rng *rand.Rand, inst, node string, seq uint64) Detail {
 		IssuerID: randomText(rng, 1+rng.IntN(12)), IssuerInstitution: inst,
 		Product:    []bintable.Product{"debit", "credit", "transit"}[rng.IntN(3)],
 		CardNumber: iso8583.PAN(randomDigits(rng, 12+rng.IntN(8))), StandIn: rng.IntN(2) == 0,
+		IssuerSTAN: randomDigits(rng, 6), IssuerTransmissionTime: randomDigits(rng, 10),
 	}
 	if rng.IntN(3) > 0 {
 		d.AuthCode = randomText(rng, 1+rng.IntN(6))

@@ -69,6 +69,7 @@ func NewDetail(t *settlement.Txn, f fees.Fees, role Role) (Detail, error) {
 		IssuerID: t.IssuerID, IssuerInstitution: t.IssuerInstitution, Product: t.Product,
 		CardNumber: card, StandIn: t.StandIn,
 		OriginalSTAN: t.Original.STAN, OriginalTransmissionTime: t.Original.TransmissionTime,
+		IssuerSTAN: t.IssuerSTAN, IssuerTransmissionTime: t.IssuerTransmissionTime,
 	}, nil
 }
 

@@ -142,6 +142,7 @@ func randomDay(rng *rand.Rand, n int) []settlement.Txn {
 			RRN: "R1", MerchantID: "M1", MCC: mccs[rng.IntN(len(mccs))], Acquirer: insts[rng.IntN(len(insts))],
 			IssuerID: "X", IssuerInstitution: insts[rng.IntN(len(insts))], Product: products[rng.IntN(3)],
 			Token: "6299900000000000018", PAN: "6222020000000001234", StandIn: rng.IntN(10) == 0,
+			IssuerSTAN: fmt.Sprintf("%06d", i%1_000_000), IssuerTransmissionTime: "0314101011",
 		}
 		t.Direction, _ = settlement.DirectionOf(t.ProcessingCode)
 		if rng.IntN(4) == 0 {

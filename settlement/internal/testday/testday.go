@@ -77,8 +77,30 @@ var rows = []row{
 	{"node-2", 10, at(16, 5, 5), "0200", "000000", 500_000, icbcDebit, "T0000006", "000601", CMB, "898310059990006", "5999", "00", false, ""},
 }
 
-// transmissionTime is DE7 of a request the terminal sent at t.
-func transmissionTime(t time.Time) string { return t.Format("0102150405") }
+// terminalLag is how far the terminals' clocks run behind the switch's in
+// the sample, so that a terminal's DE7 and the switch's DE7 towards the
+// issuer differ, as they do in the field, and a test notices one taken
+// for the other.
+const terminalLag = 3 * time.Second
+
+// transmissionTime is DE7 of a request the terminal sent when the switch's
+// clock read t.
+func transmissionTime(t time.Time) string { return t.Add(-terminalLag).Format("0102150405") }
+
+// issuerTrace is the DE11 and DE7 the switch sent the issuer for row r: its
+// own STAN counter (here the journal seq) and clock. A reversal reaches the
+// issuer under its original's trace, as switch/authorize journals it.
+func issuerTrace(r row) (stan, de7 string) {
+	if r.original != "" {
+		for _, o := range rows {
+			if o.terminal == r.terminal && o.stan == r.original {
+				r = o
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%06d", r.seq), r.t.UTC().Format("0102150405")
+}
 
 // Entries returns the sample's journal entries, settling or not.
 func Entries() []journal.Entry {
@@ -90,9 +112,9 @@ func Entries() []journal.Entry {
 			TerminalID: r.terminal, STAN: r.stan, TransmissionTime: transmissionTime(r.t),
 			RRN: "6073" + r.stan + r.terminal[6:], MerchantID: r.merchant, MCC: r.mcc,
 			Acquirer: r.acquirer, Token: r.c.token, PANSealed: []byte("sealed:" + r.c.token),
-			IssuerID: r.c.issuer, Product: r.c.product, IssuerSTAN: fmt.Sprintf("%06d", r.seq),
-			ResponseCode: r.rc, StandIn: r.standIn,
+			IssuerID: r.c.issuer, Product: r.c.product, ResponseCode: r.rc, StandIn: r.standIn,
 		}
+		e.IssuerSTAN, e.IssuerTransmissionTime = issuerTrace(r)
 		if r.rc == "00" {
 			e.AuthCode = fmt.Sprintf("%s%04d", r.node[len(r.node)-1:]+"A", r.seq)
 		}
