@@ -1,6 +1,7 @@
 // Command settle settles a business day from the switch nodes' sealed
 // journals: clearing files per member and role, and the net-settlement
-// report. It is meant for cron: quiet with -quiet, a one-line reason and a
+// report. `settle reconcile` compares each issuer's own ledger with its
+// clearing file and lists every break. It is meant for cron: quiet with -quiet, a one-line reason and a
 // non-zero exit on failure. See configs/cron/.
 //
 //	settle -journals /var/lib/tapswitch/node-1,/var/lib/tapswitch/node-2 \
@@ -35,6 +36,9 @@ type options struct {
 
 // run is settle without the process: exit 0 done, 1 failed, 2 bad usage.
 func run(args []string, now time.Time, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "reconcile" {
+		return runReconcile(args[1:], now, stdout, stderr)
+	}
 	var o options
 	fs := flag.NewFlagSet("settle", flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -37,6 +37,10 @@ func TestSettleADayOfMixedTraffic(t *testing.T) {
 	keyFile := filepath.Join(d.Data, "dev-vault.keys")
 	d.Node.SealClosedDays(time.Now().Add(48 * time.Hour))
 	settling := settlingEntries(t, d, day)
+	ledgers := t.TempDir()
+	if _, err := d.Fleet.WriteLedgers(ledgers); err != nil {
+		t.Fatal(err)
+	}
 	d.Close()
 
 	out := t.TempDir()
@@ -75,8 +79,20 @@ func TestSettleADayOfMixedTraffic(t *testing.T) {
 	if code := run(args, time.Now(), &stdout, &stderr); code != 0 {
 		t.Fatalf("second run: %s", stderr.String())
 	}
+	recArgs := []string{"reconcile", "-date", args[1], "-ledgers", ledgers, "-out", out}
+	stdout.Reset()
+	if code := run(recArgs, time.Now(), &stdout, &stderr); code != 0 {
+		rep, _ := os.ReadFile(filepath.Join(out, day, "reconcile-ICBC.txt"))
+		t.Fatalf("reconcile exit %d: %s\n%s", code, stderr.String(), rep)
+	}
+	if !strings.Contains(stdout.String(), "no breaks") {
+		t.Fatalf("reconcile said %q", stdout.String())
+	}
 	second := readDir(t, filepath.Join(out, day))
 	for name, data := range first {
+		if strings.HasPrefix(name, "reconcile-") {
+			continue
+		}
 		if !bytes.Equal(second[name], data) {
 			t.Errorf("%s differs on the second run", name)
 		}
