@@ -1,26 +1,18 @@
 package main
 
 import (
-	"bufio"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"go.yaml.in/yaml/v3"
-
 	"github.com/tapswitch/tapswitch/bench/issuersim"
-	"github.com/tapswitch/tapswitch/bench/wallet"
-	"github.com/tapswitch/tapswitch/configs"
+	"github.com/tapswitch/tapswitch/bench/proctest"
 	"github.com/tapswitch/tapswitch/iso8583"
-	"github.com/tapswitch/tapswitch/router/issuers"
 	"github.com/tapswitch/tapswitch/switch/journal"
 )
 
@@ -35,16 +27,23 @@ func TestSIGKILLUnderLoad(t *testing.T) {
 		t.Skip("builds and kills real processes")
 	}
 	dir := t.TempDir()
-	switchd, issuersimBin := buildBinary(t, dir, ".", "switchd"), buildBinary(t, dir, "../issuersim", "issuersim")
-	issuersFile := writeIssuersOnFreePorts(t, dir)
-	cfgFile := writeCrashConfig(t, dir, issuersFile)
-	issuerAdmin := startIssuersim(t, issuersimBin, issuersFile)
+	switchd, issuersimBin := proctest.Build(t, dir, ".", "switchd"), proctest.Build(t, dir, "../issuersim", "issuersim")
+	issuersFile := proctest.IssuersOnFreePorts(t, dir)
+	cfgFile := proctest.Config(t, dir, map[string]string{
+		`issuers_file: ""`:      "issuers_file: " + issuersFile,
+		"request_timeout: 2s":   "request_timeout: 500ms",
+		"retry_min: 500ms":      "retry_min: 50ms",
+		"retry_max: 1m":         "retry_max: 500ms",
+		"shutdown_timeout: 30s": "shutdown_timeout: 10s",
+		"backoff_max: 5s":       "backoff_max: 200ms",
+	})
+	issuerAdmin, _ := proctest.Issuersim(t, issuersimBin, "-issuers", issuersFile, "-cards", "100")
 	data := filepath.Join(dir, "data")
 	rng := rand.New(rand.NewPCG(1, 2))
 
 	seen := map[journal.Key]int{}
 	for round := range 5 {
-		proc, w := startExternal(t, switchd, cfgFile, data, "127.0.0.1:0")
+		proc, w := proctest.Switchd(t, switchd, cfgFile, data, "127.0.0.1:0")
 		got := driveUntilStopped(t, w, func() {
 			time.Sleep(time.Duration(300+rng.IntN(600)) * time.Millisecond)
 			proc.Process.Signal(syscall.SIGKILL)
@@ -65,8 +64,8 @@ func TestSIGKILLUnderLoad(t *testing.T) {
 // advices drain, stops it, and checks the invariants.
 func checkAfterRestart(t *testing.T, switchd, cfgFile, data, issuerAdmin string, seen map[journal.Key]int) {
 	t.Helper()
-	admin := freeAddr(t)
-	proc, _ := startExternal(t, switchd, cfgFile, data, admin)
+	admin := proctest.FreeAddr(t)
+	proc, _ := proctest.Switchd(t, switchd, cfgFile, data, admin)
 	waitAdvicesDrained(t, admin)
 	proc.Process.Signal(syscall.SIGTERM)
 	waitExit(t, proc)
@@ -83,114 +82,6 @@ func checkAfterRestart(t *testing.T, switchd, cfgFile, data, issuerAdmin string,
 		}
 	}
 	compareWithIssuer(t, j, issuerAdmin, "ICBC")
-}
-
-func buildBinary(t *testing.T, dir, pkg, name string) string {
-	t.Helper()
-	out := filepath.Join(dir, name)
-	if b, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
-	}
-	return out
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// writeIssuersOnFreePorts copies the member list with every address moved
-// to a free loopback port, so the test shares no port with anything else.
-func writeIssuersOnFreePorts(t *testing.T, dir string) string {
-	list, err := issuers.Parse(configs.Issuers)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range list {
-		list[i].Address = freeAddr(t)
-	}
-	doc, err := yaml.Marshal(map[string]any{"issuers": list})
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "issuers.yaml")
-	if err := os.WriteFile(path, doc, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// writeCrashConfig is the default configuration with the test's issuers
-// and short time-outs and retries.
-func writeCrashConfig(t *testing.T, dir, issuersFile string) string {
-	cfg := string(configs.Switch)
-	for old, repl := range map[string]string{
-		`issuers_file: ""`:      "issuers_file: " + issuersFile,
-		"request_timeout: 2s":   "request_timeout: 500ms",
-		"retry_min: 500ms":      "retry_min: 50ms",
-		"retry_max: 1m":         "retry_max: 500ms",
-		"shutdown_timeout: 30s": "shutdown_timeout: 10s",
-		"backoff_max: 5s":       "backoff_max: 200ms",
-	} {
-		if !strings.Contains(cfg, old) {
-			t.Fatalf("configs/switch.yaml has no %q", old)
-		}
-		cfg = strings.Replace(cfg, old, repl, 1)
-	}
-	path := filepath.Join(dir, "switch.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// startIssuersim runs the issuers and returns their admin address.
-func startIssuersim(t *testing.T, bin, issuersFile string) string {
-	cmd := exec.Command(bin, "-issuers", issuersFile, "-admin", "127.0.0.1:0", "-log-level", "warn", "-cards", "100")
-	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
-	lines := bufio.NewScanner(stdout)
-	for lines.Scan() {
-		if addr, ok := strings.CutPrefix(lines.Text(), "admin listening on "); ok {
-			go io.Copy(io.Discard, stdout)
-			return addr
-		}
-	}
-	t.Fatal("issuersim printed no admin address")
-	return ""
-}
-
-// startExternal runs switchd -dev against the external issuers.
-func startExternal(t *testing.T, bin, cfgFile, data, admin string) (*exec.Cmd, wallet.File) {
-	t.Helper()
-	walletPath := filepath.Join(data, wallet.DevFileName)
-	os.Remove(walletPath)
-	cmd := exec.Command(bin, "-dev", "-dev-external-issuers", "-config", cfgFile, "-data", data,
-		"-listen", "127.0.0.1:0", "-admin", admin, "-log-level", "error")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill() })
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if w, err := wallet.Load(walletPath); err == nil {
-			time.Sleep(300 * time.Millisecond) // issuer links sign on
-			return cmd, w
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatal("switchd wrote no wallet within 30s")
-	return nil, wallet.File{}
 }
 
 // waitAdvicesDrained polls the switch's metrics until no advice is armed

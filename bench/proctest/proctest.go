@@ -1,0 +1,134 @@
+// Package proctest runs the network's real binaries for end-to-end tests:
+// it builds switchd and issuersim, moves every simulated issuer to a free
+// loopback port, and starts the processes with their output on the test's
+// stderr. Only tests import it.
+package proctest
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/tapswitch/tapswitch/bench/wallet"
+	"github.com/tapswitch/tapswitch/configs"
+	"github.com/tapswitch/tapswitch/router/issuers"
+)
+
+// Build compiles the main package pkg (a path relative to the test's
+// package, e.g. "../switchd") into dir and returns the binary's path.
+func Build(t testing.TB, dir, pkg, name string) string {
+	t.Helper()
+	out := filepath.Join(dir, name)
+	if b, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	}
+	return out
+}
+
+// FreeAddr returns a loopback address nothing listens on right now.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// IssuersOnFreePorts writes a copy of the member list with every address
+// moved to a free loopback port, so a test shares no port with anything.
+func IssuersOnFreePorts(t testing.TB, dir string) string {
+	t.Helper()
+	list, err := issuers.Parse(configs.Issuers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range list {
+		list[i].Address = FreeAddr(t)
+	}
+	doc, err := yaml.Marshal(map[string]any{"issuers": list})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "issuers.yaml")
+	if err := os.WriteFile(path, doc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// Config writes the default switch configuration with each old string
+// replaced by its new one; a replacement that finds nothing fails the test,
+// so the test notices when configs/switch.yaml changes under it.
+func Config(t testing.TB, dir string, replace map[string]string) string {
+	t.Helper()
+	cfg := string(configs.Switch)
+	for old, repl := range replace {
+		if !strings.Contains(cfg, old) {
+			t.Fatalf("configs/switch.yaml has no %q", old)
+		}
+		cfg = strings.Replace(cfg, old, repl, 1)
+	}
+	path := filepath.Join(dir, "switch.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// Issuersim starts the simulated issuers with args and returns their admin
+// address and the process; the test's cleanup stops it with SIGTERM.
+func Issuersim(t testing.TB, bin string, args ...string) (string, *exec.Cmd) {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"-admin", "127.0.0.1:0", "-log-level", "warn"}, args...)...)
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
+	lines := bufio.NewScanner(stdout)
+	for lines.Scan() {
+		if addr, ok := strings.CutPrefix(lines.Text(), "admin listening on "); ok {
+			go io.Copy(io.Discard, stdout)
+			return addr, cmd
+		}
+	}
+	t.Fatal("issuersim printed no admin address")
+	return "", nil
+}
+
+// Switchd starts switchd -dev against external issuers with cfgFile and
+// data, waits for its dev wallet and returns the process and the wallet.
+func Switchd(t testing.TB, bin, cfgFile, data, admin string) (*exec.Cmd, wallet.File) {
+	t.Helper()
+	walletPath := filepath.Join(data, wallet.DevFileName)
+	os.Remove(walletPath)
+	cmd := exec.Command(bin, "-dev", "-dev-external-issuers", "-config", cfgFile, "-data", data,
+		"-listen", "127.0.0.1:0", "-admin", admin, "-log-level", "error")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if w, err := wallet.Load(walletPath); err == nil {
+			time.Sleep(300 * time.Millisecond) // issuer links sign on
+			return cmd, w
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("switchd wrote no wallet within 30s")
+	return nil, wallet.File{}
+}
