@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tapswitch/tapswitch/bench/pos"
+	"github.com/tapswitch/tapswitch/bench/proctest"
 	"github.com/tapswitch/tapswitch/bench/wallet"
 	"github.com/tapswitch/tapswitch/iso8583"
 	"github.com/tapswitch/tapswitch/switch/journal"
@@ -25,15 +25,12 @@ func TestSIGTERMUnderLoadLosesNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs switchd")
 	}
-	bin := filepath.Join(t.TempDir(), "switchd")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := proctest.Build(t, t.TempDir(), ".", "switchd")
 	data := t.TempDir()
 	began := time.Now()
 	defer func() { t.Logf("took %v", time.Since(began)) }()
 
-	proc, w := startSwitchd(t, bin, data)
+	proc, w := proctest.DevSwitchd(t, bin, data, "-admin", "127.0.0.1:0", "-log-level", "warn")
 	seen := driveUntilStopped(t, w, func() {
 		time.Sleep(700 * time.Millisecond)
 		proc.Process.Signal(syscall.SIGTERM)
@@ -45,7 +42,7 @@ func TestSIGTERMUnderLoadLosesNothing(t *testing.T) {
 	}
 
 	// Restart on the same data: the switch must open its journal and serve.
-	proc, w = startSwitchd(t, bin, data)
+	proc, w = proctest.DevSwitchd(t, bin, data, "-admin", "127.0.0.1:0", "-log-level", "warn")
 	after := driveUntilStopped(t, w, func() {
 		time.Sleep(200 * time.Millisecond)
 		proc.Process.Signal(syscall.SIGTERM)
@@ -86,28 +83,6 @@ func TestSIGTERMUnderLoadLosesNothing(t *testing.T) {
 		}
 	}
 	t.Logf("%d approvals seen by terminals, %d journaled", len(seen), len(journaled))
-}
-
-func startSwitchd(t *testing.T, bin, data string) (*exec.Cmd, wallet.File) {
-	t.Helper()
-	walletPath := filepath.Join(data, wallet.DevFileName)
-	os.Remove(walletPath)
-	cmd := exec.Command(bin, "-dev", "-data", data, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-log-level", "warn")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill() })
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if w, err := wallet.Load(walletPath); err == nil {
-			time.Sleep(300 * time.Millisecond) // issuer links sign on
-			return cmd, w
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatal("switchd -dev wrote no wallet within 30s")
-	return nil, wallet.File{}
 }
 
 func waitExit(t *testing.T, cmd *exec.Cmd) {
