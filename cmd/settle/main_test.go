@@ -245,3 +245,20 @@ func (tm *terminal) reversalOf(orig *moov.Message) *moov.Message {
 	m.Field(iso8583.FieldOriginalData, "0200"+iso8583.FieldValue(orig, 11)+iso8583.FieldValue(orig, 7)+"0000000000000000000000")
 	return m
 }
+
+// TestSettleFailsWithOneLine: cron gets a non-zero exit and one line.
+func TestSettleFailsWithOneLine(t *testing.T) {
+	keys := filepath.Join(t.TempDir(), "keys")
+	if code := run([]string{"-journals", t.TempDir(), "-keys", keys, "-out", t.TempDir()}, time.Now(), &bytes.Buffer{}, &bytes.Buffer{}); code != 1 {
+		t.Fatalf("missing key file: exit %d, want 1", code)
+	}
+	var stderr bytes.Buffer
+	os.WriteFile(keys, nil, 0o600)
+	code := run([]string{"-date", "2026-11-25", "-journals", t.TempDir(), "-keys", keys, "-out", t.TempDir(), "-quiet"}, time.Now(), &bytes.Buffer{}, &stderr)
+	if code != 1 || strings.Count(stderr.String(), "\n") != 1 {
+		t.Fatalf("exit %d, stderr %q: want 1 and one line", code, stderr.String())
+	}
+	if code := run([]string{"-date", "25/11/2026"}, time.Now(), &bytes.Buffer{}, &bytes.Buffer{}); code != 2 {
+		t.Fatalf("bad usage: exit %d, want 2", code)
+	}
+}
