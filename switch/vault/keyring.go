@@ -289,3 +289,19 @@ func (k Keyring) String() string {
 
 // Format makes every verb, %#v and %x included, print String.
 func (k Keyring) Format(f fmt.State, verb rune) { io.WriteString(f, k.String()) }
+
+// tokenKeyBytes is the length of a token's cryptogram key (AES-128 sized).
+const tokenKeyBytes = 16
+
+// TokenKey is token's own cryptogram key, derived from the network master
+// key: every tap's ARQC is a MAC under it, computed by the phone's secure
+// element and recomputed by the switch. The master key is derived from the
+// index key with its own label, so it shares the index key's property of
+// never rotating: a token keeps its key for its whole life.
+func (k *Keyring) TokenKey(token string) []byte {
+	master := hmac.New(sha256.New, k.index)
+	master.Write([]byte("tapswitch token key master v1"))
+	m := hmac.New(sha256.New, master.Sum(nil))
+	m.Write([]byte(token))
+	return m.Sum(nil)[:tokenKeyBytes]
+}

@@ -219,3 +219,15 @@ func FuzzParseKeyring(f *testing.F) {
 		}
 	})
 }
+
+func TestTokenKey(t *testing.T) {
+	key := func(b byte) string { return base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{b}, 32)) }
+	k, err := ParseKeyring([]byte("index: " + key(1) + "\nv1: " + key(2) + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := k.TokenKey("6299900000000001"), k.TokenKey("6299900000000002")
+	if len(a) != 16 || string(a) == string(b) || string(a) != string(k.TokenKey("6299900000000001")) {
+		t.Fatalf("token keys %x %x", a, b)
+	}
+}
