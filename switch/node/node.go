@@ -48,6 +48,7 @@ type Node struct {
 	safDone   chan struct{}
 	sealDone  chan struct{}
 	metrics   *metrics.Set
+	rotating  rotation // the PAN key rotation (rotate.go)
 	server    *terminal.Server
 	termLn    net.Listener
 	admin     *http.Server

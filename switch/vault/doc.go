@@ -17,11 +17,31 @@
 // file that group or others can read or write. Errors name the line, never
 // the key.
 //
-// Rotation without downtime: add v<N+1> to the file and restart. New PANs
-// are sealed under it; records sealed under older versions still open, as
-// long as their version stays in the file. Only after every record has been
-// rewritten under the new version may an old one be removed. The index key
-// does not rotate: every PAN index entry is a hash under it.
+// The index key does not rotate: every PAN index entry is a hash under it.
+//
+// # Rotation
+//
+// Without downtime, in three steps (docs/keys.md has the operator's view):
+//
+//  1. Add v<N+1> to the key file and hand the vault the new keyring with
+//     SetKeyring (or restart). From then on new seals use v<N+1>; records
+//     under older versions still open. Readers load the keyring once per
+//     call, without a lock, so the swap never stalls an authorization.
+//  2. Rekey re-seals every record under an older version, a bounded batch
+//     per synchronous commit, re-reading each record under the write lock
+//     so that a Put or SetStatus racing it is never undone. It can stop at
+//     any point (cancel, crash) and be run again to finish.
+//  3. When Rekey completes, no record is under an old version, and the
+//     version may leave the key file, as far as the vault is concerned: the
+//     journal's sealed PANs use the same keys (docs/keys.md says when they
+//     let it go).
+//
+// The vault keeps a list of the versions its records may be sealed under
+// (m/keyversions): a version joins it, durably, before anything is sealed
+// under it, and leaves it only when a completed Rekey has counted no record
+// under it. Open and SetKeyring refuse a keyring that lacks a listed version,
+// without reading every record; SetKeyring also refuses another index key,
+// or another key under a version number already in use.
 //
 // Open checks the keyring against a probe stored in the vault at creation,
 // so a wrong key file fails at start-up, not at the first authorization.
@@ -34,6 +54,7 @@
 //	p/<32-byte HMAC of PAN>/<token> -> empty    look-up by PAN
 //	d/<device ID>/<token>           -> empty    look-up by device
 //	m/keycheck                      -> 32-byte HMAC of a probe | Seal(probe)
+//	m/keyversions                   -> versions in use, u16 BE ascending | CRC-32C
 //
 // A clear PAN never appears in a key or a value. Device IDs cannot contain
 // '/', so a device's prefix never matches another device's keys. Put writes

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -74,12 +75,16 @@ const (
 // before rewriting it and the indexes must match what was read. Writes are
 // provisioning and lifecycle events, far rarer than authorizations.
 //
+// The keyring is swapped whole by SetKeyring (see rotate.go), so readers
+// load it once per call and never take a lock for it.
+//
 // Close only after every other call has returned: Pebble panics on use after
-// Close.
+// Close. Close does stop a running Rekey itself.
 type Vault struct {
 	db      *pebble.DB
-	keys    *Keyring
+	keys    atomic.Pointer[Keyring]
 	writeMu sync.Mutex
+	rekey   rekeyGuard
 }
 
 // Open opens or creates the vault in dir and checks that keys is the
@@ -93,53 +98,61 @@ func Open(dir string, keys *Keyring) (*Vault, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vault: open %s: %w", dir, err)
 	}
-	v := &Vault{db: db, keys: keys}
-	if err := v.checkKeys(); err != nil {
+	v := &Vault{db: db}
+	if err := v.admit(keys); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("vault %s: %w", dir, err)
 	}
+	v.keys.Store(keys)
 	return v, nil
 }
 
-// Close closes the store.
-func (v *Vault) Close() error { return v.db.Close() }
+// Close stops a running Rekey, waits for it to return, and closes the store.
+func (v *Vault) Close() error {
+	v.rekey.close()
+	return v.db.Close()
+}
+
+// Keys is the keyring the vault uses now. Code that seals PANs outside the
+// vault (the journal's entries) should call it per use rather than keep the
+// keyring it was given at start, so that it seals under the current version
+// after a SetKeyring.
+func (v *Vault) Keys() *Keyring { return v.keys.Load() }
 
 // checkKeys compares the keyring with a probe sealed and hashed when the
 // vault was created, so a wrong key file fails at start-up instead of at
 // every authorization, or, for the index key, silently: a wrong index key
-// makes every PAN look-up find nothing. The probe is resealed under the
-// current data key so an old version can be retired after re-encryption.
-func (v *Vault) checkKeys() error {
+// makes every PAN look-up find nothing. It reports whether the probe must be
+// (re)written under k's current data key, so that an old version can be
+// retired after re-encryption.
+func (v *Vault) checkKeys(k *Keyring) (reseal bool, err error) {
 	key := []byte(keyCheckKey)
-	wantHash := v.keys.IndexHash(keyCheckProbe)
+	wantHash := k.IndexHash(keyCheckProbe)
 	val, closer, err := v.db.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
-		return v.writeKeyCheck(key, wantHash)
+		return true, nil
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
+	defer closer.Close()
 	hash, sealed := val[:min(len(val), len(wantHash))], val[min(len(val), len(wantHash)):]
-	probe, openErr := v.keys.Open(sealed, key)
-	reseal := openErr == nil && binary.BigEndian.Uint16(sealed) != v.keys.CurrentVersion()
-	indexOK := hmac.Equal(hash, wantHash)
-	closer.Close()
+	probe, openErr := k.Open(sealed, key)
 	switch {
-	case !indexOK:
-		return errors.New("the keyring's index key is not the one this vault was built with")
+	case !hmac.Equal(hash, wantHash):
+		return false, errors.New("the keyring's index key is not the one this vault was built with")
 	case openErr != nil:
-		return fmt.Errorf("the keyring cannot open this vault's data: %w", openErr)
+		return false, fmt.Errorf("the keyring cannot open this vault's data: %w", openErr)
 	case string(probe) != keyCheckProbe:
-		return fmt.Errorf("%w: key check probe", ErrCorrupt)
-	case reseal:
-		return v.writeKeyCheck(key, wantHash)
+		return false, fmt.Errorf("%w: key check probe", ErrCorrupt)
 	}
-	return nil
+	return binary.BigEndian.Uint16(sealed) != k.CurrentVersion(), nil
 }
 
-func (v *Vault) writeKeyCheck(key, hash []byte) error {
-	val := append(slices.Clip(hash), v.keys.Seal([]byte(keyCheckProbe), key)...)
-	return v.db.Set(key, val, pebble.Sync)
+// keyCheckValue is the probe's stored form under k.
+func keyCheckValue(k *Keyring) []byte {
+	key := []byte(keyCheckKey)
+	return append(slices.Clip(k.IndexHash(keyCheckProbe)), k.Seal([]byte(keyCheckProbe), key)...)
 }
 
 // Get returns the token with its clear PAN. It is on the path of every
@@ -150,6 +163,9 @@ func (v *Vault) Get(token string) (Token, error) {
 	if len(token) > panDigitsMax {
 		return Token{}, ErrNotFound // Put never stores one this long
 	}
+	// The keyring is loaded before the read as well as after it (in
+	// tokenFromView); see there.
+	before := v.keys.Load()
 	key := append(make([]byte, 0, getBufBytes), "t/"...)
 	key = append(key, token...)
 	val, closer, err := v.db.Get(key)
@@ -164,17 +180,27 @@ func (v *Vault) Get(token string) (Token, error) {
 	if err != nil {
 		return Token{}, corrupt(token, err)
 	}
-	return v.tokenFromView(token, key, &r)
+	return v.tokenFromView(token, key, &r, before)
 }
 
-func (v *Vault) tokenFromView(token string, key []byte, r *recordView) (Token, error) {
+// tokenFromView opens the PAN with the keyring loaded after the record was
+// read: a record sealed under a version SetKeyring just added was written
+// after that keyring was stored, so this load sees it. before, loaded ahead
+// of the read, covers the other way round: a record read just before Rekey
+// rewrote it, under a version a SetKeyring dropped since.
+func (v *Vault) tokenFromView(token string, key []byte, r *recordView, before *Keyring) (Token, error) {
 	b := key[len(key):]
 	b = append(b, r.deviceID...)
 	b = append(b, r.wallet...)
 	b = append(b, r.requestorID...)
 	b = append(b, r.cardExpiry...)
 	b = append(b, r.tokenExpiry...)
-	b, err := v.keys.openAppend(b, r.sealedPAN, key[len("t/"):])
+	keys := v.keys.Load()
+	opened, err := keys.openAppend(b, r.sealedPAN, key[len("t/"):])
+	if err != nil && keys != before {
+		opened, err = before.openAppend(b, r.sealedPAN, key[len("t/"):])
+	}
+	b = opened
 	if err != nil {
 		return Token{}, corrupt(token, err)
 	}
@@ -220,7 +246,8 @@ func (v *Vault) Put(t Token) error {
 	}
 	b := v.db.NewBatch()
 	defer b.Close()
-	hash := v.keys.IndexHash(pan)
+	keys := v.keys.Load() // stable: SetKeyring swaps it under writeMu
+	hash := keys.IndexHash(pan)
 	if err := v.replaceIndexes(b, &t, hash, old, found); err != nil {
 		return err
 	}
@@ -228,7 +255,7 @@ func (v *Vault) Put(t Token) error {
 		status: t.Status, domain: t.Domain,
 		cardExpiry: t.CardExpiry, tokenExpiry: t.TokenExpiry, createdAt: t.CreatedAt,
 		deviceID: t.DeviceID, wallet: t.WalletAccount, requestorID: t.RequestorID,
-		sealedPAN: v.keys.Seal([]byte(pan), []byte(token)),
+		sealedPAN: keys.Seal([]byte(pan), []byte(token)),
 	}
 	b.Set(recordKey(token), r.encode(), nil)
 	return v.commit(b)
@@ -238,7 +265,7 @@ func (v *Vault) Put(t Token) error {
 // within one record: a token equal to some card's PAN would send that card's
 // number to terminals and logs as if it were harmless.
 func (v *Vault) checkNumbersApart(token, pan string) error {
-	clash, err := v.scan(panPrefix(v.keys.IndexHash(token)), tokensPerPANMax)
+	clash, err := v.scan(panPrefix(v.keys.Load().IndexHash(token)), tokensPerPANMax)
 	if err != nil {
 		return err
 	}
@@ -261,11 +288,12 @@ func (v *Vault) replaceIndexes(b *pebble.Batch, t *Token, hash []byte, old recor
 	token := t.Token.Clear()
 	var oldHash []byte
 	if found {
-		oldPAN, err := v.keys.Open(old.sealedPAN, []byte(token))
+		keys := v.keys.Load()
+		oldPAN, err := keys.Open(old.sealedPAN, []byte(token))
 		if err != nil {
 			return corrupt(token, err)
 		}
-		oldHash = v.keys.IndexHash(string(oldPAN))
+		oldHash = keys.IndexHash(string(oldPAN))
 	}
 	if !found || old.deviceID != t.DeviceID {
 		if err := v.checkRoom(deviceIndexPrefix(t.DeviceID), tokensPerDeviceMax, "device "+t.DeviceID); err != nil {
@@ -326,7 +354,7 @@ func (v *Vault) load(token string) (record, bool, error) {
 // TokensForPAN returns every token of a card, deleted ones included, found
 // through the keyed-hash index. None is an empty result, not an error.
 func (v *Vault) TokensForPAN(pan string) ([]string, error) {
-	return v.scan(panPrefix(v.keys.IndexHash(pan)), tokensPerPANMax)
+	return v.scan(panPrefix(v.keys.Load().IndexHash(pan)), tokensPerPANMax)
 }
 
 // TokensForDevice returns every token bound to a device, deleted ones

@@ -1,0 +1,194 @@
+// Command tapctl is the operator's tool for a running switch, over its admin
+// listener.
+//
+//	tapctl rotate -admin 127.0.0.1:9700          # reload the key file, re-seal the vault, follow it
+//	tapctl rotate -admin 127.0.0.1:9700 -status  # only show where a rotation is
+//
+// rotate POSTs /admin/rotate and polls GET /admin/rotate until the re-seal
+// ends; docs/keys.md describes the whole rotation. Exit 0 when it completed,
+// 1 when it failed or could not be followed, 2 on bad usage.
+package main
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tapswitch/tapswitch/switch/node"
+)
+
+// responseBytesMax bounds what tapctl reads of one answer.
+const responseBytesMax = 1 << 20
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "rotate" {
+		fmt.Fprintln(stderr, "usage: tapctl rotate -admin HOST:PORT [-status] [-every 1s] [-wait 1h]")
+		return 2
+	}
+	fs := flag.NewFlagSet("tapctl rotate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	admin := fs.String("admin", "", "the switch's admin listener `HOST:PORT`")
+	status := fs.Bool("status", false, "show the rotation's status and exit; start nothing")
+	every := fs.Duration("every", time.Second, "poll `interval`")
+	wait := fs.Duration("wait", time.Hour, "give up following after this `long` (the re-seal goes on in the switch)")
+	timeout := fs.Duration("request-timeout", time.Minute, "bound on one HTTP request (POST counts the vault's records)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	if *admin == "" || fs.NArg() > 0 || *every <= 0 || *wait <= 0 || *timeout <= 0 {
+		fmt.Fprintln(stderr, "tapctl rotate: need -admin HOST:PORT, and positive -every, -wait, -request-timeout")
+		return 2
+	}
+	c := client{http: &http.Client{Timeout: *timeout}, url: "http://" + *admin + "/admin/rotate", out: stdout}
+	var err error
+	if *status {
+		err = c.show()
+	} else {
+		err = c.rotate(*every, *wait)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "tapctl rotate: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+type client struct {
+	http *http.Client
+	url  string
+	out  io.Writer
+}
+
+// rotate starts a rotation, or follows the one already running, to its end.
+func (c client) rotate(every, wait time.Duration) error {
+	code, st, msg, err := c.call(http.MethodPost)
+	switch {
+	case err != nil:
+		return err
+	case code == http.StatusConflict && st.Running:
+		fmt.Fprintln(c.out, "a rotation is already running; following it")
+	case code != http.StatusAccepted:
+		return fmt.Errorf("switch answered %d: %s", code, msg)
+	default:
+		fmt.Fprintf(c.out, "rotation started: keyring %s; records %s\n", keyring(st.Keyring), counts(st.Versions))
+	}
+	deadline := time.Now().Add(wait)
+	last := -1
+	for st.Running {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("still running after %v (%d/%d re-sealed); it goes on in the switch: tapctl rotate -status", wait, st.Done, st.Total)
+		}
+		time.Sleep(every)
+		if code, st, msg, err = c.call(http.MethodGet); err != nil {
+			return err
+		} else if code != http.StatusOK {
+			return fmt.Errorf("switch answered %d: %s", code, msg)
+		}
+		if st.Done != last && st.Total > 0 {
+			fmt.Fprintf(c.out, "re-sealed %d/%d\n", st.Done, st.Total)
+			last = st.Done
+		}
+	}
+	if st.Error != "" {
+		return fmt.Errorf("re-seal failed after %d records: %s", st.Done, st.Error)
+	}
+	fmt.Fprintf(c.out, "rotation complete: %d records re-sealed; keyring %s; records %s\n", st.Done, keyring(st.Keyring), counts(st.Versions))
+	return nil
+}
+
+func (c client) show() error {
+	code, st, msg, err := c.call(http.MethodGet)
+	if err != nil {
+		return err
+	}
+	if code != http.StatusOK {
+		return fmt.Errorf("switch answered %d: %s", code, msg)
+	}
+	state := "idle"
+	switch {
+	case st.Running:
+		state = fmt.Sprintf("running, %d/%d re-sealed", st.Done, st.Total)
+	case st.Error != "":
+		state = fmt.Sprintf("failed after %d re-sealed: %s", st.Done, st.Error)
+	case !st.Finished.IsZero():
+		state = fmt.Sprintf("completed %s, %d re-sealed", st.Finished.Format(time.RFC3339), st.Done)
+	}
+	fmt.Fprintf(c.out, "rotation %s; keyring %s; records %s\n", state, keyring(st.Keyring), counts(st.Versions))
+	return nil
+}
+
+// call makes one request and decodes the status, or the error message of a
+// refusal.
+func (c client) call(method string) (code int, st node.RotationStatus, msg string, err error) {
+	req, err := http.NewRequest(method, c.url, nil)
+	if err != nil {
+		return 0, st, "", err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, st, "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, responseBytesMax))
+	if err != nil {
+		return 0, st, "", fmt.Errorf("reading the answer: %w", err)
+	}
+	var refusal struct {
+		Error  string               `json:"error"`
+		Status *node.RotationStatus `json:"status"`
+	}
+	switch {
+	case resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusAccepted:
+		err = json.Unmarshal(body, &st)
+	case json.Unmarshal(body, &refusal) == nil && refusal.Error != "":
+		msg = refusal.Error
+		if refusal.Status != nil {
+			st = *refusal.Status
+		}
+	default:
+		msg = strings.TrimSpace(string(bytes.ToValidUTF8(body[:min(len(body), 200)], nil)))
+	}
+	if err != nil {
+		return 0, st, "", errors.New("the answer is not a rotation status: is -admin the switch's admin listener?")
+	}
+	return resp.StatusCode, st, msg, nil
+}
+
+func keyring(versions []uint16) string {
+	if len(versions) == 0 {
+		return "(none)"
+	}
+	names := make([]string, len(versions))
+	for i, v := range versions {
+		names[i] = fmt.Sprintf("v%d", v)
+	}
+	return strings.Join(names, ",") + " (current " + names[len(names)-1] + ")"
+}
+
+func counts(versions map[string]int) string {
+	if len(versions) == 0 {
+		return "none"
+	}
+	names := slices.SortedFunc(maps.Keys(versions), func(a, b string) int {
+		return cmp.Or(cmp.Compare(len(a), len(b)), cmp.Compare(a, b)) // v2 before v10
+	})
+	parts := make([]string, len(names))
+	for i, name := range names {
+		parts[i] = fmt.Sprintf("%s %d", name, versions[name])
+	}
+	return strings.Join(parts, ", ")
+}
