@@ -1,6 +1,8 @@
 package iso8583
 
 import (
+	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -84,4 +86,75 @@ func TestParseTokenDataEmpty(t *testing.T) {
 	if err != nil || got != (TokenData{}) {
 		t.Fatalf("ParseTokenData(\"\") = %+v, %v; want zero TokenData", got, err)
 	}
+}
+
+func TestAccountVerificationRoundTrip(t *testing.T) {
+	a := AccountVerification{RequestorID: "40010075001", DeviceID: "PHONE-1", CVN2: "042"}
+	enc := a.Encode()
+	want := "02011" + "40010075001" + "03007" + "PHONE-1" + "04003" + "042"
+	if enc != want {
+		t.Fatalf("Encode() = %q, want %q", enc, want)
+	}
+	got, err := ParseAccountVerification(enc)
+	if err != nil || got != a {
+		t.Fatalf("ParseAccountVerification(%q) = %+v, %v; want %+v", enc, got, err, a)
+	}
+	// A token issuer reading it as token data sees no token and no CVN2.
+	td, err := ParseTokenData(enc)
+	if err != nil || td != (TokenData{RequestorID: "40010075001", DeviceID: "PHONE-1"}) {
+		t.Fatalf("ParseTokenData(%q) = %+v, %v", enc, td, err)
+	}
+}
+
+func TestAccountVerificationRejectsBadCVN2WithoutEchoingIt(t *testing.T) {
+	for _, v := range []string{"04002" + "12", "04004" + "1234", "04003" + "12a"} {
+		_, err := ParseAccountVerification(v)
+		if err == nil {
+			t.Errorf("ParseAccountVerification(%q) accepted a CVN2 that is not 3 digits", v)
+			continue
+		}
+		if strings.Contains(err.Error(), v[5:]) {
+			t.Errorf("error %q repeats the CVN2 value", err)
+		}
+	}
+	if a, err := ParseAccountVerification("02011" + "40010075001"); err != nil || a.CVN2 != "" {
+		t.Errorf("without tag 04: %+v, %v; want no CVN2, no error", a, err)
+	}
+}
+
+func TestCVN2MasksItself(t *testing.T) {
+	c := CVN2("731")
+	a := AccountVerification{DeviceID: "d", CVN2: c}
+	for what, out := range map[string]string{
+		"%v": fmt.Sprintf("%v", c), "%s": fmt.Sprintf("%s", c), "%d": fmt.Sprintf("%d", c),
+		"%q": fmt.Sprintf("%q", c), "%#v": fmt.Sprintf("%#v", c), "%+v struct": fmt.Sprintf("%+v", a),
+		"%#v struct": fmt.Sprintf("%#v", a), "Sprint": fmt.Sprint(c),
+	} {
+		if strings.Contains(out, "731") {
+			t.Errorf("%s prints the CVN2: %q", what, out)
+		}
+	}
+	if b, _ := json.Marshal(a); strings.Contains(string(b), "731") {
+		t.Errorf("JSON prints the CVN2: %s", b)
+	}
+	if c.Clear() != "731" || !c.Valid() || CVN2("73").Valid() {
+		t.Error("Clear or Valid wrong")
+	}
+}
+
+// FuzzAccountVerification: ParseAccountVerification never panics, and what
+// it accepts encodes back to a value that parses to the same data.
+func FuzzAccountVerification(f *testing.F) {
+	f.Add(AccountVerification{RequestorID: "40010075001", DeviceID: "DEV-1", CVN2: "123"}.Encode())
+	f.Add("04003abc")
+	f.Fuzz(func(t *testing.T, s string) {
+		a, err := ParseAccountVerification(s)
+		if err != nil {
+			return
+		}
+		back, err := ParseAccountVerification(a.Encode())
+		if err != nil || back != a {
+			t.Fatalf("round trip of %q: %+v, %v; want %+v", s, back, err, a)
+		}
+	})
 }

@@ -1,7 +1,9 @@
 package issuersim
 
 import (
+	"crypto/subtle"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/tapswitch/tapswitch/bench/world"
@@ -165,6 +167,9 @@ func decide(b *book, req request, now time.Time) decision {
 func decideByCode(b *book, acct *account, req request, now time.Time) decision {
 	switch req.ProcessingCode {
 	case iso8583.ProcPurchase, iso8583.ProcTransitTopUp:
+		if isAccountVerification(req) {
+			return verifyAccount(b, acct, req)
+		}
 		if req.Amount == 0 {
 			return answer(iso8583.RCInvalidAmount)
 		}
@@ -184,6 +189,32 @@ func decideByCode(b *book, acct *account, req request, now time.Time) decision {
 	}
 	return answer(iso8583.RCInvalidTransaction)
 }
+
+// isAccountVerification: an 0100 purchase of amount zero with a CVN2 in
+// DE48 asks whether the card may be bound to a wallet.
+func isAccountVerification(req request) bool {
+	return req.MTI == iso8583.MTIAuthRequest && req.ProcessingCode == iso8583.ProcPurchase &&
+		req.Amount == 0 && req.CVN2 != ""
+}
+
+// verifyAccount answers an account verification of a card already found
+// active, unexpired and with the right expiry: 00 when the CVN2 matches, 05
+// when it does not. It posts nothing. The approval code comes from the
+// STAN, since there is no posting to number it.
+func verifyAccount(b *book, acct *account, req request) decision {
+	want := acct.card.CVN2()
+	if subtle.ConstantTimeCompare([]byte(req.CVN2.Clear()), []byte(want.Clear())) != 1 {
+		return answer(iso8583.RCDoNotHonor)
+	}
+	d := answer(iso8583.RCApproved)
+	stan, _ := strconv.ParseUint(req.STAN, 10, 64) // six digits: parseRequest checked DE11
+	d.authCode = authCode(verificationCodeBit|stan, b.authSalt)
+	return d
+}
+
+// verificationCodeBit keeps the approval codes of verifications apart from
+// those of postings, numbered from 1.
+const verificationCodeBit = 1 << 63
 
 // approve returns an approval that posts req to the ledger.
 func (b *book) approve(req request, now time.Time) decision {

@@ -13,7 +13,8 @@
 //
 //	30  a mandatory field is missing or malformed: DE2, DE3, DE4 (not for
 //	    balance inquiry), DE7, DE11, DE14, DE37, DE41, DE49 (must be 156);
-//	    DE48 when present must parse as iso8583.TokenData
+//	    DE48 when present must parse as iso8583.TokenData, and its tag 04
+//	    (CVN2) when present must be 3 digits
 //	--  same DE11+DE7 as an approved request: the first answer again when
 //	    MTI, PAN, DE3 and DE4 agree and it was not reversed, else 94
 //	94  a reversal for this DE11+DE7 arrived before the request (late original)
@@ -21,6 +22,9 @@
 //	05  card blocked                         (not for 0220)
 //	54  card expired, or DE14 is not the card's expiry   (not for 0220)
 //	by DE3:
+//	  000000 account verification (0100, amount 0, CVN2 in DE48 tag 04):
+//	         05 the CVN2 is not the card's (world.Card.CVN2); else 00 with
+//	         an approval code; nothing posted, nothing held
 //	  000000 purchase, 210000 top-up: 13 amount 0; 51 amount above available
 //	         (not for 0220); else 00, a hold of the amount, a ledger entry
 //	  200000 refund: 13 amount 0; else 00, the account credited, a ledger entry

@@ -23,7 +23,8 @@ type request struct {
 	RRN              string
 	TerminalID       string
 	TokenData        iso8583.TokenData
-	NetworkCode      string // DE70
+	CVN2             iso8583.CVN2 // DE48 tag 04: only an account verification carries it
+	NetworkCode      string       // DE70
 	Original         originalData
 	// invalid says why the message breaks the contract; "" when it does not.
 	invalid string
@@ -128,6 +129,11 @@ func (req *request) read(msg *moov.Message, get func(int) string) string {
 			return err.Error()
 		}
 		req.TokenData = td
+		av, err := iso8583.ParseAccountVerification(get(iso8583.FieldPrivateTokenData))
+		if err != nil {
+			return err.Error()
+		}
+		req.CVN2 = av.CVN2
 	}
 	if msg.GetField(iso8583.FieldOriginalData) != nil {
 		d := get(iso8583.FieldOriginalData)

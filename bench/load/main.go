@@ -64,11 +64,16 @@ func Main(args []string, stdout, stderr io.Writer) int {
 // run sets up the target, runs and tears down, returning the report.
 func run(ctx context.Context, cfg Config, stderr io.Writer) (Report, error) {
 	if cfg.Addr != "" || cfg.WalletPath != "" {
-		target, err := existingTarget(cfg)
+		target, path, err := existingTarget(cfg)
 		if err != nil {
 			return Report{}, err
 		}
 		res, err := Run(ctx, cfg, target, progressOut(cfg, stderr))
+		// The switch has spent the counters the run's taps carried: the
+		// wallet must hand out higher ones to the next run or termsim.
+		if serr := wallet.Save(path, target.Wallet); serr != nil {
+			fmt.Fprintf(stderr, "bench: the wallet's advanced ATCs not saved (taps from %s may now get 59): %v\n", path, serr)
+		}
 		if err != nil {
 			return Report{}, err
 		}
@@ -118,39 +123,39 @@ func worldTarget(w *World) Target {
 }
 
 // existingTarget is the switch -addr (or the wallet's address) with the
-// wallet's cards.
-func existingTarget(cfg Config) (Target, error) {
+// wallet's cards, and the wallet's path.
+func existingTarget(cfg Config) (Target, string, error) {
 	path := cfg.WalletPath
 	if path == "" {
 		path = wallet.DevFilePath()
 	}
 	w, err := wallet.Load(path)
 	if err != nil {
-		return Target{}, fmt.Errorf("%v (give -wallet FILE: the dev wallet of the switch at -addr)", err)
+		return Target{}, "", fmt.Errorf("%v (give -wallet FILE: the dev wallet of the switch at -addr)", err)
 	}
 	addr := cfg.Addr
 	if addr == "" {
 		addr = w.Switch
 	}
 	if err := CheckLoopback(addr); err != nil {
-		return Target{}, fmt.Errorf("switch address from %s: %v", path, err)
+		return Target{}, "", fmt.Errorf("switch address from %s: %v", path, err)
 	}
 	t := Target{Addr: addr, Wallet: w,
 		Description: fmt.Sprintf("existing switch at %s, CPU not measured (give -switch-pid)", addr),
 		Issuers:     "not known to bench (an existing switch; give -issuers-pid for issuersim's CPU)"}
 	if cfg.SwitchPID > 0 {
 		if t.SwitchCPU, err = pidCPU("-switch-pid", cfg.SwitchPID); err != nil {
-			return Target{}, err
+			return Target{}, "", err
 		}
 		t.Description = fmt.Sprintf("existing switch at %s, process %d", addr, cfg.SwitchPID)
 	}
 	if cfg.IssuersPID > 0 {
 		if t.IssuersCPU, err = pidCPU("-issuers-pid", cfg.IssuersPID); err != nil {
-			return Target{}, err
+			return Target{}, "", err
 		}
 		t.Issuers = fmt.Sprintf("process %d", cfg.IssuersPID)
 	}
-	return t, nil
+	return t, path, nil
 }
 
 // pidCPU checks that pid's CPU can be read and returns the reader.

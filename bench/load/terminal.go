@@ -155,8 +155,10 @@ func (t *terminal) build(p *plan, k Kind) request {
 		card = p.declines[p.declineSeq.Add(1)%uint64(len(p.declines))]
 		amount = declineAmount
 	}
-	tap := pos.Tap{Terminal: t.base, ProcessingCode: code, Token: card.Token, TokenExpiry: card.TokenExpiry,
-		Amount: amount, STAN: stan, Time: now}
+	// WithCard takes the card's next ATC last, just before the send, so
+	// that taps of the token reach the switch nearly in counter order (it
+	// accepts them up to 1024 out of order: docs/cryptogram.md).
+	tap := pos.Tap{Terminal: t.base, ProcessingCode: code, Amount: amount, STAN: stan, Time: now}.WithCard(card)
 	r := request{kind: k, msg: tap.Message(), want: card.Outcome}
 	if k == KindPurchase {
 		r.orig = original{stan: stan, transmissionTime: transmissionTime(now), rrn: pos.RRN(now, stan), amount: amount}

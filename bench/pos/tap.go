@@ -1,12 +1,15 @@
 package pos
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"time"
 
 	moov "github.com/moov-io/iso8583"
 
+	"github.com/tapswitch/tapswitch/bench/wallet"
 	"github.com/tapswitch/tapswitch/iso8583"
+	"github.com/tapswitch/tapswitch/switch/cryptogram"
 )
 
 // Terminal identifies the acceptor a request comes from.
@@ -39,6 +42,14 @@ type Tap struct {
 	STAN           string // 6 digits
 	Time           time.Time
 	POSEntryMode   string // 072 (contactless chip) unless set
+
+	// The phone's part (docs/cryptogram.md). With Key set the tap carries
+	// DE55: an ARQC under Key for counter ATC, which the phone advances
+	// before every tap (wallet.Card.NextATC). Without it, no DE55.
+	Key           []byte
+	ATC           uint32
+	NoFingerprint bool    // CVM results "no CVM": the phone was not unlocked
+	Unpredictable [4]byte // 9F37; zero: derived from terminal, STAN and time
 }
 
 // Message builds the 0100/0200 of the wire contract.
@@ -72,7 +83,62 @@ func (t Tap) Message() *moov.Message {
 	m.Field(iso8583.FieldMerchantID, t.Terminal.MerchantID)
 	m.Field(iso8583.FieldMerchantNameLocation, t.Terminal.MerchantName)
 	m.Field(iso8583.FieldCurrency, iso8583.CurrencyCNY)
+	if icc := t.ICC(); icc != nil {
+		m.Field(iso8583.FieldICC, string(icc))
+	}
 	return m
+}
+
+// WithCard returns t as the phone holding card makes it: card's token and
+// expiry, its key, and the card's next counter (wallet.Card.NextATC, so
+// card must come from wallet.Load). A card without a usable key makes a tap
+// without DE55, which the switch answers 30.
+func (t Tap) WithCard(card wallet.Card) Tap {
+	t.Token, t.TokenExpiry = card.Token, card.TokenExpiry
+	key, err := card.TokenKey()
+	if err != nil || key == nil {
+		t.Key, t.ATC = nil, 0
+		return t
+	}
+	t.Key, t.ATC = key, card.NextATC()
+	return t
+}
+
+// ICC is the tap's DE55 as the phone and the terminal make it: nil without
+// a key, or when the tap's fields cannot be signed (an amount DE4 cannot
+// carry, a processing code shorter than 2), which the switch answers 30.
+func (t Tap) ICC() []byte {
+	if len(t.Key) == 0 || len(t.ProcessingCode) < 2 {
+		return nil
+	}
+	cvm := cryptogram.CVMDeviceVerified
+	if t.NoFingerprint {
+		cvm = cryptogram.CVMNone
+	}
+	ct := cryptogram.Tap{
+		Amount: int64(t.Amount), Currency: iso8583.CurrencyCNY, Date: t.Time.In(shanghai).Format("060102"),
+		Type: t.ProcessingCode[:2], Unpredictable: t.Unpredictable, Counter: t.ATC, CVM: cvm,
+	}
+	if ct.Unpredictable == [4]byte{} {
+		ct.Unpredictable = t.unpredictable()
+	}
+	arqc, err := cryptogram.ARQC(t.Key, ct)
+	if err != nil {
+		return nil
+	}
+	icc, err := cryptogram.EMV{ARQC: arqc, ATC: ct.ATC(), Unpredictable: ct.Unpredictable, CVM: cvm,
+		Date: ct.Date}.AppendDE55(nil)
+	if err != nil {
+		return nil
+	}
+	return icc
+}
+
+// unpredictable stands in for the terminal's random 9F37: derived from
+// what makes the tap unique, so Message stays a function of the Tap.
+func (t Tap) unpredictable() [4]byte {
+	sum := sha256.Sum256(fmt.Appendf(nil, "tapswitch pos 9F37|%s|%s|%d", t.Terminal.TerminalID, t.STAN, t.Time.UnixNano()))
+	return [4]byte(sum[:4])
 }
 
 // RRN is the retrieval reference number a terminal prints on the receipt:

@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"time"
 
 	moov "github.com/moov-io/iso8583"
@@ -31,6 +32,10 @@ commands:
   balance  balance inquiry (310000)   termsim balance -card transit
   echo     network echo test (0800)   termsim echo
 
+Each tap carries DE55 with an ARQC under the wallet card's key and its next
+ATC, saved back to the wallet first; the phone's fingerprint check is in it
+unless -no-fingerprint (a purchase above the CVM limit then gets 05).
+
 Run 'termsim COMMAND -h' for the flags. Defaults fit 'switchd -dev'.
 `
 
@@ -51,6 +56,7 @@ type Answer struct {
 	STAN      string `json:"stan"`
 	Token     string `json:"token"`
 	Amount    string `json:"amount,omitempty"`
+	ATC       uint32 `json:"atc,omitempty"` // the counter the tap's cryptogram used
 	LatencyUS int64  `json:"latency_us"`
 }
 
@@ -89,10 +95,11 @@ func Run(args []string, stdout, stderr io.Writer) int {
 type usageError struct{ error }
 
 type tapFlags struct {
-	addr, walletPath, card, token, expiry, amount, terminal, entryMode string
-	count                                                              int
-	timeout                                                            time.Duration
-	asJSON                                                             bool
+	addr, walletPath, card, token, expiry, amount, terminal, entryMode, key string
+	count                                                                   int
+	atc                                                                     uint
+	timeout                                                                 time.Duration
+	asJSON, noFingerprint                                                   bool
 }
 
 func parseTapFlags(cmd string, args []string, stderr io.Writer) (tapFlags, error) {
@@ -104,6 +111,9 @@ func parseTapFlags(cmd string, args []string, stderr io.Writer) (tapFlags, error
 	fs.StringVar(&f.card, "card", "approve", "`LABEL` of the wallet card to tap")
 	fs.StringVar(&f.token, "token", "", "tap this token instead of a wallet card")
 	fs.StringVar(&f.expiry, "expiry", "", "token expiry `YYMM` (with -token)")
+	fs.StringVar(&f.key, "key", "", "the token's cryptogram key, 32 `HEX` digits (with -token; without it no DE55)")
+	fs.UintVar(&f.atc, "atc", 1, "the counter of the first tap (with -token -key)")
+	fs.BoolVar(&f.noFingerprint, "no-fingerprint", false, "tap without the fingerprint verified on the phone (CVM results: no CVM)")
 	fs.StringVar(&f.amount, "amount", "1.00", "amount in yuan, e.g. 12.34")
 	fs.StringVar(&f.terminal, "terminal", pos.DemoTerminal.TerminalID, "terminal ID (DE41), 8 characters")
 	fs.StringVar(&f.entryMode, "entry-mode", "072", "POS entry mode (DE22); 07x is contactless chip")
@@ -122,28 +132,41 @@ func parseTapFlags(cmd string, args []string, stderr io.Writer) (tapFlags, error
 	if len(f.terminal) != 8 {
 		return f, usageError{fmt.Errorf("-terminal %q must be 8 characters", f.terminal)}
 	}
+	if f.atc < 1 || f.atc > math.MaxUint32 {
+		return f, usageError{fmt.Errorf("-atc %d outside 1..%d", f.atc, uint32(math.MaxUint32))}
+	}
 	return f, nil
 }
 
-// resolveCard finds the token to tap and the switch address.
-func (f tapFlags) resolveCard() (wallet.Card, string, error) {
+// resolveCard finds the token to tap, as the phone holding it, and the
+// switch address.
+func (f tapFlags) resolveCard() (*phone, string, error) {
 	addr := f.addr
 	if f.token != "" {
 		if len(f.expiry) != 4 {
-			return wallet.Card{}, "", usageError{errors.New("-token needs -expiry YYMM")}
+			return nil, "", usageError{errors.New("-token needs -expiry YYMM")}
 		}
 		if addr == "" {
 			addr = DefaultAddr
 		}
-		return wallet.Card{Label: "command line", Token: f.token, TokenExpiry: f.expiry}, addr, nil
+		card := wallet.Card{Label: "command line", Token: f.token, TokenExpiry: f.expiry, Key: f.key}
+		key, err := card.TokenKey()
+		if err != nil {
+			return nil, "", usageError{fmt.Errorf("-key: %v", err)}
+		}
+		return &phone{card: card, key: key, next: uint32(f.atc)}, addr, nil
 	}
 	w, err := wallet.Load(f.walletPath)
 	if err != nil {
-		return wallet.Card{}, "", fmt.Errorf("%w (is 'switchd -dev' running? or pass -wallet / -token)", err)
+		return nil, "", fmt.Errorf("%w (is 'switchd -dev' running? or pass -wallet / -token)", err)
 	}
 	card, err := w.Card(f.card)
 	if err != nil {
-		return wallet.Card{}, "", usageError{err}
+		return nil, "", usageError{err}
+	}
+	key, err := card.TokenKey()
+	if err != nil {
+		return nil, "", err
 	}
 	if addr == "" {
 		addr = w.Switch
@@ -151,7 +174,36 @@ func (f tapFlags) resolveCard() (wallet.Card, string, error) {
 	if addr == "" {
 		addr = DefaultAddr
 	}
-	return card, addr, nil
+	return &phone{card: card, key: key, file: &w, path: f.walletPath}, addr, nil
+}
+
+// phone is the card side of a tap: the token's key and its counter. A
+// wallet card's counter is advanced and saved to the wallet file before the
+// tap leaves, as a phone's secure element does, so that no counter is used
+// twice even if termsim dies before the answer.
+type phone struct {
+	card wallet.Card
+	key  []byte
+	file *wallet.File // nil for -token
+	path string
+	next uint32 // -token: the next tap's counter
+}
+
+// nextATC returns the counter of the tap about to be made.
+func (p *phone) nextATC() (uint32, error) {
+	if p.key == nil {
+		return 0, nil
+	}
+	if p.file == nil {
+		atc := p.next
+		p.next++
+		return atc, nil
+	}
+	atc := p.card.NextATC()
+	if err := wallet.Save(p.path, *p.file); err != nil {
+		return 0, fmt.Errorf("saving the advanced ATC: %w", err)
+	}
+	return atc, nil
 }
 
 func runTap(cmd string, args []string, stdout, stderr io.Writer) error {
@@ -163,7 +215,7 @@ func runTap(cmd string, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageError{err}
 	}
-	card, addr, err := f.resolveCard()
+	ph, addr, err := f.resolveCard()
 	if err != nil {
 		return err
 	}
@@ -176,12 +228,17 @@ func runTap(cmd string, args []string, stdout, stderr io.Writer) error {
 	terminal.TerminalID = f.terminal
 	stan := stanFromClock(time.Now())
 	for i := range f.count {
-		tap := pos.Tap{
-			Terminal: terminal, ProcessingCode: processingCodes[cmd], Token: card.Token,
-			TokenExpiry: card.TokenExpiry, Amount: amount, STAN: nextSTAN(stan, i),
-			Time: time.Now(), POSEntryMode: f.entryMode,
+		atc, err := ph.nextATC()
+		if err != nil {
+			return err
 		}
-		if err := exchange(client, tap.Message(), f.timeout, f.asJSON, stdout); err != nil {
+		tap := pos.Tap{
+			Terminal: terminal, ProcessingCode: processingCodes[cmd], Token: ph.card.Token,
+			TokenExpiry: ph.card.TokenExpiry, Amount: amount, STAN: nextSTAN(stan, i),
+			Time: time.Now(), POSEntryMode: f.entryMode,
+			Key: ph.key, ATC: atc, NoFingerprint: f.noFingerprint,
+		}
+		if err := exchange(client, tap.Message(), atc, f.timeout, f.asJSON, stdout); err != nil {
 			return err
 		}
 	}
@@ -203,11 +260,12 @@ func runEcho(args []string, stdout, stderr io.Writer) error {
 	}
 	defer client.Close()
 	now := time.Now()
-	return exchange(client, pos.Echo(pos.DemoTerminal.TerminalID, nextSTAN(stanFromClock(now), 0), now), *timeout, *asJSON, stdout)
+	return exchange(client, pos.Echo(pos.DemoTerminal.TerminalID, nextSTAN(stanFromClock(now), 0), now), 0, *timeout, *asJSON, stdout)
 }
 
-// exchange sends one request, waits for its answer and prints it.
-func exchange(client *pos.Client, req *moov.Message, timeout time.Duration, asJSON bool, stdout io.Writer) error {
+// exchange sends one request, waits for its answer and prints it with the
+// tap's counter (0: none).
+func exchange(client *pos.Client, req *moov.Message, atc uint32, timeout time.Duration, asJSON bool, stdout io.Writer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	start := time.Now()
@@ -216,6 +274,7 @@ func exchange(client *pos.Client, req *moov.Message, timeout time.Duration, asJS
 		return fmt.Errorf("no answer: %w", err)
 	}
 	a := answerOf(resp, time.Since(start))
+	a.ATC = atc
 	if asJSON {
 		return json.NewEncoder(stdout).Encode(a)
 	}
@@ -252,6 +311,9 @@ func (a Answer) line() string {
 	}
 	if a.Amount != "" {
 		s += " amount=" + a.Amount
+	}
+	if a.ATC != 0 {
+		s += fmt.Sprintf(" atc=%d", a.ATC)
 	}
 	return s + fmt.Sprintf(" stan=%s rrn=%s %.2fms", a.STAN, a.RRN, float64(a.LatencyUS)/1000)
 }

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"sync/atomic"
 )
 
 // DevFileName is the dev wallet's name inside the data directory.
@@ -33,12 +35,35 @@ type Card struct {
 	Issuer      string `json:"issuer,omitempty"`
 	Product     string `json:"product,omitempty"`
 	Outcome     string `json:"outcome,omitempty"` // what a tap should get, for demo cards
+	// Key is the token's cryptogram key in hex, as the token service
+	// handed it over once when the card was bound (switchd -dev writes
+	// its demo tokens' keys); "" for a card that cannot make cryptograms.
+	Key string `json:"key,omitempty"`
+	// ATC is the application transaction counter of the last tap: the next
+	// tap uses ATC+1 and saves it. 0 for a new token.
+	ATC uint32 `json:"atc"`
+
+	counter *atomic.Uint32 // shared by the copies of a card read by Load (counter.go)
 }
 
 // File is a wallet file.
 type File struct {
 	Switch string `json:"switch"` // terminal listener of the switch
 	Cards  []Card `json:"cards"`
+	// The phone's side of the token service, written by cmd/wallet.
+	API      string   `json:"api,omitempty"`       // base URL of the token service
+	Login    string   `json:"login,omitempty"`     // the wallet account
+	Session  string   `json:"session,omitempty"`   // bearer session, short-lived
+	DeviceID string   `json:"device_id,omitempty"` // this phone
+	Pending  *Pending `json:"pending,omitempty"`   // a card waiting for its SMS code
+}
+
+// Pending is a card binding waiting for its SMS code.
+type Pending struct {
+	BindingID string `json:"binding_id"`
+	Label     string `json:"label"`
+	Card      string `json:"card"` // masked
+	Issuer    string `json:"issuer,omitempty"`
 }
 
 // Load reads a wallet file.
@@ -51,6 +76,7 @@ func Load(path string) (File, error) {
 	if err := json.Unmarshal(data, &f); err != nil {
 		return File{}, fmt.Errorf("wallet %s: %w", path, err)
 	}
+	f.attachCounters()
 	return f, nil
 }
 
@@ -68,8 +94,13 @@ func (f File) Card(label string) (Card, error) {
 	return Card{}, fmt.Errorf("wallet has no card %q (it has %v)", label, labels)
 }
 
-// Save writes the file atomically: a temporary file, fsync, rename.
+// Save writes the file atomically: a temporary file, fsync, rename. Each
+// card's ATC is saved as advanced by NextATC.
 func Save(path string, f File) error {
+	f.Cards = slices.Clone(f.Cards)
+	for i := range f.Cards {
+		f.Cards[i].ATC = f.Cards[i].advancedATC()
+	}
 	data, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {
 		return err

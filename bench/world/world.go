@@ -16,6 +16,8 @@
 package world
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
@@ -52,6 +54,18 @@ type Card struct {
 // text within one century, which is all a simulation needs.
 func (c Card) ExpiredAt(now time.Time) bool {
 	return c.Expiry < YYMM(now)
+}
+
+// CVN2 is the card's 3-digit card verification number, printed on its back
+// and asked for when the card is bound to a wallet. A real issuer derives
+// it from PAN, expiry and service code under a key of its own; the world
+// derives it from the card number alone (so it is the same in every run and
+// in every process that builds the world: the switch's tests, the issuer
+// simulator, the wallet CLI's user), and it does not change with the expiry
+// that Generate and Demo compute from now.
+func (c Card) CVN2() iso8583.CVN2 {
+	sum := sha256.Sum256([]byte("tapswitch-world-cvn2:" + c.PAN.Clear()))
+	return iso8583.CVN2(fmt.Sprintf("%03d", binary.BigEndian.Uint16(sum[:])%1000))
 }
 
 // YYMM formats t's year and month, in t's own location, as card expiries are

@@ -1,6 +1,7 @@
 package world
 
 import (
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -179,4 +180,22 @@ func TestGenerateBoundIsAnAssertion(t *testing.T) {
 		}
 	}()
 	Generate(loadTable(t), 1, CardsPerBINMax+1, testNow)
+}
+
+func TestCVN2IsThreeDigitsFixedByTheNumber(t *testing.T) {
+	a := Card{PAN: "6222020200112345679", Expiry: "2801"}
+	b := a
+	b.Expiry = "3012"
+	if !a.CVN2().Valid() || a.CVN2() != b.CVN2() {
+		t.Fatalf("CVN2 %q / %q: want 3 digits, the same for both expiries", a.CVN2().Clear(), b.CVN2().Clear())
+	}
+	seen := map[iso8583.CVN2]bool{}
+	for i := range 50 {
+		body := fmt.Sprintf("62220202001%07d", i)
+		c := Card{PAN: iso8583.PAN(body + string(iso8583.LuhnCheckDigit(body)))}
+		seen[c.CVN2()] = true
+	}
+	if len(seen) < 40 {
+		t.Errorf("50 cards share only %d CVN2 values", len(seen))
+	}
 }

@@ -212,7 +212,7 @@ func dial(t *testing.T, d *daemon.DevWorld, id, acquirer string) *terminal {
 func (tm *terminal) tap(card wallet.Card, pc string, amount iso8583.Amount) *moov.Message {
 	tm.stan++
 	return pos.Tap{Terminal: tm.term, ProcessingCode: pc, Token: card.Token, TokenExpiry: card.TokenExpiry,
-		Amount: amount, STAN: fmt.Sprintf("%06d", tm.stan), Time: time.Now()}.Message()
+		Amount: amount, STAN: fmt.Sprintf("%06d", tm.stan), Time: time.Now()}.WithCard(card).Message()
 }
 
 func (tm *terminal) must(t *testing.T, card wallet.Card, pc string, amount iso8583.Amount, rc string) {

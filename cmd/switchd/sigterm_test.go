@@ -143,7 +143,7 @@ func tapUntilError(c *pos.Client, card wallet.Card, term int, first int64, appro
 	for i := range 2000 {
 		stan := fmt.Sprintf("%06d", (first+int64(i*8))%999999+1)
 		req := pos.Tap{Terminal: terminal, ProcessingCode: iso8583.ProcPurchase, Token: card.Token,
-			TokenExpiry: card.TokenExpiry, Amount: 100, STAN: stan, Time: time.Now()}.Message()
+			TokenExpiry: card.TokenExpiry, Amount: 100, STAN: stan, Time: time.Now()}.WithCard(card).Message()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		resp, err := c.Do(ctx, req)
 		cancel()

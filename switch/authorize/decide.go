@@ -15,10 +15,15 @@ import (
 )
 
 // Decision is the outcome of the checks made before the issuer is asked.
-// When RC is empty the request goes to Route's issuer.
+// When RC is empty the request goes to Route's issuer. Counter is the tap's
+// cryptogram counter when the cryptogram verified (0 otherwise), to be
+// written with the outcome whatever RC is; Reason says why the cryptogram
+// check refused the tap, for the log.
 type Decision struct {
-	RC    string
-	Route bintable.Entry
+	RC      string
+	Route   bintable.Entry
+	Counter uint32
+	Reason  string
 }
 
 // CheckRequest validates what the terminal asks for, independent of the
@@ -71,8 +76,8 @@ func expired(yymm string, now time.Time) bool {
 
 // Decide runs every check before the issuer, in the order a network answers
 // them: the request itself, then the token (unknown, status, expiry,
-// domain), then the route.
-func Decide(req Request, tok vault.Token, tokenFound bool, table *bintable.Table, now time.Time) Decision {
+// domain), then its cryptogram (chip.go), then the route.
+func Decide(req Request, tok vault.Token, tokenFound bool, chip Chip, table *bintable.Table, now time.Time) Decision {
 	if rc := CheckRequest(req); rc != "" {
 		return Decision{RC: rc}
 	}
@@ -82,11 +87,15 @@ func Decide(req Request, tok vault.Token, tokenFound bool, table *bintable.Table
 	if rc := CheckToken(tok, req, now); rc != "" {
 		return Decision{RC: rc}
 	}
+	v := CheckCryptogram(req, chip)
+	if v.RC != "" {
+		return Decision{RC: v.RC, Counter: v.Counter, Reason: v.Reason}
+	}
 	route, ok := table.Lookup(tok.PAN.Clear())
 	if !ok {
-		return Decision{RC: iso8583.RCNoRoute}
+		return Decision{RC: iso8583.RCNoRoute, Counter: v.Counter}
 	}
-	return Decision{Route: route}
+	return Decision{Route: route, Counter: v.Counter}
 }
 
 // knownIssuerCodes are the issuer answers passed on to the terminal as they

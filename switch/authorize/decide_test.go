@@ -72,7 +72,7 @@ func TestDecide(t *testing.T) {
 			if c.tok != nil {
 				c.tok(&tok)
 			}
-			d := Decide(req, tok, c.found, table, decideNow)
+			d := Decide(signed(req, signing{}), tok, c.found, testChip(), table, decideNow)
 			if d.RC != c.rc {
 				t.Fatalf("rc %q, want %q", d.RC, c.rc)
 			}

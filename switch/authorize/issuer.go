@@ -94,7 +94,7 @@ func (p *Pipeline) standInOr91(ctx context.Context, req Request, route bintable.
 	entry.AuthCode = standInAuthCode(entry.IssuerSTAN)
 	change.Enqueue = append(change.Enqueue, journal.Advice{Kind: journal.AdviceStandIn, Entry: *entry})
 	change.Usage = &journal.Usage{Day: day, Token: token, Count: used.Count + 1, Amount: used.Amount + int64(req.Amount)}
-	reply.release = func() { p.tokens.unlock(token) }
+	reply.release = func(bool) { p.tokens.unlock(token) }
 	reply.rc, reply.authCode = entry.ResponseCode, entry.AuthCode
 	p.d.Log.Info().Str("issuer", route.Issuer).Str("stan", req.STAN).Msg("stand-in approval")
 	return *entry, reply, change

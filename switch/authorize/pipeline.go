@@ -51,6 +51,9 @@ type Deps struct {
 	// AdviceQueued is called after an Append queued an advice, to wake the
 	// store-and-forward sender. nil: nobody to wake.
 	AdviceQueued func()
+	// CVMLimit is the amount above which a purchase or top-up needs the
+	// cardholder verified on the phone (docs/cryptogram.md). 0: every one.
+	CVMLimit iso8583.Amount
 }
 
 // Pipeline authorizes terminal requests.
@@ -58,6 +61,7 @@ type Pipeline struct {
 	d        Deps
 	inflight keyLocks[journal.Key] // one request per duplicate key
 	tokens   keyLocks[string]      // one stand-in decision per token
+	counters *counters             // one cryptogram check per token at a time
 }
 
 // New returns a pipeline over deps.
@@ -65,7 +69,7 @@ func New(d Deps) *Pipeline {
 	if d.AdviceQueued == nil {
 		d.AdviceQueued = func() {}
 	}
-	return &Pipeline{d: d, inflight: newKeyLocks[journal.Key](), tokens: newKeyLocks[string]()}
+	return &Pipeline{d: d, inflight: newKeyLocks[journal.Key](), tokens: newKeyLocks[string](), counters: newCounters()}
 }
 
 // Handle answers one terminal message. It returns nil when the message
@@ -135,7 +139,7 @@ func (p *Pipeline) authorize(ctx context.Context, msg *moov.Message, start time.
 	}
 	err = p.d.Journal.AppendWith(&entry, change)
 	if reply.release != nil {
-		reply.release()
+		reply.release(err == nil)
 	}
 	done := p.d.Now()
 	if err != nil {
@@ -189,23 +193,85 @@ func (p *Pipeline) decide(ctx context.Context, req Request, now time.Time) (jour
 	} else {
 		p.d.Metrics.VaultLookup(metrics.VaultNotFound)
 	}
-	d := Decide(req, tok, found, p.d.Table, now)
+	d, atc, release, err := p.decideLocked(req, tok, found, now)
+	if err != nil {
+		p.d.Log.Error().Err(err).Msg("token counters unreadable")
+		entry.ResponseCode = iso8583.RCSystemError
+		return entry, issuerReply{}, nil
+	}
 	if found {
 		entry.PANSealed = p.d.Keys.Seal([]byte(tok.PAN.Clear()), JournalAAD(req.Token.Clear()))
 	}
 	if d.RC != "" {
+		if d.Reason != "" {
+			p.d.Log.Info().Str("terminal", req.TerminalID).Str("stan", req.STAN).Str("rc", d.RC).
+				Str("reason", d.Reason).Msg("cryptogram check refused the tap")
+		}
 		entry.ResponseCode = d.RC
-		return entry, issuerReply{}, nil
+		var change *journal.Change
+		if atc != nil {
+			change = &journal.Change{ATC: atc}
+		}
+		return entry, issuerReply{release: release}, change
 	}
-	return p.forward(ctx, req, tok, d.Route, &entry, now)
+	e, reply, change := p.forward(ctx, req, tok, d.Route, &entry, now)
+	if atc != nil {
+		if change == nil {
+			change = &journal.Change{}
+		}
+		change.ATC = atc
+	}
+	reply.release = both(reply.release, release)
+	return e, reply, change
+}
+
+// decideLocked is Decide under the token's counters lock: the token's
+// window in, its counter spent when the cryptogram verified. The returned
+// snapshot (nil when no counter was spent) goes into the outcome's batch;
+// release must be called once the append of that batch has returned.
+func (p *Pipeline) decideLocked(req Request, tok vault.Token, found bool, now time.Time) (Decision, *journal.ATCUpdate, func(bool), error) {
+	if !found {
+		return Decide(req, tok, false, Chip{}, p.d.Table, now), nil, nil, nil
+	}
+	token := req.Token.Clear()
+	held := p.counters.acquire(token)
+	defer held.mu.Unlock()
+	if err := held.load(p.d.Journal, token); err != nil {
+		p.counters.release(token, held)
+		return Decision{}, nil, nil, err
+	}
+	chip := Chip{Key: p.d.Keys.TokenKey(token), Counters: held.window, CVMLimit: p.d.CVMLimit}
+	d := Decide(req, tok, true, chip, p.d.Table, now)
+	var atc *journal.ATCUpdate
+	if d.Counter != 0 {
+		atc = held.accept(token, d.Counter)
+	}
+	release := func(journaled bool) {
+		if atc != nil {
+			held.journaled(atc, journaled)
+		}
+		p.counters.release(token, held)
+	}
+	return d, atc, release, nil
+}
+
+// both returns a func calling f then g, either of which may be nil.
+func both(f, g func(bool)) func(bool) {
+	switch {
+	case f == nil:
+		return g
+	case g == nil:
+		return f
+	}
+	return func(journaled bool) { f(journaled); g(journaled) }
 }
 
 // issuerReply is what the terminal's answer takes from the issuer's.
 type issuerReply struct {
 	rc, authCode string
-	balance      string    // DE54
-	answered     time.Time // when the exchange returned; zero if none was made
-	release      func()    // called once the outcome is journaled (stand-in's token lock)
+	balance      string               // DE54
+	answered     time.Time            // when the exchange returned; zero if none was made
+	release      func(journaled bool) // called once the outcome's append returned (stand-in's token lock, the token's counters)
 }
 
 // JournalAAD binds a sealed PAN in the journal (and in its advices) to the

@@ -50,7 +50,7 @@ func uniqueTap(card wallet.Card, n uint64, now time.Time) pos.Tap {
 	term := pos.DemoTerminal
 	term.TerminalID = fmt.Sprintf("B%07d", n/999999)
 	return pos.Tap{Terminal: term, ProcessingCode: iso8583.ProcPurchase, Token: card.Token,
-		TokenExpiry: card.TokenExpiry, Amount: 1, STAN: fmt.Sprintf("%06d", n%999999+1), Time: now}
+		TokenExpiry: card.TokenExpiry, Amount: 1, STAN: fmt.Sprintf("%06d", n%999999+1), Time: now}.WithCard(card)
 }
 
 // BenchmarkAuthorize is one whole authorization inside the switch: unpack

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -45,6 +46,9 @@ type DevWorld struct {
 	Fleet      *issuersim.Fleet
 	WalletPath string
 	Data       string
+	// Bindable is a card of the simulated world that no demo token uses:
+	// the banner offers it for binding with cmd/wallet.
+	Bindable world.Card
 }
 
 // Close shuts the node down (draining terminals), then the issuers.
@@ -125,7 +129,8 @@ func startDev(cfg node.Config, seed int64, externalIssuers bool, log zerolog.Log
 		}
 		return nil, err
 	}
-	d := &DevWorld{Node: n, Fleet: fleet, Data: cfg.Data, WalletPath: filepath.Join(cfg.Data, wallet.DevFileName)}
+	d := &DevWorld{Node: n, Fleet: fleet, Data: cfg.Data, WalletPath: filepath.Join(cfg.Data, wallet.DevFileName),
+		Bindable: bindable(cards, now)}
 	if err := seedDemo(n, cfg.TokenBINs[0], demo, d.WalletPath); err != nil {
 		d.Close()
 		return nil, err
@@ -145,7 +150,10 @@ func ensureDevKeys(dir, path string) error {
 }
 
 // seedDemo puts a token for every demo card in the vault (idempotently: the
-// numbers derive from the labels) and writes the dev wallet.
+// numbers derive from the labels) and writes the dev wallet: each card with
+// its token's cryptogram key and, as its ATC, the last counter the journal
+// accepted for the token, so taps after a restart carry counters the switch
+// has not seen.
 func seedDemo(n *node.Node, tokenBIN string, demo []world.DemoCard, walletPath string) error {
 	w := wallet.File{Switch: n.TerminalAddr()}
 	for _, d := range demo {
@@ -161,17 +169,37 @@ func seedDemo(n *node.Node, tokenBIN string, demo []world.DemoCard, walletPath s
 		if err := n.Vault.Put(tok); err != nil {
 			return fmt.Errorf("seeding demo token %s: %w", d.Label, err)
 		}
-		w.Cards = append(w.Cards, wallet.Card{
+		card := wallet.Card{
 			Label: d.Label, Token: tok.Token.Clear(), TokenExpiry: tok.TokenExpiry, DeviceID: devDeviceID,
 			Issuer: d.Card.IssuerID, Product: string(d.Card.Product), Outcome: demoOutcome[d.Label],
-		})
+		}
+		if err := devChip(n, &card); err != nil {
+			return err
+		}
+		w.Cards = append(w.Cards, card)
 	}
-	unknown := devToken(tokenBIN, devUnknownLabel)
-	w.Cards = append(w.Cards, wallet.Card{
-		Label: devUnknownLabel, Token: unknown.Clear(), TokenExpiry: time.Now().AddDate(3, 0, 0).Format("0601"),
-		DeviceID: devDeviceID, Outcome: demoOutcome[devUnknownLabel],
-	})
-	return wallet.Save(walletPath, w)
+	// The unknown token is in no vault, but a phone holding it still signs
+	// its taps: the switch answers 14 before it looks at the cryptogram.
+	unknown := wallet.Card{
+		Label: devUnknownLabel, Token: devToken(tokenBIN, devUnknownLabel).Clear(),
+		TokenExpiry: time.Now().AddDate(3, 0, 0).Format("0601"), DeviceID: devDeviceID,
+		Outcome: demoOutcome[devUnknownLabel],
+	}
+	if err := devChip(n, &unknown); err != nil {
+		return err
+	}
+	w.Cards = append(w.Cards, unknown)
+	return wallet.Save(walletPath, keepWalletSide(w, walletPath, "http://"+n.AdminAddr()))
+}
+
+// devChip gives a demo card its token's key and the last counter accepted.
+func devChip(n *node.Node, card *wallet.Card) error {
+	last, _, err := n.Journal.LastATC(card.Token)
+	if err != nil {
+		return fmt.Errorf("demo token %s: %w", card.Label, err)
+	}
+	card.Key, card.ATC = hex.EncodeToString(n.Keys.TokenKey(card.Token)), last
+	return nil
 }
 
 // devToken derives a Luhn-valid 16-digit token from the token BIN and a
@@ -199,8 +227,15 @@ tapswitch dev switch is up
 try, in another shell:
   go run ./cmd/termsim pay -card approve -amount 12.34
   cards: approve insufficient expired suspended unknown transit
+bind a card of your own (the four steps), then tap it:
+  go run ./cmd/wallet login -login alice -password 'correct horse' -create
+  go run ./cmd/wallet add-card -pan %s -expiry %s -cvn2 %s
+  go run ./cmd/wallet confirm -code $(go run ./cmd/wallet dev-code)
+  go run ./cmd/termsim pay -card card-%s
+lost phone: http://%s/lost/
 
-`, d.Node.TerminalAddr(), d.Node.AdminAddr(), len(d.Node.Issuers), issuerPlace(d), d.Data, d.WalletPath)
+`, d.Node.TerminalAddr(), d.Node.AdminAddr(), len(d.Node.Issuers), issuerPlace(d), d.Data, d.WalletPath,
+		d.Bindable.PAN.Clear(), d.Bindable.Expiry, d.Bindable.CVN2().Clear(), d.Bindable.PAN.Clear()[len(d.Bindable.PAN)-4:], d.Node.AdminAddr())
 }
 
 func issuerPlace(d *DevWorld) string {
@@ -208,4 +243,37 @@ func issuerPlace(d *DevWorld) string {
 		return "at the configured addresses (run cmd/issuersim)"
 	}
 	return "in this process, on loopback"
+}
+
+// keepWalletSide carries over what cmd/wallet wrote into the dev wallet
+// (its login, session, device, a pending binding and the cards it bound)
+// when seedDemo rewrites the demo cards, and points it at this start's API.
+func keepWalletSide(w wallet.File, path, api string) wallet.File {
+	w.API = api
+	old, err := wallet.Load(path)
+	if err != nil {
+		return w
+	}
+	w.Login, w.Session, w.DeviceID, w.Pending = old.Login, old.Session, old.DeviceID, old.Pending
+	demo := map[string]bool{}
+	for _, c := range w.Cards {
+		demo[c.Label] = true
+	}
+	for _, c := range old.Cards {
+		if !demo[c.Label] {
+			w.Cards = append(w.Cards, c)
+		}
+	}
+	return w
+}
+
+// bindable picks the first active, unexpired debit card of the generated
+// base with a balance: a card the dev user can bind and pay with.
+func bindable(cards []world.Card, now time.Time) world.Card {
+	for _, c := range cards {
+		if c.Product == "debit" && c.Status == world.CardStatus("active") && !c.ExpiredAt(now) && c.Balance > 100_00 {
+			return c
+		}
+	}
+	return world.Card{}
 }

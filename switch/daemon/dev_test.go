@@ -81,7 +81,7 @@ func tap(t *testing.T, c *pos.Client, card wallet.Card, terminalID string, amoun
 	term := pos.DemoTerminal
 	term.TerminalID = terminalID
 	req := pos.Tap{Terminal: term, ProcessingCode: iso8583.ProcPurchase, Token: card.Token,
-		TokenExpiry: card.TokenExpiry, Amount: amount, STAN: nextTestSTAN(), Time: time.Now()}.Message()
+		TokenExpiry: card.TokenExpiry, Amount: amount, STAN: nextTestSTAN(), Time: time.Now()}.WithCard(card).Message()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	resp, err := c.Do(ctx, req)
@@ -163,7 +163,7 @@ func TestTransitRoutesToOperator(t *testing.T) {
 		t.Fatalf("transit rc %s", rc)
 	}
 	balance := pos.Tap{Terminal: pos.DemoTerminal, ProcessingCode: iso8583.ProcBalanceInquiry, Token: card.Token,
-		TokenExpiry: card.TokenExpiry, STAN: nextTestSTAN(), Time: time.Now()}.Message()
+		TokenExpiry: card.TokenExpiry, STAN: nextTestSTAN(), Time: time.Now()}.WithCard(card).Message()
 	resp, err := c.Do(context.Background(), balance)
 	if err != nil {
 		t.Fatal(err)

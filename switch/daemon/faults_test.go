@@ -126,7 +126,7 @@ func (tm *terminal) tap(card wallet.Card, pc string, amount iso8583.Amount) *moo
 	term := pos.DemoTerminal
 	term.TerminalID = tm.id
 	return pos.Tap{Terminal: term, ProcessingCode: pc, Token: card.Token, TokenExpiry: card.TokenExpiry,
-		Amount: amount, STAN: fmt.Sprintf("%06d", tm.stan), Time: time.Now()}.Message()
+		Amount: amount, STAN: fmt.Sprintf("%06d", tm.stan), Time: time.Now()}.WithCard(card).Message()
 }
 
 func (tm *terminal) do(msg *moov.Message) (rc, auth string) {

@@ -18,6 +18,7 @@ import (
 //	advice   'q' | ID (8 bytes BE)          -> advice record
 //	reversed 'r' | TerminalID | 0 | STAN | 0 | TransmissionTime -> pointer to the reversal entry
 //	usage    'u' | day | 0 | token          -> stand-in usage of the token that day
+//	counters 'c' | token | 0 | version      -> the token's accepted transaction counters (atc.go)
 //
 // Advice record: ver u8 | kind u8 | state u8 | attempts u32 | next attempt
 // i64 Unix ns | entry record (as under an entry key) | CRC-32C u32.
@@ -81,13 +82,14 @@ type Usage struct {
 
 // Change is what an Append does besides writing the entry, in the same
 // batch: settle the armed advice of the issuer call, queue new advices,
-// record a reversal and the token's stand-in usage.
+// record a reversal, the token's stand-in usage and its accepted counters.
 type Change struct {
-	Disarm       uint64   // the issuer answered: delete this armed advice
-	Activate     *Advice  // the issuer did not answer: the armed advice with this ID becomes due, holding this entry
-	Enqueue      []Advice // new advices, due at once (ID assigned)
-	MarkReversed bool     // the entry reverses its original: index it under the original's key
-	Usage        *Usage   // write this stand-in usage
+	Disarm       uint64     // the issuer answered: delete this armed advice
+	Activate     *Advice    // the issuer did not answer: the armed advice with this ID becomes due, holding this entry
+	Enqueue      []Advice   // new advices, due at once (ID assigned)
+	MarkReversed bool       // the entry reverses its original: index it under the original's key
+	Usage        *Usage     // write this stand-in usage
+	ATC          *ATCUpdate // the tap's counter is spent: write the token's accepted counters (atc.go)
 }
 
 func appendAdviceKey(dst []byte, id uint64) []byte {
@@ -217,6 +219,9 @@ func (j *Journal) applyIndexes(b *pebble.Batch, rec *Entry, c *Change) error {
 		if err := b.Set(appendUsageKey(nil, u.Day, u.Token), v, nil); err != nil {
 			return err
 		}
+	}
+	if c.ATC != nil {
+		return applyATC(b, c.ATC)
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/tapswitch/tapswitch/configs"
+	"github.com/tapswitch/tapswitch/iso8583"
 	"github.com/tapswitch/tapswitch/router/bintable"
 	"github.com/tapswitch/tapswitch/router/issuers"
 	"github.com/tapswitch/tapswitch/switch/authorize"
@@ -62,7 +63,16 @@ type Config struct {
 		InFlightMax int           `yaml:"in_flight_max"`
 	} `yaml:"advices"`
 	StandIn map[string]authorize.StandInRules `yaml:"stand_in"`
+	// RequestorID is the token requestor (wallet provider) ID the token
+	// service records with every token it issues, 11 digits.
+	RequestorID string `yaml:"requestor_id"`
+	// CVMLimit is the amount in fen above which a purchase or top-up needs
+	// the cardholder verified on the phone (docs/cryptogram.md).
+	CVMLimit iso8583.Amount `yaml:"cvm_limit"`
 }
+
+// CVMLimitDefault is cvm_limit when the config does not set it: 300.00 CNY.
+const CVMLimitDefault iso8583.Amount = 300_00
 
 // LoadConfig reads a config file; "" means the built-in default.
 func LoadConfig(path string) (Config, error) {
@@ -73,7 +83,7 @@ func LoadConfig(path string) (Config, error) {
 			return Config{}, fmt.Errorf("config: %w", err)
 		}
 	}
-	var c Config
+	c := Config{CVMLimit: CVMLimitDefault}
 	dec := yaml.NewDecoder(bytes.NewReader(doc))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil {
@@ -145,6 +155,9 @@ func readOr(path string, builtIn []byte) ([]byte, error) {
 	return doc, nil
 }
 
+// cvmLimitMax is the largest amount DE4 can carry.
+const cvmLimitMax iso8583.Amount = 999_999_999_999
+
 // nodeIDPattern keeps node IDs fit for file names and sealed-file headers.
 var nodeIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,32}$`)
 
@@ -169,6 +182,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("config: node_id %q: letters, digits, '.', '_' and '-' only, at most 32", c.NodeID)
 	case c.GCPercent < 50 || c.GCPercent > 2000:
 		return fmt.Errorf("config: gc_percent %d outside 50..2000", c.GCPercent)
+	case c.CVMLimit < 0 || c.CVMLimit > cvmLimitMax:
+		return fmt.Errorf("config: cvm_limit %d outside 0..%d fen", c.CVMLimit, cvmLimitMax)
 	}
 	return nil
 }

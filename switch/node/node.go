@@ -28,7 +28,9 @@ import (
 	"github.com/tapswitch/tapswitch/switch/journal"
 	"github.com/tapswitch/tapswitch/switch/metrics"
 	"github.com/tapswitch/tapswitch/switch/saf"
+	"github.com/tapswitch/tapswitch/switch/sms"
 	"github.com/tapswitch/tapswitch/switch/terminal"
+	"github.com/tapswitch/tapswitch/switch/tokensvc"
 	"github.com/tapswitch/tapswitch/switch/vault"
 )
 
@@ -42,6 +44,7 @@ type Node struct {
 	Table     *bintable.Table
 	Issuers   []issuers.Issuer
 	Pipeline  *authorize.Pipeline
+	Tokens    *tokensvc.Service // the wallet's token API (/v1/) and the lost-phone page (/lost/)
 	links     []*link.Link
 	sender    *saf.Sender
 	stopSAF   context.CancelFunc
@@ -85,10 +88,33 @@ func Open(cfg Config, log zerolog.Logger, addressOverride map[string]string) (_ 
 	if err != nil {
 		return nil, err
 	}
+	if err := n.openTokenService(pipelineIssuers); err != nil {
+		return nil, err
+	}
 	if err := n.bind(pipelineIssuers); err != nil {
 		return nil, err
 	}
 	return n, nil
+}
+
+// openTokenService opens the token service over the vault and the issuer
+// links (card verification goes to the issuer like any authorization).
+func (n *Node) openTokenService(pipelineIssuers map[string]authorize.Issuer) error {
+	tsIssuers := make(map[string]tokensvc.Issuer, len(pipelineIssuers))
+	for id, is := range pipelineIssuers {
+		tsIssuers[id] = tokensvc.Issuer{Institution: is.Institution, Link: is.Link}
+	}
+	svc, err := tokensvc.New(tokensvc.Config{
+		DataDir: filepath.Join(n.cfg.Data, "tokensvc"), Vault: n.Vault, Keys: n.Keys, Table: n.Table,
+		Issuers: tsIssuers, TokenBIN: n.cfg.TokenBINs[0], Institution: n.cfg.Institution,
+		RequestorID: n.cfg.RequestorID, SMS: sms.NewOutbox(sms.OutboxPath(n.cfg.Data)), Now: time.Now,
+		Log: n.log.With().Str("component", "tokensvc").Logger(),
+	})
+	if err != nil {
+		return fmt.Errorf("token service: %w", err)
+	}
+	n.Tokens = svc
+	return nil
 }
 
 func (n *Node) openStores() error {
@@ -163,6 +189,7 @@ func (n *Node) bind(pipelineIssuers map[string]authorize.Issuer) error {
 		Vault: n.Vault, Keys: n.Keys, Table: n.Table, Issuers: pipelineIssuers,
 		Journal: n.Journal, NodeID: n.cfg.NodeID, Institution: n.cfg.Institution,
 		Now: time.Now, Log: n.log, Metrics: n.metrics, StandIn: standIn, AdviceQueued: n.sender.Wake,
+		CVMLimit: n.cfg.CVMLimit,
 	})
 	tc := n.cfg.Terminals
 	srv, err := terminal.New(terminal.Config{
@@ -274,6 +301,11 @@ func (n *Node) Shutdown() error {
 }
 
 func (n *Node) closeStores() {
+	if n.Tokens != nil { // before the vault it writes to
+		if err := n.Tokens.Close(); err != nil {
+			n.log.Error().Err(err).Msg("token service close")
+		}
+	}
 	if n.Journal != nil {
 		if err := n.Journal.Close(); err != nil {
 			n.log.Error().Err(err).Msg("journal close")

@@ -1,0 +1,359 @@
+// Package walletcli is the phone wallet behind cmd/wallet: it walks the
+// four steps of a card binding against the token service (log in, add a
+// card, key in its details, confirm the SMS code) and keeps the phone's
+// session, device ID, tokens and their keys in a wallet file (bench/wallet),
+// from which termsim taps.
+package walletcli
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"path/filepath"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/tapswitch/tapswitch/bench/wallet"
+	"github.com/tapswitch/tapswitch/iso8583"
+	"github.com/tapswitch/tapswitch/switch/sms"
+)
+
+// DefaultAPI is switchd -dev's admin listener, where the token service is.
+const DefaultAPI = "http://127.0.0.1:8584"
+
+const usage = `usage: wallet COMMAND [flags]
+
+The four steps of adding a card, then the card list:
+  login      wallet login -login alice -password 'secret pass' [-create]
+  add-card   wallet add-card -pan 6222020200112345679 -expiry 2812 -cvn2 123
+  confirm    wallet confirm -code 123456
+  dev-code   wallet dev-code          prints the SMS code from switchd -dev's outbox
+  tokens     wallet tokens            this phone's cards and their statuses
+
+Every command takes -wallet FILE (default: the dev wallet, which termsim
+taps from). Run 'wallet COMMAND -h' for the flags.
+`
+
+// Run runs the wallet with args (without the program name) and returns the
+// exit code: 0 done, 1 failed, 2 bad usage.
+func Run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "help" || args[0] == "--help" {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	commands := map[string]func([]string, io.Writer, io.Writer) error{
+		"login": runLogin, "add-card": runAddCard, "confirm": runConfirm, "dev-code": runDevCode, "tokens": runTokens,
+	}
+	cmd, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "wallet: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	err := cmd(args[1:], stdout, stderr)
+	var ue usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 2
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "wallet %s: %v\n", args[0], err)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "wallet %s: %v\n", args[0], err)
+		return 1
+	}
+}
+
+type usageError struct{ error }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+// flags makes a command's flag set with -wallet.
+func flags(name string, stderr io.Writer) (*flag.FlagSet, *string) {
+	set := flag.NewFlagSet("wallet "+name, flag.ContinueOnError)
+	set.SetOutput(stderr)
+	path := set.String("wallet", wallet.DevFilePath(), "wallet `FILE`")
+	return set, path
+}
+
+func parse(set *flag.FlagSet, args []string) error {
+	if err := set.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if set.NArg() > 0 {
+		return usagef("unexpected arguments %v", set.Args())
+	}
+	return nil
+}
+
+// load reads the wallet file; a missing one is an empty wallet when
+// missingOK, else it says to log in first.
+func load(path string, missingOK bool) (wallet.File, error) {
+	w, err := wallet.Load(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		if missingOK {
+			return wallet.File{}, nil
+		}
+		return wallet.File{}, fmt.Errorf("no wallet at %s: run 'wallet login' first", path)
+	}
+	return w, err
+}
+
+// loggedIn reads the wallet file of a logged-in phone.
+func loggedIn(path string) (wallet.File, *api, error) {
+	w, err := load(path, false)
+	if err != nil {
+		return w, nil, err
+	}
+	if w.Session == "" || w.API == "" || w.DeviceID == "" {
+		return w, nil, fmt.Errorf("the wallet at %s is not logged in: run 'wallet login' first", path)
+	}
+	return w, newAPI(w.API, w.Session), nil
+}
+
+func runLogin(args []string, stdout, stderr io.Writer) error {
+	set, path := flags("login", stderr)
+	base := set.String("api", "", "token service `URL`, the switch's admin listener (default: the wallet's, else "+DefaultAPI+")")
+	terminals := set.String("switch", "", "the switch's terminal `ADDR`ess, for termsim (default: the wallet's)")
+	login := set.String("login", "", "wallet account")
+	password := set.String("password", "", "password")
+	device := set.String("device", "", "this phone's device `ID` (default: kept from the wallet, else generated)")
+	create := set.Bool("create", false, "create the account first (dev convenience)")
+	if err := parse(set, args); err != nil {
+		return err
+	}
+	if *login == "" || *password == "" {
+		return usagef("-login and -password are required")
+	}
+	w, err := load(*path, true)
+	if err != nil {
+		return err
+	}
+	switch {
+	case *base == "" && w.API != "":
+		*base = w.API
+	case *base == "":
+		*base = DefaultAPI
+	}
+	if *terminals != "" {
+		w.Switch = *terminals
+	}
+	a := newAPI(*base, "")
+	if *create {
+		if err := a.call("POST", "/v1/accounts", map[string]string{"login": *login, "password": *password}, nil); err != nil {
+			return fmt.Errorf("create account: %w", err)
+		}
+		fmt.Fprintf(stdout, "account %s created\n", *login)
+	}
+	var sess struct {
+		Session   string    `json:"session"`
+		ExpiresAt time.Time `json:"expires_at"`
+	}
+	if err := a.call("POST", "/v1/sessions", map[string]string{"login": *login, "password": *password}, &sess); err != nil {
+		return err
+	}
+	switch {
+	case *device != "":
+		w.DeviceID = *device
+	case w.DeviceID == "":
+		if w.DeviceID, err = newDeviceID(); err != nil {
+			return err
+		}
+	}
+	w.API, w.Login, w.Session = a.base, *login, sess.Session
+	if err := wallet.Save(*path, w); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "logged in as %s on device %s; the session expires at %s\n",
+		*login, w.DeviceID, sess.ExpiresAt.Local().Format(time.TimeOnly))
+	return nil
+}
+
+func newDeviceID() (string, error) {
+	b := make([]byte, 6)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return "PHONE-" + strings.ToUpper(hex.EncodeToString(b)), nil
+}
+
+func runAddCard(args []string, stdout, stderr io.Writer) error {
+	set, path := flags("add-card", stderr)
+	pan := set.String("pan", "", "card number")
+	expiry := set.String("expiry", "", "card expiry `YYMM`")
+	cvn2 := set.String("cvn2", "", "the 3 digits on the back of the card")
+	label := set.String("label", "", "name of the card in the wallet (default: card-<last 4 digits>)")
+	if err := parse(set, args); err != nil {
+		return err
+	}
+	if *pan == "" || *expiry == "" || *cvn2 == "" {
+		return usagef("-pan, -expiry and -cvn2 are required")
+	}
+	w, a, err := loggedIn(*path)
+	if err != nil {
+		return err
+	}
+	var got struct {
+		BindingID     string    `json:"binding_id"`
+		Card          string    `json:"card"`
+		Issuer        string    `json:"issuer"`
+		CodeExpiresAt time.Time `json:"code_expires_at"`
+	}
+	body := map[string]string{"pan": *pan, "expiry": *expiry, "cvn2": *cvn2}
+	if err := a.call("POST", "/v1/devices/"+w.DeviceID+"/cards", body, &got); err != nil {
+		return err
+	}
+	name := *label
+	if name == "" {
+		name = freeLabel(w, "card-"+got.Card[max(0, len(got.Card)-4):])
+	}
+	w.Pending = &wallet.Pending{BindingID: got.BindingID, Label: name, Card: got.Card, Issuer: got.Issuer}
+	if err := wallet.Save(*path, w); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s approved card %s; a code was sent by SMS (valid until %s).\n"+
+		"confirm it with: wallet confirm -code NNNNNN   (dev: wallet confirm -code $(wallet dev-code))\n",
+		got.Issuer, got.Card, got.CodeExpiresAt.Local().Format(time.TimeOnly))
+	return nil
+}
+
+// freeLabel returns want, or want-2, want-3, ... when a card has it.
+func freeLabel(w wallet.File, want string) string {
+	taken := func(l string) bool {
+		return slices.ContainsFunc(w.Cards, func(c wallet.Card) bool { return c.Label == l })
+	}
+	name := want
+	for i := 2; taken(name); i++ {
+		name = fmt.Sprintf("%s-%d", want, i)
+	}
+	return name
+}
+
+func runConfirm(args []string, stdout, stderr io.Writer) error {
+	set, path := flags("confirm", stderr)
+	code := set.String("code", "", "the 6-digit code from the SMS")
+	if err := parse(set, args); err != nil {
+		return err
+	}
+	if *code == "" {
+		return usagef("-code is required")
+	}
+	w, a, err := loggedIn(*path)
+	if err != nil {
+		return err
+	}
+	if w.Pending == nil {
+		return errors.New("no card is waiting for a code: run 'wallet add-card' first")
+	}
+	var got struct {
+		Token       string `json:"token"`
+		TokenExpiry string `json:"token_expiry"`
+		Key         string `json:"key"`
+		DeviceID    string `json:"device_id"`
+		Issuer      string `json:"issuer"`
+		Product     string `json:"product"`
+	}
+	err = a.call("POST", "/v1/bindings/"+w.Pending.BindingID+"/confirm", map[string]string{"code": *code}, &got)
+	var ae *apiError
+	if errors.As(err, &ae) && ae.Status == 410 {
+		w.Pending = nil // the binding is over: add the card again
+		if serr := wallet.Save(*path, w); serr != nil {
+			return errors.Join(err, serr)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	card := wallet.Card{
+		Label: w.Pending.Label, Token: got.Token, TokenExpiry: got.TokenExpiry, DeviceID: got.DeviceID,
+		Issuer: got.Issuer, Product: got.Product, Key: got.Key, ATC: 0,
+	}
+	w.Cards = append(w.Cards, card)
+	w.Pending = nil
+	if err := wallet.Save(*path, w); err != nil {
+		return fmt.Errorf("the token was issued but the wallet could not save it (delete it and add the card again): %w", err)
+	}
+	fmt.Fprintf(stdout, "card %q added: token %s, expires %s; tap it with: termsim pay -card %s -amount 12.34\n",
+		card.Label, iso8583.PAN(card.Token), card.TokenExpiry, card.Label)
+	return nil
+}
+
+func runDevCode(args []string, stdout, stderr io.Writer) error {
+	set, path := flags("dev-code", stderr)
+	data := set.String("data", wallet.DevDataDir(), "the switch's data `DIR`, where "+sms.OutboxFileName+" is")
+	if err := parse(set, args); err != nil {
+		return err
+	}
+	w, err := load(*path, false)
+	if err != nil {
+		return err
+	}
+	if w.Pending == nil {
+		return errors.New("no card is waiting for a code: run 'wallet add-card' first")
+	}
+	m, err := sms.Latest(filepath.Join(*data, sms.OutboxFileName), w.Pending.BindingID)
+	if err != nil {
+		return err
+	}
+	code, err := sms.Code(m.Text)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, code)
+	return nil
+}
+
+func runTokens(args []string, stdout, stderr io.Writer) error {
+	set, path := flags("tokens", stderr)
+	all := set.Bool("deleted", false, "list deleted tokens too")
+	if err := parse(set, args); err != nil {
+		return err
+	}
+	w, a, err := loggedIn(*path)
+	if err != nil {
+		return err
+	}
+	var got struct {
+		Off    bool `json:"off"`
+		Tokens []struct {
+			Token       string `json:"token"`
+			TokenExpiry string `json:"token_expiry"`
+			Card        string `json:"card"`
+			Issuer      string `json:"issuer"`
+			Product     string `json:"product"`
+			Status      string `json:"status"`
+		} `json:"tokens"`
+	}
+	q := ""
+	if *all {
+		q = "?deleted=true"
+	}
+	if err := a.call("GET", "/v1/devices/"+w.DeviceID+"/tokens"+q, nil, &got); err != nil {
+		return err
+	}
+	state := "on"
+	if got.Off {
+		state = "OFF (lost-phone switch: every token suspended)"
+	}
+	fmt.Fprintf(stdout, "device %s of %s: %s\n", w.DeviceID, w.Login, state)
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "LABEL\tTOKEN\tEXPIRES\tCARD\tISSUER\tSTATUS")
+	for _, t := range got.Tokens {
+		label := "-"
+		if i := slices.IndexFunc(w.Cards, func(c wallet.Card) bool { return c.Token == t.Token }); i >= 0 {
+			label = w.Cards[i].Label
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s %s\t%s\n", label, iso8583.PAN(t.Token), t.TokenExpiry, t.Card, t.Issuer, t.Product, t.Status)
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,130 @@
+package cryptogram
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// Sizes of the algorithm's parts.
+const (
+	KeyBytes        = 16 // a token key and a session key
+	ARQCBytes       = 8
+	macInputBytes   = 12 + 3 + 6 + 2 + 4 + 2 + 3
+	amountDigitsMax = 12
+)
+
+// Tap is what an ARQC covers: the terminal's request and the phone's
+// counter and CVM.
+type Tap struct {
+	Amount        int64   // minor units, DE4: 0..999999999999
+	Currency      string  // DE49, 3 digits
+	Date          string  // 9A, YYMMDD
+	Type          string  // transaction type: the first two digits of DE3
+	Unpredictable [4]byte // 9F37, from the terminal
+	Counter       uint32  // the phone's counter; 9F36 is its low 16 bits
+	CVM           [3]byte // 9F34
+}
+
+// ATC is the counter's low 16 bits, what 9F36 carries.
+func (t Tap) ATC() uint16 { return uint16(t.Counter) }
+
+var errKey = errors.New("cryptogram: token key must be 16 bytes")
+
+// SessionKey is the key of one tap: the token key's MAC of the counter.
+func SessionKey(tokenKey []byte, counter uint32) []byte {
+	m := hmac.New(sha256.New, tokenKey)
+	m.Write(binary.BigEndian.AppendUint32(nil, counter))
+	return m.Sum(nil)[:KeyBytes]
+}
+
+// appendMACInput appends the 32-byte MAC input of t, refusing fields that
+// do not have their fixed form: two different taps must never share one.
+func (t Tap) appendMACInput(dst []byte) ([]byte, error) {
+	switch {
+	case t.Amount < 0 || t.Amount > 999_999_999_999:
+		return nil, fmt.Errorf("cryptogram: amount %d outside 0..999999999999", t.Amount)
+	case !digits(t.Currency, 3):
+		return nil, fmt.Errorf("cryptogram: currency %q is not 3 digits", t.Currency)
+	case !validDate(t.Date):
+		return nil, fmt.Errorf("cryptogram: date %q is not a YYMMDD date", t.Date)
+	case !digits(t.Type, 2):
+		return nil, fmt.Errorf("cryptogram: transaction type %q is not 2 digits", t.Type)
+	}
+	amount := strconv.FormatInt(t.Amount, 10)
+	for range amountDigitsMax - len(amount) {
+		dst = append(dst, '0')
+	}
+	dst = append(dst, amount...)
+	dst = append(dst, t.Currency...)
+	dst = append(dst, t.Date...)
+	dst = append(dst, t.Type...)
+	dst = append(dst, t.Unpredictable[:]...)
+	dst = binary.BigEndian.AppendUint16(dst, t.ATC())
+	return append(dst, t.CVM[:]...), nil
+}
+
+// ARQC computes the cryptogram the phone sends for t.
+func ARQC(tokenKey []byte, t Tap) ([ARQCBytes]byte, error) {
+	var out [ARQCBytes]byte
+	if len(tokenKey) != KeyBytes {
+		return out, errKey
+	}
+	in, err := t.appendMACInput(make([]byte, 0, macInputBytes))
+	if err != nil {
+		return out, err
+	}
+	m := hmac.New(sha256.New, SessionKey(tokenKey, t.Counter))
+	m.Write(in)
+	copy(out[:], m.Sum(nil))
+	return out, nil
+}
+
+// Verify reports whether arqc is t's cryptogram under tokenKey. The
+// comparison takes the same time wherever the first differing byte is.
+func Verify(tokenKey []byte, t Tap, arqc [ARQCBytes]byte) bool {
+	want, err := ARQC(tokenKey, t)
+	if err != nil {
+		return false
+	}
+	return hmac.Equal(want[:], arqc[:])
+}
+
+func digits(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for i := range len(s) {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// validDate reports a YYMMDD that names a day of the calendar.
+func validDate(s string) bool {
+	if !digits(s, 6) {
+		return false
+	}
+	yy, _ := strconv.Atoi(s[0:2])
+	mm, _ := strconv.Atoi(s[2:4])
+	dd, _ := strconv.Atoi(s[4:6])
+	return mm >= 1 && mm <= 12 && dd >= 1 && dd <= daysIn(2000+yy, mm)
+}
+
+func daysIn(year, month int) int {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
+}

@@ -1,0 +1,33 @@
+package tokensvc
+
+// FailAt makes the named step of a token's issue ("vault put", "finish")
+// fail with the error f returns for it.
+func FailAt(s *Service, f func(step string) error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failAt = f
+}
+
+// MarkIssuing leaves a pending binding as a crash between the first and
+// the last step of issue would: "issuing", naming token.
+func MarkIssuing(s *Service, id, token string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var bd binding
+	if _, err := s.st.get(bindingKey(id), &bd); err != nil {
+		return err
+	}
+	bd.State, bd.Token = bindingIssuing, token
+	b := s.st.newBatch()
+	b.put(bindingKey(id), bd)
+	return b.commit()
+}
+
+// RoutePatterns lists the service's endpoints.
+func RoutePatterns(s *Service) []string {
+	var out []string
+	for _, r := range s.routes() {
+		out = append(out, r.pattern)
+	}
+	return out
+}
