@@ -36,7 +36,6 @@ type Exchanger interface {
 // and the tests wire the same code.
 type Deps struct {
 	Vault       *vault.Vault
-	Keys        *vault.Keyring // seals the PAN into the journal entry
 	Table       *bintable.Table
 	Issuers     map[string]Issuer // by issuer ID
 	Journal     *journal.Journal
@@ -200,7 +199,7 @@ func (p *Pipeline) decide(ctx context.Context, req Request, now time.Time) (jour
 		return entry, issuerReply{}, nil
 	}
 	if found {
-		entry.PANSealed = p.d.Keys.Seal([]byte(tok.PAN.Clear()), JournalAAD(req.Token.Clear()))
+		entry.PANSealed = p.d.Vault.Keys().Seal([]byte(tok.PAN.Clear()), JournalAAD(req.Token.Clear()))
 	}
 	if d.RC != "" {
 		if d.Reason != "" {
@@ -240,7 +239,7 @@ func (p *Pipeline) decideLocked(req Request, tok vault.Token, found bool, now ti
 		p.counters.release(token, held)
 		return Decision{}, nil, nil, err
 	}
-	chip := Chip{Key: p.d.Keys.TokenKey(token), Counters: held.window, CVMLimit: p.d.CVMLimit}
+	chip := Chip{Key: p.d.Vault.Keys().TokenKey(token), Counters: held.window, CVMLimit: p.d.CVMLimit}
 	d := Decide(req, tok, true, chip, p.d.Table, now)
 	var atc *journal.ATCUpdate
 	if d.Counter != 0 {

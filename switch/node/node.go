@@ -186,7 +186,7 @@ func (n *Node) bind(pipelineIssuers map[string]authorize.Issuer) error {
 		return err
 	}
 	n.Pipeline = authorize.New(authorize.Deps{
-		Vault: n.Vault, Keys: n.Keys, Table: n.Table, Issuers: pipelineIssuers,
+		Vault: n.Vault, Table: n.Table, Issuers: pipelineIssuers,
 		Journal: n.Journal, NodeID: n.cfg.NodeID, Institution: n.cfg.Institution,
 		Now: time.Now, Log: n.log, Metrics: n.metrics, StandIn: standIn, AdviceQueued: n.sender.Wake,
 		CVMLimit: n.cfg.CVMLimit,
@@ -220,7 +220,7 @@ func (n *Node) newSender(pipelineIssuers map[string]authorize.Issuer) error {
 	}
 	ac := n.cfg.Advices
 	s, err := saf.New(saf.Config{
-		Journal: n.Journal, Keys: n.Keys, Issuers: issuers, Institution: n.cfg.Institution,
+		Journal: n.Journal, Keys: n.Vault.Keys, Issuers: issuers, Institution: n.cfg.Institution,
 		RetryMin: ac.RetryMin, RetryMax: ac.RetryMax, AttemptsMax: ac.AttemptsMax,
 		InFlightMax: ac.InFlightMax, PollEvery: time.Second, Now: time.Now,
 		Log: n.log.With().Str("component", "saf").Logger(),

@@ -39,7 +39,7 @@ type Issuer struct {
 // Config wires and bounds the sender.
 type Config struct {
 	Journal     *journal.Journal
-	Keys        *vault.Keyring // opens the sealed PANs
+	Keys        func() *vault.Keyring // the vault's current keyring (it changes with a rotation): opens the sealed PANs
 	Issuers     map[string]Issuer
 	Institution string // the switch's, DE33 and DE90's forwarder
 	RetryMin    time.Duration
@@ -172,7 +172,7 @@ func (s *Sender) send(ctx context.Context, a journal.Advice) error {
 	if !ok {
 		return fmt.Errorf("no link to issuer %q", a.Entry.IssuerID)
 	}
-	pan, err := s.cfg.Keys.Open(a.Entry.PANSealed, journalAAD(a.Entry.Token))
+	pan, err := s.cfg.Keys().Open(a.Entry.PANSealed, journalAAD(a.Entry.Token))
 	if err != nil {
 		return fmt.Errorf("open sealed PAN: %w", err)
 	}
