@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/tapswitch/tapswitch/bench/pos"
 	"github.com/tapswitch/tapswitch/bench/wallet"
 	"github.com/tapswitch/tapswitch/iso8583"
@@ -26,25 +24,7 @@ const dashboardPath = "../../configs/grafana-tapswitch.json"
 
 // startWorldLimited is startWorld with a terminal connection maximum.
 func startWorldLimited(t *testing.T, connectionsMax int) (*DevWorld, wallet.File) {
-	t.Helper()
-	cfg, err := node.LoadConfig("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Data = t.TempDir()
-	cfg.Listen, cfg.Admin = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.Terminals.ConnectionsMax = connectionsMax
-	d, err := StartDev(cfg, 11, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	w, err := wallet.Load(d.WalletPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitLinksUp(t, d)
-	return d, w
+	return startWorldWith(t, func(c *node.Config) { c.Terminals.ConnectionsMax = connectionsMax })
 }
 
 // TestMetricsOverHTTP taps the demo cards and a malformed request, has a
