@@ -31,3 +31,10 @@ func RoutePatterns(s *Service) []string {
 	}
 	return out
 }
+
+// LimitRecords counts the stored counts of the cross-account verification
+// bounds.
+func LimitRecords(s *Service) (int, error) {
+	keys, err := s.st.keysUnder("v/", 1<<20)
+	return len(keys), err
+}
