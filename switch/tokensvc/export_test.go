@@ -38,3 +38,7 @@ func LimitRecords(s *Service) (int, error) {
 	keys, err := s.st.keysUnder("v/", 1<<20)
 	return len(keys), err
 }
+
+// VerifyFailureAnswerMin is the floor under every failed verification's
+// answer.
+const VerifyFailureAnswerMin = verifyFailureAnswerMin
