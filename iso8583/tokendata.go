@@ -14,6 +14,8 @@ import (
 //	tag 03  device ID the token is bound to
 //	tag 04  CVN2 keyed in by the cardholder, only in an account
 //	        verification (AccountVerification), never with a token
+//	tag 05  the cardholder's mobile number, only in the issuer's 0110
+//	        answer to an account verification (VerificationAnswer)
 //
 // Unknown tags are skipped so issuers keep working when tags are added.
 type TokenData struct {

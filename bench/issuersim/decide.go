@@ -118,11 +118,12 @@ func newBook(issuerID string, cards []world.Card, authSalt uint64, cutoff Cutoff
 type decision struct {
 	rc       string
 	authCode string
-	balance  string       // DE54, balance inquiries only
-	post     *LedgerEntry // a new approved posting
-	reverse  int          // ledger index to reverse, -1 for none
-	reversal Reversal     // the reversal's record, when reverse >= 0
-	orphan   *txKey       // an unmatched reversal to remember
+	balance  string        // DE54, balance inquiries only
+	phone    iso8583.Phone // DE48 tag 05, approved account verifications only
+	post     *LedgerEntry  // a new approved posting
+	reverse  int           // ledger index to reverse, -1 for none
+	reversal Reversal      // the reversal's record, when reverse >= 0
+	orphan   *txKey        // an unmatched reversal to remember
 }
 
 func answer(rc string) decision { return decision{rc: rc, reverse: -1} }
@@ -200,13 +201,17 @@ func isAccountVerification(req request) bool {
 // verifyAccount answers an account verification of a card already found
 // active, unexpired and with the right expiry: 00 when the CVN2 matches, 05
 // when it does not. It posts nothing. The approval code comes from the
-// STAN, since there is no posting to number it.
+// STAN, since there is no posting to number it. An approval carries the
+// cardholder's phone number on file (DE48 tag 05), where the switch sends
+// the one-time code; a card with no number on file is approved without it,
+// and the switch refuses to bind it.
 func verifyAccount(b *book, acct *account, req request) decision {
 	want := acct.card.CVN2()
 	if subtle.ConstantTimeCompare([]byte(req.CVN2.Clear()), []byte(want.Clear())) != 1 {
 		return answer(iso8583.RCDoNotHonor)
 	}
 	d := answer(iso8583.RCApproved)
+	d.phone = acct.card.Phone
 	stan, _ := strconv.ParseUint(req.STAN, 10, 64) // six digits: parseRequest checked DE11
 	d.authCode = authCode(verificationCodeBit|stan, b.authSalt)
 	return d

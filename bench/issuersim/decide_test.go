@@ -26,7 +26,7 @@ const (
 func testCards() []world.Card {
 	card := func(pan string, p bintable.Product, bal, limit iso8583.Amount) world.Card {
 		return world.Card{PAN: iso8583.PAN(pan), Expiry: "2812", IssuerID: "TST", Product: p,
-			Balance: bal, CreditLimit: limit, Status: world.StatusActive}
+			Balance: bal, CreditLimit: limit, Status: world.StatusActive, Phone: world.PhoneFor(7, iso8583.PAN(pan))}
 	}
 	blocked := card(panBlocked, bintable.ProductDebit, 100_00, 0)
 	blocked.Status = world.StatusBlocked

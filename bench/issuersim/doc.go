@@ -24,7 +24,9 @@
 //	by DE3:
 //	  000000 account verification (0100, amount 0, CVN2 in DE48 tag 04):
 //	         05 the CVN2 is not the card's (world.Card.CVN2); else 00 with
-//	         an approval code; nothing posted, nothing held
+//	         an approval code and the cardholder's phone (world.Card.Phone)
+//	         in DE48 tag 05, where the switch sends the one-time code;
+//	         nothing posted, nothing held
 //	  000000 purchase, 210000 top-up: 13 amount 0; 51 amount above available
 //	         (not for 0220); else 00, a hold of the amount, a ledger entry
 //	  200000 refund: 13 amount 0; else 00, the account credited, a ledger entry

@@ -76,5 +76,8 @@ func buildResponse(req request, d decision) *moov.Message {
 	if d.balance != "" {
 		_ = msg.Field(iso8583.FieldAdditionalAmounts, d.balance)
 	}
+	if d.rc == iso8583.RCApproved && d.phone != "" {
+		_ = msg.Field(iso8583.FieldPrivateTokenData, iso8583.VerificationAnswer{Phone: d.phone}.Encode())
+	}
 	return msg
 }

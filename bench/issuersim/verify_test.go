@@ -58,6 +58,9 @@ func TestDecideAccountVerification(t *testing.T) {
 			if (tt.rc == "00") != (len(d.authCode) == 6) {
 				t.Fatalf("auth code %q with rc %s", d.authCode, d.rc)
 			}
+			if want := world.PhoneFor(7, tt.req.PAN); (tt.rc == "00") != (d.phone == want) || (tt.rc != "00" && d.phone != "") {
+				t.Fatalf("phone %v with rc %s; an approval names the card's phone, nothing else does", d.phone, d.rc)
+			}
 			b.apply(d)
 			wantAccount(t, b, panDebit, 100_00, 0)
 		})
@@ -69,7 +72,7 @@ func TestDecideAccountVerification(t *testing.T) {
 func TestServerAccountVerification(t *testing.T) {
 	s, addr := startIssuer(t, Faults{})
 	c := dial(t, addr)
-	send := func(stan int, cvn2 iso8583.CVN2) string {
+	send := func(stan int, cvn2 iso8583.CVN2) (rc string, phone iso8583.Phone) {
 		t.Helper()
 		msg := build(t, msgSpec{mti: "0100", pc: "000000", pan: panDebit, expiry: "2812", stan: stan})
 		de48 := iso8583.AccountVerification{RequestorID: "40010075001", DeviceID: "PHONE-1", CVN2: cvn2}.Encode()
@@ -84,15 +87,20 @@ func TestServerAccountVerification(t *testing.T) {
 		if mti, _ := resp.GetMTI(); mti != "0110" {
 			t.Fatalf("MTI %s", mti)
 		}
-		return get(t, resp, iso8583.FieldResponseCode)
+		av, err := iso8583.ParseVerificationAnswer(iso8583.FieldValue(resp, iso8583.FieldPrivateTokenData))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return get(t, resp, iso8583.FieldResponseCode), av.Phone
 	}
-	if rc := send(1, cvn2Of(panDebit)); rc != "00" {
-		t.Fatalf("right CVN2: rc %s", rc)
+	// The approval tells the switch where the code goes: DE48 tag 05.
+	if rc, phone := send(1, cvn2Of(panDebit)); rc != "00" || phone != world.PhoneFor(7, panDebit) {
+		t.Fatalf("right CVN2: rc %s, phone %v", rc, phone)
 	}
-	if rc := send(2, wrongCVN2(panDebit)); rc != "05" {
-		t.Fatalf("wrong CVN2: rc %s", rc)
+	if rc, phone := send(2, wrongCVN2(panDebit)); rc != "05" || phone != "" {
+		t.Fatalf("wrong CVN2: rc %s, phone %v", rc, phone)
 	}
-	if rc := send(3, "12"); rc != "30" {
+	if rc, _ := send(3, "12"); rc != "30" {
 		t.Fatalf("a 2-digit CVN2: rc %s, want 30", rc)
 	}
 	wantAcct(t, s, panDebit, 100_00, 0)

@@ -33,7 +33,8 @@ The four steps of adding a card, then the card list:
   login      wallet login -login alice -password 'secret pass' [-create]
   add-card   wallet add-card -pan 6222020200112345679 -expiry 2812 -cvn2 123
   confirm    wallet confirm -code 123456
-  dev-code   wallet dev-code          prints the SMS code from switchd -dev's outbox
+  dev-code   wallet dev-code          prints the SMS code the cardholder's phone got
+                                      (dev: read from switchd -dev's SMS outbox)
   tokens     wallet tokens            this phone's cards and their statuses
 
 Every command takes -wallet FILE (default: the dev wallet, which termsim
@@ -207,6 +208,7 @@ func runAddCard(args []string, stdout, stderr io.Writer) error {
 		BindingID     string    `json:"binding_id"`
 		Card          string    `json:"card"`
 		Issuer        string    `json:"issuer"`
+		CodeSentTo    string    `json:"code_sent_to"`
 		CodeExpiresAt time.Time `json:"code_expires_at"`
 	}
 	body := map[string]string{"pan": *pan, "expiry": *expiry, "cvn2": *cvn2}
@@ -221,9 +223,9 @@ func runAddCard(args []string, stdout, stderr io.Writer) error {
 	if err := wallet.Save(*path, w); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s approved card %s; a code was sent by SMS (valid until %s).\n"+
+	fmt.Fprintf(stdout, "%s approved card %s; a code was sent by SMS to the cardholder's phone %s, the number the bank has on file (valid until %s).\n"+
 		"confirm it with: wallet confirm -code NNNNNN   (dev: wallet confirm -code $(wallet dev-code))\n",
-		got.Issuer, got.Card, got.CodeExpiresAt.Local().Format(time.TimeOnly))
+		got.Issuer, got.Card, got.CodeSentTo, got.CodeExpiresAt.Local().Format(time.TimeOnly))
 	return nil
 }
 
@@ -288,6 +290,10 @@ func runConfirm(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// runDevCode reads the code the way the cardholder would, off their phone:
+// in dev the phone is the switch's SMS outbox file, read directly, never
+// through the API (which does not give codes to anyone). The outbox line
+// is found by the pending binding's ID.
 func runDevCode(args []string, stdout, stderr io.Writer) error {
 	set, path := flags("dev-code", stderr)
 	data := set.String("data", wallet.DevDataDir(), "the switch's data `DIR`, where "+sms.OutboxFileName+" is")

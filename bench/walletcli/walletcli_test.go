@@ -55,7 +55,7 @@ func TestFourStepsWithTheCLI(t *testing.T) {
 		t.Fatalf("login said %q", out)
 	}
 	out = mustRun(t, "add-card", "-wallet", file, "-pan", card.PAN.Clear(), "-expiry", card.Expiry, "-cvn2", card.CVN2().Clear())
-	if !strings.Contains(out, "ICBC approved card "+card.PAN.String()) {
+	if !strings.Contains(out, "ICBC approved card "+card.PAN.String()) || !strings.Contains(out, "cardholder's phone "+card.Phone.Masked()) {
 		t.Fatalf("add-card said %q", out)
 	}
 	code := strings.TrimSpace(mustRun(t, "dev-code", "-wallet", file, "-data", data))
@@ -117,7 +117,7 @@ func TestCLIBadInput(t *testing.T) {
 	wantFail(t, 1, "wrong login or password [401 wrong_credentials]", "login", "-wallet", file, "-api", w.URL, "-login", "ben", "-password", "nope nope")
 	wantFail(t, 1, "Luhn", "add-card", "-wallet", file, "-pan", "6222028000000019", "-expiry", card.Expiry, "-cvn2", "123")
 	wrong := fmt.Sprintf("%03d", (atoi(card.CVN2().Clear())+1)%1000)
-	errOut := wantFail(t, 1, "issuer code 05", "add-card", "-wallet", file, "-pan", card.PAN.Clear(), "-expiry", card.Expiry, "-cvn2", wrong)
+	errOut := wantFail(t, 1, "could not be verified: check its number, expiry and CVN2 [402 card_declined]", "add-card", "-wallet", file, "-pan", card.PAN.Clear(), "-expiry", card.Expiry, "-cvn2", wrong)
 	if strings.Contains(errOut, card.PAN.Clear()) {
 		t.Fatal("the error shows the card number")
 	}

@@ -45,6 +45,10 @@ var demoSpecs = []demoSpec{
 	{label: DemoTransit, issuer: "SPTC", product: bintable.ProductTransit, balance: 200_00},
 }
 
+// demoPhoneSeed makes the demo cards' phone numbers: like their card
+// numbers, they are the same whatever the world's seed.
+const demoPhoneSeed = 0
+
 // Demo returns the demo cards in a fixed order. Their numbers do not depend on
 // now and use the reserved account digit 9 after the BIN, so Generate never
 // produces them. A card whose issuer has no BIN of its product in the table is
@@ -68,7 +72,7 @@ func Demo(table *bintable.Table, now time.Time) []DemoCard {
 		}
 		out = append(out, DemoCard{Label: s.label, Card: Card{
 			PAN: iso8583.PAN(pan), Expiry: expiry, IssuerID: e.Issuer, Product: e.Product,
-			Balance: s.balance, CreditLimit: s.limit, Status: StatusActive,
+			Balance: s.balance, CreditLimit: s.limit, Status: StatusActive, Phone: PhoneFor(demoPhoneSeed, iso8583.PAN(pan)),
 		}})
 	}
 	return out

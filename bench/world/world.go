@@ -47,6 +47,10 @@ type Card struct {
 	// CreditLimit is what a credit card may spend; 0 for debit and transit.
 	CreditLimit iso8583.Amount
 	Status      CardStatus
+	// Phone is the cardholder's mobile number on the issuer's file: where
+	// the issuer has the network send the one-time code of a binding.
+	// Empty for a card the issuer has no number for; it cannot be bound.
+	Phone iso8583.Phone
 }
 
 // ExpiredAt reports whether the card is past its expiry month at now. A card
@@ -66,6 +70,26 @@ func (c Card) ExpiredAt(now time.Time) bool {
 func (c Card) CVN2() iso8583.CVN2 {
 	sum := sha256.Sum256([]byte("tapswitch-world-cvn2:" + c.PAN.Clear()))
 	return iso8583.CVN2(fmt.Sprintf("%03d", binary.BigEndian.Uint16(sum[:])%1000))
+}
+
+// mobilePrefixes are the first three digits of mainland mobile numbers
+// (China Mobile, Unicom and Telecom ranges) that the world draws from.
+var mobilePrefixes = []string{
+	"130", "131", "132", "133", "134", "135", "136", "137", "138", "139",
+	"150", "151", "152", "155", "156", "157", "158", "159",
+	"176", "177", "178", "180", "181", "182", "185", "186", "187", "188", "189", "198", "199",
+}
+
+// PhoneFor is the mobile number of the cardholder of pan in the world of
+// seed: a mainland number, 1xx-xxxx-xxxx. It is a hash of seed and number,
+// not a draw from the card's random stream, so adding phones changed no
+// other field of a generated card, and any process that knows the seed
+// (the issuer simulator, a test) finds the same number.
+func PhoneFor(seed int64, pan iso8583.PAN) iso8583.Phone {
+	sum := sha256.Sum256(fmt.Appendf(nil, "tapswitch-world-phone:%d:%s", seed, pan.Clear()))
+	x := binary.BigEndian.Uint64(sum[:8])
+	prefix := mobilePrefixes[x%uint64(len(mobilePrefixes))]
+	return iso8583.Phone(fmt.Sprintf("%s%08d", prefix, (x/uint64(len(mobilePrefixes)))%100_000_000))
 }
 
 // YYMM formats t's year and month, in t's own location, as card expiries are
@@ -118,7 +142,9 @@ func generateRow(table *bintable.Table, e bintable.Entry, seed int64, n int, now
 		if got, ok := table.Lookup(pan); !ok || got.Prefix != e.Prefix {
 			continue // a longer BIN owns this number
 		}
-		cards = append(cards, randomCard(rng, e, pan, now))
+		c := randomCard(rng, e, pan, now)
+		c.Phone = PhoneFor(seed, c.PAN)
+		cards = append(cards, c)
 	}
 	return cards
 }

@@ -199,3 +199,30 @@ func TestCVN2IsThreeDigitsFixedByTheNumber(t *testing.T) {
 		t.Errorf("50 cards share only %d CVN2 values", len(seen))
 	}
 }
+
+func TestEveryCardHasAPhoneFixedBySeed(t *testing.T) {
+	table := loadTable(t)
+	a := Generate(table, 1, 20, testNow)
+	b := Generate(table, 1, 20, testNow)
+	seen := map[iso8583.Phone]bool{}
+	for i := range a {
+		if !a[i].Phone.Valid() || a[i].Phone != b[i].Phone {
+			t.Fatalf("card %d: phone %v / %v: want a valid number, the same for the same seed", i, a[i].Phone, b[i].Phone)
+		}
+		if a[i].Phone != PhoneFor(1, a[i].PAN) {
+			t.Fatalf("card %d: phone is not PhoneFor(seed, PAN)", i)
+		}
+		seen[a[i].Phone] = true
+	}
+	if len(seen) < len(a)*9/10 {
+		t.Errorf("%d cards share only %d phone numbers", len(a), len(seen))
+	}
+	for _, d := range Demo(table, testNow) {
+		if !d.Card.Phone.Valid() {
+			t.Errorf("demo card %s has no phone", d.Label)
+		}
+	}
+	if PhoneFor(1, a[0].PAN) == PhoneFor(2, a[0].PAN) {
+		t.Error("the phone does not depend on the seed")
+	}
+}

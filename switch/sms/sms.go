@@ -5,13 +5,20 @@
 // developer running switchd -dev reads the codes there (wallet dev-code
 // does). A deployment plugs in its SMS provider's client as a Sender.
 //
+// A message goes to a phone number (Message.To), the one the card's issuer
+// has on file for its cardholder, never to a wallet account: the code
+// confirms that the cardholder, not whoever asks, wants the card bound.
+// The number reaches the Sender in clear, since a gateway must dial it;
+// iso8583.Phone masks it everywhere else.
+//
 // The outbox holds codes in clear: it stands for the cardholder's phone.
 // Nothing else may write a code anywhere: the token service logs that a
-// code was sent, never the code.
+// code was sent, never the code. The outbox shows the number masked, and
+// names the binding in "ref" so a reader finds the message for its request.
 //
 // Outbox line (one JSON object, '\n'-terminated):
 //
-//	{"time":"2026-03-15T10:00:00Z","to":"alice","ref":"b-6f1c…","text":"…"}
+//	{"time":"2026-03-15T10:00:00Z","to":"1**-****-**34","ref":"6f1c…","text":"…"}
 //
 // The file is bounded: past outboxBytesMax it is renamed to
 // sms-outbox.log.1 (replacing the previous one) and a new file is begun.
@@ -28,6 +35,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/tapswitch/tapswitch/iso8583"
 )
 
 // OutboxFileName is the outbox's name inside the switch's data directory.
@@ -43,8 +52,12 @@ const (
 // Message is one text message.
 type Message struct {
 	Time time.Time `json:"time"`
-	// To is the recipient: the wallet account the code is for.
-	To string `json:"to"`
+	// To is the recipient's mobile number, for the gateway alone; it is
+	// never written to the outbox (ReadOutbox leaves it empty).
+	To iso8583.Phone `json:"-"`
+	// ToMasked is To as the outbox shows it, "1**-****-**34"; Outbox.Send
+	// fills it in.
+	ToMasked string `json:"to"`
 	// Ref names what the message is about (a binding ID), so a reader of
 	// the outbox finds the message for its request.
 	Ref  string `json:"ref"`
@@ -75,6 +88,10 @@ func (o *Outbox) Path() string { return o.path }
 // Send appends m as one line and syncs it, so a code the API said was sent
 // is there to read after a crash.
 func (o *Outbox) Send(_ context.Context, m Message) error {
+	if !m.To.Valid() {
+		return errors.New("sms outbox: the recipient is not an 11-digit mobile number")
+	}
+	m.ToMasked = m.To.Masked()
 	line, err := json.Marshal(m)
 	if err != nil {
 		return fmt.Errorf("sms outbox: %w", err)

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tapswitch/tapswitch/iso8583"
 )
 
 func TestOutboxAppendsAndReads(t *testing.T) {
@@ -18,7 +20,7 @@ func TestOutboxAppendsAndReads(t *testing.T) {
 	for i := range 20 {
 		wg.Go(func() {
 			text := "tapswitch: " + []string{"111111", "222222"}[i%2] + " is your code"
-			if err := o.Send(context.Background(), Message{Time: now, To: "alice", Ref: []string{"a", "b"}[i%2], Text: text}); err != nil {
+			if err := o.Send(context.Background(), Message{Time: now, To: "13812345634", Ref: []string{"a", "b"}[i%2], Text: text}); err != nil {
 				t.Error(err)
 			}
 		})
@@ -29,7 +31,7 @@ func TestOutboxAppendsAndReads(t *testing.T) {
 		t.Fatalf("ReadOutbox: %d messages, %v", len(msgs), err)
 	}
 	m, err := Latest(path, "b")
-	if err != nil || m.To != "alice" || !m.Time.Equal(now) {
+	if err != nil || m.ToMasked != "1**-****-**34" || m.To != "" || !m.Time.Equal(now) {
 		t.Fatalf("Latest: %+v, %v", m, err)
 	}
 	if code, err := Code(m.Text); err != nil || code != "222222" {
@@ -37,6 +39,10 @@ func TestOutboxAppendsAndReads(t *testing.T) {
 	}
 	if _, err := Latest(path, "c"); err == nil {
 		t.Fatal("Latest found a message for a ref never sent")
+	}
+	raw, _ := os.ReadFile(path)
+	if strings.Contains(string(raw), "3812345") {
+		t.Fatal("the outbox holds the number in clear")
 	}
 	info, err := os.Stat(path)
 	if err != nil || info.Mode().Perm() != 0o600 {
@@ -47,7 +53,7 @@ func TestOutboxAppendsAndReads(t *testing.T) {
 func TestOutboxSkipsATornLine(t *testing.T) {
 	path := filepath.Join(t.TempDir(), OutboxFileName)
 	o := NewOutbox(path)
-	o.Send(context.Background(), Message{To: "a", Ref: "r1", Text: "123456"})
+	o.Send(context.Background(), Message{To: "13812345634", Ref: "r1", Text: "123456"})
 	f, _ := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
 	f.WriteString(`{"to":"a","ref":"r2","te`)
 	f.Close()
@@ -60,13 +66,13 @@ func TestOutboxSkipsATornLine(t *testing.T) {
 func TestOutboxRollsOverWhenFull(t *testing.T) {
 	path := filepath.Join(t.TempDir(), OutboxFileName)
 	o := NewOutbox(path)
-	if err := o.Send(context.Background(), Message{To: "a", Ref: "old", Text: "111111"}); err != nil {
+	if err := o.Send(context.Background(), Message{To: "13812345634", Ref: "old", Text: "111111"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Truncate(path, outboxBytesMax); err != nil { // pad to the bound
 		t.Fatal(err)
 	}
-	if err := o.Send(context.Background(), Message{To: "a", Ref: "new", Text: "222222"}); err != nil {
+	if err := o.Send(context.Background(), Message{To: "13812345634", Ref: "new", Text: "222222"}); err != nil {
 		t.Fatal(err)
 	}
 	info, err := os.Stat(path)
@@ -99,5 +105,18 @@ func TestCode(t *testing.T) {
 		if got != want || (want == "") != (err != nil) {
 			t.Errorf("Code(%q) = %q, %v; want %q", text, got, err, want)
 		}
+	}
+}
+
+func TestOutboxSendsOnlyToAPhoneNumber(t *testing.T) {
+	path := filepath.Join(t.TempDir(), OutboxFileName)
+	o := NewOutbox(path)
+	for _, to := range []string{"", "alice", "1381234563"} {
+		if err := o.Send(context.Background(), Message{To: iso8583.Phone(to), Ref: "r", Text: "123456"}); err == nil {
+			t.Errorf("sent to %q", to)
+		}
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("a refused message reached the outbox: %v", err)
 	}
 }

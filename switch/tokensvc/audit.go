@@ -57,6 +57,10 @@ const (
 	actorSystem      = "system"
 )
 
+// actCardBoundElsewhere is in the trail of an account whose card another
+// account is adding (the cardholder's SMS warned them too).
+const actCardBoundElsewhere = "card.bound_elsewhere"
+
 // audit adds rec to b under the next sequence number, in the global trail
 // and in the account's. The caller holds s.mu, which orders the numbers,
 // and commits b; a failed commit leaves a gap, which is harmless.

@@ -4,13 +4,10 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
 	"time"
-
-	moov "github.com/moov-io/iso8583"
 
 	"github.com/tapswitch/tapswitch/iso8583"
 	"github.com/tapswitch/tapswitch/router/bintable"
@@ -64,128 +61,6 @@ func allDigits(s string) bool {
 		}
 	}
 	return s != ""
-}
-
-// handleAddCard is POST /v1/devices/{device}/cards {pan, expiry, cvn2}:
-// the issuer verifies the card, and on its approval a code goes out.
-func (s *Service) handleAddCard(w http.ResponseWriter, r *http.Request, login string) {
-	deviceID := r.PathValue("device")
-	if !devicePattern.MatchString(deviceID) {
-		writeError(w, errBadRequest("bad_device", "device ID must be 1-64 of A-Z a-z 0-9 . _ : -"))
-		return
-	}
-	var c cardDetails
-	if e := decodeBody(w, r, &c); e != nil {
-		writeError(w, e)
-		return
-	}
-	if e := c.check(); e != nil {
-		writeError(w, e)
-		return
-	}
-	pan := iso8583.PAN(c.PAN)
-	route, ok := s.cfg.Table.Lookup(c.PAN)
-	if !ok {
-		writeError(w, newError(http.StatusUnprocessableEntity, "unknown_bin", "no issuer on this network issues this card number"))
-		return
-	}
-	is, ok := s.cfg.Issuers[route.Issuer]
-	if !ok {
-		writeError(w, newError(http.StatusServiceUnavailable, "no_route", "the card's issuer is not connected to this switch").
-			with("issuer_code", iso8583.RCNoRoute))
-		return
-	}
-	if e := s.admitCard(login, deviceID); e != nil {
-		writeError(w, e)
-		return
-	}
-	rc, e := s.verifyCard(r.Context(), is, route, c, deviceID)
-	if e != nil {
-		s.auditCardVerify(login, remote(r), deviceID, pan, route.Issuer, e.code)
-		writeError(w, e)
-		return
-	}
-	if rc != iso8583.RCApproved {
-		s.log.Info().Str("account", login).Stringer("card", pan).Str("issuer", route.Issuer).Str("rc", rc).Msg("card declined by issuer")
-		s.auditCardVerify(login, remote(r), deviceID, pan, route.Issuer, "declined "+rc)
-		writeError(w, declined(rc))
-		return
-	}
-	bd, code, e := s.newBinding(login, deviceID, c, route)
-	if e != nil {
-		writeError(w, e)
-		return
-	}
-	if e := s.storeBinding(bd, remote(r)); e != nil {
-		writeError(w, e)
-		return
-	}
-	if e := s.sendCode(r.Context(), bd, code, remote(r)); e != nil {
-		writeError(w, e)
-		return
-	}
-	s.log.Info().Str("account", login).Str("device", deviceID).Stringer("card", pan).Str("issuer", route.Issuer).
-		Str("binding", bd.ID).Msg("card verified, code sent")
-	writeJSON(w, http.StatusAccepted, map[string]any{
-		"binding_id": bd.ID, "device_id": deviceID, "card": bd.Card, "issuer": bd.Issuer,
-		"code_expires_at": bd.CodeExpires, "attempts": codeAttemptsMax,
-	})
-}
-
-// declined is the answer to an issuer's refusal: 402 for a refusal of the
-// card, 502 for an issuer that could not process the request.
-func declined(rc string) *apiError {
-	switch rc {
-	case iso8583.RCDoNotHonor, iso8583.RCNoSuchCard, iso8583.RCExpiredCard, iso8583.RCInsufficientFunds,
-		iso8583.RCNotPermitted, iso8583.RCSuspectedFraud, iso8583.RCRestrictedCard:
-		return newError(http.StatusPaymentRequired, "card_declined",
-			"the issuer declined the card: "+iso8583.ResponseText(rc)+" (check number, expiry and CVN2)").with("issuer_code", rc)
-	case iso8583.RCIssuerUnavailable:
-		return newError(http.StatusServiceUnavailable, "issuer_unavailable", "the issuer is unavailable; try again later").
-			with("issuer_code", rc)
-	}
-	return newError(http.StatusBadGateway, "issuer_error", "the issuer could not verify the card: "+iso8583.ResponseText(rc)).
-		with("issuer_code", rc)
-}
-
-// admitCard checks that the account may ask for a verification now, and
-// counts the attempt durably before the issuer is asked: the bound on
-// verifications is what stops a session from guessing CVN2s.
-func (s *Service) admitCard(login, deviceID string) *apiError {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if e := s.checkDeviceForBinding(login, deviceID); e != nil {
-		return e
-	}
-	var acct account
-	if found, err := s.st.get(accountKey(login), &acct); err != nil || !found {
-		return s.internalErr("card verification", errors.Join(err, errors.New("account vanished")))
-	}
-	now := s.now()
-	if now.Sub(acct.CardWindow) >= cardAttemptWindow || now.Before(acct.CardWindow) {
-		acct.CardWindow, acct.CardAttempts = now.UTC(), 0
-	}
-	if acct.CardAttempts >= cardAttemptsMax {
-		e := newError(http.StatusTooManyRequests, "too_many_cards",
-			fmt.Sprintf("at most %d card verifications an hour", cardAttemptsMax))
-		e.retryAfter = acct.CardWindow.Add(cardAttemptWindow).Sub(now)
-		return e
-	}
-	pending, err := s.pendingBindings(login, now)
-	if err != nil {
-		return s.internalErr("card verification", err)
-	}
-	if pending >= pendingBindingsPerAccountMax {
-		return newError(http.StatusTooManyRequests, "too_many_pending",
-			fmt.Sprintf("%d cards are waiting for their codes: confirm them or wait %v", pending, codeTTL))
-	}
-	acct.CardAttempts++
-	b := s.st.newBatch()
-	b.put(accountKey(login), acct)
-	if err := b.commit(); err != nil {
-		return s.internalErr("card verification", err)
-	}
-	return nil
 }
 
 // checkDeviceForBinding: a card may be bound to a device of the account,
@@ -250,81 +125,10 @@ func (s *Service) pendingBindings(login string, now time.Time) (int, error) {
 	return pending, b.commit()
 }
 
-// verifyCard asks the issuer: an 0100 account verification, amount zero,
-// PAN, expiry and CVN2. It returns the issuer's DE39, or the answer to give
-// when the issuer could not be asked.
-func (s *Service) verifyCard(ctx context.Context, is Issuer, route bintable.Entry, c cardDetails, deviceID string) (string, *apiError) {
-	select {
-	case s.verifySlots <- struct{}{}:
-	default:
-		return "", newError(http.StatusServiceUnavailable, "busy", "too many card verifications in progress; try again")
-	}
-	defer func() { <-s.verifySlots }()
-	req := s.verificationRequest(is, c, deviceID)
-	resp, err := is.Link.Exchange(ctx, req)
-	if err != nil {
-		// A verification holds no money, so an unanswered one needs no
-		// reversal: the wallet simply asks again.
-		s.log.Warn().Err(err).Str("issuer", route.Issuer).Msg("card verification unanswered")
-		return "", newError(http.StatusServiceUnavailable, "issuer_unavailable", "the issuer did not answer; try again later").
-			with("issuer_code", iso8583.RCIssuerUnavailable)
-	}
-	mti, _ := resp.GetMTI()
-	rc := iso8583.FieldValue(resp, iso8583.FieldResponseCode)
-	if mti != iso8583.MTIAuthResponse || len(rc) != 2 {
-		s.log.Warn().Str("issuer", route.Issuer).Str("mti", mti).Msg("card verification: malformed issuer answer")
-		return "", newError(http.StatusBadGateway, "issuer_error", "the issuer's answer was malformed").
-			with("issuer_code", iso8583.RCSystemError)
-	}
-	return rc, nil
-}
-
-// Fields of the account verification that identify the switch as the
-// acquirer of its own request (docs/wire.md, DE48).
-const (
-	verifyTerminalID = "TOKENSVC"
-	verifyMerchantID = "TAPSWITCHWALLET"
-	verifyEntryMode  = "012" // keyed in, no PIN
-)
-
-func (s *Service) verificationRequest(is Issuer, c cardDetails, deviceID string) *moov.Message {
-	now := s.now().UTC()
-	stan := is.Link.NextSTAN()
-	m := iso8583.NewMessage()
-	m.MTI(iso8583.MTIAuthRequest)
-	m.Field(iso8583.FieldPAN, c.PAN)
-	m.Field(iso8583.FieldProcessingCode, iso8583.ProcPurchase)
-	m.Field(iso8583.FieldAmount, iso8583.Amount(0).Field())
-	m.Field(iso8583.FieldTransmissionTime, now.Format("0102150405"))
-	m.Field(iso8583.FieldSTAN, stan)
-	m.Field(iso8583.FieldExpiry, c.Expiry)
-	m.Field(iso8583.FieldPOSEntryMode, verifyEntryMode)
-	m.Field(iso8583.FieldAcquirer, s.cfg.Institution)
-	m.Field(iso8583.FieldForwarder, s.cfg.Institution)
-	// RRN: last digit of the year, day of the year, hour, STAN.
-	m.Field(iso8583.FieldRRN, fmt.Sprintf("%d%03d%02d%s", now.Year()%10, now.YearDay(), now.Hour(), stan))
-	m.Field(iso8583.FieldTerminalID, verifyTerminalID)
-	m.Field(iso8583.FieldMerchantID, verifyMerchantID)
-	av := iso8583.AccountVerification{RequestorID: s.cfg.RequestorID, DeviceID: deviceID, CVN2: iso8583.CVN2(c.CVN2)}
-	m.Field(iso8583.FieldPrivateTokenData, av.Encode())
-	m.Field(iso8583.FieldCurrency, iso8583.CurrencyCNY)
-	m.Field(iso8583.FieldReceivingInstitution, is.Institution)
-	return m
-}
-
-func (s *Service) auditCardVerify(login, from, deviceID string, pan iso8583.PAN, issuer, outcome string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b := s.st.newBatch()
-	s.audit(b, AuditRecord{Actor: login, Remote: from, Account: login, Action: actCardVerify, Device: deviceID,
-		Card: pan.String(), Outcome: outcome, Detail: "issuer " + issuer})
-	if err := b.commit(); err != nil {
-		s.log.Error().Err(err).Msg("audit of a declined card verification")
-	}
-}
-
-// newBinding makes a pending binding and its code.
-func (s *Service) newBinding(login, deviceID string, c cardDetails, route bintable.Entry) (binding, string, *apiError) {
+// newBinding makes a pending binding and its code. phone is where the
+// issuer said the code must go; others is how many other accounts hold a
+// live token of the card.
+func (s *Service) newBinding(login, deviceID string, c cardDetails, route bintable.Entry, phone iso8583.Phone, others int) (binding, string, *apiError) {
 	idBytes := make([]byte, bindingIDBytes)
 	if err := s.random(idBytes); err != nil {
 		return binding{}, "", s.internalErr("binding", err)
@@ -337,13 +141,17 @@ func (s *Service) newBinding(login, deviceID string, c cardDetails, route bintab
 	now := s.now().UTC()
 	return binding{
 		V: recordFormat, ID: id, Login: login, Device: deviceID, State: bindingPending,
-		SealedPAN: s.cfg.Keys.Seal([]byte(c.PAN), bindingAAD(id)),
-		Card:      iso8583.MaskPAN(c.PAN), CardExpiry: c.Expiry, Issuer: route.Issuer, Product: string(route.Product),
+		SealedPAN:   s.cfg.Keys.Seal([]byte(c.PAN), bindingAAD(id)),
+		SealedPhone: s.cfg.Keys.Seal([]byte(phone.Clear()), bindingPhoneAAD(id)), PhoneHint: phone.Masked(),
+		OtherAccounts: others,
+		Card:          iso8583.MaskPAN(c.PAN), CardExpiry: c.Expiry, Issuer: route.Issuer, Product: string(route.Product),
 		CodeHash: s.codeHash(id, code), CodeExpires: now.Add(codeTTL), AttemptsLeft: codeAttemptsMax, CreatedAt: now,
 	}, code, nil
 }
 
 func bindingAAD(id string) []byte { return []byte("tokensvc binding " + id) }
+
+func bindingPhoneAAD(id string) []byte { return []byte("tokensvc binding phone " + id) }
 
 // codeHash is a keyed hash of a binding's code: a plain hash of a 6-digit
 // code is reversed by trying a million codes, a keyed one needs the
@@ -353,27 +161,50 @@ func (s *Service) codeHash(id, code string) []byte {
 }
 
 // storeBinding makes a binding durable before its code is sent, so every
-// code that goes out belongs to a stored binding.
-func (s *Service) storeBinding(bd binding, from string) *apiError {
+// code that goes out belongs to a stored binding. When other accounts hold
+// the card, each of their trails records that it is being bound elsewhere.
+func (s *Service) storeBinding(bd binding, from string, others []string) *apiError {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	b := s.st.newBatch()
 	b.put(bindingKey(bd.ID), bd)
 	b.setEmpty(accountBindingKey(bd.Login, bd.ID))
+	detail := "issuer " + bd.Issuer + " approved (00); code sent by SMS to the cardholder's phone " + bd.PhoneHint
+	if len(others) > 0 {
+		detail += fmt.Sprintf("; the card has live tokens in %d other wallet account(s): the SMS warned the cardholder", len(others))
+	}
 	s.audit(b, AuditRecord{Actor: bd.Login, Remote: from, Account: bd.Login, Action: actBindingCreate, Device: bd.Device,
-		Card: bd.Card, Binding: bd.ID, Outcome: outcomeOK, Detail: "issuer " + bd.Issuer + " approved (00); code sent by SMS"})
+		Card: bd.Card, Binding: bd.ID, Outcome: outcomeOK, Detail: detail})
+	for _, other := range others {
+		s.audit(b, AuditRecord{Actor: actorSystem, Account: other, Action: actCardBoundElsewhere, Card: bd.Card,
+			Outcome: "cardholder_warned", Detail: "another wallet account is adding this card; the code went to the cardholder's phone " +
+				bd.PhoneHint + ", with a warning"})
+	}
 	if err := b.commit(); err != nil {
 		return s.internalErr("binding", err)
 	}
 	return nil
 }
 
-// sendCode sends the code; when it cannot, the binding fails, so no binding
-// waits for a code that never went out.
-func (s *Service) sendCode(ctx context.Context, bd binding, code, from string) *apiError {
-	text := fmt.Sprintf("tapswitch: %s is your code to add card %s to your wallet. It expires in %d minutes. Never share it.",
-		code, bd.Card[len(bd.Card)-4:], int(codeTTL/time.Minute))
-	err := s.cfg.SMS.Send(ctx, sms.Message{Time: s.now().UTC(), To: bd.Login, Ref: bd.ID, Text: text})
+// codeText is the SMS. A card already in another account gets a warning
+// first, since its holder may be the victim of a stolen card's details,
+// not the one adding it.
+func codeText(bd binding, code string) string {
+	last4 := bd.Card[len(bd.Card)-4:]
+	minutes := int(codeTTL / time.Minute)
+	if bd.OtherAccounts > 0 {
+		return fmt.Sprintf("tapswitch: your card ending %s is being added to ANOTHER wallet account than the one it is in. "+
+			"Only if that is you, the code is %s (expires in %d minutes). If not, share it with nobody and call your bank.",
+			last4, code, minutes)
+	}
+	return fmt.Sprintf("tapswitch: %s is your code to add your card ending %s to a phone wallet. It expires in %d minutes. Never share it.",
+		code, last4, minutes)
+}
+
+// sendCode sends the code to the cardholder's phone; when it cannot, the
+// binding fails, so no binding waits for a code that never went out.
+func (s *Service) sendCode(ctx context.Context, bd binding, code string, phone iso8583.Phone, from string) *apiError {
+	err := s.cfg.SMS.Send(ctx, sms.Message{Time: s.now().UTC(), To: phone, Ref: bd.ID, Text: codeText(bd, code)})
 	if err == nil {
 		return nil
 	}

@@ -16,6 +16,11 @@ type client struct {
 	t       *testing.T
 	w       *tokensvctest.World
 	session string
+	// hc, when set, is the HTTP client to call with (e.g. one that dials
+	// from another loopback address); nil means http.DefaultClient.
+	hc *http.Client
+	// header is added to every request.
+	header http.Header
 }
 
 // reply is one answer: status, body as JSON, headers.
@@ -54,11 +59,18 @@ func (c *client) do(method, path string, body any) reply {
 	if err != nil {
 		c.t.Fatal(err)
 	}
+	for k, v := range c.header {
+		req.Header[k] = v
+	}
 	req.Header.Set("Content-Type", "application/json")
 	if c.session != "" {
 		req.Header.Set("Authorization", "Bearer "+c.session)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	hc := c.hc
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		c.t.Fatal(err)
 	}

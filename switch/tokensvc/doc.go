@@ -9,7 +9,9 @@
 //	                                  0100 account verification to the issuer
 //	                                  over its link (amount 0, PAN, expiry,
 //	                                  CVN2 in DE48 tag 04); on 00 a binding
-//	                                  and a 6-digit code sent by SMS
+//	                                  and a 6-digit code sent by SMS to the
+//	                                  cardholder's phone that the issuer
+//	                                  named in the 0110's DE48 tag 05
 //	POST /v1/bindings/{id}/confirm    the code: the token is created in the
 //	                                  vault, and its key goes to the wallet,
 //	                                  in this answer and never again
@@ -18,6 +20,15 @@
 // one, and turn a whole device off or on (the lost phone).
 //
 // # Rules
+//
+// The code goes to the phone number the issuer has on file for the
+// cardholder, never to the account that asks: card details are all a thief
+// needs, the cardholder's phone is not. A card that already has live tokens
+// in another account is bound the same way, with a warning in the SMS and a
+// card.bound_elsewhere record in those accounts' trails. Every failed
+// verification is answered alike (verify.go says how, timing included), and
+// verifications are bounded per account and, across accounts, per card,
+// device and client address (limits.go).
 //
 // A token, device or binding that is not the caller's is "not found" (404),
 // exactly like one that does not exist. A device belongs to the first
@@ -34,10 +45,12 @@
 // parameters; sessions are 32 random bytes whose SHA-256 is the store key;
 // SMS codes are stored as an HMAC under the vault's index key (a plain hash
 // of a 6-digit code is reversed by trying a million codes); the PAN of a
-// pending binding is sealed with the vault's data key. Password and code
+// pending binding, and the cardholder's phone, are sealed with the vault's
+// data key. Password and code
 // hashes are compared in constant time. No clear PAN, CVN2, code, password,
-// session or key is ever logged or written to the audit trail; PANs and
-// tokens appear masked (first 6, last 4).
+// session, key or phone number is ever logged or written to the audit
+// trail; PANs and tokens appear masked (first 6, last 4), phones as
+// 1**-****-**34.
 //
 // # Bounds
 //
@@ -45,6 +58,9 @@
 //	passwordHashesInFlightMax 4   more logins wait for a slot
 //	sessionsPerAccountMax 8       a new login ends the oldest
 //	cardAttemptsMax 10 an hour    card verifications per account: 429
+//	verificationsPerCardMax 5 in 24h, verificationsPerDeviceMax 10 an hour,
+//	verificationsPerAddressMax 20 an hour   across accounts: 429
+//	verifyFailureAnswerMin 250 ms  no failed verification is answered sooner
 //	pendingBindingsPerAccountMax 4 codes outstanding per account: 429
 //	verificationsInFlightMax 32   issuer verifications at once: 503
 //	codeAttemptsMax 5, codeTTL 5 min   then the binding is gone: 410
@@ -63,13 +79,20 @@
 //	s/<hex SHA-256 of session>     session: login, expiry
 //	S/<login>/<hex SHA-256>        empty: the account's sessions
 //	b/<binding id>                 binding: state, sealed PAN, masked PAN,
-//	                               code HMAC, expiry, attempts left, token
+//	                               sealed phone and its mask, code HMAC,
+//	                               expiry, attempts left, token
 //	B/<login>/<binding id>         empty: the account's recent bindings
 //	d/<device>                     device: owner, off, tokens held off
 //	D/<login>/<device>             empty: the account's devices
 //	g/<seq, 16 hex digits>         audit record, in global order
 //	l/<login>/<seq>                empty: the account's audit trail
 //	m/accounts                     number of accounts
+//	v/c/<window>/<hex PAN HMAC>    verifications of a card in a window
+//	v/d/<window>/<device>          ... of a device
+//	v/r/<window>/<address>         ... from a client address (IPv6: /64)
+//	                               (<window>: its start, Unix seconds as 16
+//	                               hex digits; older than the previous
+//	                               window: deleted)
 //
 // Logins and device IDs cannot contain '/', so one account's prefix never
 // matches another's keys.

@@ -31,3 +31,14 @@ func RoutePatterns(s *Service) []string {
 	}
 	return out
 }
+
+// LimitRecords counts the stored counts of the cross-account verification
+// bounds.
+func LimitRecords(s *Service) (int, error) {
+	keys, err := s.st.keysUnder("v/", 1<<20)
+	return len(keys), err
+}
+
+// VerifyFailureAnswerMin is the floor under every failed verification's
+// answer.
+const VerifyFailureAnswerMin = verifyFailureAnswerMin

@@ -106,6 +106,9 @@ type Service struct {
 	// failAt, set only by tests, makes a step of issue fail as a full disk
 	// or a dying vault would.
 	failAt func(step string) error
+	// limitsSwept is, per cross-account limit, the window whose older
+	// windows sweepLimits last deleted (guarded by mu).
+	limitsSwept map[string]time.Time
 }
 
 var tokenBINPattern = regexp.MustCompile(`^[0-9]+$`)
@@ -162,6 +165,7 @@ func New(cfg Config) (*Service, error) {
 		cfg: cfg, st: st, log: cfg.Log.With().Str("component", "tokensvc").Logger(),
 		hashSlots:   make(chan struct{}, passwordHashesInFlightMax),
 		verifySlots: make(chan struct{}, verificationsInFlightMax),
+		limitsSwept: make(map[string]time.Time, len(limits)),
 	}
 	if err := s.loadAuditSeq(); err != nil {
 		st.close()

@@ -26,6 +26,9 @@ const (
 	prefixAudit          = "g/"
 	prefixAccountAudit   = "l/"
 	keyAccountCount      = "m/accounts"
+	prefixLimitCard      = "v/c/"
+	prefixLimitDevice    = "v/d/"
+	prefixLimitAddress   = "v/r/"
 	// recordFormat is the "v" of every stored JSON record.
 	recordFormat = 1
 )
@@ -81,16 +84,24 @@ type binding struct {
 	Device string       `json:"device"`
 	State  bindingState `json:"state"`
 	// SealedPAN is Keyring.Seal(PAN, aad "tokensvc binding <id>").
-	SealedPAN    []byte    `json:"sealed_pan"`
-	Card         string    `json:"card"` // the PAN masked
-	CardExpiry   string    `json:"card_expiry"`
-	Issuer       string    `json:"issuer"`
-	Product      string    `json:"product"`
-	CodeHash     []byte    `json:"code_hash"`
-	CodeExpires  time.Time `json:"code_expires"`
-	AttemptsLeft int       `json:"attempts_left"`
-	Token        string    `json:"token,omitempty"` // from bindingIssuing on
-	CreatedAt    time.Time `json:"created_at"`
+	SealedPAN []byte `json:"sealed_pan"`
+	// SealedPhone is Keyring.Seal(the cardholder's phone, aad "tokensvc
+	// binding phone <id>"): the number the issuer named, where the code
+	// went. PhoneHint is it masked, as the wallet was shown it.
+	SealedPhone []byte `json:"sealed_phone"`
+	PhoneHint   string `json:"phone_hint"`
+	// OtherAccounts counts the other wallet accounts that held a live token
+	// of the card when the binding began (the cardholder was warned).
+	OtherAccounts int       `json:"other_accounts,omitempty"`
+	Card          string    `json:"card"` // the PAN masked
+	CardExpiry    string    `json:"card_expiry"`
+	Issuer        string    `json:"issuer"`
+	Product       string    `json:"product"`
+	CodeHash      []byte    `json:"code_hash"`
+	CodeExpires   time.Time `json:"code_expires"`
+	AttemptsLeft  int       `json:"attempts_left"`
+	Token         string    `json:"token,omitempty"` // from bindingIssuing on
+	CreatedAt     time.Time `json:"created_at"`
 }
 
 // device is a phone an account has bound cards to. Off is the lost-phone
@@ -203,6 +214,13 @@ func (b *batch) setEmpty(key string) {
 func (b *batch) del(key string) {
 	if b.err == nil {
 		b.err = b.b.Delete([]byte(key), nil)
+	}
+}
+
+// delRange deletes the keys from lo up to, not including, hi.
+func (b *batch) delRange(lo, hi string) {
+	if b.err == nil {
+		b.err = b.b.DeleteRange([]byte(lo), []byte(hi), nil)
 	}
 }
 

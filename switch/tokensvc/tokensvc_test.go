@@ -14,6 +14,7 @@ import (
 
 	"github.com/tapswitch/tapswitch/iso8583"
 	"github.com/tapswitch/tapswitch/switch/sms"
+	"github.com/tapswitch/tapswitch/switch/tokensvc"
 	"github.com/tapswitch/tapswitch/switch/tokensvc/tokensvctest"
 	"github.com/tapswitch/tapswitch/switch/vault"
 )
@@ -25,7 +26,7 @@ func TestFourStepsBindACard(t *testing.T) {
 
 	r := c.want(c.addCard("PHONE-A", card.PAN.Clear(), card.Expiry, card.CVN2().Clear()), 202, "")
 	id := r.str("binding_id")
-	if len(id) != 32 || r.str("card") != card.PAN.String() || r.num("attempts") != 5 {
+	if len(id) != 32 || r.str("card") != card.PAN.String() || r.num("attempts") != 5 || r.str("code_sent_to") != card.Phone.Masked() {
 		t.Fatalf("add card answer %s", r.raw)
 	}
 	// The issuer got an account verification and posted nothing.
@@ -38,9 +39,10 @@ func TestFourStepsBindACard(t *testing.T) {
 	if n := len(w.Fleet.Issuer(card.IssuerID).Ledger()); n != 0 {
 		t.Fatalf("the verification posted %d ledger entries", n)
 	}
-	// One SMS, to the account, with a 6-digit code.
+	// One SMS, to the cardholder's phone the issuer named (the outbox
+	// shows it masked), with a 6-digit code.
 	msg, err := sms.Latest(w.Outbox, id)
-	if err != nil || msg.To != "alice" {
+	if err != nil || msg.ToMasked != card.Phone.Masked() || strings.Contains(msg.Text, "alice") {
 		t.Fatalf("outbox: %+v, %v", msg, err)
 	}
 	code := w.Code(t, id)
@@ -219,7 +221,7 @@ func TestBadCardInput(t *testing.T) {
 		{"month 13", "PHONE-F", pan, "3013", cvn, 400, "bad_expiry"},
 		{"2-digit CVN2", "PHONE-F", pan, exp, "12", 400, "bad_cvn2"},
 		{"bad device", "PHONE F", pan, exp, cvn, 400, "bad_device"},
-		{"unknown BIN", "PHONE-F", "4111111111111111", exp, cvn, 422, "unknown_bin"},
+		{"unknown BIN", "PHONE-F", "4111111111111111", exp, cvn, 402, "card_declined"},
 		{"issuer not connected", "PHONE-F", luhn("6228488000000"), exp, cvn, 503, "no_route"},
 	}
 	for _, tt := range tests {
@@ -242,24 +244,40 @@ func TestIssuerDeclines(t *testing.T) {
 	c := newUser(t, w, "grace")
 	good := w.Cards[tokensvctest.CardGood]
 	wrongCVN2 := fmt.Sprintf("%03d", (atoi(good.CVN2().Clear())+1)%1000)
+	card := func(label string) (string, string, string) {
+		c := w.Cards[label]
+		return c.PAN.Clear(), c.Expiry, c.CVN2().Clear()
+	}
 	tests := []struct {
 		name, pan, expiry, cvn2, issuerCode string
 	}{
 		{"wrong CVN2", good.PAN.Clear(), good.Expiry, wrongCVN2, "05"},
 		{"wrong expiry", good.PAN.Clear(), "3912", good.CVN2().Clear(), "54"},
-		{"blocked", w.Cards[tokensvctest.CardBlocked].PAN.Clear(), w.Cards[tokensvctest.CardBlocked].Expiry,
-			w.Cards[tokensvctest.CardBlocked].CVN2().Clear(), "05"},
-		{"expired", w.Cards[tokensvctest.CardExpired].PAN.Clear(), w.Cards[tokensvctest.CardExpired].Expiry,
-			w.Cards[tokensvctest.CardExpired].CVN2().Clear(), "54"},
-		{"unknown at the issuer", w.Cards[tokensvctest.CardUnknown].PAN.Clear(), w.Cards[tokensvctest.CardUnknown].Expiry,
-			w.Cards[tokensvctest.CardUnknown].CVN2().Clear(), "14"},
+		{"blocked", "", "", "", "05"},
+		{"expired", "", "", "", "54"},
+		{"unknown at the issuer", "", "", "", "14"},
+		{"no phone on the issuer's file", "", "", "", "00 without tag 05"},
+		{"BIN of no issuer", "4111111111111111", good.Expiry, good.CVN2().Clear(), "none"},
 	}
+	for i, label := range []string{tokensvctest.CardBlocked, tokensvctest.CardExpired, tokensvctest.CardUnknown, tokensvctest.CardNoPhone} {
+		tests[2+i].pan, tests[2+i].expiry, tests[2+i].cvn2 = card(label)
+	}
+	// Every failure is answered alike, so the answers are no oracle for a
+	// card tester: the same status and the same body, byte for byte.
+	var first string
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c.t = t
+			start := time.Now()
 			r := c.want(c.addCard("PHONE-G", tt.pan, tt.expiry, tt.cvn2), 402, "card_declined")
-			if r.str("issuer_code") != tt.issuerCode {
-				t.Fatalf("issuer code %s, want %s", r.str("issuer_code"), tt.issuerCode)
+			if took := time.Since(start); took < tokensvc.VerifyFailureAnswerMin {
+				t.Fatalf("answered in %v, sooner than the floor every failure waits out", took)
+			}
+			if first == "" {
+				first = r.raw
+			}
+			if r.raw != first || r.header.Get("Retry-After") != "" {
+				t.Fatalf("answer %s differs from %s", r.raw, first)
 			}
 		})
 	}
@@ -269,7 +287,10 @@ func TestIssuerDeclines(t *testing.T) {
 	}
 	assertNothingCreated(t, w, "grace", "PHONE-G")
 	audit := c.want(c.do("GET", "/v1/audit", nil), 200, "")
-	if strings.Count(audit.raw, `"declined 05"`) != 2 || strings.Count(audit.raw, `"declined 54"`) != 2 {
+	// The audit trail keeps the real reasons.
+	if strings.Count(audit.raw, `"declined 05"`) != 2 || strings.Count(audit.raw, `"declined 54"`) != 2 ||
+		strings.Count(audit.raw, `"declined 14"`) != 1 || strings.Count(audit.raw, `"unknown_bin:`) != 1 ||
+		strings.Count(audit.raw, `named no phone`) != 1 {
 		t.Fatalf("audit %s", audit.raw)
 	}
 
@@ -294,11 +315,12 @@ func TestCardVerificationsAreBounded(t *testing.T) {
 	w := tokensvctest.Start(t)
 	c := newUser(t, w, "heidi")
 	good := w.Cards[tokensvctest.CardGood]
-	wrong := fmt.Sprintf("%03d", (atoi(good.CVN2().Clear())+1)%1000)
-	for range 10 {
-		c.want(c.addCard("PHONE-H", good.PAN.Clear(), good.Expiry, wrong), 402, "card_declined")
+	// Ten numbers of no issuer, each from its own device, so that only the
+	// account's own bound is reached.
+	for i := range 10 {
+		c.want(c.addCard(fmt.Sprintf("PHONE-H%d", i), luhn(fmt.Sprintf("411111000000%03d", i)), good.Expiry, "123"), 402, "card_declined")
 	}
-	r := c.want(c.addCard("PHONE-H", good.PAN.Clear(), good.Expiry, good.CVN2().Clear()), 429, "too_many_cards")
+	r := c.want(c.addCard("PHONE-H", good.PAN.Clear(), good.Expiry, good.CVN2().Clear()), 429, "too_many_verifications")
 	if r.header.Get("Retry-After") == "" {
 		t.Fatal("429 without Retry-After")
 	}

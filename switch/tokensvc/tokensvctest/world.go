@@ -46,7 +46,12 @@ const (
 	CardBlocked = "blocked" // ICBC debit, blocked at the issuer
 	CardExpired = "expired" // BOC credit, expired last month
 	CardUnknown = "unknown" // an ICBC number the issuer does not hold
+	CardNoPhone = "nophone" // ICBC debit, active, no phone number on the issuer's file
 )
+
+// PhoneSeed is the world seed the test cards' phone numbers come from
+// (world.PhoneFor).
+const PhoneSeed = 1
 
 // World is a running token service with its issuers.
 type World struct {
@@ -205,12 +210,16 @@ func testCards(t testing.TB, table *bintable.Table, now time.Time) map[string]wo
 			t.Fatalf("no BIN %s", prefix)
 		}
 		body := fmt.Sprintf("%s8%08d", prefix, n)
-		return world.Card{PAN: iso8583.PAN(body + string(iso8583.LuhnCheckDigit(body))), Expiry: expiry,
-			IssuerID: e.Issuer, Product: e.Product, Balance: 1000_00, CreditLimit: 5000_00, Status: status}
+		pan := iso8583.PAN(body + string(iso8583.LuhnCheckDigit(body)))
+		return world.Card{PAN: pan, Expiry: expiry, IssuerID: e.Issuer, Product: e.Product,
+			Balance: 1000_00, CreditLimit: 5000_00, Status: status, Phone: world.PhoneFor(PhoneSeed, pan)}
 	}
 	future := world.YYMM(now.AddDate(3, 0, 0))
 	lastMonth := world.YYMM(time.Date(now.Year(), now.Month()-1, 1, 0, 0, 0, 0, now.Location()))
+	noPhone := card("622202", 6, world.StatusActive, future)
+	noPhone.Phone = ""
 	return map[string]world.Card{
+		CardNoPhone: noPhone,
 		CardGood:    card("622202", 1, world.StatusActive, future),
 		CardGood2:   card("625362", 2, world.StatusActive, future),
 		CardBlocked: card("622202", 3, world.StatusBlocked, future),
@@ -280,13 +289,21 @@ func (s *swappable) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.ServeHTTP(w, r)
 }
 
-// Code returns the one-time code the SMS outbox holds for a binding.
-func (w *World) Code(t testing.TB, bindingID string) string {
+// SMS returns the newest message the SMS outbox holds for a binding: the
+// text the cardholder's phone got, and the number masked.
+func (w *World) SMS(t testing.TB, bindingID string) sms.Message {
 	t.Helper()
 	m, err := sms.Latest(w.Outbox, bindingID)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return m
+}
+
+// Code returns the one-time code the SMS outbox holds for a binding.
+func (w *World) Code(t testing.TB, bindingID string) string {
+	t.Helper()
+	m := w.SMS(t, bindingID)
 	code, err := sms.Code(m.Text)
 	if err != nil {
 		t.Fatal(err)
