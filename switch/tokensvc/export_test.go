@@ -31,3 +31,10 @@ func RoutePatterns(s *Service) []string {
 	}
 	return out
 }
+
+// CountHashes returns a function that tells how many password hashes s
+// has run since CountHashes was called.
+func CountHashes(s *Service) func() int64 {
+	start := s.passwordHashes.Load()
+	return func() int64 { return s.passwordHashes.Load() - start }
+}
