@@ -308,6 +308,7 @@ func TestStolenPhoneCannotTurnItselfOn(t *testing.T) {
 	thief := &client{t: t, w: w}
 	thief.want(thief.do("POST", "/v1/sessions", login("gina", password, "PHONE-G1")), 403, "device_off")
 	thief.want(thief.do("POST", "/v1/sessions", login("gina", "stolen guess", "PHONE-G1")), 401, "wrong_credentials")
+	thief.want(thief.do("POST", "/v1/sessions", login("gina", password, "PHONE G1")), 400, "bad_device")
 	if st := tokenStatus(t, w, token); st != "suspended" {
 		t.Fatalf("token %s after the phone's attempts", st)
 	}
