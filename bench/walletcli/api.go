@@ -54,7 +54,9 @@ func (e *apiError) Error() string {
 	fmt.Fprintf(&b, " [%d %s]", e.Status, e.Code)
 	switch e.Code {
 	case "session_expired", "unknown_session", "no_session":
-		b.WriteString("; run 'wallet login' again")
+		b.WriteString("; run 'wallet login' again (a phone turned off on the lost-phone page is logged out)")
+	case "device_off":
+		b.WriteString("; open the lost-phone page (/lost/ on the switch's API address) to turn it on")
 	}
 	return b.String()
 }

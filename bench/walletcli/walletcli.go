@@ -149,20 +149,6 @@ func runLogin(args []string, stdout, stderr io.Writer) error {
 	if *terminals != "" {
 		w.Switch = *terminals
 	}
-	a := newAPI(*base, "")
-	if *create {
-		if err := a.call("POST", "/v1/accounts", map[string]string{"login": *login, "password": *password}, nil); err != nil {
-			return fmt.Errorf("create account: %w", err)
-		}
-		fmt.Fprintf(stdout, "account %s created\n", *login)
-	}
-	var sess struct {
-		Session   string    `json:"session"`
-		ExpiresAt time.Time `json:"expires_at"`
-	}
-	if err := a.call("POST", "/v1/sessions", map[string]string{"login": *login, "password": *password}, &sess); err != nil {
-		return err
-	}
 	switch {
 	case *device != "":
 		w.DeviceID = *device
@@ -171,12 +157,32 @@ func runLogin(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	w.API, w.Login, w.Session = a.base, *login, sess.Session
+	a := newAPI(*base, "")
+	var created struct {
+		Login string `json:"login"`
+	}
+	if *create {
+		if err := a.call("POST", "/v1/accounts", map[string]string{"login": *login, "password": *password}, &created); err != nil {
+			return fmt.Errorf("create account: %w", err)
+		}
+		fmt.Fprintf(stdout, "account %s created\n", created.Login)
+	}
+	// The session is this phone's: turning the phone off on the
+	// lost-phone page ends it, and an off phone cannot log in.
+	var sess struct {
+		Session   string    `json:"session"`
+		ExpiresAt time.Time `json:"expires_at"`
+	}
+	body := map[string]string{"login": *login, "password": *password, "device": w.DeviceID}
+	if err := a.call("POST", "/v1/sessions", body, &sess); err != nil {
+		return err
+	}
+	w.API, w.Login, w.Session = a.base, strings.ToLower(*login), sess.Session
 	if err := wallet.Save(*path, w); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "logged in as %s on device %s; the session expires at %s\n",
-		*login, w.DeviceID, sess.ExpiresAt.Local().Format(time.TimeOnly))
+		w.Login, w.DeviceID, sess.ExpiresAt.Local().Format(time.TimeOnly))
 	return nil
 }
 

@@ -3,7 +3,9 @@ package walletcli
 import (
 	"bytes"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -144,4 +146,63 @@ func atoi(s string) int {
 	n := 0
 	fmt.Sscan(s, &n)
 	return n
+}
+
+// post sends a JSON body to the token service as another client of the
+// account (a browser) and returns the status and decoded answer.
+func post(t *testing.T, base, path, session string, body any) (int, map[string]any) {
+	t.Helper()
+	raw, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodPost, base+path, bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if session != "" {
+		req.Header.Set("Authorization", "Bearer "+session)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, out
+}
+
+// TestCLIPhoneTurnedOff: the wallet logs in as its device, so turning the
+// phone off from elsewhere logs the wallet out, and it cannot log in
+// again until the phone is turned on with the password.
+func TestCLIPhoneTurnedOff(t *testing.T) {
+	w := tokensvctest.Start(t)
+	file := filepath.Join(t.TempDir(), "phone.json")
+	mustRun(t, "login", "-wallet", file, "-api", w.URL, "-login", "Cleo", "-password", "secret password", "-create", "-device", "PHONE-CLEO")
+	card := w.Cards[tokensvctest.CardGood]
+	mustRun(t, "add-card", "-wallet", file, "-pan", card.PAN.Clear(), "-expiry", card.Expiry, "-cvn2", card.CVN2().Clear())
+	mustRun(t, "confirm", "-wallet", file, "-code", strings.TrimSpace(mustRun(t, "dev-code", "-wallet", file, "-data", filepath.Dir(w.Outbox))))
+	mustRun(t, "tokens", "-wallet", file)
+	if f, _ := wallet.Load(file); f.Login != "cleo" {
+		t.Fatalf("wallet login %q, want the folded cleo", f.Login)
+	}
+	status, sess := post(t, w.URL, "/v1/sessions", "", map[string]string{"login": "cleo", "password": "secret password"})
+	if status != http.StatusCreated {
+		t.Fatalf("browser login %d %v", status, sess)
+	}
+	browser := sess["session"].(string)
+	if status, out := post(t, w.URL, "/v1/devices/PHONE-CLEO/suspend", browser, nil); status != http.StatusOK || out["sessions_ended"] != 1.0 {
+		t.Fatalf("suspend %d %v", status, out)
+	}
+	wantFail(t, 1, "unknown_session", "tokens", "-wallet", file)
+	wantFail(t, 1, "device_off", "login", "-wallet", file, "-login", "cleo", "-password", "secret password")
+	if status, out := post(t, w.URL, "/v1/devices/PHONE-CLEO/resume", browser, map[string]string{"password": "secret password"}); status != http.StatusOK {
+		t.Fatalf("resume %d %v", status, out)
+	}
+	mustRun(t, "login", "-wallet", file, "-login", "cleo", "-password", "secret password")
+	mustRun(t, "tokens", "-wallet", file)
 }

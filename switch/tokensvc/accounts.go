@@ -4,33 +4,23 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
-	"errors"
 	"fmt"
-	"hash/fnv"
 	"net/http"
-	"regexp"
 	"strings"
 	"time"
 
 	"golang.org/x/crypto/argon2"
 )
 
-// Login and lock-out rules.
+// Session and hashing rules; password.go has the password rules and
+// throttle.go the throttle.
 const (
-	loginFailuresMax      = 5
-	lockoutDuration       = 15 * time.Minute
-	passwordBytesMin      = 8
-	passwordBytesMax      = 128
 	accountsMax           = 1_000_000
 	sessionBytes          = 32
 	sessionsPerAccountMax = 8
 	saltBytes             = 16
 	hashBytes             = 32
 )
-
-// loginPattern keeps logins fit for store keys ('/' separates key parts)
-// and for the vault's wallet account field (printable ASCII, 64 bytes).
-var loginPattern = regexp.MustCompile(`^[A-Za-z0-9._@+-]{3,64}$`)
 
 // Argon2Params is the argon2id cost. Each account's hash records the
 // parameters it was made with, so raising them affects new passwords only.
@@ -59,8 +49,8 @@ type passwordHash struct {
 	Hash   []byte       `json:"hash"`
 }
 
-// hashPassword runs argon2id within the bound on concurrent hashes; it
-// gives up when the request does.
+// hashPassword runs argon2id on the normalised password within the bound
+// on concurrent hashes; it gives up when the request does.
 func (s *Service) hashPassword(r *http.Request, password string, salt []byte, p Argon2Params) ([]byte, *apiError) {
 	select {
 	case s.hashSlots <- struct{}{}:
@@ -68,27 +58,45 @@ func (s *Service) hashPassword(r *http.Request, password string, salt []byte, p 
 		return nil, newError(http.StatusServiceUnavailable, "busy", "the service is busy; try again")
 	}
 	defer func() { <-s.hashSlots }()
-	return argon2.IDKey([]byte(password), salt, p.Time, p.MemoryKiB, p.Threads, hashBytes), nil
+	s.passwordHashes.Add(1)
+	return argon2.IDKey([]byte(normalizePassword(password)), salt, p.Time, p.MemoryKiB, p.Threads, hashBytes), nil
 }
 
 type credentials struct {
 	Login    string `json:"login"`
 	Password string `json:"password"`
+	// Device is the phone logging in (the wallet's device ID); empty for
+	// a browser. A session knows its device, so turning the device off
+	// ends it, and a device that is off cannot log in.
+	Device string `json:"device,omitempty"`
 }
 
-// handleCreateAccount is POST /v1/accounts {login, password}.
+// handleCreateAccount is POST /v1/accounts {login, password}. A taken
+// login is 409: a person choosing a name must be told it is taken, so
+// sign-up tells whether a login exists, and is throttled per address
+// (signupsPerAddress) so that it cannot be used to list accounts.
 func (s *Service) handleCreateAccount(w http.ResponseWriter, r *http.Request) {
 	var c credentials
 	if e := decodeBody(w, r, &c); e != nil {
 		writeError(w, e)
 		return
 	}
+	login, ok := foldLogin(c.Login)
 	switch {
-	case !loginPattern.MatchString(c.Login):
-		writeError(w, errBadRequest("bad_login", "login must be 3-64 of A-Z a-z 0-9 . _ @ + -"))
+	case !ok:
+		writeError(w, errBadRequest("bad_login", "login must be 3-64 of A-Z a-z 0-9 . _ @ + - (capitals are folded: Alice is alice)"))
 		return
-	case len(c.Password) < passwordBytesMin || len(c.Password) > passwordBytesMax:
-		writeError(w, errBadRequest("bad_password", fmt.Sprintf("password must be %d-%d bytes", passwordBytesMin, passwordBytesMax)))
+	case c.Device != "":
+		writeError(w, errBadRequest("bad_json", "request body is not the JSON object this endpoint takes: a device is named at login"))
+		return
+	}
+	if problem := passwordProblem(login, c.Password); problem != "" {
+		writeError(w, errBadRequest("bad_password", problem))
+		return
+	}
+	if wait, ok := s.throttle.take(s.now(), addressCharge(signupsPerAddress, remote(r))); !ok {
+		writeError(w, retryLater(http.StatusTooManyRequests, "too_many_signups",
+			"too many sign-ups from this address", wait))
 		return
 	}
 	salt := make([]byte, saltBytes)
@@ -101,14 +109,21 @@ func (s *Service) handleCreateAccount(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
-	acct := account{V: recordFormat, Login: c.Login, CreatedAt: s.now().UTC(),
+	acct := account{V: recordFormat, Login: login, CreatedAt: s.now().UTC(),
 		Password: passwordHash{Params: s.cfg.Argon2, Salt: salt, Hash: hash}}
 	if e := s.createAccount(acct, remote(r)); e != nil {
 		writeError(w, e)
 		return
 	}
-	s.log.Info().Str("account", c.Login).Msg("account created")
+	s.log.Info().Str("account", login).Msg("account created")
 	writeJSON(w, http.StatusCreated, map[string]any{"login": acct.Login, "created_at": acct.CreatedAt})
+}
+
+// retryLater is an error answered with Retry-After.
+func retryLater(status int, code, what string, wait time.Duration) *apiError {
+	e := newError(status, code, fmt.Sprintf("%s: try again in %v", what, wait.Round(time.Second)))
+	e.retryAfter = wait
+	return e
 }
 
 func (s *Service) createAccount(acct account, from string) *apiError {
@@ -145,112 +160,118 @@ func (s *Service) internalErr(what string, err error) *apiError {
 	return newError(http.StatusInternalServerError, "internal", what+" failed; see the switch log")
 }
 
-// dummySalt and the hash made with it stand in for an unknown login, so an
-// unknown login costs the same time as a known one.
+// dummySalt stands in for an unknown login's salt, so an unknown login
+// costs the same hash as a known one.
 var dummySalt = []byte("tapswitch-dummy!")
 
-// handleLogin is POST /v1/sessions {login, password}.
+// errWrongCredentials is the one answer to a failed login, whether the
+// login exists or not.
+func errWrongCredentials() *apiError {
+	return newError(http.StatusUnauthorized, "wrong_credentials", "wrong login or password")
+}
+
+// handleLogin is POST /v1/sessions {login, password[, device]}.
 func (s *Service) handleLogin(w http.ResponseWriter, r *http.Request) {
 	var c credentials
 	if e := decodeBody(w, r, &c); e != nil {
 		writeError(w, e)
 		return
 	}
-	wrong := newError(http.StatusUnauthorized, "wrong_credentials", "wrong login or password")
-	if !loginPattern.MatchString(c.Login) || len(c.Password) > passwordBytesMax {
-		writeError(w, wrong)
+	if c.Device != "" && !devicePattern.MatchString(c.Device) {
+		writeError(w, errBadRequest("bad_device", "device ID must be 1-64 of A-Z a-z 0-9 . _ : -"))
 		return
 	}
-	lock := &s.loginLocks[stripe(c.Login)]
-	lock.Lock()
-	defer lock.Unlock()
-	var acct account
-	found, err := s.st.get(accountKey(c.Login), &acct)
-	if err != nil {
-		s.internal(w, "login", err)
+	login, _ := foldLogin(c.Login)
+	known, ok, e := s.verifyPassword(r, login, c.Password)
+	if e != nil {
+		writeError(w, e)
 		return
 	}
-	now := s.now()
-	if !found {
-		if _, e := s.hashPassword(r, c.Password, dummySalt, s.cfg.Argon2); e != nil {
+	if !ok {
+		if e := s.loginFailed(login, known, remote(r)); e != nil {
 			writeError(w, e)
 			return
 		}
-		writeError(w, wrong)
+		writeError(w, errWrongCredentials())
 		return
 	}
-	if now.Before(acct.LockedUntil) {
-		writeError(w, lockedError(acct.LockedUntil.Sub(now)))
-		return
-	}
-	hash, e := s.hashPassword(r, c.Password, acct.Password.Salt, acct.Password.Params)
+	token, expires, e := s.startSession(login, c.Device, remote(r))
 	if e != nil {
 		writeError(w, e)
 		return
 	}
-	if subtle.ConstantTimeCompare(hash, acct.Password.Hash) != 1 {
-		writeError(w, s.loginFailed(acct.Login, remote(r)))
-		return
-	}
-	token, expires, e := s.startSession(acct.Login, remote(r))
-	if e != nil {
-		writeError(w, e)
-		return
-	}
-	s.log.Info().Str("account", acct.Login).Time("expires_at", expires).Msg("session created")
+	s.log.Info().Str("account", login).Str("device", c.Device).Time("expires_at", expires).Msg("session created")
 	writeJSON(w, http.StatusCreated, map[string]any{"session": token, "expires_at": expires})
 }
 
-func lockedError(left time.Duration) *apiError {
-	e := newError(http.StatusLocked, "account_locked",
-		fmt.Sprintf("too many failed logins: the account is locked for %v more", left.Round(time.Second)))
-	e.retryAfter = left
-	return e
+// verifyPassword checks login's password, within the throttle: an attempt
+// is taken from the client address's buckets first (429 when one is
+// empty), and given back when the password is right. An unknown or
+// malformed login ("" from foldLogin) is hashed against dummySalt like a
+// known one, so neither the answer nor the work tells them apart. known
+// says whether the account exists; e is a refusal that is not a wrong
+// password (throttled, busy, store failure).
+func (s *Service) verifyPassword(r *http.Request, login, password string) (known, ok bool, e *apiError) {
+	from, now := remote(r), s.now()
+	pair := loginCharge(passwordFailuresPerAddressLogin, from, login)
+	addr := addressCharge(passwordFailuresPerAddress, from)
+	if wait, admitted := s.throttle.take(now, pair, addr); !admitted {
+		s.log.Debug().Str("remote", from).Dur("wait", wait).Msg("password attempt throttled")
+		return false, false, retryLater(http.StatusTooManyRequests, "too_many_failures",
+			"too many failed passwords from this address", wait)
+	}
+	var acct account
+	if login != "" && len(password) <= passwordBytesMax {
+		found, err := s.st.get(accountKey(login), &acct)
+		if err != nil {
+			s.throttle.give(now, pair, addr)
+			return false, false, s.internalErr("password check", err)
+		}
+		known = found
+	}
+	salt, params := dummySalt, s.cfg.Argon2
+	if known {
+		salt, params = acct.Password.Salt, acct.Password.Params
+	}
+	hash, e := s.hashPassword(r, password, salt, params)
+	if e != nil {
+		s.throttle.give(now, pair, addr)
+		return false, false, e
+	}
+	if !known || subtle.ConstantTimeCompare(hash, acct.Password.Hash) != 1 {
+		return known, false, nil
+	}
+	s.throttle.forget(pair.key)
+	s.throttle.give(now, addr)
+	return true, true, nil
 }
 
-// stripe picks the login's lock.
-func stripe(login string) int {
-	h := fnv.New32a()
-	h.Write([]byte(login))
-	return int(h.Sum32() % loginStripes)
-}
-
-// loginFailed counts a wrong password and locks the account at the
-// loginFailuresMax-th in a row.
-func (s *Service) loginFailed(login, from string) *apiError {
+// loginFailed records a failed login: in the account's trail for a known
+// login, in the global trail alone for an unknown one (whose text is not
+// kept: it may be a password typed in the wrong field). Both are one
+// synchronous write, so the two cost the same.
+func (s *Service) loginFailed(login string, known bool, from string) *apiError {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var acct account
-	if found, err := s.st.get(accountKey(login), &acct); err != nil || !found {
-		return s.internalErr("login", errors.Join(err, errors.New("account vanished")))
-	}
-	now := s.now()
-	acct.Failures++
-	rec := AuditRecord{Actor: login, Remote: from, Account: login, Action: actLoginFailed, Outcome: "wrong_password",
-		Detail: fmt.Sprintf("failure %d of %d", acct.Failures, loginFailuresMax)}
-	answer := newError(http.StatusUnauthorized, "wrong_credentials", "wrong login or password")
-	locked := acct.Failures >= loginFailuresMax
-	if locked {
-		acct.Failures, acct.LockedUntil = 0, now.Add(lockoutDuration)
-		answer = lockedError(lockoutDuration)
+	rec := AuditRecord{Actor: actorUnknown, Remote: from, Action: actLoginFailed, Outcome: "unknown_login"}
+	if known {
+		rec.Actor, rec.Account, rec.Outcome = login, login, "wrong_password"
 	}
 	b := s.st.newBatch()
-	b.put(accountKey(login), acct)
 	s.audit(b, rec)
-	if locked {
-		s.audit(b, AuditRecord{Actor: actorSystem, Remote: from, Account: login, Action: actAccountLocked, Outcome: outcomeOK,
-			Detail: fmt.Sprintf("%d failed logins in a row; locked until %s", loginFailuresMax, acct.LockedUntil.UTC().Format(time.RFC3339))})
-	}
 	if err := b.commit(); err != nil {
 		return s.internalErr("login", err)
 	}
-	s.log.Warn().Str("account", login).Bool("locked", locked).Msg("login failed")
-	return answer
+	s.log.Warn().Str("remote", from).Bool("known", known).Msg("login failed")
+	return nil
 }
 
-// startSession resets the failure count, stores a new session and prunes
-// the account's expired and oldest sessions beyond sessionsPerAccountMax.
-func (s *Service) startSession(login, from string) (string, time.Time, *apiError) {
+// startSession stores a new session of login, on device when it is not
+// "", and prunes the account's expired and oldest sessions beyond
+// sessionsPerAccountMax. A device of the account that is off gets no
+// session: it comes back on only with the password in the request that
+// turns it on (handleDeviceResume), never by logging in from it.
+func (s *Service) startSession(login, deviceID, from string) (string, time.Time, *apiError) {
 	raw := make([]byte, sessionBytes)
 	if err := s.random(raw); err != nil {
 		return "", time.Time{}, s.internalErr("login", err)
@@ -259,27 +280,37 @@ func (s *Service) startSession(login, from string) (string, time.Time, *apiError
 	hash := sessionHash(token)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var acct account
-	if found, err := s.st.get(accountKey(login), &acct); err != nil || !found {
-		return "", time.Time{}, s.internalErr("login", errors.Join(err, errors.New("account vanished")))
+	if deviceID != "" {
+		var d device
+		found, err := s.st.get(deviceKey(deviceID), &d)
+		if err != nil {
+			return "", time.Time{}, s.internalErr("login", err)
+		}
+		if found && d.Owner == login && d.Off {
+			return "", time.Time{}, errDeviceOffLogin()
+		}
 	}
 	now := s.now().UTC()
-	sess := session{V: recordFormat, Login: login, CreatedAt: now, ExpiresAt: now.Add(s.cfg.SessionTTL)}
+	sess := session{V: recordFormat, Login: login, Device: deviceID, CreatedAt: now, ExpiresAt: now.Add(s.cfg.SessionTTL)}
 	b := s.st.newBatch()
 	if err := s.pruneSessions(b, login, now); err != nil {
 		b.b.Close()
 		return "", time.Time{}, s.internalErr("login", err)
 	}
-	acct.Failures = 0
-	b.put(accountKey(login), acct)
 	b.put(sessionKey(hash), sess)
 	b.setEmpty(accountSessionKey(login, hash))
-	s.audit(b, AuditRecord{Actor: login, Remote: from, Account: login, Action: actSessionCreate, Outcome: outcomeOK,
-		Detail: "expires " + sess.ExpiresAt.Format(time.RFC3339)})
+	detail := "expires " + sess.ExpiresAt.Format(time.RFC3339)
+	s.audit(b, AuditRecord{Actor: login, Remote: from, Account: login, Action: actSessionCreate, Device: deviceID,
+		Outcome: outcomeOK, Detail: detail})
 	if err := b.commit(); err != nil {
 		return "", time.Time{}, s.internalErr("login", err)
 	}
 	return token, sess.ExpiresAt, nil
+}
+
+func errDeviceOffLogin() *apiError {
+	return newError(http.StatusForbidden, "device_off",
+		"this device is turned off: turn it on from the lost-phone page or another device, with the password")
 }
 
 // pruneSessions adds to b the deletion of login's expired sessions, and of

@@ -21,7 +21,7 @@ const (
 type AuditRecord struct {
 	Seq     uint64    `json:"seq"`
 	Time    time.Time `json:"time"`
-	Actor   string    `json:"actor"`   // the logged-in account, or "system" for recovery
+	Actor   string    `json:"actor"`   // the logged-in account, "system" for recovery, "unknown" for a failed login at an unknown login
 	Remote  string    `json:"remote"`  // the client's address, "" for system actions
 	Account string    `json:"account"` // whose trail it is in
 	Action  string    `json:"action"`
@@ -40,7 +40,6 @@ const (
 	actSessionCreate = "session.create"
 	actSessionDelete = "session.delete"
 	actLoginFailed   = "login.failed"
-	actAccountLocked = "account.locked"
 	actCardVerify    = "card.verify"
 	actBindingCreate = "binding.create"
 	actBindingCode   = "binding.code"
@@ -55,6 +54,8 @@ const (
 	actDeviceResume  = "device.resume"
 	outcomeOK        = "ok"
 	actorSystem      = "system"
+	// actorUnknown is the actor of a failed login at an unknown login.
+	actorUnknown = "unknown"
 )
 
 // actCardBoundElsewhere is in the trail of an account whose card another
@@ -62,14 +63,18 @@ const (
 const actCardBoundElsewhere = "card.bound_elsewhere"
 
 // audit adds rec to b under the next sequence number, in the global trail
-// and in the account's. The caller holds s.mu, which orders the numbers,
-// and commits b; a failed commit leaves a gap, which is harmless.
+// and in the account's (a record of no account, a failed login at an
+// unknown login, is in the global trail only). The caller holds s.mu,
+// which orders the numbers, and commits b; a failed commit leaves a gap,
+// which is harmless.
 func (s *Service) audit(b *batch, rec AuditRecord) {
 	s.auditSeq++
 	rec.Seq = s.auditSeq
 	rec.Time = s.now().UTC()
 	b.put(auditKey(rec.Seq), rec)
-	b.setEmpty(accountAuditKey(rec.Account, rec.Seq))
+	if rec.Account != "" {
+		b.setEmpty(accountAuditKey(rec.Account, rec.Seq))
+	}
 }
 
 // loadAuditSeq finds the last sequence number used.

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/tapswitch/tapswitch/switch/tokensvc/tokensvctest"
 )
@@ -16,11 +19,34 @@ type client struct {
 	t       *testing.T
 	w       *tokensvctest.World
 	session string
-	// hc, when set, is the HTTP client to call with (e.g. one that dials
-	// from another loopback address); nil means http.DefaultClient.
+	// hc, when set, is the HTTP client to call with; nil means the
+	// client for from.
 	hc *http.Client
 	// header is added to every request.
 	header http.Header
+	// from is the loopback address the client connects from ("" for
+	// 127.0.0.1): the throttle tells clients apart by it.
+	from string
+}
+
+// httpClients are the HTTP clients by local address, each with its own
+// connection pool.
+var httpClients sync.Map
+
+// httpClientFrom returns a client whose connections come from the
+// loopback address from (all of 127/8 is loopback on Linux).
+func httpClientFrom(from string) *http.Client {
+	if from == "" {
+		return http.DefaultClient
+	}
+	if c, ok := httpClients.Load(from); ok {
+		return c.(*http.Client)
+	}
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.DialContext = d.DialContext
+	c, _ := httpClients.LoadOrStore(from, &http.Client{Transport: tr, Timeout: 30 * time.Second})
+	return c.(*http.Client)
 }
 
 // reply is one answer: status, body as JSON, headers.
@@ -68,7 +94,7 @@ func (c *client) do(method, path string, body any) reply {
 	}
 	hc := c.hc
 	if hc == nil {
-		hc = http.DefaultClient
+		hc = httpClientFrom(c.from)
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
@@ -103,18 +129,32 @@ func (c *client) want(r reply, status int, code string) reply {
 
 const password = "correct horse battery"
 
-// newUser creates an account and logs it in.
+// newUser creates an account and logs it in from a browser (no device).
 func newUser(t *testing.T, w *tokensvctest.World, login string) *client {
 	t.Helper()
 	c := &client{t: t, w: w}
 	c.want(c.do("POST", "/v1/accounts", map[string]string{"login": login, "password": password}), 201, "")
-	r := c.want(c.do("POST", "/v1/sessions", map[string]string{"login": login, "password": password}), 201, "")
-	c.session = r.str("session")
-	if len(c.session) < 40 {
-		t.Fatalf("session %q", c.session)
-	}
+	c.logIn(login, "")
 	return c
 }
+
+// logIn logs c in as login, from device when it is not "", and keeps the
+// session.
+func (c *client) logIn(login, device string) {
+	c.t.Helper()
+	body := map[string]string{"login": login, "password": password}
+	if device != "" {
+		body["device"] = device
+	}
+	r := c.want(c.do("POST", "/v1/sessions", body), 201, "")
+	c.session = r.str("session")
+	if len(c.session) < 40 {
+		c.t.Fatalf("session %q", c.session)
+	}
+}
+
+// withPassword is the body of a resume.
+func withPassword(p string) map[string]string { return map[string]string{"password": p} }
 
 // addCard asks to bind a card and returns the answer.
 func (c *client) addCard(device, pan, expiry, cvn2 string) reply {

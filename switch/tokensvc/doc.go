@@ -4,7 +4,8 @@
 //
 // # The four steps of a binding
 //
-//	POST /v1/sessions                 log in: argon2id, a session for 15 min
+//	POST /v1/sessions                 log in: argon2id, a session for 15 min,
+//	                                  bound to the phone's device ID
 //	POST /v1/devices/{d}/cards        card details: Luhn, BIN route, then an
 //	                                  0100 account verification to the issuer
 //	                                  over its link (amount 0, PAN, expiry,
@@ -18,6 +19,15 @@
 //
 // Then the lifecycle: list a device's tokens, suspend, resume or delete
 // one, and turn a whole device off or on (the lost phone).
+//
+// # A stolen phone stays off
+//
+// A session knows the device it was logged in from. Turning a device off
+// ends every session of that device, in the batch that marks it off; a
+// device that is off cannot log in; and turning a device or a token back
+// on needs the account's password in that very request, checked with
+// argon2id like a login. So a thief holding the phone, and the session in
+// it, can neither pay nor turn the phone back on.
 //
 // # Rules
 //
@@ -41,6 +51,13 @@
 // stores; Service.issue documents its order and how recover undoes a
 // crash in the middle of it, so nothing is left half-created.
 //
+// Accounts follow NIST SP 800-63B (password.go): logins case-folded,
+// passwords of 8-128 characters checked against a shipped list of common
+// ones and context words. Password guessing is slowed per client address
+// and per address and login (throttle.go), never by locking an account. A
+// failed login is one answer, after one hash, whether the login exists or
+// not; sign-up does tell a taken login (409), throttled per address.
+//
 // Secrets: passwords are kept as argon2id hashes with their own salt and
 // parameters; sessions are 32 random bytes whose SHA-256 is the store key;
 // SMS codes are stored as an HMAC under the vault's index key (a plain hash
@@ -54,7 +71,11 @@
 //
 // # Bounds
 //
-//	loginFailuresMax 5            then the account is locked 15 min: 423
+//	passwordFailuresPerAddressLogin   5, then 1 per 3 min: 429
+//	passwordFailuresPerAddress        20, then 1 per 30 s: 429
+//	signupsPerAddress                 10, then 1 per 6 min: 429
+//	throttleKeysMax 100,000       then the least recently used is forgotten
+//	passwordRunesMin 8, passwordRunesMax 128   400 bad_password
 //	passwordHashesInFlightMax 4   more logins wait for a slot
 //	sessionsPerAccountMax 8       a new login ends the oldest
 //	cardAttemptsMax 10 an hour    card verifications per account: 429
@@ -74,9 +95,9 @@
 // Pebble in Config.DataDir, WAL on, every batch committed with Sync. Values
 // are JSON with a format field "v" (1).
 //
-//	a/<login>                      account: password hash, failure count,
-//	                               lock-out, card verifications this hour
-//	s/<hex SHA-256 of session>     session: login, expiry
+//	a/<login>                      account: password hash, card
+//	                               verifications this hour
+//	s/<hex SHA-256 of session>     session: login, device, expiry
 //	S/<login>/<hex SHA-256>        empty: the account's sessions
 //	b/<binding id>                 binding: state, sealed PAN, masked PAN,
 //	                               sealed phone and its mask, code HMAC,
@@ -95,5 +116,6 @@
 //	                               window: deleted)
 //
 // Logins and device IDs cannot contain '/', so one account's prefix never
-// matches another's keys.
+// matches another's keys. Logins are stored lower-case. A failed login at
+// an unknown login has a g/ record and no l/ one.
 package tokensvc

@@ -42,3 +42,10 @@ func LimitRecords(s *Service) (int, error) {
 // VerifyFailureAnswerMin is the floor under every failed verification's
 // answer.
 const VerifyFailureAnswerMin = verifyFailureAnswerMin
+
+// CountHashes returns a function that tells how many password hashes s
+// has run since CountHashes was called.
+func CountHashes(s *Service) func() int64 {
+	start := s.passwordHashes.Load()
+	return func() int64 { return s.passwordHashes.Load() - start }
+}

@@ -2,11 +2,14 @@ package tokensvc
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 
+	"github.com/tapswitch/tapswitch/iso8583"
 	"github.com/tapswitch/tapswitch/switch/vault"
 )
 
@@ -181,6 +184,8 @@ var tokenActionAudit = map[string]string{
 
 // handleTokenAction is POST /v1/tokens/{token}/{suspend|resume|delete}, and
 // the same under /v1/devices/{device}/, which also insists on the device.
+// A resume needs the account's password in its body: a session alone, as
+// a stolen phone holds, never turns a token back on.
 func (s *Service) handleTokenAction(w http.ResponseWriter, r *http.Request, login string) {
 	action := r.PathValue("action")
 	target, ok := tokenActions[action]
@@ -192,6 +197,12 @@ func (s *Service) handleTokenAction(w http.ResponseWriter, r *http.Request, logi
 	if !tokenPattern.MatchString(number) {
 		writeError(w, errNotFound("token"))
 		return
+	}
+	if target == vault.StatusActive {
+		if e := s.passwordToTurnOn(w, r, login); e != nil {
+			writeError(w, e)
+			return
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -273,7 +284,9 @@ func (s *Service) auditFailure(login, from, action string, t vault.Token, cause 
 }
 
 // handleDeviceSuspend is POST /v1/devices/{device}/suspend: the lost phone.
-// Every active token on it is suspended in one vault batch.
+// Every active token on it is suspended in one vault batch, and every
+// session logged in from it ends in the same store batch that marks it
+// off, so the phone's own session can neither act nor turn it back on.
 func (s *Service) handleDeviceSuspend(w http.ResponseWriter, r *http.Request, login string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -297,8 +310,14 @@ func (s *Service) handleDeviceSuspend(w http.ResponseWriter, r *http.Request, lo
 	b := s.st.newBatch()
 	b.put(deviceKey(d.ID), d)
 	b.setEmpty(accountDeviceKey(login, d.ID))
+	ended, err := s.endDeviceSessions(b, login, d.ID)
+	if err != nil {
+		b.b.Close()
+		s.internal(w, "device suspension", err)
+		return
+	}
 	s.audit(b, AuditRecord{Actor: login, Remote: remote(r), Account: login, Action: actDeviceSuspend, Device: d.ID,
-		Outcome: outcomeOK, Detail: "every token on the device suspended"})
+		Outcome: outcomeOK, Detail: fmt.Sprintf("every token on the device suspended; sessions of the device ended: %d", ended)})
 	if err := b.commit(); err != nil {
 		s.internal(w, "device suspension", err)
 		return
@@ -310,14 +329,20 @@ func (s *Service) handleDeviceSuspend(w http.ResponseWriter, r *http.Request, lo
 		s.internal(w, "device suspension", err)
 		return
 	}
-	s.log.Info().Str("account", login).Str("device", d.ID).Int("suspended", n).Bool("was_off", wasOff).Msg("device suspended")
-	writeJSON(w, http.StatusOK, map[string]any{"device_id": d.ID, "off": true, "suspended": n})
+	s.log.Info().Str("account", login).Str("device", d.ID).Int("suspended", n).Int("sessions_ended", ended).
+		Bool("was_off", wasOff).Msg("device suspended")
+	writeJSON(w, http.StatusOK, map[string]any{"device_id": d.ID, "off": true, "suspended": n, "sessions_ended": ended})
 }
 
-// handleDeviceResume is POST /v1/devices/{device}/resume: the tokens the
-// device suspension suspended become active again; a token suspended on
-// its own stays suspended.
+// handleDeviceResume is POST /v1/devices/{device}/resume {password}: the
+// tokens the device suspension suspended become active again; a token
+// suspended on its own stays suspended. The password is checked before
+// anything else, so a session without it learns nothing.
 func (s *Service) handleDeviceResume(w http.ResponseWriter, r *http.Request, login string) {
+	if e := s.passwordToTurnOn(w, r, login); e != nil {
+		writeError(w, e)
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	d, e := s.ownDevice(login, r.PathValue("device"))
@@ -364,4 +389,80 @@ func (s *Service) handleDeviceResume(w http.ResponseWriter, r *http.Request, log
 	}
 	s.log.Info().Str("account", login).Str("device", d.ID).Int("resumed", resumed).Msg("device resumed")
 	writeJSON(w, http.StatusOK, map[string]any{"device_id": d.ID, "off": false, "resumed": resumed})
+}
+
+// turnOnBody is the body of a resume: the account's password.
+type turnOnBody struct {
+	Password string `json:"password"`
+}
+
+// passwordToTurnOn checks the password a resume carries against login's,
+// within the throttle (verifyPassword). A wrong one is audited and is 403
+// wrong_password: the session is fine, the password is not.
+func (s *Service) passwordToTurnOn(w http.ResponseWriter, r *http.Request, login string) *apiError {
+	var body turnOnBody
+	if e := decodeBody(w, r, &body); e != nil {
+		if e.code == "bad_json" {
+			return errPasswordRequired()
+		}
+		return e
+	}
+	if body.Password == "" {
+		return errPasswordRequired()
+	}
+	_, ok, e := s.verifyPassword(r, login, body.Password)
+	if e != nil {
+		return e
+	}
+	if ok {
+		return nil
+	}
+	rec := AuditRecord{Actor: login, Remote: remote(r), Account: login, Action: actDeviceResume,
+		Outcome: "wrong_password", Detail: "refused: wrong password"}
+	if id := r.PathValue("device"); devicePattern.MatchString(id) {
+		rec.Device = id
+	}
+	if number := r.PathValue("token"); tokenPattern.MatchString(number) {
+		rec.Action, rec.Token = actTokenResume, iso8583.PAN(number).String()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.st.newBatch()
+	s.audit(b, rec)
+	if err := b.commit(); err != nil {
+		return s.internalErr("password check", err)
+	}
+	return newError(http.StatusForbidden, "wrong_password", "wrong password: turning a device or token on needs the account's password")
+}
+
+func errPasswordRequired() *apiError {
+	return errBadRequest("password_required",
+		`turning a device or token on needs the account's password in the body: {"password": "..."}`)
+}
+
+// endDeviceSessions adds to b the end of every session of login that was
+// logged in from deviceID, and returns how many.
+func (s *Service) endDeviceSessions(b *batch, login, deviceID string) (int, error) {
+	prefix := prefixAccountSession + login + "/"
+	// An account holds at most sessionsPerAccountMax live sessions plus
+	// expired ones not yet pruned; pruneSessions bounds the same way.
+	keys, err := s.st.keysUnder(prefix, sessionsPerAccountMax*4)
+	if err != nil {
+		return 0, err
+	}
+	ended := 0
+	for _, k := range keys {
+		hashHex := strings.TrimPrefix(k, prefix)
+		var sess session
+		found, err := s.st.get(prefixSession+hashHex, &sess)
+		if err != nil {
+			return 0, err
+		}
+		if found && sess.Device == deviceID {
+			b.del(k)
+			b.del(prefixSession + hashHex)
+			ended++
+		}
+	}
+	return ended, nil
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"regexp"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	moov "github.com/moov-io/iso8583"
@@ -76,7 +77,6 @@ const (
 	sessionTTLMax                = 24 * time.Hour
 	verificationsInFlightMax     = 32
 	passwordHashesInFlightMax    = 4
-	loginStripes                 = 64
 	issuerRequestorIDBytes       = 11
 	tokenBINDigitsMin            = 4
 	tokenBINDigitsMax            = 11
@@ -94,9 +94,12 @@ type Service struct {
 	log      zerolog.Logger
 	mu       sync.Mutex // serializes writes; guards auditSeq
 	auditSeq uint64
-	// loginLocks serialize the logins of one account (by a hash of the
-	// login), so concurrent wrong passwords cannot outrun the lock-out.
-	loginLocks  [loginStripes]sync.Mutex
+	// throttle slows password guessing by client address (throttle.go).
+	throttle *throttle
+	// passwordHashes counts the password hashes run, for tests: an
+	// unknown login must cost one as a known one does.
+	passwordHashes atomic.Int64
+
 	hashSlots   chan struct{}
 	verifySlots chan struct{}
 	// closeMu: handlers hold it shared, Close exclusively, so the store is
@@ -162,7 +165,7 @@ func New(cfg Config) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{
-		cfg: cfg, st: st, log: cfg.Log.With().Str("component", "tokensvc").Logger(),
+		cfg: cfg, st: st, log: cfg.Log.With().Str("component", "tokensvc").Logger(), throttle: newThrottle(throttleKeysMax),
 		hashSlots:   make(chan struct{}, passwordHashesInFlightMax),
 		verifySlots: make(chan struct{}, verificationsInFlightMax),
 		limitsSwept: make(map[string]time.Time, len(limits)),

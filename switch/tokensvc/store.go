@@ -39,10 +39,9 @@ type account struct {
 	Login     string       `json:"login"`
 	Password  passwordHash `json:"password"`
 	CreatedAt time.Time    `json:"created_at"`
-	// Failures counts failed logins in a row; reaching loginFailuresMax
-	// locks the account until LockedUntil and starts the count again.
-	Failures    int       `json:"failures"`
-	LockedUntil time.Time `json:"locked_until,omitzero"`
+	// Failed logins are counted by the throttle, in memory, not here: a
+	// count in the account let anyone lock its owner out. Records written
+	// before keep "failures" and "locked_until", which are ignored.
 	// CardAttempts counts card verifications asked since CardWindow began;
 	// the window is cardAttemptWindow long.
 	CardAttempts int       `json:"card_attempts"`
@@ -52,8 +51,11 @@ type account struct {
 // session is a logged-in session, stored under the SHA-256 of its bearer
 // token: the store never holds a token that would let its reader log in.
 type session struct {
-	V         int       `json:"v"`
-	Login     string    `json:"login"`
+	V     int    `json:"v"`
+	Login string `json:"login"`
+	// Device is the phone the session was logged in from, "" for a
+	// browser; turning that device off ends the session.
+	Device    string    `json:"device,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at"`
 }

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -153,55 +152,6 @@ func TestAccountsAndSessions(t *testing.T) {
 	c.want(c.do("DELETE", "/v1/sessions", nil), 200, "")
 	c.want(c.do("GET", "/v1/devices", nil), 401, "unknown_session")
 	c.want(c.do("GET", "/v1/nothing", nil), 404, "no_such_endpoint")
-}
-
-func TestLockOutAfterFiveFailures(t *testing.T) {
-	w := tokensvctest.Start(t)
-	newUser(t, w, "dave")
-	c := &client{t: t, w: w}
-	wrong := map[string]string{"login": "dave", "password": "not the password"}
-	right := map[string]string{"login": "dave", "password": password}
-	for range 4 {
-		c.want(c.do("POST", "/v1/sessions", wrong), 401, "wrong_credentials")
-	}
-	r := c.want(c.do("POST", "/v1/sessions", wrong), 423, "account_locked")
-	if r.header.Get("Retry-After") != "900" || r.num("retry_after_seconds") != 900 {
-		t.Fatalf("lock-out answer %s, Retry-After %q", r.raw, r.header.Get("Retry-After"))
-	}
-	// Even the right password is refused while locked.
-	c.want(c.do("POST", "/v1/sessions", right), 423, "account_locked")
-	w.Clock.Advance(14 * time.Minute)
-	c.want(c.do("POST", "/v1/sessions", right), 423, "account_locked")
-	w.Clock.Advance(time.Minute)
-	c.want(c.do("POST", "/v1/sessions", right), 201, "")
-	// A success clears the count: four more failures do not lock.
-	for range 4 {
-		c.want(c.do("POST", "/v1/sessions", wrong), 401, "wrong_credentials")
-	}
-	c.want(c.do("POST", "/v1/sessions", right), 201, "")
-}
-
-// TestLockOutHoldsUnderConcurrency: many wrong passwords at once are
-// counted one by one, so no more than five are ever tried.
-func TestLockOutHoldsUnderConcurrency(t *testing.T) {
-	w := tokensvctest.Start(t)
-	newUser(t, w, "erin")
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	counts := map[int]int{}
-	for range 20 {
-		wg.Go(func() {
-			c := &client{t: t, w: w}
-			r := c.do("POST", "/v1/sessions", map[string]string{"login": "erin", "password": "guess guess"})
-			mu.Lock()
-			counts[r.status]++
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	if counts[401] != 4 || counts[423] != 16 {
-		t.Fatalf("answers %v, want 4 x 401 and 16 x 423", counts)
-	}
 }
 
 func TestBadCardInput(t *testing.T) {
@@ -383,9 +333,14 @@ func TestAnotherAccountsTokensDevicesAndBindings(t *testing.T) {
 	for _, path := range []string{
 		"/v1/tokens/" + token + "/suspend", "/v1/tokens/" + token + "/delete",
 		"/v1/devices/PHONE-A/tokens/" + token + "/suspend",
-		"/v1/devices/PHONE-A/suspend", "/v1/devices/PHONE-A/resume",
+		"/v1/devices/PHONE-A/suspend",
 	} {
 		mallory.want(mallory.do("POST", path, nil), 404, "not_found")
+	}
+	// Resumes need her own password, and then they are not found either.
+	for _, path := range []string{"/v1/devices/PHONE-A/resume", "/v1/tokens/" + token + "/resume",
+		"/v1/devices/PHONE-A/tokens/" + token + "/resume"} {
+		mallory.want(mallory.do("POST", path, withPassword(password)), 404, "not_found")
 	}
 	mallory.want(mallory.do("GET", "/v1/devices/PHONE-A/tokens", nil), 404, "not_found")
 	mallory.want(mallory.do("POST", "/v1/tokens/6299900000000000/suspend", nil), 404, "not_found")
@@ -434,7 +389,7 @@ func TestTokenAndDeviceLifecycle(t *testing.T) {
 	if r := c.want(c.do("POST", "/v1/tokens/"+t1+"/suspend", nil), 200, ""); r.body["changed"] != false {
 		t.Fatalf("suspending again changed something: %s", r.raw)
 	}
-	c.want(c.do("POST", "/v1/tokens/"+t1+"/resume", nil), 200, "")
+	c.want(c.do("POST", "/v1/tokens/"+t1+"/resume", withPassword(password)), 200, "")
 	want(vault.StatusActive, vault.StatusActive)
 	c.want(c.do("POST", "/v1/tokens/"+t1+"/frobnicate", nil), 404, "no_such_endpoint")
 
@@ -446,7 +401,7 @@ func TestTokenAndDeviceLifecycle(t *testing.T) {
 	}
 	want(vault.StatusSuspended, vault.StatusSuspended)
 	// While off: no token resumes alone, no card is added.
-	c.want(c.do("POST", "/v1/tokens/"+t1+"/resume", nil), 409, "device_off")
+	c.want(c.do("POST", "/v1/tokens/"+t1+"/resume", withPassword(password)), 409, "device_off")
 	good := w.Cards[tokensvctest.CardGood]
 	c.want(c.addCard("PHONE-K", good.PAN.Clear(), good.Expiry, good.CVN2().Clear()), 409, "device_off")
 	l := c.want(c.do("GET", "/v1/devices/PHONE-K/tokens", nil), 200, "")
@@ -454,16 +409,16 @@ func TestTokenAndDeviceLifecycle(t *testing.T) {
 		t.Fatalf("list %s", l.raw)
 	}
 	// Found again: the device's tokens come back, t2 stays suspended.
-	r = c.want(c.do("POST", "/v1/devices/PHONE-K/resume", nil), 200, "")
+	r = c.want(c.do("POST", "/v1/devices/PHONE-K/resume", withPassword(password)), 200, "")
 	if r.num("resumed") != 1 {
 		t.Fatalf("device resume %s", r.raw)
 	}
 	want(vault.StatusActive, vault.StatusSuspended)
-	c.want(c.do("POST", "/v1/devices/PHONE-K/resume", nil), 200, "")
+	c.want(c.do("POST", "/v1/devices/PHONE-K/resume", withPassword(password)), 200, "")
 
 	c.want(c.do("POST", "/v1/tokens/"+t2+"/delete", nil), 200, "")
 	want(vault.StatusActive, vault.StatusDeleted)
-	c.want(c.do("POST", "/v1/tokens/"+t2+"/resume", nil), 409, "token_deleted")
+	c.want(c.do("POST", "/v1/tokens/"+t2+"/resume", withPassword(password)), 409, "token_deleted")
 	c.want(c.do("POST", "/v1/tokens/"+t2+"/suspend", nil), 409, "token_deleted")
 	l = c.want(c.do("GET", "/v1/devices/PHONE-K/tokens", nil), 200, "")
 	if strings.Contains(l.raw, t2) {
@@ -516,7 +471,7 @@ func TestDeviceKnownOnlyToTheVault(t *testing.T) {
 	if tok, _ := w.Vault.Get(token); tok.Status != vault.StatusSuspended {
 		t.Fatalf("status %s", tok.Status)
 	}
-	c.want(c.do("POST", "/v1/devices/DEV-PHONE-0001/resume", nil), 200, "")
+	c.want(c.do("POST", "/v1/devices/DEV-PHONE-0001/resume", withPassword(password)), 200, "")
 	if tok, _ := w.Vault.Get(token); tok.Status != vault.StatusActive {
 		t.Fatalf("status %s", tok.Status)
 	}

@@ -6,17 +6,18 @@ package tokensvc
 //	GET  /lost/                      the log-in form (?m= picks a notice)
 //	POST /lost/login                 log in: 303 to /lost/devices with the
 //	                                 session cookie, or the form again with
-//	                                 401, 423 (+ Retry-After) or 503
+//	                                 401, 429 (+ Retry-After) or 503
 //	GET  /lost/devices               the account's phones and their cards,
 //	                                 masked, each phone with one button
 //	POST /lost/devices/{device}/off  turn the phone off: 303 /lost/devices
-//	POST /lost/devices/{device}/on   turn it on again:   303 /lost/devices
+//	POST /lost/devices/{device}/on   turn it on again, with the account's
+//	                                 password: 303 /lost/devices
 //	POST /lost/logout                end the session: 303 /lost/
 //
 // The page runs the API's own code: a login is handleLogin, turning a
 // phone off or on is handleDeviceSuspend or handleDeviceResume, each
 // called with a request built for it and its JSON answer read back
-// (webcall.go). So the argon2id check, the lock-out, the audit records and
+// (webcall.go). So the argon2id check, the throttle, the audit records and
 // the order of the writes are the API's, by construction; a copy of that
 // logic here could drift from it.
 //
@@ -43,6 +44,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -305,8 +307,8 @@ func loginProblem(e *apiError) string {
 	switch e.code {
 	case "wrong_credentials":
 		return "Wrong login or password."
-	case "account_locked":
-		return "Too many failed logins: the account is locked. Try again in " + humanWait(e.retryAfter) + "."
+	case "too_many_failures":
+		return "Too many wrong passwords from your network. Try again in " + humanWait(e.retryAfter) + "."
 	default:
 		return sentence(e.message)
 	}
@@ -395,12 +397,19 @@ func (s *Service) webCard(t vault.Token) webCard {
 
 // pageDeviceOff is POST /lost/devices/{device}/off.
 func (s *Service) pageDeviceOff(w http.ResponseWriter, r *http.Request, sess webSession) {
-	s.switchDevice(w, r, sess, "suspend", s.handleDeviceSuspend)
+	s.switchDevice(w, r, sess, "suspend", nil, s.handleDeviceSuspend)
 }
 
-// pageDeviceOn is POST /lost/devices/{device}/on.
+// pageDeviceOn is POST /lost/devices/{device}/on {password}: the API's
+// resume with the password typed on the form, never on the strength of
+// the session alone.
 func (s *Service) pageDeviceOn(w http.ResponseWriter, r *http.Request, sess webSession) {
-	s.switchDevice(w, r, sess, "resume", s.handleDeviceResume)
+	body, err := json.Marshal(turnOnBody{Password: r.PostFormValue("password")})
+	if err != nil {
+		s.apiErrorPage(w, s.internalErr("lost page", err), webDevices)
+		return
+	}
+	s.switchDevice(w, r, sess, "resume", body, s.handleDeviceResume)
 }
 
 // pageLogout is POST /lost/logout: the API's logout, then the form.

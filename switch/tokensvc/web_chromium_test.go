@@ -32,8 +32,8 @@ const (
 
 // TestWebInChromium drives the lost-phone page in a real headless
 // Chromium: log in (a wrong password first), see the phone's cards
-// masked, click "Turn off" and "Turn on" and watch the vault follow, log
-// out. Chromium is controlled over the DevTools protocol on a pipe
+// masked, click "Turn off", then "Turn on" with a wrong password and with
+// the right one, and watch the vault follow, log out. Chromium is controlled over the DevTools protocol on a pipe
 // (--remote-debugging-pipe: NUL-separated JSON on fds 3 and 4), so it
 // opens no port of its own; the page is served on 127.0.0.1.
 func TestWebInChromium(t *testing.T) {
@@ -83,7 +83,15 @@ func TestWebInChromium(t *testing.T) {
 	vaultStatus(vault.StatusSuspended)
 	b.waitFor(device+`.querySelector("td.status").innerText === "suspended"`, "the card shown suspended")
 
-	b.run(button + `.click()`)
+	// Turning on takes the password typed on the page: a wrong one is
+	// refused and the phone stays off.
+	passwordField := device + `.querySelector("input[type=password]")`
+	b.run(passwordField + `.value = "not the password"; ` + button + `.click()`)
+	b.waitFor(`document.querySelector(".problem")?.innerText.startsWith("Wrong password")`, "the wrong-password page")
+	vaultStatus(vault.StatusSuspended)
+	b.navigate(base + "/lost/devices")
+	b.waitFor(`document.readyState === "complete" && `+button+`?.innerText === "Turn on"`, `the "Turn on" button again`)
+	b.run(passwordField + `.value = ` + strconv.Quote(password) + `; ` + button + `.click()`)
 	b.waitFor(`document.readyState === "complete" && `+button+`?.innerText === "Turn off"`, `the "Turn off" button again`)
 	vaultStatus(vault.StatusActive)
 

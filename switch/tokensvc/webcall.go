@@ -91,11 +91,12 @@ func (s *Service) inner(r *http.Request, method, target string, body []byte, ses
 	return in, nil
 }
 
-// webLogin is the API's login, POST /v1/sessions: argon2id, lock-out,
+// webLogin is the API's login, POST /v1/sessions: argon2id, throttle,
 // constant-time comparison, audit. It returns the session token.
 func (s *Service) webLogin(r *http.Request, login, password string) (string, *apiError) {
-	// The API refuses these without hashing too; and a form field could
-	// otherwise grow past decodeBody's bound once JSON-escaped.
+	// A form field could otherwise grow past decodeBody's bound once
+	// JSON-escaped. No login is this long, so the answer tells no account
+	// from another.
 	if len(login) > webLoginBytesMax || len(password) > passwordBytesMax {
 		return "", newError(http.StatusUnauthorized, "wrong_credentials", "wrong login or password")
 	}
@@ -138,16 +139,16 @@ func (s *Service) webLogout(r *http.Request, sess webSession) *apiError {
 
 // switchDevice turns a device off or on with the API's handler for it
 // (handleDeviceSuspend or handleDeviceResume: the same checks, records
-// and audit as POST /v1/devices/{device}/suspend or /resume), then sends
-// the visitor back to the list.
-func (s *Service) switchDevice(w http.ResponseWriter, r *http.Request, sess webSession, verb string,
+// and audit as POST /v1/devices/{device}/suspend or /resume, with body),
+// then sends the visitor back to the list.
+func (s *Service) switchDevice(w http.ResponseWriter, r *http.Request, sess webSession, verb string, body []byte,
 	h func(http.ResponseWriter, *http.Request, string)) {
 	id := r.PathValue("device")
 	if !devicePattern.MatchString(id) {
 		s.apiErrorPage(w, errNotFound("device"), webDevices)
 		return
 	}
-	in, e := s.inner(r, http.MethodPost, "/v1/devices/"+id+"/"+verb, nil, sess.token)
+	in, e := s.inner(r, http.MethodPost, "/v1/devices/"+id+"/"+verb, body, sess.token)
 	if e != nil {
 		s.apiErrorPage(w, e, webDevices)
 		return
