@@ -25,6 +25,7 @@ import (
 
 	"github.com/tapswitch/tapswitch/configs"
 	"github.com/tapswitch/tapswitch/settlement/fees"
+	"github.com/tapswitch/tapswitch/settlement/quarantine"
 	"github.com/tapswitch/tapswitch/settlement/settleday"
 	"github.com/tapswitch/tapswitch/switch/journal"
 	"github.com/tapswitch/tapswitch/switch/node"
@@ -83,8 +84,8 @@ func run(args []string, now time.Time, stdout, stderr io.Writer) int {
 			filepath.Base(res.Dir), res.Entries, res.Transactions, len(res.Files), res.Dir)
 	}
 	if res.Quarantined > 0 {
-		fmt.Fprintf(stderr, "settle: settled %s with exceptions: %d records (%s yuan) quarantined and left out of the clearing files and net positions, listed in %s\n",
-			filepath.Base(res.Dir), res.Quarantined, res.QuarantinedAmount, res.Exceptions)
+		fmt.Fprintf(stderr, "settle: settled %s with exceptions: %s (%s yuan) quarantined and left out of the clearing files and net positions, listed in %s\n",
+			filepath.Base(res.Dir), quarantine.Records(res.Quarantined), res.QuarantinedAmount, res.Exceptions)
 		return exitExceptions
 	}
 	return 0

@@ -103,7 +103,7 @@ func (r Report) Text() []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "TAPSWITCH SETTLEMENT EXCEPTIONS  business day %s  currency %s  switch %s\n",
 		r.BusinessDay, r.Currency, r.Switch)
-	fmt.Fprintf(&b, "%d records quarantined, %s yuan gross: left out of the clearing files and the\n", r.Count, r.Amount)
+	fmt.Fprintf(&b, "%s quarantined, %s yuan gross: left out of the clearing files and the\n", Records(r.Count), r.Amount)
 	b.WriteString("net positions, and settled by no one until resolved with the members named.\n\n")
 	row := func(cell func(c column) string) {
 		var line strings.Builder
@@ -122,6 +122,14 @@ func (r Report) Text() []byte {
 		row(func(c column) string { return c.cell(&r.Exceptions[i]) })
 	}
 	return b.Bytes()
+}
+
+// Records says "1 record" or "n records".
+func Records(n int) string {
+	if n == 1 {
+		return "1 record"
+	}
+	return fmt.Sprintf("%d records", n)
 }
 
 func abs(n int) int {
