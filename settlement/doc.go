@@ -1,7 +1,8 @@
 // Package settlement is the pure core of the network's end-of-day
 // settlement: which journal entries move money, and in which direction.
-// Its subpackages price them (fees), net them per member (netting) and
-// write them for the member banks (clearing). Nothing here reads a clock,
+// Its subpackages price them (fees), net them per member (netting), write
+// them for the member banks (clearing) and set aside the records that
+// cannot be settled (quarantine). Nothing here reads a clock,
 // a file or the network: the caller (cmd/settle) reads the sealed journal
 // days, unseals the PANs through the vault, and hands the entries in.
 //

@@ -46,6 +46,27 @@ func FromEntry(e *journal.Entry, s Supplied) (Txn, error) {
 		return Txn{}, fmt.Errorf("settlement: %s/%d: entry does not settle (MTI %s, code %q, response %s, amount %d, issuer %q)",
 			e.NodeID, e.Seq, e.MTI, e.ProcessingCode, e.ResponseCode, int64(e.Amount), e.IssuerID)
 	}
+	t := newTxn(e, s)
+	if err := t.Validate(); err != nil {
+		return Txn{}, err
+	}
+	return t, nil
+}
+
+// CheckEntry reports the first reason a settling entry could not become a
+// Txn, checking everything FromEntry checks but the PAN (s.PAN is
+// ignored). Settlement decides with it which records to set aside before
+// it opens any sealed PAN: a record's fault is a fact about the record,
+// never about the keys. The error names the field, not the entry.
+func CheckEntry(e *journal.Entry, s Supplied) error {
+	if !Settles(e) {
+		return fmt.Errorf("entry does not settle")
+	}
+	t := newTxn(e, s)
+	return t.validateAllButPAN()
+}
+
+func newTxn(e *journal.Entry, s Supplied) Txn {
 	reversal, _ := ClassifyMTI(e.MTI)
 	dir, _ := DirectionOf(e.ProcessingCode)
 	if reversal {
@@ -65,10 +86,7 @@ func FromEntry(e *journal.Entry, s Supplied) (Txn, error) {
 		t.Original = s.Original
 		t.Original.TerminalID = trimPad(t.Original.TerminalID)
 	}
-	if err := t.Validate(); err != nil {
-		return Txn{}, err
-	}
-	return t, nil
+	return t
 }
 
 // trimPad drops trailing spaces. Terminals send fixed-length text elements

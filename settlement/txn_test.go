@@ -249,3 +249,21 @@ func TestDirectionText(t *testing.T) {
 		t.Error(`"X" unmarshalled`)
 	}
 }
+
+// TestCheckEntryLeavesThePANOut: CheckEntry finds what FromEntry finds
+// about the record, without a PAN; only FromEntry checks the PAN.
+func TestCheckEntryLeavesThePANOut(t *testing.T) {
+	e := entry("0200", iso8583.ProcPurchase, 100)
+	noPAN := supplied()
+	noPAN.PAN = ""
+	if err := CheckEntry(&e, noPAN); err != nil {
+		t.Fatalf("a good entry without its PAN: %v", err)
+	}
+	if _, err := FromEntry(&e, noPAN); err == nil {
+		t.Fatal("FromEntry took a Txn without a PAN")
+	}
+	e.MerchantID = ""
+	if err := CheckEntry(&e, noPAN); err == nil || !strings.Contains(err.Error(), "MerchantID") || strings.Contains(err.Error(), "settlement:") {
+		t.Fatalf("no merchant: %v, want the field named, not the entry", err)
+	}
+}

@@ -4,6 +4,12 @@
 // clearing file and lists every break. It is meant for cron: quiet with -quiet, a one-line reason and a
 // non-zero exit on failure. See configs/cron/.
 //
+// Exit status: 0 every settling record settled; 3 settled with exceptions:
+// records that could not be settled (settlement/quarantine) were left out
+// and listed in OUT/<day>/exceptions-<day>.txt, every file was written, and
+// one line on stderr says how many and how much, even with -quiet; 1 failed,
+// no file written or replaced; 2 bad usage.
+//
 //	settle -journals /var/lib/tapswitch/node-1,/var/lib/tapswitch/node-2 \
 //	       -keys /etc/tapswitch/vault.keys -out /var/lib/tapswitch/clearing
 package main
@@ -19,6 +25,7 @@ import (
 
 	"github.com/tapswitch/tapswitch/configs"
 	"github.com/tapswitch/tapswitch/settlement/fees"
+	"github.com/tapswitch/tapswitch/settlement/quarantine"
 	"github.com/tapswitch/tapswitch/settlement/settleday"
 	"github.com/tapswitch/tapswitch/switch/journal"
 	"github.com/tapswitch/tapswitch/switch/node"
@@ -34,7 +41,13 @@ type options struct {
 	quiet                                               bool
 }
 
-// run is settle without the process: exit 0 done, 1 failed, 2 bad usage.
+// exitExceptions is the exit status of a run that settled the day but
+// quarantined records: the files are complete and valid, and someone must
+// look at the exceptions report.
+const exitExceptions = 3
+
+// run is settle without the process: exit 0 done, 1 failed, 2 bad usage,
+// exitExceptions done with records quarantined.
 func run(args []string, now time.Time, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "reconcile" {
 		return runReconcile(args[1:], now, stdout, stderr)
@@ -50,6 +63,10 @@ func run(args []string, now time.Time, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.config, "config", "", "switch configuration `FILE` for cut-off, time zone, institution and members (default: built in)")
 	fs.StringVar(&o.feesFile, "fees", "", "fee schedule `FILE` (default: the built-in configs/fees.yaml)")
 	fs.BoolVar(&o.quiet, "quiet", false, "print nothing on success")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: settle [flags]  |  settle reconcile [flags]\n\n%s\n\nflags:\n", exitHelp)
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -66,8 +83,28 @@ func run(args []string, now time.Time, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "settled %s: %d entries, %d settling transactions, %d files in %s\n",
 			filepath.Base(res.Dir), res.Entries, res.Transactions, len(res.Files), res.Dir)
 	}
+	if res.Quarantined > 0 {
+		fmt.Fprintf(stderr, "settle: settled %s with exceptions: %s (%s yuan) quarantined and left out of the clearing files and net positions, listed in %s\n",
+			filepath.Base(res.Dir), quarantine.Records(res.Quarantined), res.QuarantinedAmount, res.Exceptions)
+		return exitExceptions
+	}
 	return 0
 }
+
+const exitHelp = `Settles a business day from the switch nodes' sealed journals: one clearing
+file per member and role, the net report and the exceptions report in
+OUT/YYYYMMDD/ (docs/clearing-format.md).
+
+exit status:
+  0  settled: every settling record is in the files
+  3  settled with exceptions: records that cannot be settled (an acquirer or
+     issuer that is no member, DE32 the network's own institution, a field the
+     clearing format cannot carry, the other half of such a reversal pair) were
+     left out and listed in exceptions-YYYYMMDD.txt/.json; every file is
+     written; one line on stderr gives the count and amount, even with -quiet
+  1  failed (corrupt sealed file, keys that do not open the PANs, ...): no
+     file written or replaced
+  2  bad usage`
 
 func settle(o options, now time.Time) (settleday.Result, error) {
 	cfg, err := node.LoadConfig(o.config)

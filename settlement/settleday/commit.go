@@ -6,8 +6,8 @@ import (
 	"sort"
 )
 
-// commit closes every clearing file, writes the net report, syncs all of
-// them and only then renames them into place.
+// commit closes every clearing file, writes the net and exceptions
+// reports, syncs all of them and only then renames them into place.
 func (d *day) commit() ([]string, error) {
 	var pending []*output
 	for _, o := range d.files {
@@ -21,8 +21,10 @@ func (d *day) commit() ([]string, error) {
 	}
 	report := d.net.Report()
 	for name, data := range map[string][]byte{
-		"net-" + d.cfg.Day + ".txt":  report.Text(),
-		"net-" + d.cfg.Day + ".json": report.JSON(),
+		"net-" + d.cfg.Day + ".txt":         report.Text(),
+		"net-" + d.cfg.Day + ".json":        report.JSON(),
+		exceptionsName(d.cfg.Day) + ".txt":  d.exceptions.Text(),
+		exceptionsName(d.cfg.Day) + ".json": d.exceptions.JSON(),
 	} {
 		o, err := d.writeWhole(name, data)
 		if err != nil {

@@ -1,13 +1,25 @@
 // Package settleday settles one business day: it reads the day's sealed
 // journal files of every switch node, turns each settling entry into a
 // transaction, prices it, nets the members' positions, and writes, in
-// OUT/<day>/, one clearing file per member and role plus the net-settlement
-// report as text and JSON.
+// OUT/<day>/, one clearing file per member and role, the net-settlement
+// report as text and JSON, and the exceptions report as text and JSON.
+//
+// One bad record never holds back the day: a settling record that cannot
+// be settled for a reason about that record (an acquirer that is the
+// network itself or no member, an issuer that is no member, a field the
+// clearing format cannot carry, the other half of a quarantined reversal
+// pair) is quarantined by settlement/quarantine: listed in
+// exceptions-<day>.txt and .json, and left out of the clearing files and the
+// netting, which still sums to zero over what settled. Corrupt input (a
+// sealed file failing its digest or a record its CRC, a sealed PAN the keys
+// cannot open) still fails the whole run, with nothing written.
 //
 // Order and atomicity:
 //
 //   - Input order is node ID (byte order), then journal Seq: the order the
-//     clearing writer requires, so output is identical on every run.
+//     clearing writer requires, so output is identical on every run. The
+//     day is read twice: the first pass only decides what to quarantine
+//     (a reversal may come before its original), the second writes.
 //   - Every output goes to a temporary name first; only when all files are
 //     written and synced are they renamed into place and the directory
 //     synced. A crash leaves temporary files (removed by the next run) and
@@ -15,7 +27,9 @@
 //   - A lock file (flock) makes a second concurrent run for the same day
 //     fail at once rather than write alongside the first.
 //   - Memory is bounded: entries stream from the sealed files; only the
-//     member writers (two per member) and the netting totals are held.
+//     member writers (two per member), the netting totals and the
+//     quarantined records (at most quarantine.RecordsMax of their own) are
+//     held.
 package settleday
 
 import (
@@ -34,6 +48,7 @@ import (
 	"github.com/tapswitch/tapswitch/settlement/clearing"
 	"github.com/tapswitch/tapswitch/settlement/fees"
 	"github.com/tapswitch/tapswitch/settlement/netting"
+	"github.com/tapswitch/tapswitch/settlement/quarantine"
 	"github.com/tapswitch/tapswitch/switch/journal"
 	"github.com/tapswitch/tapswitch/switch/vault"
 )
@@ -54,7 +69,12 @@ type Result struct {
 	Dir          string
 	Files        []string // final names, sorted
 	Entries      int      // journal entries read
-	Transactions int      // of them, settling
+	Transactions int      // of them, settled
+	// Quarantined settling records were left out; Exceptions is the text
+	// report that lists them (written on every run, empty or not).
+	Quarantined       int
+	QuarantinedAmount iso8583.Amount // gross, in fen
+	Exceptions        string
 }
 
 // ErrLocked is returned when another run holds the day's lock.
@@ -81,12 +101,16 @@ func Run(cfg Config) (Result, error) {
 		return res, err
 	}
 	defer d.abandon()
-	for _, path := range sealed {
-		if _, _, err := journal.ReadSealed(path, d.add); err != nil {
-			return res, err
+	for _, pass := range []func(journal.Entry) error{d.survey, d.add} {
+		for _, path := range sealed {
+			if _, _, err := journal.ReadSealed(path, pass); err != nil {
+				return res, err
+			}
 		}
 	}
 	res.Entries, res.Transactions = d.entries, d.txns
+	res.Quarantined, res.QuarantinedAmount = d.exceptions.Count, d.exceptions.Amount
+	res.Exceptions = filepath.Join(res.Dir, exceptionsName(cfg.Day)+".txt")
 	res.Files, err = d.commit()
 	return res, err
 }
@@ -154,29 +178,47 @@ type output struct {
 type day struct {
 	cfg           Config
 	dir           string
-	instOf        map[string]string // issuer ID -> institution
+	members       *quarantine.Members
+	sorter        *quarantine.Sorter
+	exceptions    *quarantine.Report
 	net           *netting.Netting
 	files         map[string]*output // by file ID
 	entries, txns int
 }
 
 func newDay(cfg Config, dir string) (*day, error) {
-	d := &day{cfg: cfg, dir: dir, instOf: map[string]string{}, files: map[string]*output{}}
+	d := &day{cfg: cfg, dir: dir, files: map[string]*output{}}
+	instOf := map[string]string{}
 	members := make([]netting.Member, 0, len(cfg.Issuers))
 	for _, is := range cfg.Issuers {
-		d.instOf[is.ID] = is.Institution
+		instOf[is.ID] = is.Institution
 		members = append(members, netting.Member{Institution: is.Institution, Name: is.ID})
 	}
+	d.members = quarantine.NewMembers(cfg.SwitchInstitution, instOf)
+	d.sorter = quarantine.NewSorter(d.members)
+	d.exceptions = quarantine.NewReport(cfg.Day, cfg.SwitchInstitution)
 	net, err := netting.New(cfg.Day, cfg.SwitchInstitution, members)
 	d.net = net
 	return d, err
 }
 
-// add takes one journal entry of the day.
+// survey takes one journal entry of the day on the first pass.
+func (d *day) survey(e journal.Entry) error {
+	if !settlement.Settles(&e) {
+		return nil
+	}
+	return d.sorter.Survey(&e)
+}
+
+// add takes one journal entry of the day on the second pass: it settles
+// it, or lists it in the exceptions report.
 func (d *day) add(e journal.Entry) error {
 	d.entries++
 	if !settlement.Settles(&e) {
 		return nil
+	}
+	if f := d.sorter.Decide(&e); f != nil {
+		return d.exceptions.Add(&e, f)
 	}
 	t, err := d.txn(&e)
 	if err != nil {
@@ -205,19 +247,26 @@ func (d *day) add(e journal.Entry) error {
 	return nil
 }
 
-// txn builds the settlement transaction of e, opening its sealed PAN.
+// txn builds the settlement transaction of an entry the sorter let
+// through, opening its sealed PAN. Everything but the PAN was checked, so
+// an error here is about the sealed PAN or the keys: corruption, which
+// fails the run.
 func (d *day) txn(e *journal.Entry) (settlement.Txn, error) {
 	pan, err := d.cfg.Keys.Open(e.PANSealed, []byte("journal:"+e.Token))
 	if err != nil {
 		return settlement.Txn{}, fmt.Errorf("entry %s/%d: open sealed PAN: %w", e.NodeID, e.Seq, err)
 	}
-	inst, ok := d.instOf[e.IssuerID]
-	if !ok {
-		return settlement.Txn{}, fmt.Errorf("entry %s/%d: issuer %q is not a member", e.NodeID, e.Seq, e.IssuerID)
-	}
+	inst, _ := d.members.Institution(e.IssuerID)
 	orig, _ := e.OriginalKey()
-	return settlement.FromEntry(e, settlement.Supplied{PAN: iso8583.PAN(pan), IssuerInstitution: inst, Original: orig})
+	t, err := settlement.FromEntry(e, settlement.Supplied{PAN: iso8583.PAN(pan), IssuerInstitution: inst, Original: orig})
+	if err != nil {
+		return t, fmt.Errorf("entry %s/%d: the sealed PAN opened to no card number: %w", e.NodeID, e.Seq, err)
+	}
+	return t, nil
 }
+
+// exceptionsName is the exceptions report's name without its extension.
+func exceptionsName(day string) string { return "exceptions-" + day }
 
 // output returns the writer of a member's file in a role, opening it.
 func (d *day) output(inst string, role clearing.Role) (*output, error) {

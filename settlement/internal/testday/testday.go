@@ -5,6 +5,9 @@ package testday
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
 	"time"
 
 	"github.com/tapswitch/tapswitch/configs"
@@ -13,6 +16,7 @@ import (
 	"github.com/tapswitch/tapswitch/settlement"
 	"github.com/tapswitch/tapswitch/settlement/fees"
 	"github.com/tapswitch/tapswitch/switch/journal"
+	"github.com/tapswitch/tapswitch/switch/vault"
 )
 
 // Day is the business day of the sample, and Switch the network's
@@ -115,6 +119,10 @@ func Entries() []journal.Entry {
 			IssuerID: r.c.issuer, Product: r.c.product, ResponseCode: r.rc, StandIn: r.standIn,
 		}
 		e.IssuerSTAN, e.IssuerTransmissionTime = issuerTrace(r)
+		if r.original != "" {
+			o := originalKey(r.terminal, r.original)
+			e.OriginalSTAN, e.OriginalTransmissionTime = o.STAN, o.TransmissionTime
+		}
 		if r.rc == "00" {
 			e.AuthCode = fmt.Sprintf("%s%04d", r.node[len(r.node)-1:]+"A", r.seq)
 		}
@@ -185,4 +193,82 @@ func Schedule() *fees.Schedule {
 		panic(err)
 	}
 	return s
+}
+
+// PAN returns the card number behind a token of the sample.
+func PAN(token string) (string, bool) {
+	for _, c := range []card{icbcDebit, icbcCredit, bjtTransit, cmbCredit} {
+		if c.token == token {
+			return c.pan, true
+		}
+	}
+	return "", false
+}
+
+// Sealed is a day journaled and sealed the way the switch nodes do it.
+type Sealed struct {
+	KeyFile    string         // the vault key file that sealed the PANs
+	Keys       *vault.Keyring // loaded from KeyFile
+	SealedDirs []string       // one per node, in node order
+	Day        string
+}
+
+// Seal journals entries through a real journal per node under dir (Append
+// assigns Seq and business day, as on a switch node; the entries' Seq is
+// ignored), sealing each PAN (by the sample's card table) with a new
+// keyring, and seals the day for each node. Entries of one node are
+// appended in the order given.
+func Seal(dir string, entries []journal.Entry) (Sealed, error) {
+	s := Sealed{KeyFile: filepath.Join(dir, "vault.keys")}
+	if err := vault.GenerateKeyringFile(s.KeyFile); err != nil {
+		return s, err
+	}
+	keys, err := vault.LoadKeyringFile(s.KeyFile)
+	if err != nil {
+		return s, err
+	}
+	s.Keys = keys
+	byNode := map[string][]journal.Entry{}
+	var nodes []string
+	for _, e := range entries {
+		if _, ok := byNode[e.NodeID]; !ok {
+			nodes = append(nodes, e.NodeID)
+		}
+		byNode[e.NodeID] = append(byNode[e.NodeID], e)
+	}
+	sort.Strings(nodes)
+	for _, n := range nodes {
+		sealed, day, err := sealNode(filepath.Join(dir, n), n, keys, byNode[n])
+		if err != nil {
+			return s, fmt.Errorf("testday: node %s: %w", n, err)
+		}
+		s.SealedDirs, s.Day = append(s.SealedDirs, sealed), day
+	}
+	return s, nil
+}
+
+func sealNode(dir, node string, keys *vault.Keyring, entries []journal.Entry) (string, string, error) {
+	j, err := journal.Open(filepath.Join(dir, "journal"), journal.Options{})
+	if err != nil {
+		return "", "", err
+	}
+	defer j.Close()
+	day := ""
+	for _, e := range entries {
+		pan, ok := PAN(e.Token)
+		if !ok {
+			return "", "", fmt.Errorf("no card behind token %s", iso8583.MaskPAN(e.Token))
+		}
+		e.PANSealed = keys.Seal([]byte(pan), []byte("journal:"+e.Token))
+		if err := j.Append(&e); err != nil {
+			return "", "", err
+		}
+		day = e.BusinessDay
+	}
+	sealed := filepath.Join(dir, "sealed")
+	if err := os.MkdirAll(sealed, 0o700); err != nil {
+		return "", "", err
+	}
+	_, err = j.SealDay(day, node, sealed)
+	return sealed, day, err
 }
