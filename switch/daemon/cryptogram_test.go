@@ -3,7 +3,12 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +22,7 @@ import (
 	"github.com/tapswitch/tapswitch/iso8583"
 	"github.com/tapswitch/tapswitch/switch/cryptogram"
 	"github.com/tapswitch/tapswitch/switch/node"
+	"github.com/tapswitch/tapswitch/switch/vault"
 )
 
 // send sends msg and returns DE39.
@@ -390,5 +396,42 @@ func TestBalanceInquiryNeedsTheFingerprintOverTCP(t *testing.T) {
 	}
 	if a, _ := run("balance", "-card", "transit", "-no-fingerprint"); a.RC != "05" {
 		t.Fatalf("termsim balance -no-fingerprint: %+v; want 05", a)
+	}
+}
+
+// TestDevKeysBySwitchAndSettle: switchd -dev upgrades a key file written
+// before the token master existed, gives settle a file of the data keys
+// only, and the demo cards' keys derive from the token master: a tap with
+// one is approved.
+func TestDevKeysBySwitchAndSettle(t *testing.T) {
+	data := t.TempDir()
+	old := "index: " + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32)) + "\n" +
+		"v1: " + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{2}, 32)) + "\n"
+	if err := os.WriteFile(filepath.Join(data, devKeyFileName), []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d, w := startWorldWith(t, func(c *node.Config) { c.Data = data })
+	text, _ := os.ReadFile(filepath.Join(data, devKeyFileName))
+	if !strings.Contains(string(text), "\ntoken-master: ") {
+		t.Fatalf("dev key file not given a token master:\n%d bytes", len(text))
+	}
+	if _, err := vault.LoadDataKeysFile(d.SettleKeyPath); err != nil {
+		t.Fatalf("settle's dev key file: %v", err)
+	}
+	settleText, _ := os.ReadFile(d.SettleKeyPath)
+	if strings.Contains(string(settleText), "index:") || strings.Contains(string(settleText), "token-master:") {
+		t.Fatal("settle's dev key file holds a switch-only key")
+	}
+	card, _ := w.Card("approve")
+	if card.Key != hex.EncodeToString(d.Node.Keys.TokenKey(card.Token)) {
+		t.Fatal("the demo card's key is not its token key")
+	}
+	c, err := pos.Dial(d.Node.TerminalAddr(), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if rc := send(t, c, purchase(card, 100).Message()); rc != iso8583.RCApproved {
+		t.Fatalf("tap with the demo card rc %s, want 00", rc)
 	}
 }
