@@ -73,7 +73,7 @@ func CheckCryptogram(req Request, chip Chip) ChipVerdict {
 	if !cryptogram.Verify(chip.Key, tap, emv.ARQC) {
 		return ChipVerdict{RC: iso8583.RCSuspectedFraud, Reason: "ARQC does not verify"}
 	}
-	if days, _ := cryptogram.DaysApart(emv.Date, chip.Today); days > cryptogram.DateSkewDaysMax {
+	if days, ok := cryptogram.DaysApart(emv.Date, chip.Today); !ok || days > cryptogram.DateSkewDaysMax {
 		return ChipVerdict{RC: iso8583.RCSuspectedFraud, Counter: counter,
 			Reason: "9A date more than a day from the switch's date"}
 	}

@@ -55,6 +55,7 @@ type Deps struct {
 	CVMLimit iso8583.Amount
 	// Zone is the network's time zone (the config's timezone): Now's date
 	// in it is the switch's date, which a tap's date (9A) must be near.
+	// Required: New panics without it.
 	Zone *time.Location
 }
 

@@ -273,6 +273,11 @@ func TestParseDataKeys(t *testing.T) {
 	if err != nil || k.CurrentVersion() != 2 {
 		t.Fatalf("ParseDataKeys = %v, %v", k, err)
 	}
+	for _, s := range []string{fmt.Sprint(k), fmt.Sprintf("%#v", k), fmt.Sprintf("%x", *k)} {
+		if s != "DataKeys{versions [1 2]}" {
+			t.Fatalf("data keys print as %q", s)
+		}
+	}
 	sealed := testKeyring(t, 1, 2).Seal([]byte("4111111111111111"), []byte("aad"))
 	if got, err := k.Open(sealed, []byte("aad")); err != nil || string(got) != "4111111111111111" {
 		t.Fatalf("data keys open the switch's seal: %q, %v", got, err)
