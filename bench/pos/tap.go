@@ -50,6 +50,7 @@ type Tap struct {
 	ATC           uint32
 	NoFingerprint bool    // CVM results "no CVM": the phone was not unlocked
 	Unpredictable [4]byte // 9F37; zero: derived from terminal, STAN and time
+	Date          string  // 9A YYMMDD; empty: Time's date in Shanghai
 }
 
 // Message builds the 0100/0200 of the wire contract.
@@ -104,9 +105,10 @@ func (t Tap) WithCard(card wallet.Card) Tap {
 	return t
 }
 
-// ICC is the tap's DE55 as the phone and the terminal make it: nil without
-// a key, or when the tap's fields cannot be signed (an amount DE4 cannot
-// carry, a processing code shorter than 2), which the switch answers 30.
+// ICC is the tap's DE55 as the phone and the terminal make it, the ARQC
+// over the terminal's ID among the rest: nil without a key, or when the
+// tap's fields cannot be signed (an amount DE4 cannot carry, a processing
+// code shorter than 2, no terminal ID), which the switch answers 30.
 func (t Tap) ICC() []byte {
 	if len(t.Key) == 0 || len(t.ProcessingCode) < 2 {
 		return nil
@@ -116,8 +118,11 @@ func (t Tap) ICC() []byte {
 		cvm = cryptogram.CVMNone
 	}
 	ct := cryptogram.Tap{
-		Amount: int64(t.Amount), Currency: iso8583.CurrencyCNY, Date: t.Time.In(shanghai).Format("060102"),
-		Type: t.ProcessingCode[:2], Unpredictable: t.Unpredictable, Counter: t.ATC, CVM: cvm,
+		Amount: int64(t.Amount), Currency: iso8583.CurrencyCNY, Date: t.Date, Type: t.ProcessingCode[:2],
+		Terminal: t.Terminal.TerminalID, Unpredictable: t.Unpredictable, Counter: t.ATC, CVM: cvm,
+	}
+	if ct.Date == "" {
+		ct.Date = t.Time.In(shanghai).Format("060102")
 	}
 	if ct.Unpredictable == [4]byte{} {
 		ct.Unpredictable = t.unpredictable()

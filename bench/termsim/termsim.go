@@ -34,7 +34,8 @@ commands:
 
 Each tap carries DE55 with an ARQC under the wallet card's key and its next
 ATC, saved back to the wallet first; the phone's fingerprint check is in it
-unless -no-fingerprint (a purchase above the CVM limit then gets 05).
+unless -no-fingerprint (a purchase above the CVM limit, or any balance
+inquiry, then gets 05).
 
 Run 'termsim COMMAND -h' for the flags. Defaults fit 'switchd -dev'.
 `

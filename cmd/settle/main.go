@@ -11,7 +11,11 @@
 // no file written or replaced; 2 bad usage.
 //
 //	settle -journals /var/lib/tapswitch/node-1,/var/lib/tapswitch/node-2 \
-//	       -keys /etc/tapswitch/vault.keys -out /var/lib/tapswitch/clearing
+//	       -keys /etc/tapswitch/settle.keys -out /var/lib/tapswitch/clearing
+//
+// The key file holds the vault's data keys only (v1:, v2: ... lines): settle
+// opens the journal's sealed PANs and needs nothing else. A file holding
+// the switch's index key or token master is refused (docs/keys.md).
 package main
 
 import (
@@ -57,8 +61,8 @@ func run(args []string, now time.Time, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.date, "date", "", "business `day` YYYY-MM-DD (default: the last closed day)")
 	fs.StringVar(&o.journals, "journals", "", "comma-separated switch node data `DIRS` (each has sealed/)")
-	fs.StringVar(&o.keys, "keys", "", "vault key `FILE` (opens the sealed PANs for issuer files)")
-	fs.StringVar(&o.keyEnv, "key-env", "", "environment `VARIABLE` holding the vault keys instead of -keys")
+	fs.StringVar(&o.keys, "keys", "", "data key `FILE`: the vault's data keys only, no index or token-master line (opens the sealed PANs for issuer files)")
+	fs.StringVar(&o.keyEnv, "key-env", "", "environment `VARIABLE` holding the data keys instead of -keys")
 	fs.StringVar(&o.out, "out", "", "output `DIR`; files go to DIR/YYYYMMDD/")
 	fs.StringVar(&o.config, "config", "", "switch configuration `FILE` for cut-off, time zone, institution and members (default: built in)")
 	fs.StringVar(&o.feesFile, "fees", "", "fee schedule `FILE` (default: the built-in configs/fees.yaml)")
@@ -158,11 +162,11 @@ func dayOf(date string, cfg node.Config, now time.Time) (string, error) {
 	return open.AddDate(0, 0, -1).Format("20060102"), nil
 }
 
-func loadKeys(o options) (*vault.Keyring, error) {
+func loadKeys(o options) (*vault.DataKeys, error) {
 	if o.keyEnv != "" {
-		return vault.LoadKeyringEnv(o.keyEnv)
+		return vault.LoadDataKeysEnv(o.keyEnv)
 	}
-	return vault.LoadKeyringFile(o.keys)
+	return vault.LoadDataKeysFile(o.keys)
 }
 
 // oneLine keeps cron's mail to one line.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/tapswitch/tapswitch/switch/daemon"
 	"github.com/tapswitch/tapswitch/switch/journal"
 	"github.com/tapswitch/tapswitch/switch/node"
+	"github.com/tapswitch/tapswitch/switch/vault"
 )
 
 // TestSettleADayOfMixedTraffic drives purchases, refunds, transit top-ups,
@@ -34,7 +36,7 @@ func TestSettleADayOfMixedTraffic(t *testing.T) {
 	d, w := startDay(t)
 	drive(t, d, w)
 	day := d.Node.Journal.BusinessDayOf(time.Now())
-	keyFile := filepath.Join(d.Data, "dev-vault.keys")
+	keyFile, switchKeys := d.SettleKeyPath, filepath.Join(d.Data, "dev-vault.keys")
 	d.Node.SealClosedDays(time.Now().Add(48 * time.Hour))
 	settling := settlingEntries(t, d, day)
 	ledgers := t.TempDir()
@@ -46,6 +48,15 @@ func TestSettleADayOfMixedTraffic(t *testing.T) {
 	out := t.TempDir()
 	args := []string{"-date", day[:4] + "-" + day[4:6] + "-" + day[6:], "-journals", d.Data, "-keys", keyFile, "-out", out, "-quiet"}
 	var stdout, stderr bytes.Buffer
+	withSwitchKeys := slices.Clone(args)
+	withSwitchKeys[5] = switchKeys
+	if code := run(withSwitchKeys, time.Now(), &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "an index key; this key file is for data keys only") {
+		t.Fatalf("settle with the switch's key file: exit %d, stderr %q; want 1, refused", code, stderr.String())
+	}
+	if names, _ := os.ReadDir(out); len(names) != 0 {
+		t.Fatalf("the refused run wrote %d entries", len(names))
+	}
+	stderr.Reset()
 	if code := run(args, time.Now(), &stdout, &stderr); code != 0 || stdout.Len() != 0 {
 		t.Fatalf("settle exit %d, stdout %q, stderr %q", code, stdout.String(), stderr.String())
 	}
@@ -244,6 +255,57 @@ func (tm *terminal) reversalOf(orig *moov.Message) *moov.Message {
 	m.Field(iso8583.FieldSTAN, fmt.Sprintf("%06d", tm.stan))
 	m.Field(iso8583.FieldOriginalData, "0200"+iso8583.FieldValue(orig, 11)+iso8583.FieldValue(orig, 7)+"0000000000000000000000")
 	return m
+}
+
+// TestSettleRefusesSwitchOnlyKeys: settle's key file holds data keys only;
+// one that also holds the token master or the index key is refused, naming
+// the line, whatever else is right with it.
+func TestSettleRefusesSwitchOnlyKeys(t *testing.T) {
+	dir := t.TempDir()
+	switchKeys, settleKeys := filepath.Join(dir, "switch.keys"), filepath.Join(dir, "settle.keys")
+	if err := vault.GenerateKeyringFile(switchKeys); err != nil {
+		t.Fatal(err)
+	}
+	if err := vault.WriteDataKeysFile(switchKeys, settleKeys); err != nil {
+		t.Fatal(err)
+	}
+	text, _ := os.ReadFile(settleKeys)
+	extra := map[string]string{}
+	for line := range strings.Lines(mustRead(t, switchKeys)) {
+		if label, _, ok := strings.Cut(line, ":"); ok && !strings.HasPrefix(label, "v") && !strings.HasPrefix(label, "#") {
+			extra[label] = line
+		}
+	}
+	for label, want := range map[string]string{"token-master": "a token master key", "index": "an index key"} {
+		path := filepath.Join(dir, label+".keys")
+		if err := os.WriteFile(path, append(bytes.Clone(text), extra[label]...), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var stderr bytes.Buffer
+		args := []string{"-date", "2026-11-25", "-journals", t.TempDir(), "-keys", path, "-out", t.TempDir(), "-quiet"}
+		if code := run(args, time.Now(), &bytes.Buffer{}, &stderr); code != 1 ||
+			!strings.Contains(stderr.String(), want+"; this key file is for data keys only") {
+			t.Errorf("settle with a %s line: exit %d, %q; want 1 naming it", label, code, stderr.String())
+		}
+		if strings.Contains(stderr.String(), strings.TrimSpace(strings.SplitN(extra[label], ":", 2)[1])[:12]) {
+			t.Errorf("the refusal repeats the key: %q", stderr.String())
+		}
+	}
+	t.Setenv("TAPSWITCH_TEST_SETTLE_KEYS", mustRead(t, switchKeys))
+	var stderr bytes.Buffer
+	args := []string{"-date", "2026-11-25", "-journals", t.TempDir(), "-key-env", "TAPSWITCH_TEST_SETTLE_KEYS", "-out", t.TempDir(), "-quiet"}
+	if code := run(args, time.Now(), &bytes.Buffer{}, &stderr); code != 1 || !strings.Contains(stderr.String(), "an index key") {
+		t.Errorf("settle -key-env with the switch's keys: exit %d, %q; want 1", code, stderr.String())
+	}
+}
+
+func mustRead(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // TestSettleFailsWithOneLine: cron gets a non-zero exit and one line.

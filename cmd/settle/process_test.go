@@ -62,7 +62,7 @@ func TestSettleThroughProcesses(t *testing.T) {
 	out := filepath.Join(dir, "clearing")
 	date := day[:4] + "-" + day[4:6] + "-" + day[6:]
 	var stdout, stderr bytes.Buffer
-	args := []string{"-date", date, "-journals", data, "-keys", filepath.Join(data, "dev-vault.keys"), "-out", out}
+	args := []string{"-date", date, "-journals", data, "-keys", filepath.Join(data, "dev-settle.keys"), "-out", out}
 	if code := run(args, time.Now(), &stdout, &stderr); code != 0 {
 		t.Fatalf("settle while the switch runs: exit %d: %s", code, stderr.String())
 	}

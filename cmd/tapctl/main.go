@@ -3,10 +3,16 @@
 //
 //	tapctl rotate -admin 127.0.0.1:9700          # reload the key file, re-seal the vault, follow it
 //	tapctl rotate -admin 127.0.0.1:9700 -status  # only show where a rotation is
+//	tapctl settle-keys -keys /etc/tapswitch/vault.keys -out settle.keys
 //
 // rotate POSTs /admin/rotate and polls GET /admin/rotate until the re-seal
-// ends; docs/keys.md describes the whole rotation. Exit 0 when it completed,
-// 1 when it failed or could not be followed, 2 on bad usage.
+// ends; it rotates the data keys only (the index key and the token master
+// never change). docs/keys.md describes the whole rotation. Exit 0 when it
+// completed, 1 when it failed or could not be followed, 2 on bad usage.
+//
+// settle-keys writes settle's key file from the switch's: its data key
+// lines and nothing else (mode 0600, replaced atomically), for the settle
+// host after a rotation added a version.
 package main
 
 import (
@@ -25,6 +31,7 @@ import (
 	"time"
 
 	"github.com/tapswitch/tapswitch/switch/node"
+	"github.com/tapswitch/tapswitch/switch/vault"
 )
 
 // responseBytesMax bounds what tapctl reads of one answer.
@@ -35,8 +42,12 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "settle-keys" {
+		return runSettleKeys(args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "rotate" {
-		fmt.Fprintln(stderr, "usage: tapctl rotate -admin HOST:PORT [-status] [-every 1s] [-wait 1h]")
+		fmt.Fprintln(stderr, "usage: tapctl rotate -admin HOST:PORT [-status] [-every 1s] [-wait 1h]\n"+
+			"       tapctl settle-keys -keys SWITCH_KEY_FILE -out SETTLE_KEY_FILE")
 		return 2
 	}
 	fs := flag.NewFlagSet("tapctl rotate", flag.ContinueOnError)
@@ -64,6 +75,34 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tapctl rotate: %v\n", err)
 		return 1
 	}
+	return 0
+}
+
+// runSettleKeys is tapctl settle-keys: settle's data-keys-only file from
+// the switch's key file (docs/keys.md).
+func runSettleKeys(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("tapctl settle-keys", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	from := fs.String("keys", "", "the switch's key `FILE` (index, token-master and v<N> lines)")
+	out := fs.String("out", "", "settle's key `FILE` to write: the v<N> lines only")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *from == "" || *out == "" || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "tapctl settle-keys: need -keys FILE and -out FILE")
+		return 2
+	}
+	if err := vault.WriteDataKeysFile(*from, *out); err != nil {
+		fmt.Fprintf(stderr, "tapctl settle-keys: %v\n", err)
+		return 1
+	}
+	keys, err := vault.LoadDataKeysFile(*out)
+	if err != nil {
+		fmt.Fprintf(stderr, "tapctl settle-keys: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "wrote %s: data keys %v, current v%d; no index key, no token master\n",
+		*out, keys.Versions(), keys.CurrentVersion())
 	return 0
 }
 

@@ -55,9 +55,9 @@ import (
 
 // Config is one run.
 type Config struct {
-	Day               string   // YYYYMMDD
-	SealedDirs        []string // each node's DATA/sealed directory
-	Keys              *vault.Keyring
+	Day               string          // YYYYMMDD
+	SealedDirs        []string        // each node's DATA/sealed directory
+	Keys              *vault.DataKeys // the data keys only: settle holds no index key or token master
 	Issuers           []issuers.Issuer
 	Fees              *fees.Schedule
 	SwitchInstitution string

@@ -3,6 +3,7 @@ package authorize
 import (
 	"bytes"
 	"testing"
+	"time"
 
 	"github.com/tapswitch/tapswitch/configs"
 	"github.com/tapswitch/tapswitch/iso8583"
@@ -15,9 +16,19 @@ var testTokenKey = []byte("0123456789abcdef")
 
 const testCVMLimit iso8583.Amount = 300_00
 
+// testChip checks taps at decideNow, in Shanghai 2026-11-25 20:00: the
+// switch's date is 261125, the date signed() gives its taps.
 func testChip() Chip {
-	return Chip{Key: testTokenKey, CVMLimit: testCVMLimit}
+	return Chip{Key: testTokenKey, CVMLimit: testCVMLimit, Today: decideNow.In(shanghai)}
 }
+
+var shanghai = func() *time.Location {
+	loc, err := time.LoadLocation("Asia/Shanghai")
+	if err != nil {
+		panic(err)
+	}
+	return loc
+}()
 
 // signing is how the phone signs a test request; the zero value is a
 // first tap (counter 1), verified on the phone, with the test key.
@@ -25,6 +36,7 @@ type signing struct {
 	key     []byte
 	counter uint32
 	cvm     *[3]byte
+	date    string // 261125 unless set
 }
 
 // signed returns req with the DE55 its phone would send.
@@ -39,8 +51,12 @@ func signed(req Request, s signing) Request {
 	if s.cvm != nil {
 		cvm = *s.cvm
 	}
-	tap := cryptogram.Tap{Amount: int64(req.Amount), Currency: req.Currency, Date: "261125",
-		Type: req.ProcessingCode[:2], Unpredictable: [4]byte{1, 2, 3, 4}, Counter: s.counter, CVM: cvm}
+	if s.date == "" {
+		s.date = "261125"
+	}
+	tap := cryptogram.Tap{Amount: int64(req.Amount), Currency: req.Currency, Date: s.date,
+		Type: req.ProcessingCode[:2], Terminal: req.TerminalID, Unpredictable: [4]byte{1, 2, 3, 4},
+		Counter: s.counter, CVM: cvm}
 	arqc, err := cryptogram.ARQC(s.key, tap)
 	if err != nil {
 		panic(err)
@@ -101,8 +117,19 @@ func TestCheckCryptogram(t *testing.T) {
 		{name: "refund above the limit needs no fingerprint",
 			req:  func(r *Request) { r.Amount, r.ProcessingCode = testCVMLimit+1, iso8583.ProcRefund },
 			sign: signing{cvm: &noCVM}, counter: 1},
-		{name: "balance inquiry", req: func(r *Request) { r.Amount, r.ProcessingCode = 0, iso8583.ProcBalanceInquiry },
-			sign: signing{cvm: &noCVM}, counter: 1},
+		{name: "balance inquiry without fingerprint", req: func(r *Request) { r.Amount, r.ProcessingCode = 0, iso8583.ProcBalanceInquiry },
+			sign: signing{cvm: &noCVM}, rc: "05", counter: 1},
+		{name: "balance inquiry with fingerprint", req: func(r *Request) { r.Amount, r.ProcessingCode = 0, iso8583.ProcBalanceInquiry },
+			counter: 1},
+		{name: "another terminal", after: func(r *Request) { r.TerminalID = "TERM0002" }, rc: "59"},
+		{name: "terminal ID cut to 7 characters", after: func(r *Request) { r.TerminalID = "TERM000" }, rc: "59"},
+		{name: "no terminal ID", after: func(r *Request) { r.TerminalID = "" }, rc: "59"},
+		{name: "yesterday's date", sign: signing{date: "261124"}, counter: 1},
+		{name: "tomorrow's date", sign: signing{date: "261126"}, counter: 1},
+		{name: "two days ago", sign: signing{date: "261123"}, rc: "59", counter: 1},
+		{name: "two days ahead", sign: signing{date: "261127"}, rc: "59", counter: 1},
+		{name: "pre-played, months ahead", sign: signing{date: "270301"}, rc: "59", counter: 1},
+		{name: "a year before", sign: signing{date: "251125"}, rc: "59", counter: 1},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -154,5 +181,19 @@ func TestDecideChecksTheCryptogramAfterTheToken(t *testing.T) {
 	unroutable.PAN = "4000000000000002"
 	if d := Decide(signed(goodRequest(), signing{}), unroutable, true, testChip(), table, decideNow); d.RC != "92" || d.Counter != 1 {
 		t.Fatalf("good cryptogram, no route: %+v", d)
+	}
+}
+
+// TestTheSwitchDateIsTheNetworkZones: at 00:30 in Shanghai on the 26th
+// (16:30 UTC on the 25th) the switch's date is the 26th, so the 24th is two
+// days away; in UTC it would be one.
+func TestTheSwitchDateIsTheNetworkZones(t *testing.T) {
+	chip := testChip()
+	chip.Today = time.Date(2026, 11, 25, 16, 30, 0, 0, time.UTC).In(shanghai)
+	if v := CheckCryptogram(signed(goodRequest(), signing{date: "261124"}), chip); v.RC != "59" {
+		t.Fatalf("the 24th at 00:30 on the 26th in Shanghai: rc %q (%s), want 59", v.RC, v.Reason)
+	}
+	if v := CheckCryptogram(signed(goodRequest(), signing{date: "261127"}), chip); v.RC != "" {
+		t.Fatalf("the 27th at 00:30 on the 26th in Shanghai: rc %q (%s), want approved", v.RC, v.Reason)
 	}
 }

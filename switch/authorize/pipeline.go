@@ -53,6 +53,10 @@ type Deps struct {
 	// CVMLimit is the amount above which a purchase or top-up needs the
 	// cardholder verified on the phone (docs/cryptogram.md). 0: every one.
 	CVMLimit iso8583.Amount
+	// Zone is the network's time zone (the config's timezone): Now's date
+	// in it is the switch's date, which a tap's date (9A) must be near.
+	// Required: New panics without it.
+	Zone *time.Location
 }
 
 // Pipeline authorizes terminal requests.
@@ -65,6 +69,9 @@ type Pipeline struct {
 
 // New returns a pipeline over deps.
 func New(d Deps) *Pipeline {
+	if d.Zone == nil {
+		panic("authorize: Deps.Zone is nil; the cryptogram's date check needs the network's time zone")
+	}
 	if d.AdviceQueued == nil {
 		d.AdviceQueued = func() {}
 	}
@@ -239,7 +246,8 @@ func (p *Pipeline) decideLocked(req Request, tok vault.Token, found bool, now ti
 		p.counters.release(token, held)
 		return Decision{}, nil, nil, err
 	}
-	chip := Chip{Key: p.d.Vault.Keys().TokenKey(token), Counters: held.window, CVMLimit: p.d.CVMLimit}
+	chip := Chip{Key: p.d.Vault.Keys().TokenKey(token), Counters: held.window, CVMLimit: p.d.CVMLimit,
+		Today: now.In(p.d.Zone)}
 	d := Decide(req, tok, true, chip, p.d.Table, now)
 	var atc *journal.ATCUpdate
 	if d.Counter != 0 {

@@ -7,15 +7,27 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 )
 
 // Sizes of the algorithm's parts.
 const (
 	KeyBytes        = 16 // a token key and a session key
 	ARQCBytes       = 8
-	macInputBytes   = 12 + 3 + 6 + 2 + 4 + 2 + 3
+	TerminalBytes   = 8 // DE41
+	macInputBytes   = 1 + 12 + 3 + 6 + 2 + TerminalBytes + 4 + 2 + 3
 	amountDigitsMax = 12
 )
+
+// Layout is the version of the MAC input layout, its first byte. Layout 1
+// (32 bytes, without the terminal) is gone: no phone computing it was ever
+// deployed, so the switch accepts layout 2 only.
+const Layout = 2
+
+// DateSkewDaysMax is how many calendar days a tap's date (9A) may lie from
+// the switch's date, either way: a terminal's clock around midnight, never
+// a cryptogram made for another week (docs/cryptogram.md).
+const DateSkewDaysMax = 1
 
 // Tap is what an ARQC covers: the terminal's request and the phone's
 // counter and CVM.
@@ -24,6 +36,7 @@ type Tap struct {
 	Currency      string  // DE49, 3 digits
 	Date          string  // 9A, YYMMDD
 	Type          string  // transaction type: the first two digits of DE3
+	Terminal      string  // DE41: 1..8 printable ASCII, right-padded with spaces to 8 in the MAC input
 	Unpredictable [4]byte // 9F37, from the terminal
 	Counter       uint32  // the phone's counter; 9F36 is its low 16 bits
 	CVM           [3]byte // 9F34
@@ -41,8 +54,9 @@ func SessionKey(tokenKey []byte, counter uint32) []byte {
 	return m.Sum(nil)[:KeyBytes]
 }
 
-// appendMACInput appends the 32-byte MAC input of t, refusing fields that
-// do not have their fixed form: two different taps must never share one.
+// appendMACInput appends the 41-byte MAC input of t (layout 2), refusing
+// fields that do not have their fixed form: two different taps must never
+// share one.
 func (t Tap) appendMACInput(dst []byte) ([]byte, error) {
 	switch {
 	case t.Amount < 0 || t.Amount > 999_999_999_999:
@@ -53,7 +67,10 @@ func (t Tap) appendMACInput(dst []byte) ([]byte, error) {
 		return nil, fmt.Errorf("cryptogram: date %q is not a YYMMDD date", t.Date)
 	case !digits(t.Type, 2):
 		return nil, fmt.Errorf("cryptogram: transaction type %q is not 2 digits", t.Type)
+	case !validTerminal(t.Terminal):
+		return nil, fmt.Errorf("cryptogram: terminal ID %q is not 1..%d printable characters", t.Terminal, TerminalBytes)
 	}
+	dst = append(dst, Layout)
 	amount := strconv.FormatInt(t.Amount, 10)
 	for range amountDigitsMax - len(amount) {
 		dst = append(dst, '0')
@@ -62,6 +79,10 @@ func (t Tap) appendMACInput(dst []byte) ([]byte, error) {
 	dst = append(dst, t.Currency...)
 	dst = append(dst, t.Date...)
 	dst = append(dst, t.Type...)
+	dst = append(dst, t.Terminal...)
+	for range TerminalBytes - len(t.Terminal) {
+		dst = append(dst, ' ')
+	}
 	dst = append(dst, t.Unpredictable[:]...)
 	dst = binary.BigEndian.AppendUint16(dst, t.ATC())
 	return append(dst, t.CVM[:]...), nil
@@ -103,6 +124,46 @@ func digits(s string, n int) bool {
 		}
 	}
 	return true
+}
+
+// validTerminal reports a DE41 the MAC input can hold: 1..8 printable
+// ASCII characters, not all spaces. A shorter one stands for itself padded
+// with spaces, as the wire carries it, and the codec strips them again.
+func validTerminal(s string) bool {
+	if len(s) == 0 || len(s) > TerminalBytes {
+		return false
+	}
+	blank := true
+	for i := range len(s) {
+		if s[i] < 0x20 || s[i] > 0x7E {
+			return false
+		}
+		blank = blank && s[i] == ' '
+	}
+	return !blank
+}
+
+// DaysApart is how many calendar days lie between the YYMMDD date (years
+// 2000-2099) and today's date in today's own location, either way: the
+// switch passes its clock in the network's time zone. ok is false for a
+// date that is not one.
+func DaysApart(date string, today time.Time) (days int, ok bool) {
+	if !validDate(date) {
+		return 0, false
+	}
+	yy, _ := strconv.Atoi(date[0:2])
+	mm, _ := strconv.Atoi(date[2:4])
+	dd, _ := strconv.Atoi(date[4:6])
+	d := time.Date(2000+yy, time.Month(mm), dd, 0, 0, 0, 0, time.UTC)
+	y, m, day := today.Date()
+	t := time.Date(y, m, day, 0, 0, 0, 0, time.UTC)
+	// Whole days in UTC, which has no daylight saving; Sub saturates far
+	// beyond any two-digit year, which stays far apart.
+	days = int(d.Sub(t) / (24 * time.Hour))
+	if days < 0 {
+		days = -days
+	}
+	return days, true
 }
 
 // validDate reports a YYMMDD that names a day of the calendar.

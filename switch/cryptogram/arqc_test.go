@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // docVector reads the test vector of docs/cryptogram.md: the "name: value"
@@ -62,8 +63,12 @@ func TestDocVector(t *testing.T) {
 	if err != nil {
 		t.Fatalf("vector amount %q: %v", v["amount"], err)
 	}
+	terminal, err := hex.DecodeString(v["terminal"])
+	if err != nil {
+		t.Fatalf("vector terminal %q: want hex", v["terminal"])
+	}
 	tap := Tap{Amount: amount, Currency: v["currency"], Date: v["date"], Type: v["transaction type"],
-		Counter: uint32(counter)}
+		Terminal: string(terminal), Counter: uint32(counter)}
 	copy(tap.Unpredictable[:], unhex(t, v, "unpredictable number", 4))
 	copy(tap.CVM[:], unhex(t, v, "CVM results", 3))
 
@@ -97,7 +102,7 @@ func TestDocVector(t *testing.T) {
 }
 
 func vectorTap() Tap {
-	return Tap{Amount: 2599, Currency: "156", Date: "261125", Type: "00",
+	return Tap{Amount: 2599, Currency: "156", Date: "261125", Type: "00", Terminal: "TSIM0001",
 		Unpredictable: [4]byte{0x91, 0x5c, 0x0e, 0x47}, Counter: 65578, CVM: CVMDeviceVerified}
 }
 
@@ -117,6 +122,8 @@ func TestEveryInputIsCovered(t *testing.T) {
 		"currency":            func(tp *Tap) { tp.Currency = "840" },
 		"date":                func(tp *Tap) { tp.Date = "261126" },
 		"type":                func(tp *Tap) { tp.Type = "20" },
+		"terminal":            func(tp *Tap) { tp.Terminal = "TSIM0002" },
+		"terminal, shorter":   func(tp *Tap) { tp.Terminal = "TSIM000" },
 		"unpredictable":       func(tp *Tap) { tp.Unpredictable[3]++ },
 		"ATC":                 func(tp *Tap) { tp.Counter++ },
 		"counter's high half": func(tp *Tap) { tp.Counter += 1 << 16 },
@@ -153,6 +160,11 @@ func TestMalformedInputsRefused(t *testing.T) {
 		"type of 1 digit":       func(tp *Tap) { tp.Type = "0" },
 		"type not digits":       func(tp *Tap) { tp.Type = "0A" },
 		"date with a separator": func(tp *Tap) { tp.Date = "26-11-" },
+		"no terminal":           func(tp *Tap) { tp.Terminal = "" },
+		"blank terminal":        func(tp *Tap) { tp.Terminal = "        " },
+		"9-character terminal":  func(tp *Tap) { tp.Terminal = "TSIM00001" },
+		"terminal with a NUL":   func(tp *Tap) { tp.Terminal = "TSIM\x00001" },
+		"terminal not ASCII":    func(tp *Tap) { tp.Terminal = "TSIM\u00e9" },
 	}
 	for name, mutate := range cases {
 		tp := vectorTap()
@@ -171,5 +183,53 @@ func TestMalformedInputsRefused(t *testing.T) {
 	tp.Date = "280229"
 	if _, err := ARQC(vectorKey, tp); err != nil {
 		t.Errorf("29 February 2028: %v", err)
+	}
+}
+
+// TestShortTerminalIsPadded: the codec strips DE41's trailing spaces, so a
+// terminal ID and the same padded with spaces are one terminal, one ARQC.
+func TestShortTerminalIsPadded(t *testing.T) {
+	short, padded := vectorTap(), vectorTap()
+	short.Terminal, padded.Terminal = "T1", "T1      "
+	a, err := ARQC(vectorKey, short)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !Verify(vectorKey, padded, a) {
+		t.Fatal("a terminal ID padded with spaces gives another ARQC")
+	}
+	in, _ := short.appendMACInput(nil)
+	if len(in) != macInputBytes || in[0] != Layout || string(in[24:32]) != "T1      " {
+		t.Fatalf("MAC input %x: want %d bytes, layout %d, terminal at 24..32", in, macInputBytes, Layout)
+	}
+}
+
+func TestDaysApart(t *testing.T) {
+	shanghai, err := time.LoadLocation("Asia/Shanghai")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 16:30 UTC on 25 November is 00:30 on the 26th in Shanghai.
+	now := time.Date(2026, 11, 25, 16, 30, 0, 0, time.UTC).In(shanghai)
+	cases := []struct {
+		date string
+		want int
+	}{
+		{"261126", 0}, {"261125", 1}, {"261127", 1}, {"261124", 2}, {"261128", 2},
+		{"270226", 92}, {"251126", 365}, {"270101", 36}, {"991231", 26698}, {"000101", 9826},
+	}
+	for _, c := range cases {
+		if got, ok := DaysApart(c.date, now); !ok || got != c.want {
+			t.Errorf("DaysApart(%s, %v) = %d, %v; want %d", c.date, now, got, ok, c.want)
+		}
+	}
+	if got, _ := DaysApart("261125", now.UTC()); got != 0 {
+		t.Errorf("in UTC the same instant is the 25th: %d days apart, want 0", got)
+	}
+	if _, ok := DaysApart("261131", now); ok {
+		t.Error("31 November accepted as a date")
+	}
+	if got, ok := DaysApart("261125", time.Time{}); !ok || got <= DateSkewDaysMax {
+		t.Errorf("the zero time is %d days from 2026 (%v)", got, ok)
 	}
 }

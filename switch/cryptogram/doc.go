@@ -12,12 +12,19 @@
 //	session key = HMAC-SHA256(token key, counter as 4 bytes BE)[:16]
 //	ARQC        = HMAC-SHA256(session key, MAC input)[:8]
 //
-//	MAC input (32 bytes)
-//	 0              12        15           21     23              27      29        32
-//	+--------------+---------+------------+------+---------------+-------+---------+
-//	| amount       | currency| date       | type | unpredictable | ATC   | CVM     |
-//	| 12 ASCII dig.| 3 ASCII | YYMMDD     | 2    | 4 bytes (9F37)| 2 (BE)| 3 (9F34)|
-//	+--------------+---------+------------+------+---------------+-------+---------+
+//	MAC input, layout 2 (41 bytes)
+//	 0     1              13        16       22     24         32              36      38        41
+//	+-----+--------------+---------+--------+------+----------+---------------+-------+---------+
+//	| 02  | amount       | currency| date   | type | terminal | unpredictable | ATC   | CVM     |
+//	|     | 12 ASCII dig.| 3 ASCII | YYMMDD | 2    | DE41, 8  | 4 bytes (9F37)| 2 (BE)| 3 (9F34)|
+//	+-----+--------------+---------+--------+------+----------+---------------+-------+---------+
+//
+// The first byte is the layout's version (Layout). Layout 1, the same
+// without the layout byte and the terminal, was removed before any phone
+// used it. The terminal ID binds a cryptogram to the terminal it was made
+// for, as an EMV card's CDOL can; the date (9A) is checked by the switch
+// against its own (DaysApart, DateSkewDaysMax), so a cryptogram made ahead
+// of time for another day or another terminal is refused.
 //
 // The token key is the token's own 16 bytes (vault.Keyring.TokenKey). The
 // counter is the phone's 32-bit transaction counter; 9F36 carries its low

@@ -3,7 +3,12 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +22,7 @@ import (
 	"github.com/tapswitch/tapswitch/iso8583"
 	"github.com/tapswitch/tapswitch/switch/cryptogram"
 	"github.com/tapswitch/tapswitch/switch/node"
+	"github.com/tapswitch/tapswitch/switch/vault"
 )
 
 // send sends msg and returns DE39.
@@ -267,5 +273,165 @@ func TestOneCryptogramSentAtOnceIsSpentOnce(t *testing.T) {
 	}
 	if got["00"] != 1 || got["59"] != 19 {
 		t.Fatalf("answers %v, want one 00 and nineteen 59", got)
+	}
+}
+
+// networkDate is the switch's date (YYMMDD) days from today, in the
+// network's time zone. Near midnight there it first waits for the day to
+// turn, so that the switch and the test agree on which day is today.
+func networkDate(t *testing.T, days int) string {
+	t.Helper()
+	zone, err := time.LoadLocation("Asia/Shanghai")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().In(zone)
+	if midnight := time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 0, 0, zone); midnight.Sub(now) < 5*time.Second {
+		time.Sleep(midnight.Sub(now) + 100*time.Millisecond)
+		now = time.Now().In(zone)
+	}
+	return now.AddDate(0, 0, days).Format("060102")
+}
+
+// TestCryptogramBoundToDateAndTerminalOverTCP: a cryptogram made for a day
+// months ahead (pre-play) is refused, and so is one made for another
+// terminal; the taps of yesterday, today and tomorrow pass.
+func TestCryptogramBoundToDateAndTerminalOverTCP(t *testing.T) {
+	d, w := startWorld(t)
+	card, _ := w.Card("approve")
+	c, err := pos.Dial(d.Node.TerminalAddr(), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	dated := func(days int) *moov.Message {
+		tap := purchase(card, 100)
+		tap.Date = networkDate(t, days)
+		return tap.Message()
+	}
+	t.Run("a cryptogram dated months ahead gets 59, and is spent", func(t *testing.T) {
+		msg := dated(90)
+		if rc := send(t, c, msg); rc != iso8583.RCSuspectedFraud {
+			t.Fatalf("pre-played tap rc %s, want 59", rc)
+		}
+		again := pos.Tap{Terminal: pos.DemoTerminal, ProcessingCode: iso8583.ProcPurchase, Token: card.Token,
+			TokenExpiry: card.TokenExpiry, Amount: 100, STAN: nextTestSTAN(), Time: time.Now()}.Message()
+		again.Field(iso8583.FieldICC, string(icc(t, msg)))
+		if rc := send(t, c, again); rc != iso8583.RCSuspectedFraud {
+			t.Fatalf("the same cryptogram again rc %s, want 59", rc)
+		}
+	})
+	for _, days := range []int{-2, 2, -90} {
+		if rc := send(t, c, dated(days)); rc != iso8583.RCSuspectedFraud {
+			t.Errorf("a tap dated %d days from today rc %s, want 59", days, rc)
+		}
+	}
+	for _, days := range []int{-1, 0, 1} {
+		if rc := send(t, c, dated(days)); rc != iso8583.RCApproved {
+			t.Errorf("a tap dated %d days from today rc %s, want 00", days, rc)
+		}
+	}
+	t.Run("a cryptogram made for one terminal gets 59 at another", func(t *testing.T) {
+		msg := purchase(card, 100).Message() // for pos.DemoTerminal, never sent there
+		elsewhere := pos.DemoTerminal
+		elsewhere.TerminalID = "TSIM0777"
+		stolen := pos.Tap{Terminal: elsewhere, ProcessingCode: iso8583.ProcPurchase, Token: card.Token,
+			TokenExpiry: card.TokenExpiry, Amount: 100, STAN: nextTestSTAN(), Time: time.Now()}.Message()
+		stolen.Field(iso8583.FieldICC, string(icc(t, msg)))
+		if rc := send(t, c, stolen); rc != iso8583.RCSuspectedFraud {
+			t.Fatalf("at another terminal rc %s, want 59", rc)
+		}
+		if rc := send(t, c, msg); rc != iso8583.RCApproved {
+			t.Fatalf("at its own terminal afterwards rc %s, want 00 (not spent by the refusal)", rc)
+		}
+	})
+}
+
+// TestBalanceInquiryNeedsTheFingerprintOverTCP: a balance inquiry without
+// the cardholder verified on the phone gets 05 whatever cvm_limit says;
+// termsim's balance command verifies by default and gets the balance.
+func TestBalanceInquiryNeedsTheFingerprintOverTCP(t *testing.T) {
+	d, w := startWorldWith(t, func(c *node.Config) { c.CVMLimit = 1_000_000_00 })
+	card, _ := w.Card("approve")
+	c, err := pos.Dial(d.Node.TerminalAddr(), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	balance := func(fingerprint bool) (string, *moov.Message) {
+		tap := pos.Tap{Terminal: pos.DemoTerminal, ProcessingCode: iso8583.ProcBalanceInquiry,
+			STAN: nextTestSTAN(), Time: time.Now(), NoFingerprint: !fingerprint}.WithCard(card)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		resp, err := c.Do(ctx, tap.Message())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return iso8583.FieldValue(resp, iso8583.FieldResponseCode), resp
+	}
+	rc, resp := balance(false)
+	if rc != "05" {
+		t.Fatalf("balance inquiry without fingerprint rc %s, want 05", rc)
+	}
+	if resp.GetField(iso8583.FieldAdditionalAmounts) != nil {
+		t.Fatal("the refused balance inquiry carries DE54")
+	}
+	rc, resp = balance(true)
+	if rc != iso8583.RCApproved || resp.GetField(iso8583.FieldAdditionalAmounts) == nil {
+		t.Fatalf("balance inquiry with fingerprint rc %s, DE54 %v, want 00 with the balance", rc, resp.GetField(iso8583.FieldAdditionalAmounts) != nil)
+	}
+
+	run := func(args ...string) (termsim.Answer, int) {
+		var out, errOut bytes.Buffer
+		args = append(args, "-wallet", d.WalletPath, "-json")
+		code := termsim.Run(args, &out, &errOut)
+		var a termsim.Answer
+		if err := json.Unmarshal(out.Bytes(), &a); err != nil {
+			t.Fatalf("termsim %v printed %q (%s): %v", args, out.String(), errOut.String(), err)
+		}
+		return a, code
+	}
+	if a, code := run("balance", "-card", "transit"); code != 0 || a.RC != "00" {
+		t.Fatalf("termsim balance: exit %d, %+v; want 00", code, a)
+	}
+	if a, _ := run("balance", "-card", "transit", "-no-fingerprint"); a.RC != "05" {
+		t.Fatalf("termsim balance -no-fingerprint: %+v; want 05", a)
+	}
+}
+
+// TestDevKeysBySwitchAndSettle: switchd -dev upgrades a key file written
+// before the token master existed, gives settle a file of the data keys
+// only, and the demo cards' keys derive from the token master: a tap with
+// one is approved.
+func TestDevKeysBySwitchAndSettle(t *testing.T) {
+	data := t.TempDir()
+	old := "index: " + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32)) + "\n" +
+		"v1: " + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{2}, 32)) + "\n"
+	if err := os.WriteFile(filepath.Join(data, devKeyFileName), []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d, w := startWorldWith(t, func(c *node.Config) { c.Data = data })
+	text, _ := os.ReadFile(filepath.Join(data, devKeyFileName))
+	if !strings.Contains(string(text), "\ntoken-master: ") {
+		t.Fatalf("dev key file not given a token master:\n%d bytes", len(text))
+	}
+	if _, err := vault.LoadDataKeysFile(d.SettleKeyPath); err != nil {
+		t.Fatalf("settle's dev key file: %v", err)
+	}
+	settleText, _ := os.ReadFile(d.SettleKeyPath)
+	if strings.Contains(string(settleText), "index:") || strings.Contains(string(settleText), "token-master:") {
+		t.Fatal("settle's dev key file holds a switch-only key")
+	}
+	card, _ := w.Card("approve")
+	if card.Key != hex.EncodeToString(d.Node.Keys.TokenKey(card.Token)) {
+		t.Fatal("the demo card's key is not its token key")
+	}
+	c, err := pos.Dial(d.Node.TerminalAddr(), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if rc := send(t, c, purchase(card, 100).Message()); rc != iso8583.RCApproved {
+		t.Fatalf("tap with the demo card rc %s, want 00", rc)
 	}
 }

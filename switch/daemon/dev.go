@@ -2,7 +2,9 @@ package daemon
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -29,7 +32,8 @@ const (
 	devDeviceID     = "DEV-PHONE-0001"
 	devAccount      = "dev@wallet"
 	devRequestorID  = "40010075001"
-	devKeyFileName  = "dev-vault.keys"
+	devKeyFileName  = "dev-vault.keys"  // the switch's: index, token master, data keys
+	devSettleKeys   = "dev-settle.keys" // settle's: the data keys only (docs/keys.md)
 	devUnknownLabel = "unknown"
 )
 
@@ -46,6 +50,9 @@ type DevWorld struct {
 	Fleet      *issuersim.Fleet
 	WalletPath string
 	Data       string
+	// SettleKeyPath is the key file to give settle: the dev switch's data
+	// keys only, rewritten at every start.
+	SettleKeyPath string
 	// Bindable is a card of the simulated world that no demo token uses:
 	// the banner offers it for binding with cmd/wallet.
 	Bindable world.Card
@@ -97,8 +104,14 @@ func StartDev(cfg node.Config, seed int64, log zerolog.Logger) (*DevWorld, error
 // same cards, so the bench harness can measure switch and issuers apart.
 func startDev(cfg node.Config, seed int64, externalIssuers bool, log zerolog.Logger) (*DevWorld, error) {
 	cfg.KeyFile, cfg.KeyEnv = filepath.Join(cfg.Data, devKeyFileName), ""
-	if err := ensureDevKeys(cfg.Data, cfg.KeyFile); err != nil {
+	settleKeys := filepath.Join(cfg.Data, devSettleKeys)
+	added, err := ensureDevKeys(cfg.Data, cfg.KeyFile, settleKeys)
+	if err != nil {
 		return nil, err
+	}
+	if added {
+		log.Warn().Msg("dev key file had no token master: added one; cards bound with cmd/wallet before now " +
+			"hold keys derived the old way and get 59 until bound again")
 	}
 	list, table, err := cfg.Network()
 	if err != nil {
@@ -130,7 +143,7 @@ func startDev(cfg node.Config, seed int64, externalIssuers bool, log zerolog.Log
 		return nil, err
 	}
 	d := &DevWorld{Node: n, Fleet: fleet, Data: cfg.Data, WalletPath: filepath.Join(cfg.Data, wallet.DevFileName),
-		Bindable: bindable(cards, now)}
+		SettleKeyPath: settleKeys, Bindable: bindable(cards, now)}
 	if err := seedDemo(n, cfg.TokenBINs[0], demo, d.WalletPath); err != nil {
 		d.Close()
 		return nil, err
@@ -139,14 +152,53 @@ func startDev(cfg node.Config, seed int64, externalIssuers bool, log zerolog.Log
 	return d, nil
 }
 
-func ensureDevKeys(dir, path string) error {
+// ensureDevKeys generates the dev switch's key file when there is none,
+// adds a token master to one written before the token master existed
+// (reporting that it did), and writes settle's data-keys-only file from it.
+func ensureDevKeys(dir, path, settlePath string) (added bool, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("data directory: %w", err)
+		return false, fmt.Errorf("data directory: %w", err)
 	}
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		return vault.GenerateKeyringFile(path)
+		if err := vault.GenerateKeyringFile(path); err != nil {
+			return false, err
+		}
+	} else if added, err = addDevTokenMaster(path); err != nil {
+		return false, err
 	}
-	return nil
+	return added, vault.WriteDataKeysFile(path, settlePath)
+}
+
+// addDevTokenMaster appends a fresh token-master line to a dev key file
+// that has none. Only the dev world does this on its own: a production
+// switch refuses such a file and says how to add the line.
+func addDevTokenMaster(path string) (bool, error) {
+	text, err := os.ReadFile(path)
+	if err != nil {
+		return false, fmt.Errorf("dev keys: %w", err)
+	}
+	for line := range strings.Lines(string(text)) {
+		if label, _, _ := strings.Cut(line, ":"); strings.TrimSpace(label) == "token-master" {
+			return false, nil
+		}
+	}
+	var master [32]byte
+	rand.Read(master[:]) // never fails; crashes the program instead
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return false, fmt.Errorf("dev keys: %w", err)
+	}
+	_, err = fmt.Fprintf(f, "\ntoken-master: %s\n", base64.StdEncoding.EncodeToString(master[:]))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return false, fmt.Errorf("dev keys: %w", err)
+	}
+	return true, nil
 }
 
 // seedDemo puts a token for every demo card in the vault (idempotently: the
@@ -223,6 +275,7 @@ tapswitch dev switch is up
   admin      http://%s   (/healthz /readyz /metrics)
   issuers    %d simulated banks and transit operators %s
   data       %s
+  keys       %s (switch), %s (settle: data keys only)
   wallet     %s
 try, in another shell:
   go run ./cmd/termsim pay -card approve -amount 12.34
@@ -234,7 +287,8 @@ bind a card of your own (the four steps), then tap it:
   go run ./cmd/termsim pay -card card-%s
 lost phone: http://%s/lost/
 
-`, d.Node.TerminalAddr(), d.Node.AdminAddr(), len(d.Node.Issuers), issuerPlace(d), d.Data, d.WalletPath,
+`, d.Node.TerminalAddr(), d.Node.AdminAddr(), len(d.Node.Issuers), issuerPlace(d), d.Data,
+		devKeyFileName, devSettleKeys, d.WalletPath,
 		d.Bindable.PAN.Clear(), d.Bindable.Expiry, d.Bindable.CVN2().Clear(), d.Bindable.PAN.Clear()[len(d.Bindable.PAN)-4:], d.Node.AdminAddr())
 }
 

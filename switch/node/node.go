@@ -185,11 +185,15 @@ func (n *Node) bind(pipelineIssuers map[string]authorize.Issuer) error {
 	if err != nil {
 		return err
 	}
+	cutoff, err := n.cfg.CutoffSpec()
+	if err != nil {
+		return err
+	}
 	n.Pipeline = authorize.New(authorize.Deps{
 		Vault: n.Vault, Table: n.Table, Issuers: pipelineIssuers,
 		Journal: n.Journal, NodeID: n.cfg.NodeID, Institution: n.cfg.Institution,
 		Now: time.Now, Log: n.log, Metrics: n.metrics, StandIn: standIn, AdviceQueued: n.sender.Wake,
-		CVMLimit: n.cfg.CVMLimit,
+		CVMLimit: n.cfg.CVMLimit, Zone: cutoff.Location,
 	})
 	tc := n.cfg.Terminals
 	srv, err := terminal.New(terminal.Config{

@@ -44,7 +44,8 @@ func (n *Node) rotation() *rotation { return &n.rotating }
 // vault (new PANs are sealed under its highest version at once) and starts
 // re-sealing the vault's older records in the background: 202 and the
 // status. A second POST while one runs is 409, as is a key file the vault
-// refuses (another index key, a version dropped that records still use);
+// refuses (another index key or token master, a version dropped that
+// records still use);
 // a key file that cannot be read is 500. GET returns the status.
 //
 // A key_env keyring cannot change without a restart (the environment is

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,7 +22,7 @@ import (
 func writeKeys(t *testing.T, path string, versions ...byte) {
 	t.Helper()
 	key := func(b byte) string { return base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{b}, 32)) }
-	text := "index: " + key(0xee) + "\n"
+	text := "index: " + key(0xee) + "\ntoken-master: " + key(0x7a) + "\n"
 	for _, v := range versions {
 		text += fmt.Sprintf("v%d: %s\n", v, key(v))
 	}
@@ -67,6 +68,14 @@ func TestRotateOverHTTP(t *testing.T) {
 		t.Fatalf("dropping v1: %d, want 409", resp.StatusCode)
 	}
 	writeKeys(t, kf, 1, 2)
+	text, _ := os.ReadFile(kf)
+	otherMaster := bytes.Replace(text, []byte("token-master: "+base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0x7a}, 32))),
+		[]byte("token-master: "+base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0x7b}, 32))), 1)
+	os.WriteFile(kf, otherMaster, 0o600)
+	if resp, _ := http.Post(srv.URL, "", nil); resp.StatusCode != http.StatusConflict {
+		t.Fatalf("another token master: %d, want 409", resp.StatusCode)
+	}
+	writeKeys(t, kf, 1, 2)
 	if resp, _ := http.Post(srv.URL, "", nil); resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("rotation to v2: %d, want 202", resp.StatusCode)
 	}
@@ -90,6 +99,38 @@ func TestRotateOverHTTP(t *testing.T) {
 		got, err := v.Get(tok)
 		if err != nil || got.PAN.Clear() != pan {
 			t.Fatalf("token %s after rotation: %v", iso8583.MaskPAN(tok), err)
+		}
+	}
+}
+
+// TestOpenRefusesKeyFilesWithoutSwitchKeys: the switch will not start on a
+// key file that lacks the index key or the token master (settle's file,
+// say), and says which line to add and how.
+func TestOpenRefusesKeyFilesWithoutSwitchKeys(t *testing.T) {
+	key := func(b byte) string { return base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{b}, 32)) }
+	cases := map[string]struct{ text, want string }{
+		"data keys only": {"v1: " + key(1) + "\n", `no index key: the switch needs a line "index: <base64 of 32 bytes>"`},
+		"no token master": {"index: " + key(0xee) + "\nv1: " + key(1) + "\n",
+			`no token master key: the switch needs a line "token-master: <base64 of 32 bytes>"; add one with: echo "token-master: $(head -c 32 /dev/urandom | base64)" >>`},
+	}
+	for name, c := range cases {
+		cfg, err := LoadConfig("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Data = t.TempDir()
+		cfg.Listen, cfg.Admin = "127.0.0.1:0", "127.0.0.1:0"
+		cfg.KeyFile, cfg.KeyEnv = filepath.Join(cfg.Data, "switch.keys"), ""
+		if err := os.WriteFile(cfg.KeyFile, []byte(c.text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		n, err := Open(cfg, zerolog.Nop(), nil)
+		if err == nil {
+			n.Shutdown()
+			t.Fatalf("%s: the switch opened", name)
+		}
+		if !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v\nwant it to say %q", name, err, c.want)
 		}
 	}
 }

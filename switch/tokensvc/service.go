@@ -43,8 +43,10 @@ type Config struct {
 	// bindings, devices, audit trail), e.g. DATA/tokensvc.
 	DataDir string
 	Vault   *vault.Vault
-	// Keys is the vault's keyring: it seals the PAN of a pending binding,
-	// keys the hash of its SMS code and derives each token's key.
+	// Keys is the switch's keyring: its data key seals the PAN of a pending
+	// binding, its index key keys the hash of the SMS code, and its token
+	// master derives the cryptogram key handed out with each new token
+	// (docs/keys.md).
 	Keys  *vault.Keyring
 	Table *bintable.Table
 	// Issuers by issuer ID, as the BIN table names them.

@@ -5,19 +5,34 @@
 //
 // # Keys
 //
-// The key file is text, one key a line, base64 (standard alphabet, padded)
-// of exactly 32 random bytes:
+// One key per purpose, and each host holds only the ones its job needs
+// (docs/keys.md). A key file is text, one key a line, base64 (standard
+// alphabet, padded) of exactly 32 random bytes:
 //
 //	# comments and blank lines are ignored
-//	index: <base64>   the HMAC-SHA256 key of the PAN index; exactly one, never rotated
-//	v1: <base64>      AES-256-GCM data keys; at least one, versions 1-65535
-//	v2: <base64>      the highest version is current: new seals use it
+//	index: <base64>         HMAC-SHA256 key of the PAN index; exactly one, never rotated
+//	token-master: <base64>  derives each token's cryptogram key; exactly one, never rotated
+//	v1: <base64>            AES-256-GCM data keys; at least one, versions 1-65535
+//	v2: <base64>            the highest version is current: new seals use it
 //
-// GenerateKeyringFile writes one with mode 0600; LoadKeyringFile refuses a
-// file that group or others can read or write. Errors name the line, never
-// the key.
+// The switch's file holds all of them (ParseKeyring, LoadKeyringFile: a
+// missing index or token-master line is refused with the line to add).
+// settle's file holds the data keys only (ParseDataKeys, LoadDataKeysFile):
+// it opens the journal's sealed PANs and nothing else, and a file of its
+// holding the index key or the token master is refused, not ignored, so a
+// copy of the switch's file on the settle host is noticed at the first run.
+// WriteDataKeysFile makes settle's file from the switch's. The types
+// follow the roles: settle gets DataKeys, which has no IndexHash or
+// TokenKey to call.
+//
+// GenerateKeyringFile writes a switch file with mode 0600; the loaders
+// refuse a file that group or others can read or write. Errors name the
+// line, never the key.
 //
 // The index key does not rotate: every PAN index entry is a hash under it.
+// Nor does the token master: every phone holds a key derived from it. The
+// vault records a MAC under the token master it first opened with
+// (m/tokenmaster) and refuses another, at Open and at SetKeyring.
 //
 // # Rotation
 //
@@ -41,7 +56,8 @@
 // under it, and leaves it only when a completed Rekey has counted no record
 // under it. Open and SetKeyring refuse a keyring that lacks a listed version,
 // without reading every record; SetKeyring also refuses another index key,
-// or another key under a version number already in use.
+// another token master, or another key under a version number already in
+// use.
 //
 // Open checks the keyring against a probe stored in the vault at creation,
 // so a wrong key file fails at start-up, not at the first authorization.
@@ -55,6 +71,7 @@
 //	d/<device ID>/<token>           -> empty    look-up by device
 //	m/keycheck                      -> 32-byte HMAC of a probe | Seal(probe)
 //	m/keyversions                   -> versions in use, u16 BE ascending | CRC-32C
+//	m/tokenmaster                   -> 32-byte HMAC of a label under the token master
 //
 // A clear PAN never appears in a key or a value. Device IDs cannot contain
 // '/', so a device's prefix never matches another device's keys. Put writes

@@ -54,13 +54,14 @@ var ErrRekeyRunning = errors.New("vault: a rekey is already running")
 
 // Versions lists the keyring's data key versions, ascending; the last is
 // current.
-func (k *Keyring) Versions() []uint16 { return slices.Clone(k.versions) }
+func (k *DataKeys) Versions() []uint16 { return slices.Clone(k.versions) }
 
 // SetKeyring makes keys the vault's keyring: new seals use its current
 // version at once, and records under older versions still open. It refuses
 // a keyring whose index key differs (every PAN index entry is a hash under
 // the old one), one whose key for a version both hold differs, and one that
-// lacks a version records may still be sealed under (run Rekey first).
+// lacks a version records may still be sealed under (run Rekey first). The
+// token master may not change either.
 // Setting the keyring the vault has is harmless.
 func (v *Vault) SetKeyring(keys *Keyring) error {
 	if keys == nil {
@@ -71,6 +72,10 @@ func (v *Vault) SetKeyring(keys *Keyring) error {
 	old := v.keys.Load()
 	if !hmac.Equal(old.index, keys.index) {
 		return errors.New("vault: the new keyring's index key differs; the index key never rotates")
+	}
+	if !hmac.Equal(old.tokenMaster, keys.tokenMaster) {
+		return errors.New("vault: the new keyring's token master differs; the token master never rotates " +
+			"(every phone holds a key derived from it)")
 	}
 	if err := sameDataKeys(old, keys); err != nil {
 		return err
@@ -128,11 +133,15 @@ func (v *Vault) admit(keys *Keyring) error {
 	if err != nil {
 		return err
 	}
+	recordMaster, err := v.checkTokenMaster(keys)
+	if err != nil {
+		return err
+	}
 	want := inUse
 	if !slices.Contains(want, keys.CurrentVersion()) {
 		want = slices.Sorted(slices.Values(append(slices.Clone(inUse), keys.CurrentVersion())))
 	}
-	if found && !reseal && slices.Equal(want, inUse) {
+	if found && !reseal && !recordMaster && slices.Equal(want, inUse) {
 		return nil
 	}
 	b := v.db.NewBatch()
@@ -140,6 +149,9 @@ func (v *Vault) admit(keys *Keyring) error {
 	b.Set([]byte(keyVersionsKey), encodeKeyVersions(want), nil)
 	if reseal {
 		b.Set([]byte(keyCheckKey), keyCheckValue(keys), nil)
+	}
+	if recordMaster {
+		b.Set([]byte(tokenMasterCheckKey), keys.tokenMasterCheck(), nil)
 	}
 	return v.commit(b)
 }

@@ -17,11 +17,11 @@ import (
 
 const rotateTokens = 1000
 
-// writeKeyFile writes a key file holding the test index key and the given
+// writeTestKeyFile writes a key file holding the test index key and the given
 // data key versions, as an operator would edit it.
-func writeKeyFile(t testing.TB, path string, versions ...byte) *Keyring {
+func writeTestKeyFile(t testing.TB, path string, versions ...byte) *Keyring {
 	t.Helper()
-	text := "# test keys\nindex: " + testKey(0xee) + "\n"
+	text := "# test keys\nindex: " + testKey(0xee) + "\ntoken-master: " + testKey(0x7a) + "\n"
 	for _, v := range versions {
 		text += fmt.Sprintf("v%d: %s\n", v, testKey(v))
 	}
@@ -44,7 +44,7 @@ func rotateToken(i int) Token { return sampleToken(i, fmt.Sprintf("device-%02d",
 func fillVault(t testing.TB, n int) (v *Vault, dir, keyFile string) {
 	t.Helper()
 	dir, keyFile = t.TempDir(), filepath.Join(t.TempDir(), "vault.keys")
-	v = openTest(t, dir, writeKeyFile(t, keyFile, 1))
+	v = openTest(t, dir, writeTestKeyFile(t, keyFile, 1))
 	for i := range n {
 		mustPut(t, v, rotateToken(i))
 	}
@@ -79,7 +79,7 @@ func TestRotationWhileServing(t *testing.T) {
 	v, dir, keyFile := fillVault(t, rotateTokens)
 	defer func() { closeIfOpen(v) }()
 	assertCounts(t, v, map[uint16]int{1: rotateTokens})
-	if err := v.SetKeyring(writeKeyFile(t, keyFile, 1, 2)); err != nil {
+	if err := v.SetKeyring(writeTestKeyFile(t, keyFile, 1, 2)); err != nil {
 		t.Fatal(err)
 	}
 
@@ -127,7 +127,7 @@ func TestRotationWhileServing(t *testing.T) {
 
 	// v1 is no longer in use: a key file without it is accepted, now and
 	// at the next start, and every token still detokenizes under it.
-	v2only := writeKeyFile(t, keyFile, 2)
+	v2only := writeTestKeyFile(t, keyFile, 2)
 	if err := v.SetKeyring(v2only); err != nil {
 		t.Fatalf("SetKeyring without v1 after the rekey: %v", err)
 	}
@@ -205,11 +205,15 @@ func change(v *Vault, rng *rand.Rand, w, workers int, final map[int]Token, next 
 func TestSetKeyringRefuses(t *testing.T) {
 	v, dir, keyFile := fillVault(t, 20)
 	defer func() { closeIfOpen(v) }()
-	otherIndex, err := ParseKeyring([]byte("index: " + testKey(0x11) + "\nv1: " + testKey(1) + "\nv2: " + testKey(2)))
+	otherIndex, err := ParseKeyring([]byte("index: " + testKey(0x11) + "\nv1: " + testKey(1) + "\nv2: " + testKey(2) + "\ntoken-master: " + testKey(0x7a)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	otherV1, err := ParseKeyring([]byte("index: " + testKey(0xee) + "\nv1: " + testKey(0x51) + "\nv2: " + testKey(2)))
+	otherV1, err := ParseKeyring([]byte("index: " + testKey(0xee) + "\nv1: " + testKey(0x51) + "\nv2: " + testKey(2) + "\ntoken-master: " + testKey(0x7a)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherMaster, err := ParseKeyring([]byte("index: " + testKey(0xee) + "\nv1: " + testKey(1) + "\nv2: " + testKey(2) + "\ntoken-master: " + testKey(0x7b)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,6 +223,7 @@ func TestSetKeyringRefuses(t *testing.T) {
 		wantErr string
 	}{
 		{"another index key", otherIndex, "index key differs"},
+		{"another token master", otherMaster, "token master differs"},
 		{"another key for v1", otherV1, "data key v1 differs"},
 		{"v1 dropped while v1 records exist", testKeyring(t, 2), "sealed under data key v1"},
 		{"nil", nil, "nil keyring"},
@@ -237,7 +242,7 @@ func TestSetKeyringRefuses(t *testing.T) {
 	if cur := v.Keys().CurrentVersion(); cur != 1 {
 		t.Fatalf("current version %d after refusals, want 1", cur)
 	}
-	if err := v.SetKeyring(writeKeyFile(t, keyFile, 1, 2)); err != nil {
+	if err := v.SetKeyring(writeTestKeyFile(t, keyFile, 1, 2)); err != nil {
 		t.Fatal(err)
 	}
 	check(t, "v2 set, not rekeyed") // v1 records are still there
@@ -272,7 +277,7 @@ func TestVersionListMigrates(t *testing.T) {
 func TestRekeyResumes(t *testing.T) {
 	v, dir, keyFile := fillVault(t, rotateTokens)
 	defer func() { closeIfOpen(v) }()
-	keys := writeKeyFile(t, keyFile, 1, 2)
+	keys := writeTestKeyFile(t, keyFile, 1, 2)
 	if err := v.SetKeyring(keys); err != nil {
 		t.Fatal(err)
 	}
@@ -315,10 +320,10 @@ func TestRekeyResumes(t *testing.T) {
 func TestRekeyFollowsANewKeyring(t *testing.T) {
 	v, _, keyFile := fillVault(t, 300)
 	defer v.Close()
-	if err := v.SetKeyring(writeKeyFile(t, keyFile, 1, 2)); err != nil {
+	if err := v.SetKeyring(writeTestKeyFile(t, keyFile, 1, 2)); err != nil {
 		t.Fatal(err)
 	}
-	v3 := writeKeyFile(t, keyFile, 1, 2, 3)
+	v3 := writeTestKeyFile(t, keyFile, 1, 2, 3)
 	var once sync.Once
 	done, err := v.Rekey(context.Background(), 50, func(done, _ int) {
 		if done >= 100 {
@@ -345,7 +350,7 @@ func TestRekeyFollowsANewKeyring(t *testing.T) {
 // and waits, so no batch touches the closed store.
 func TestCloseStopsRekey(t *testing.T) {
 	v, _, keyFile := fillVault(t, 300)
-	if err := v.SetKeyring(writeKeyFile(t, keyFile, 1, 2)); err != nil {
+	if err := v.SetKeyring(writeTestKeyFile(t, keyFile, 1, 2)); err != nil {
 		t.Fatal(err)
 	}
 	closing := func() bool {

@@ -65,6 +65,10 @@ const (
 
 	keyCheckKey   = "m/keycheck"
 	keyCheckProbe = "tapswitch vault key check"
+	// tokenMasterCheckKey holds a MAC under the token master the vault
+	// first opened with, so that another one is refused at start instead
+	// of turning every tap into a 59.
+	tokenMasterCheckKey = "m/tokenmaster"
 	// getBufBytes holds a record key and every clear field of a token.
 	getBufBytes = 2 + panDigitsMax + deviceIDBytesMax + walletAccountBytesMax +
 		requestorIDBytes + 4 + 4 + panDigitsMax
@@ -147,6 +151,25 @@ func (v *Vault) checkKeys(k *Keyring) (reseal bool, err error) {
 		return false, fmt.Errorf("%w: key check probe", ErrCorrupt)
 	}
 	return binary.BigEndian.Uint16(sealed) != k.CurrentVersion(), nil
+}
+
+// checkTokenMaster compares the keyring's token master with the one the
+// vault recorded. record reports there is none recorded yet (a new vault,
+// or one from before the token master existed), to be written by admit.
+func (v *Vault) checkTokenMaster(k *Keyring) (record bool, err error) {
+	val, closer, err := v.db.Get([]byte(tokenMasterCheckKey))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer closer.Close()
+	if !hmac.Equal(val, k.tokenMasterCheck()) {
+		return false, errors.New("the keyring's token master is not the one this vault's tokens were issued under; " +
+			"the token master never changes (docs/keys.md)")
+	}
+	return false, nil
 }
 
 // keyCheckValue is the probe's stored form under k.

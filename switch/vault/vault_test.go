@@ -285,9 +285,11 @@ func TestOpenChecksKeyring(t *testing.T) {
 	mustPut(t, v, old)
 	v.Close()
 
-	otherIndex, _ := ParseKeyring([]byte("index: " + testKey(0x11) + "\nv1: " + testKey(1)))
-	otherData, _ := ParseKeyring([]byte("index: " + testKey(0xee) + "\nv1: " + testKey(0x22)))
-	for name, k := range map[string]*Keyring{"other index key": otherIndex, "other data key": otherData} {
+	otherIndex, _ := ParseKeyring([]byte("index: " + testKey(0x11) + "\nv1: " + testKey(1) + "\ntoken-master: " + testKey(0x7a)))
+	otherData, _ := ParseKeyring([]byte("index: " + testKey(0xee) + "\nv1: " + testKey(0x22) + "\ntoken-master: " + testKey(0x7a)))
+	otherMaster, _ := ParseKeyring([]byte("index: " + testKey(0xee) + "\nv1: " + testKey(1) + "\ntoken-master: " + testKey(0x7b)))
+	for name, k := range map[string]*Keyring{"other index key": otherIndex, "other data key": otherData,
+		"other token master": otherMaster} {
 		if v, err := Open(dir, k); err == nil {
 			v.Close()
 			t.Fatalf("%s: Open succeeded", name)
