@@ -81,7 +81,7 @@ func runDay(t *testing.T, entries []journal.Entry) (testday.Sealed, Config) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s, Config{Day: s.Day, SealedDirs: s.SealedDirs, Keys: s.Keys, Issuers: testday.Members(),
+	return s, Config{Day: s.Day, SealedDirs: s.SealedDirs, Keys: &s.Keys.DataKeys, Issuers: testday.Members(),
 		Fees: testday.Schedule(), SwitchInstitution: testday.Switch, Out: filepath.Join(dir, "out")}
 }
 
@@ -289,7 +289,7 @@ func TestUnreadableKeysFailWhole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Keys = wrong
+	cfg.Keys = &wrong.DataKeys
 	if _, err := Run(cfg); err == nil || !strings.Contains(err.Error(), "open sealed PAN") {
 		t.Fatalf("the wrong keys: %v, want an open sealed PAN error", err)
 	}
