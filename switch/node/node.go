@@ -1,6 +1,7 @@
 // Package node assembles one switch node: vault, journal, issuer links,
-// the authorization pipeline, the terminal server and the admin HTTP
-// listener, opened in that order and closed in reverse.
+// the authorization pipeline, the terminal server and the two HTTP
+// listeners, public and admin (listeners.go), opened in that order and
+// closed in reverse.
 //
 // Shutdown order matters for money: terminals drain first (every request in
 // flight finishes and its answer is written), then the issuer links close,
@@ -54,7 +55,9 @@ type Node struct {
 	rotating  rotation // the PAN key rotation (rotate.go)
 	server    *terminal.Server
 	termLn    net.Listener
-	admin     *http.Server
+	public    *http.Server // phones: the token API and the lost-phone page
+	publicLn  net.Listener
+	admin     *http.Server // operators: health, metrics, profiles, rotation
 	adminLn   net.Listener
 	serveErrs chan error
 	closeOnce sync.Once
@@ -67,7 +70,7 @@ func Open(cfg Config, log zerolog.Logger, addressOverride map[string]string) (_ 
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: log, serveErrs: make(chan error, 2)}
+	n := &Node{cfg: cfg, log: log, serveErrs: make(chan error, 3)}
 	defer func() {
 		if err != nil {
 			n.closeStores()
@@ -108,7 +111,7 @@ func (n *Node) openTokenService(pipelineIssuers map[string]authorize.Issuer) err
 		DataDir: filepath.Join(n.cfg.Data, "tokensvc"), Vault: n.Vault, Keys: n.Keys, Table: n.Table,
 		Issuers: tsIssuers, TokenBIN: n.cfg.TokenBINs[0], Institution: n.cfg.Institution,
 		RequestorID: n.cfg.RequestorID, SMS: sms.NewOutbox(sms.OutboxPath(n.cfg.Data)), Now: time.Now,
-		Log: n.log.With().Str("component", "tokensvc").Logger(),
+		Log: n.log.With().Str("component", "tokensvc").Logger(), SecureCookies: n.cfg.PublicTLSCert != "",
 	})
 	if err != nil {
 		return fmt.Errorf("token service: %w", err)
@@ -176,7 +179,7 @@ func (n *Node) startLinks(addressOverride map[string]string) (map[string]authori
 }
 
 // bind builds the store-and-forward sender, the pipeline and the terminal
-// server, and opens both listeners.
+// server, and opens the three listeners.
 func (n *Node) bind(pipelineIssuers map[string]authorize.Issuer) error {
 	if err := n.newSender(pipelineIssuers); err != nil {
 		return err
@@ -204,11 +207,10 @@ func (n *Node) bind(pipelineIssuers map[string]authorize.Issuer) error {
 	if n.termLn, err = net.Listen("tcp", n.cfg.Listen); err != nil {
 		return fmt.Errorf("terminal listener: %w", err)
 	}
-	if n.adminLn, err = net.Listen("tcp", n.cfg.Admin); err != nil {
+	if err := n.bindHTTP(); err != nil {
 		n.termLn.Close()
-		return fmt.Errorf("admin listener: %w", err)
+		return err
 	}
-	n.admin = &http.Server{Handler: n.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
 	return nil
 }
 
@@ -245,11 +247,8 @@ func (n *Node) Metrics() *metrics.Set { return n.metrics }
 // TerminalAddr is the bound terminal listener address.
 func (n *Node) TerminalAddr() string { return n.termLn.Addr().String() }
 
-// AdminAddr is the bound admin listener address.
-func (n *Node) AdminAddr() string { return n.adminLn.Addr().String() }
-
-// Start serves terminals and the admin API in the background. Errors from
-// either arrive on Errors.
+// Start serves terminals, the public and the admin listener in the
+// background. Errors from any arrive on Errors.
 func (n *Node) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	n.stopSAF, n.safDone = cancel, make(chan struct{})
@@ -267,11 +266,17 @@ func (n *Node) Start() {
 			n.serveErrs <- fmt.Errorf("terminal server: %w", err)
 		}
 	}()
-	go func() {
-		if err := n.admin.Serve(n.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			n.serveErrs <- fmt.Errorf("admin server: %w", err)
+	for name, srv := range map[string]*http.Server{"public": n.public, "admin": n.admin} {
+		ln := n.publicLn
+		if srv == n.admin {
+			ln = n.adminLn
 		}
-	}()
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				n.serveErrs <- fmt.Errorf("%s server: %w", name, err)
+			}
+		}()
+	}
 }
 
 // Errors reports a listener that failed while serving.
@@ -279,7 +284,8 @@ func (n *Node) Errors() <-chan error { return n.serveErrs }
 
 // Shutdown drains terminals within the configured time-out, stops the
 // store-and-forward sender (what it has not delivered stays queued), then
-// closes links, admin listener, journal and vault, in that order.
+// closes links, the public and admin listeners, journal and vault, in that
+// order.
 func (n *Node) Shutdown() error {
 	var drainErr error
 	n.closeOnce.Do(func() {
@@ -294,6 +300,7 @@ func (n *Node) Shutdown() error {
 		for _, l := range n.links {
 			l.Close()
 		}
+		n.public.Shutdown(ctx)
 		n.admin.Shutdown(ctx)
 		n.closeStores()
 	})
