@@ -35,7 +35,10 @@ type Options struct {
 }
 
 // Run runs switchd until ctx ends (the caller ties it to SIGINT/SIGTERM).
+// It sets the process umask first (umask_unix.go): everything under the
+// data directory is the switch's alone, 0700 and 0600.
 func Run(ctx context.Context, opts Options) error {
+	restrictFileModes()
 	cfg, err := node.LoadConfig(opts.ConfigPath)
 	if err != nil {
 		return err

@@ -431,3 +431,23 @@ func TestHTTPLimitsConfig(t *testing.T) {
 		t.Fatalf("write_timeout 0: %v", err)
 	}
 }
+
+// TestDataDirTightened: a data directory left open to other users (by an
+// earlier switch, or by hand) is made 0700 at start.
+func TestDataDirTightened(t *testing.T) {
+	var data string
+	startNode(t, func(cfg *Config) {
+		data = cfg.Data
+		if err := os.MkdirAll(data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(data, 0o755)
+	})
+	fi, err := os.Stat(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o700 {
+		t.Fatalf("data directory mode %v after start, want 0700", fi.Mode().Perm())
+	}
+}

@@ -121,8 +121,8 @@ func (n *Node) openTokenService(pipelineIssuers map[string]authorize.Issuer) err
 }
 
 func (n *Node) openStores() error {
-	if err := os.MkdirAll(n.cfg.Data, 0o700); err != nil {
-		return fmt.Errorf("data directory: %w", err)
+	if err := privateDataDir(n.cfg.Data, n.log); err != nil {
+		return err
 	}
 	keys, err := n.loadKeys()
 	if err != nil {
@@ -138,6 +138,27 @@ func (n *Node) openStores() error {
 	}
 	if n.Journal, err = journal.Open(filepath.Join(n.cfg.Data, "journal"), journal.Options{Cutoff: cutoff}); err != nil {
 		return fmt.Errorf("journal: %w", err)
+	}
+	return nil
+}
+
+// privateDataDir makes the data directory, or tightens an existing one
+// (made by an earlier switch, or by hand) to 0700: what is under it (PANs
+// sealed, the journal, sessions) is the switch's alone, and a directory
+// others cannot enter keeps them out of files older versions left 0644.
+func privateDataDir(dir string, log zerolog.Logger) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return fmt.Errorf("data directory %s has mode %v and cannot be made 0700: %w", dir, perm, err)
+		}
+		log.Warn().Str("dir", dir).Str("was", perm.String()).Msg("data directory was open to other users; made 0700")
 	}
 	return nil
 }
