@@ -243,7 +243,7 @@ func (s *Service) routes() []route {
 	}
 }
 
-// Handler serves the API, every path under /v1/. Mount it on the admin mux
+// Handler serves the API, every path under /v1/. Mount it on the public mux
 // at "/v1/".
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()

@@ -124,7 +124,7 @@ type webSession struct {
 }
 
 // WebHandler serves the lost-phone page, every path under /lost/. Mount it
-// on the admin mux at "/lost/".
+// on the public mux at "/lost/".
 func (s *Service) WebHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /lost/{$}", s.webOpen(s.pageLogin))
