@@ -101,24 +101,32 @@ func (n *Node) publicHandler() http.Handler {
 	return mux
 }
 
-// bindHTTP opens the public and admin listeners and builds their servers.
-// On error nothing stays open.
-func (n *Node) bindHTTP() (err error) {
-	adminHandler := n.adminHandler()
+// loadListenerSecrets reads the admin token and the public certificate,
+// before anything is opened: a bad file stops the start at once.
+func (n *Node) loadListenerSecrets() error {
 	if n.cfg.AdminTokenFile != "" {
 		want, err := loadAdminToken(n.cfg.AdminTokenFile)
 		if err != nil {
 			return err
 		}
-		adminHandler = n.requireToken(want, adminHandler)
+		n.adminToken = &want
 	}
-	var tlsConfig *tls.Config
 	if n.cfg.PublicTLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(n.cfg.PublicTLSCert, n.cfg.PublicTLSKey)
 		if err != nil {
 			return fmt.Errorf("public TLS certificate: %w", err)
 		}
-		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		n.publicTLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	return nil
+}
+
+// bindHTTP opens the public and admin listeners and builds their servers.
+// On error nothing stays open.
+func (n *Node) bindHTTP() (err error) {
+	adminHandler := n.adminHandler()
+	if n.adminToken != nil {
+		adminHandler = n.requireToken(*n.adminToken, adminHandler)
 	}
 	defer func() {
 		if err != nil && n.publicLn != nil {
@@ -128,8 +136,8 @@ func (n *Node) bindHTTP() (err error) {
 	if n.publicLn, err = n.listenHTTP(metrics.ListenerPublic, n.cfg.Public, n.cfg.PublicHTTP); err != nil {
 		return err
 	}
-	if tlsConfig != nil {
-		n.publicLn = tls.NewListener(n.publicLn, tlsConfig)
+	if n.publicTLS != nil {
+		n.publicLn = tls.NewListener(n.publicLn, n.publicTLS)
 	}
 	if n.adminLn, err = n.listenHTTP(metrics.ListenerAdmin, n.cfg.Admin, n.cfg.AdminHTTP); err != nil {
 		return err
@@ -162,7 +170,7 @@ func (n *Node) httpServer(name string, h http.Handler, lim HTTPLimits) *http.Ser
 
 // PublicURL is the base URL of the public listener: https:// with TLS.
 func (n *Node) PublicURL() string {
-	if n.cfg.PublicTLSCert != "" {
+	if n.publicTLS != nil {
 		return "https://" + n.PublicAddr()
 	}
 	return "http://" + n.PublicAddr()

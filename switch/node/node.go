@@ -11,6 +11,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -57,13 +58,17 @@ type Node struct {
 	termLn    net.Listener
 	public    *http.Server // phones: the token API and the lost-phone page
 	publicLn  net.Listener
-	admin     *http.Server // operators: health, metrics, profiles, rotation
-	adminLn   net.Listener
-	serveErrs chan error
-	closeOnce sync.Once
+	publicTLS *tls.Config // nil: plain HTTP (loopback only)
+	// adminToken is the SHA-256 of admin_token_file's token; nil: none.
+	adminToken *[32]byte
+	admin      *http.Server // operators: health, metrics, profiles, rotation
+	adminLn    net.Listener
+	serveErrs  chan error
+	closeOnce  sync.Once
 }
 
-// Open opens the stores, starts the issuer links and binds both listeners.
+// Open reads the listeners' secrets, opens the stores, starts the issuer
+// links and binds the three listeners.
 // It serves nothing until Start. addressOverride replaces issuer addresses
 // by ID (switchd -dev points the links at its in-process simulators).
 func Open(cfg Config, log zerolog.Logger, addressOverride map[string]string) (_ *Node, err error) {
@@ -71,8 +76,14 @@ func Open(cfg Config, log zerolog.Logger, addressOverride map[string]string) (_ 
 		return nil, err
 	}
 	n := &Node{cfg: cfg, log: log, serveErrs: make(chan error, 3)}
+	if err := n.loadListenerSecrets(); err != nil {
+		return nil, err
+	}
 	defer func() {
 		if err != nil {
+			for _, l := range n.links {
+				l.Close()
+			}
 			n.closeStores()
 		}
 	}()
