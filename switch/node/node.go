@@ -68,9 +68,9 @@ type Node struct {
 }
 
 // Open reads the listeners' secrets, opens the stores, starts the issuer
-// links and binds the three listeners.
-// It serves nothing until Start. addressOverride replaces issuer addresses
-// by ID (switchd -dev points the links at its in-process simulators).
+// links and binds the three listeners. It serves nothing until Start.
+// addressOverride replaces issuer addresses by ID (switchd -dev points the
+// links at its in-process simulators).
 func Open(cfg Config, log zerolog.Logger, addressOverride map[string]string) (_ *Node, err error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
