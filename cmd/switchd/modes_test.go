@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"io/fs"
 	"net/http"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -88,4 +91,36 @@ func TestDataFilesPrivate(t *testing.T) {
 		}
 	}
 	t.Logf("checked %v", seen)
+}
+
+// TestRefusesOpenListeners: switchd will not start with its admin listener
+// off loopback and no admin token, nor with its public listener off
+// loopback and no TLS certificate; it says which setting is missing.
+func TestRefusesOpenListeners(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs switchd")
+	}
+	bin := proctest.Build(t, t.TempDir(), ".", "switchd")
+	for flag, want := range map[string]string{"-admin": "admin_token_file", "-public": "public_tls_cert"} {
+		cmd := exec.Command(bin, "-dev", "-data", t.TempDir(), "-listen", "127.0.0.1:0", "-public", "127.0.0.1:0",
+			"-admin", "127.0.0.1:0", flag, "0.0.0.0:0", "-log-level", "warn")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		done := make(chan error, 1)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(stderr.String(), want) {
+				t.Errorf("%s 0.0.0.0:0: %v, stderr %q; want exit 1 naming %s", flag, err, stderr.String(), want)
+			}
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			<-done
+			t.Errorf("%s 0.0.0.0:0: switchd started (still running after 30s)", flag)
+		}
+	}
 }
