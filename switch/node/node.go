@@ -298,14 +298,14 @@ func (n *Node) Start() {
 			n.serveErrs <- fmt.Errorf("terminal server: %w", err)
 		}
 	}()
-	for name, srv := range map[string]*http.Server{"public": n.public, "admin": n.admin} {
-		ln := n.publicLn
-		if srv == n.admin {
-			ln = n.adminLn
-		}
+	for _, h := range []struct {
+		name string
+		srv  *http.Server
+		ln   net.Listener
+	}{{"public", n.public, n.publicLn}, {"admin", n.admin, n.adminLn}} {
 		go func() {
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				n.serveErrs <- fmt.Errorf("%s server: %w", name, err)
+			if err := h.srv.Serve(h.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				n.serveErrs <- fmt.Errorf("%s server: %w", h.name, err)
 			}
 		}()
 	}
