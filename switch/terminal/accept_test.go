@@ -104,6 +104,9 @@ func TestFloodUnderLowFileLimit(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a child process")
 	}
+	if _, err := os.Stat("/proc/self/fd"); err != nil {
+		t.Skip("the child counts its open files in /proc/self/fd")
+	}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestFloodUnderLowFileLimit$")
 	cmd.Env = append(os.Environ(), lowLimitChild+"=1")
 	cmd.Stderr = os.Stderr
