@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tapswitch/tapswitch/iso8583"
+	"github.com/tapswitch/tapswitch/switch/listener"
 )
 
 const (
@@ -19,13 +20,12 @@ const (
 	writeTimeout = 5 * time.Second
 	// writeBatchMax bounds how many responses one write coalesces.
 	writeBatchMax = 64
-	// acceptBackoffMax bounds the pause after a failed Accept (out of file
-	// descriptors, say) before trying again.
-	acceptBackoffMax = time.Second
 )
 
 // Serve accepts connections on l until Close and closes l. It returns nil
-// after Close, ErrClosed (having closed l) when called after Close.
+// after Close, ErrClosed (having closed l) when called after Close. A failed
+// Accept (out of file descriptors, say) is waited out and retried
+// (switch/listener.Retry); only a closed listener ends Serve.
 func (s *Issuer) Serve(l net.Listener) error {
 	s.connMu.Lock()
 	if s.closed {
@@ -35,23 +35,16 @@ func (s *Issuer) Serve(l net.Listener) error {
 	}
 	s.listeners[l] = struct{}{}
 	s.connMu.Unlock()
-	backoff := 5 * time.Millisecond
+	retry := listener.Retry{Name: "issuersim " + s.id, Log: s.log}
 	for {
 		nc, err := l.Accept()
 		if err != nil {
-			if s.isClosed() || errors.Is(err, net.ErrClosed) {
+			if s.isClosed() || !retry.Failed(err, s.done) {
 				return nil
 			}
-			s.log.Warn().Err(err).Dur("backoff", backoff).Msg("accept failed")
-			select {
-			case <-time.After(backoff):
-			case <-s.done:
-				return nil
-			}
-			backoff = min(2*backoff, acceptBackoffMax)
 			continue
 		}
-		backoff = 5 * time.Millisecond
+		retry.Accepted()
 		s.startConn(nc)
 	}
 }

@@ -190,7 +190,7 @@ type World struct {
 // starts
 //
 //	issuersim -log-level warn     (with separateIssuers; on the addresses of configs/issuers.yaml)
-//	switchd -dev [-dev-external-issuers] -data DIR/data -listen 127.0.0.1:0 -admin 127.0.0.1:0 -log-level warn
+//	switchd -dev [-dev-external-issuers] -data DIR/data -listen 127.0.0.1:0 -public 127.0.0.1:0 -admin 127.0.0.1:0 -log-level warn
 //
 // and waits for switchd's dev wallet, which names its terminal listener
 // and the demo tokens. status gets one line per step.
@@ -219,7 +219,7 @@ func (w *World) start(ctx context.Context, binDir string, separateIssuers bool, 
 	switchdBin, issuersimBin := filepath.Join(binDir, "switchd"), filepath.Join(binDir, "issuersim")
 	var err error
 	args := []string{"-dev", "-data", filepath.Join(w.Dir, "data"), "-listen", "127.0.0.1:0",
-		"-admin", "127.0.0.1:0", "-log-level", "warn"}
+		"-public", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-log-level", "warn"}
 	if separateIssuers {
 		if err := w.startIssuers(ctx, issuersimBin); err != nil {
 			return err

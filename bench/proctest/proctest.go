@@ -115,14 +115,14 @@ func Switchd(t testing.TB, bin, cfgFile, data, admin string) (*exec.Cmd, wallet.
 	return DevSwitchd(t, bin, data, "-dev-external-issuers", "-config", cfgFile, "-admin", admin, "-log-level", "error")
 }
 
-// DevSwitchd starts `switchd -dev -data data -listen 127.0.0.1:0` with
-// args, waits for its dev wallet (written once it serves) and returns the
-// process and the wallet; the test's cleanup kills it.
+// DevSwitchd starts `switchd -dev -data data -listen 127.0.0.1:0 -public
+// 127.0.0.1:0` with args, waits for its dev wallet (written once it serves)
+// and returns the process and the wallet; the test's cleanup kills it.
 func DevSwitchd(t testing.TB, bin, data string, args ...string) (*exec.Cmd, wallet.File) {
 	t.Helper()
 	walletPath := filepath.Join(data, wallet.DevFileName)
 	os.Remove(walletPath)
-	cmd := exec.Command(bin, append([]string{"-dev", "-data", data, "-listen", "127.0.0.1:0"}, args...)...)
+	cmd := exec.Command(bin, append([]string{"-dev", "-data", data, "-listen", "127.0.0.1:0", "-public", "127.0.0.1:0"}, args...)...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -24,8 +24,9 @@ import (
 	"github.com/tapswitch/tapswitch/switch/sms"
 )
 
-// DefaultAPI is switchd -dev's admin listener, where the token service is.
-const DefaultAPI = "http://127.0.0.1:8584"
+// DefaultAPI is switchd -dev's public listener, where the token service is
+// (plain HTTP on loopback; a switch with public_tls_cert is https://).
+const DefaultAPI = "http://127.0.0.1:8585"
 
 const usage = `usage: wallet COMMAND [flags]
 
@@ -124,7 +125,7 @@ func loggedIn(path string) (wallet.File, *api, error) {
 
 func runLogin(args []string, stdout, stderr io.Writer) error {
 	set, path := flags("login", stderr)
-	base := set.String("api", "", "token service `URL`, the switch's admin listener (default: the wallet's, else "+DefaultAPI+")")
+	base := set.String("api", "", "token service `URL`, the switch's public listener (default: the wallet's, else "+DefaultAPI+")")
 	terminals := set.String("switch", "", "the switch's terminal `ADDR`ess, for termsim (default: the wallet's)")
 	login := set.String("login", "", "wallet account")
 	password := set.String("password", "", "password")

@@ -22,6 +22,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	stdlog "log"
 	"net"
 	"net/http"
 	"os"
@@ -38,6 +39,7 @@ import (
 	"github.com/tapswitch/tapswitch/configs"
 	"github.com/tapswitch/tapswitch/router/bintable"
 	"github.com/tapswitch/tapswitch/router/issuers"
+	"github.com/tapswitch/tapswitch/switch/listener"
 )
 
 func main() {
@@ -126,7 +128,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "issuersim: %v\n", err)
 		return 1
 	}
-	admin, err := startAdmin(o.admin, fleet, log)
+	admin, err := startAdmin(o.admin, fleet, log, adminLimitsDefault)
 	if err != nil {
 		fleet.Close()
 		fmt.Fprintf(stderr, "issuersim: -admin: %v\n", err)
@@ -164,15 +166,25 @@ func checkWritableDir(dir string) error {
 	return os.Remove(f.Name())
 }
 
-// Admin listener bounds: a slow or stuck client cannot hold it.
-const (
-	adminHeaderTimeout = 5 * time.Second
-	adminReadTimeout   = 10 * time.Second
-	// adminWriteTimeout covers sending a full ledger of a million entries.
-	adminWriteTimeout = time.Minute
-	adminHeaderBytes  = 16 << 10
-	adminCloseTimeout = 5 * time.Second
-)
+// adminLimits bound the admin listener, so that a slow, idle or numerous
+// client cannot hold it.
+type adminLimits struct {
+	headerTimeout, readTimeout, writeTimeout time.Duration
+	// idleTimeout closes a keep-alive connection that sends nothing.
+	idleTimeout time.Duration
+	headerBytes int
+	// connectionsMax caps the connections open at once; more are closed
+	// at accept (switch/listener.Guard).
+	connectionsMax int
+}
+
+// adminLimitsDefault: the write time-out covers sending a full ledger of a
+// million entries.
+var adminLimitsDefault = adminLimits{headerTimeout: 5 * time.Second, readTimeout: 10 * time.Second,
+	writeTimeout: time.Minute, idleTimeout: time.Minute, headerBytes: 16 << 10, connectionsMax: 64}
+
+// adminCloseTimeout bounds how long requests in flight may finish at exit.
+const adminCloseTimeout = 5 * time.Second
 
 type adminServer struct {
 	addr string
@@ -180,18 +192,24 @@ type adminServer struct {
 	done chan struct{}
 }
 
-// startAdmin serves fleet.AdminHandler on addr; nil for addr "".
-func startAdmin(addr string, fleet *issuersim.Fleet, log zerolog.Logger) (*adminServer, error) {
+// startAdmin serves fleet.AdminHandler on addr within lim; nil for addr "".
+func startAdmin(addr string, fleet *issuersim.Fleet, log zerolog.Logger, lim adminLimits) (*adminServer, error) {
 	if addr == "" {
 		return nil, nil
 	}
-	l, err := net.Listen("tcp", addr)
+	tcp, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
+	l, err := listener.Guard(tcp, listener.Config{Name: "issuersim admin", ConnectionsMax: lim.connectionsMax, Log: log})
+	if err != nil {
+		tcp.Close()
+		return nil, err
+	}
 	a := &adminServer{addr: l.Addr().String(), done: make(chan struct{}), srv: &http.Server{
-		Handler: fleet.AdminHandler(), ReadHeaderTimeout: adminHeaderTimeout, ReadTimeout: adminReadTimeout,
-		WriteTimeout: adminWriteTimeout, MaxHeaderBytes: adminHeaderBytes,
+		Handler: fleet.AdminHandler(), ReadHeaderTimeout: lim.headerTimeout, ReadTimeout: lim.readTimeout,
+		WriteTimeout: lim.writeTimeout, IdleTimeout: lim.idleTimeout, MaxHeaderBytes: lim.headerBytes,
+		ErrorLog: stdlog.New(log.With().Str("listener", "issuersim admin").Logger(), "", 0),
 	}}
 	go func() {
 		defer close(a.done)

@@ -1,9 +1,14 @@
 // Command tapctl is the operator's tool for a running switch, over its admin
 // listener.
 //
-//	tapctl rotate -admin 127.0.0.1:9700          # reload the key file, re-seal the vault, follow it
-//	tapctl rotate -admin 127.0.0.1:9700 -status  # only show where a rotation is
+//	tapctl rotate -admin 127.0.0.1:8584          # reload the key file, re-seal the vault, follow it
+//	tapctl rotate -admin 127.0.0.1:8584 -status  # only show where a rotation is
+//	tapctl rotate -admin 10.0.0.5:8584 -token-file /etc/tapswitch/admin.token
 //	tapctl settle-keys -keys /etc/tapswitch/vault.keys -out settle.keys
+//
+// -admin is the switch's admin (operator) listener, never its public one;
+// -token-file holds the bearer token of the switch's admin_token_file,
+// which an admin listener off loopback requires (docs/keys.md).
 //
 // rotate POSTs /admin/rotate and polls GET /admin/rotate until the re-seal
 // ends; it rotates the data keys only (the index key and the token master
@@ -46,13 +51,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runSettleKeys(args[1:], stdout, stderr)
 	}
 	if len(args) == 0 || args[0] != "rotate" {
-		fmt.Fprintln(stderr, "usage: tapctl rotate -admin HOST:PORT [-status] [-every 1s] [-wait 1h]\n"+
+		fmt.Fprintln(stderr, "usage: tapctl rotate -admin HOST:PORT [-token-file FILE] [-status] [-every 1s] [-wait 1h]\n"+
 			"       tapctl settle-keys -keys SWITCH_KEY_FILE -out SETTLE_KEY_FILE")
 		return 2
 	}
 	fs := flag.NewFlagSet("tapctl rotate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	admin := fs.String("admin", "", "the switch's admin listener `HOST:PORT`")
+	tokenFile := fs.String("token-file", "", "`FILE` holding the admin bearer token (the switch's admin_token_file)")
 	status := fs.Bool("status", false, "show the rotation's status and exit; start nothing")
 	every := fs.Duration("every", time.Second, "poll `interval`")
 	wait := fs.Duration("wait", time.Hour, "give up following after this `long` (the re-seal goes on in the switch)")
@@ -65,6 +71,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	c := client{http: &http.Client{Timeout: *timeout}, url: "http://" + *admin + "/admin/rotate", out: stdout}
+	if *tokenFile != "" {
+		b, err := os.ReadFile(*tokenFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "tapctl rotate: -token-file: %v\n", err)
+			return 2
+		}
+		c.token = strings.TrimSpace(string(b))
+	}
 	var err error
 	if *status {
 		err = c.show()
@@ -107,9 +121,10 @@ func runSettleKeys(args []string, stdout, stderr io.Writer) int {
 }
 
 type client struct {
-	http *http.Client
-	url  string
-	out  io.Writer
+	http  *http.Client
+	url   string
+	token string // "": none sent
+	out   io.Writer
 }
 
 // rotate starts a rotation, or follows the one already running, to its end.
@@ -176,6 +191,9 @@ func (c client) call(method string) (code int, st node.RotationStatus, msg strin
 	req, err := http.NewRequest(method, c.url, nil)
 	if err != nil {
 		return 0, st, "", err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

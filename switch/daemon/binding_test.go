@@ -26,7 +26,7 @@ func TestStolenCardDetailsCannotPay(t *testing.T) {
 	if !card.Phone.Valid() {
 		t.Fatalf("the bindable card has no phone on the issuer's file")
 	}
-	api, dir := "http://"+d.Node.AdminAddr(), t.TempDir()
+	api, dir := d.Node.PublicURL(), t.TempDir()
 	last4 := card.PAN.Clear()[len(card.PAN.Clear())-4:]
 	cli := func(who string, args ...string) (int, string) {
 		var out, errOut bytes.Buffer
@@ -50,7 +50,7 @@ func TestStolenCardDetailsCannotPay(t *testing.T) {
 		t.Fatalf("alice's own tap: %+v", a)
 	}
 
-	must("mallory", "login", "-api", api, "-login", "mallory", "-password", "mallory's pass", "-create")
+	must("mallory", "login", "-api", api, "-login", "mallory", "-password", "stolen card spree", "-create")
 	out := must("mallory", append([]string{"add-card"}, details...)...)
 	if !strings.Contains(out, card.Phone.Masked()) || strings.Contains(out, card.Phone.Clear()) {
 		t.Fatalf("mallory's add-card said %q", out)

@@ -23,6 +23,7 @@ type Options struct {
 	ConfigPath string
 	Dev        bool
 	Listen     string
+	Public     string
 	Admin      string
 	Data       string
 	LogLevel   string
@@ -34,7 +35,10 @@ type Options struct {
 }
 
 // Run runs switchd until ctx ends (the caller ties it to SIGINT/SIGTERM).
+// It sets the process umask first (umask_unix.go): everything under the
+// data directory is the switch's alone, 0700 and 0600.
 func Run(ctx context.Context, opts Options) error {
+	restrictFileModes()
 	cfg, err := node.LoadConfig(opts.ConfigPath)
 	if err != nil {
 		return err
@@ -53,14 +57,17 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	debug.SetGCPercent(cfg.GCPercent) // validated by Open
 	n.Start()
-	log.Info().Str("terminals", n.TerminalAddr()).Str("admin", n.AdminAddr()).Str("data", cfg.Data).
-		Msg("switchd serving")
+	log.Info().Str("terminals", n.TerminalAddr()).Str("public", n.PublicURL()).Str("admin", n.AdminAddr()).
+		Bool("admin_token", cfg.AdminTokenFile != "").Str("data", cfg.Data).Msg("switchd serving")
 	return serveUntilDone(ctx, n, log)
 }
 
 func applyOverrides(cfg *node.Config, opts Options) {
 	if opts.Listen != "" {
 		cfg.Listen = opts.Listen
+	}
+	if opts.Public != "" {
+		cfg.Public = opts.Public
 	}
 	if opts.Admin != "" {
 		cfg.Admin = opts.Admin

@@ -241,7 +241,7 @@ func seedDemo(n *node.Node, tokenBIN string, demo []world.DemoCard, walletPath s
 		return err
 	}
 	w.Cards = append(w.Cards, unknown)
-	return wallet.Save(walletPath, keepWalletSide(w, walletPath, "http://"+n.AdminAddr()))
+	return wallet.Save(walletPath, keepWalletSide(w, walletPath, n.PublicURL()))
 }
 
 // devChip gives a demo card its token's key and the last counter accepted.
@@ -272,7 +272,8 @@ func printBanner(out io.Writer, d *DevWorld) {
 	fmt.Fprintf(out, `
 tapswitch dev switch is up
   terminals  %s   (ISO 8583:1987, 2-byte length header; docs/wire.md)
-  admin      http://%s   (/healthz /readyz /metrics)
+  public     %s   (token API /v1/, lost-phone page /lost/%s)
+  admin      http://%s   (operators: /healthz /readyz /metrics /admin/rotate /debug/pprof/)
   issuers    %d simulated banks and transit operators %s
   data       %s
   keys       %s (switch), %s (settle: data keys only)
@@ -285,11 +286,19 @@ bind a card of your own (the four steps), then tap it:
   go run ./cmd/wallet add-card -pan %s -expiry %s -cvn2 %s
   go run ./cmd/wallet confirm -code $(go run ./cmd/wallet dev-code)
   go run ./cmd/termsim pay -card card-%s
-lost phone: http://%s/lost/
+lost phone: %s/lost/
 
-`, d.Node.TerminalAddr(), d.Node.AdminAddr(), len(d.Node.Issuers), issuerPlace(d), d.Data,
+`, d.Node.TerminalAddr(), d.Node.PublicURL(), publicNote(d), d.Node.AdminAddr(), len(d.Node.Issuers), issuerPlace(d), d.Data,
 		devKeyFileName, devSettleKeys, d.WalletPath,
-		d.Bindable.PAN.Clear(), d.Bindable.Expiry, d.Bindable.CVN2().Clear(), d.Bindable.PAN.Clear()[len(d.Bindable.PAN)-4:], d.Node.AdminAddr())
+		d.Bindable.PAN.Clear(), d.Bindable.Expiry, d.Bindable.CVN2().Clear(), d.Bindable.PAN.Clear()[len(d.Bindable.PAN)-4:], d.Node.PublicURL())
+}
+
+// publicNote says, in the banner, why the public listener may be plain.
+func publicNote(d *DevWorld) string {
+	if strings.HasPrefix(d.Node.PublicURL(), "https://") {
+		return ""
+	}
+	return "; plain HTTP, loopback only: set public_tls_cert/key for TLS"
 }
 
 func issuerPlace(d *DevWorld) string {

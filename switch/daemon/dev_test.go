@@ -35,7 +35,7 @@ func startWorldWith(t *testing.T, mutate func(*node.Config)) (*DevWorld, wallet.
 		t.Fatal(err)
 	}
 	cfg.Data = t.TempDir()
-	cfg.Listen, cfg.Admin = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Listen, cfg.Public, cfg.Admin = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	if mutate != nil {
 		mutate(&cfg)
 	}
@@ -346,7 +346,7 @@ func (s *syncBuffer) String() string {
 func TestNoClearPANInLogs(t *testing.T) {
 	cfg, _ := node.LoadConfig("")
 	cfg.Data = t.TempDir()
-	cfg.Listen, cfg.Admin = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Listen, cfg.Public, cfg.Admin = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	var logs syncBuffer
 	d, err := StartDev(cfg, 3, zerolog.New(&logs).Level(zerolog.DebugLevel))
 	if err != nil {

@@ -27,7 +27,7 @@ const (
 
 // tokenAPI is where the switch serves the token API and the lost-phone
 // page.
-func tokenAPI(d *DevWorld) string { return "http://" + d.Node.AdminAddr() }
+func tokenAPI(d *DevWorld) string { return d.Node.PublicURL() }
 
 // TestStolenPhoneCannotTurnItselfBackOn is issue 9's finding 8 against the
 // dev switch, taps over TCP: the owner turns her phone off on /lost/; the

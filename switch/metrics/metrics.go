@@ -102,7 +102,8 @@ type Set struct {
 	formatErrors  [stageCount]prometheus.Counter
 	vaultLookups  [vaultResultCount]prometheus.Counter
 
-	links map[string]*Link // by issuer ID; built by New, read-only after
+	links     map[string]*Link     // by issuer ID; built by New, read-only after
+	listeners map[string]*Listener // by listener name (listeners.go); likewise
 }
 
 // Link is the metrics of one issuer link, resolved when the Set is made.
@@ -183,6 +184,7 @@ func New(issuerIDs []string) *Set {
 		m.transactions, m.switchTime, m.journalCommit, m.issuerTime, m.inflight,
 		m.connections, m.refused, formatErrors, vaultLookups, linkUp, linkInflight, late,
 	)
+	m.listeners = newListeners(m.reg)
 	m.handler = promhttp.InstrumentMetricHandler(m.reg, promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
 		Registry: m.reg, MaxRequestsInFlight: scrapesInflightMax, Timeout: scrapeTimeout,
 	}))

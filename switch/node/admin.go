@@ -6,7 +6,8 @@ import (
 	"net/http/pprof"
 )
 
-// adminHandler serves the operator endpoints.
+// adminHandler serves the operator endpoints (listeners.go); the token
+// API and the lost-phone page are on the public listener.
 func (n *Node) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -15,8 +16,6 @@ func (n *Node) adminHandler() http.Handler {
 	mux.HandleFunc("GET /readyz", n.ready)
 	mux.Handle("GET /metrics", n.metrics.Handler())
 	mux.HandleFunc("/admin/rotate", n.RotateHandler) // PAN key rotation: docs/keys.md
-	mux.Handle("/v1/", n.Tokens.Handler())           // the wallet's token API: docs/api.md
-	mux.Handle("/lost/", n.Tokens.WebHandler())      // the lost-phone page
 	if n.cfg.AdminPprof {
 		// Profiles are how performance work finds where a transaction's time
 		// goes; they expose no card data but cost CPU while taken, so they

@@ -20,10 +20,21 @@ import (
 
 // Config is switchd's configuration, read from YAML (configs/switch.yaml).
 type Config struct {
-	NodeID          string        `yaml:"node_id"`
-	Institution     string        `yaml:"institution"`
-	Listen          string        `yaml:"listen"`
+	NodeID      string `yaml:"node_id"`
+	Institution string `yaml:"institution"`
+	Listen      string `yaml:"listen"`
+	// Public serves phones: the token API (/v1/) and the lost-phone page
+	// (/lost/), over TLS when PublicTLSCert is set (required off loopback).
+	Public        string `yaml:"public"`
+	PublicTLSCert string `yaml:"public_tls_cert"`
+	PublicTLSKey  string `yaml:"public_tls_key"`
+	// Admin serves operators: health, metrics, profiles, key rotation.
+	// Requests need the bearer token of AdminTokenFile when it is set
+	// (required off loopback).
 	Admin           string        `yaml:"admin"`
+	AdminTokenFile  string        `yaml:"admin_token_file"`
+	PublicHTTP      HTTPLimits    `yaml:"public_http"`
+	AdminHTTP       HTTPLimits    `yaml:"admin_http"`
 	Data            string        `yaml:"data"`
 	KeyFile         string        `yaml:"key_file"`
 	KeyEnv          string        `yaml:"key_env"`
@@ -83,7 +94,7 @@ func LoadConfig(path string) (Config, error) {
 			return Config{}, fmt.Errorf("config: %w", err)
 		}
 	}
-	c := Config{CVMLimit: CVMLimitDefault}
+	c := Config{CVMLimit: CVMLimitDefault, Public: PublicDefault, PublicHTTP: PublicHTTPDefault, AdminHTTP: AdminHTTPDefault}
 	dec := yaml.NewDecoder(bytes.NewReader(doc))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil {
@@ -168,8 +179,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("config: node_id is required")
 	case len(c.Institution) != 8:
 		return fmt.Errorf("config: institution %q must be 8 digits", c.Institution)
-	case c.Listen == "" || c.Admin == "" || c.Data == "":
-		return fmt.Errorf("config: listen, admin and data are required")
+	case c.Listen == "" || c.Public == "" || c.Admin == "" || c.Data == "":
+		return fmt.Errorf("config: listen, public, admin and data are required")
 	case c.KeyFile == "" && c.KeyEnv == "":
 		return fmt.Errorf("config: key_file or key_env is required")
 	case len(c.TokenBINs) == 0:
@@ -185,7 +196,7 @@ func (c Config) validate() error {
 	case c.CVMLimit < 0 || c.CVMLimit > cvmLimitMax:
 		return fmt.Errorf("config: cvm_limit %d outside 0..%d fen", c.CVMLimit, cvmLimitMax)
 	}
-	return nil
+	return c.validateListeners()
 }
 
 // standInRules resolves each issuer's stand-in rules: its own entry, else

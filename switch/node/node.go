@@ -1,6 +1,7 @@
 // Package node assembles one switch node: vault, journal, issuer links,
-// the authorization pipeline, the terminal server and the admin HTTP
-// listener, opened in that order and closed in reverse.
+// the authorization pipeline, the terminal server and the two HTTP
+// listeners, public and admin (listeners.go), opened in that order and
+// closed in reverse.
 //
 // Shutdown order matters for money: terminals drain first (every request in
 // flight finishes and its answer is written), then the issuer links close,
@@ -10,6 +11,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -54,22 +56,34 @@ type Node struct {
 	rotating  rotation // the PAN key rotation (rotate.go)
 	server    *terminal.Server
 	termLn    net.Listener
-	admin     *http.Server
-	adminLn   net.Listener
-	serveErrs chan error
-	closeOnce sync.Once
+	public    *http.Server // phones: the token API and the lost-phone page
+	publicLn  net.Listener
+	publicTLS *tls.Config // nil: plain HTTP (loopback only)
+	// adminToken is the SHA-256 of admin_token_file's token; nil: none.
+	adminToken *[32]byte
+	admin      *http.Server // operators: health, metrics, profiles, rotation
+	adminLn    net.Listener
+	serveErrs  chan error
+	closeOnce  sync.Once
 }
 
-// Open opens the stores, starts the issuer links and binds both listeners.
-// It serves nothing until Start. addressOverride replaces issuer addresses
-// by ID (switchd -dev points the links at its in-process simulators).
+// Open reads the listeners' secrets, opens the stores, starts the issuer
+// links and binds the three listeners. It serves nothing until Start.
+// addressOverride replaces issuer addresses by ID (switchd -dev points the
+// links at its in-process simulators).
 func Open(cfg Config, log zerolog.Logger, addressOverride map[string]string) (_ *Node, err error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: log, serveErrs: make(chan error, 2)}
+	n := &Node{cfg: cfg, log: log, serveErrs: make(chan error, 3)}
+	if err := n.loadListenerSecrets(); err != nil {
+		return nil, err
+	}
 	defer func() {
 		if err != nil {
+			for _, l := range n.links {
+				l.Close()
+			}
 			n.closeStores()
 		}
 	}()
@@ -108,7 +122,7 @@ func (n *Node) openTokenService(pipelineIssuers map[string]authorize.Issuer) err
 		DataDir: filepath.Join(n.cfg.Data, "tokensvc"), Vault: n.Vault, Keys: n.Keys, Table: n.Table,
 		Issuers: tsIssuers, TokenBIN: n.cfg.TokenBINs[0], Institution: n.cfg.Institution,
 		RequestorID: n.cfg.RequestorID, SMS: sms.NewOutbox(sms.OutboxPath(n.cfg.Data)), Now: time.Now,
-		Log: n.log.With().Str("component", "tokensvc").Logger(),
+		Log: n.log.With().Str("component", "tokensvc").Logger(), SecureCookies: n.cfg.PublicTLSCert != "",
 	})
 	if err != nil {
 		return fmt.Errorf("token service: %w", err)
@@ -118,8 +132,8 @@ func (n *Node) openTokenService(pipelineIssuers map[string]authorize.Issuer) err
 }
 
 func (n *Node) openStores() error {
-	if err := os.MkdirAll(n.cfg.Data, 0o700); err != nil {
-		return fmt.Errorf("data directory: %w", err)
+	if err := privateDataDir(n.cfg.Data, n.log); err != nil {
+		return err
 	}
 	keys, err := n.loadKeys()
 	if err != nil {
@@ -135,6 +149,27 @@ func (n *Node) openStores() error {
 	}
 	if n.Journal, err = journal.Open(filepath.Join(n.cfg.Data, "journal"), journal.Options{Cutoff: cutoff}); err != nil {
 		return fmt.Errorf("journal: %w", err)
+	}
+	return nil
+}
+
+// privateDataDir makes the data directory, or tightens an existing one
+// (made by an earlier switch, or by hand) to 0700: what is under it (PANs
+// sealed, the journal, sessions) is the switch's alone, and a directory
+// others cannot enter keeps them out of files older versions left 0644.
+func privateDataDir(dir string, log zerolog.Logger) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return fmt.Errorf("data directory %s has mode %v and cannot be made 0700: %w", dir, perm, err)
+		}
+		log.Warn().Str("dir", dir).Str("was", perm.String()).Msg("data directory was open to other users; made 0700")
 	}
 	return nil
 }
@@ -176,7 +211,7 @@ func (n *Node) startLinks(addressOverride map[string]string) (map[string]authori
 }
 
 // bind builds the store-and-forward sender, the pipeline and the terminal
-// server, and opens both listeners.
+// server, and opens the three listeners.
 func (n *Node) bind(pipelineIssuers map[string]authorize.Issuer) error {
 	if err := n.newSender(pipelineIssuers); err != nil {
 		return err
@@ -208,11 +243,10 @@ func (n *Node) bind(pipelineIssuers map[string]authorize.Issuer) error {
 	if n.termLn, err = net.Listen("tcp", n.cfg.Listen); err != nil {
 		return fmt.Errorf("terminal listener: %w", err)
 	}
-	if n.adminLn, err = net.Listen("tcp", n.cfg.Admin); err != nil {
+	if err := n.bindHTTP(); err != nil {
 		n.termLn.Close()
-		return fmt.Errorf("admin listener: %w", err)
+		return err
 	}
-	n.admin = &http.Server{Handler: n.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
 	return nil
 }
 
@@ -249,11 +283,8 @@ func (n *Node) Metrics() *metrics.Set { return n.metrics }
 // TerminalAddr is the bound terminal listener address.
 func (n *Node) TerminalAddr() string { return n.termLn.Addr().String() }
 
-// AdminAddr is the bound admin listener address.
-func (n *Node) AdminAddr() string { return n.adminLn.Addr().String() }
-
-// Start serves terminals and the admin API in the background. Errors from
-// either arrive on Errors.
+// Start serves terminals, the public and the admin listener in the
+// background. Errors from any arrive on Errors.
 func (n *Node) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	n.stopSAF, n.safDone = cancel, make(chan struct{})
@@ -271,11 +302,17 @@ func (n *Node) Start() {
 			n.serveErrs <- fmt.Errorf("terminal server: %w", err)
 		}
 	}()
-	go func() {
-		if err := n.admin.Serve(n.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			n.serveErrs <- fmt.Errorf("admin server: %w", err)
-		}
-	}()
+	for _, h := range []struct {
+		name string
+		srv  *http.Server
+		ln   net.Listener
+	}{{"public", n.public, n.publicLn}, {"admin", n.admin, n.adminLn}} {
+		go func() {
+			if err := h.srv.Serve(h.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				n.serveErrs <- fmt.Errorf("%s server: %w", h.name, err)
+			}
+		}()
+	}
 }
 
 // Errors reports a listener that failed while serving.
@@ -283,7 +320,8 @@ func (n *Node) Errors() <-chan error { return n.serveErrs }
 
 // Shutdown drains terminals within the configured time-out, stops the
 // store-and-forward sender (what it has not delivered stays queued), then
-// closes links, admin listener, journal and vault, in that order.
+// closes links, the public and admin listeners, journal and vault, in that
+// order.
 func (n *Node) Shutdown() error {
 	var drainErr error
 	n.closeOnce.Do(func() {
@@ -298,6 +336,7 @@ func (n *Node) Shutdown() error {
 		for _, l := range n.links {
 			l.Close()
 		}
+		n.public.Shutdown(ctx)
 		n.admin.Shutdown(ctx)
 		n.closeStores()
 	})

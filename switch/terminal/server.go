@@ -25,6 +25,7 @@ import (
 	moov "github.com/moov-io/iso8583"
 	"github.com/rs/zerolog"
 
+	"github.com/tapswitch/tapswitch/switch/listener"
 	"github.com/tapswitch/tapswitch/switch/metrics"
 )
 
@@ -66,6 +67,7 @@ type Server struct {
 	mu       sync.Mutex
 	conns    map[*session]struct{}
 	draining bool
+	stop     chan struct{} // closed by Shutdown: ends an accept back-off
 	wg       sync.WaitGroup
 	open     atomic.Int64
 }
@@ -75,29 +77,37 @@ func New(cfg Config, h Handler) (*Server, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	return &Server{cfg: cfg, handler: h, conns: make(map[*session]struct{})}, nil
+	return &Server{cfg: cfg, handler: h, conns: make(map[*session]struct{}), stop: make(chan struct{})}, nil
 }
 
 // Connections is the number of terminal connections open now.
 func (s *Server) Connections() int64 { return s.open.Load() }
 
-// Serve accepts connections until Shutdown. It returns nil after Shutdown.
+// Serve accepts connections until Shutdown. It returns nil after Shutdown,
+// and net.ErrClosed if l is closed by someone else. Any other Accept error
+// (out of file descriptors, a connection aborted before it was taken) is
+// passing: Serve backs off and accepts again (switch/listener.Retry), so a
+// flood of connections never ends the server.
 func (s *Server) Serve(l net.Listener) error {
 	s.mu.Lock()
 	s.listener = l
 	s.mu.Unlock()
+	retry := listener.Retry{Name: "terminal", Log: s.cfg.Logger, Observer: s.cfg.Metrics.Listener(metrics.ListenerTerminal)}
 	for {
 		nc, err := l.Accept()
 		if err != nil {
 			if s.isDraining() {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			if retry.Failed(err, s.stop) {
 				continue
+			}
+			if s.isDraining() {
+				return nil
 			}
 			return err
 		}
+		retry.Accepted()
 		s.admit(nc)
 	}
 }
@@ -147,6 +157,9 @@ func (s *Server) isDraining() bool {
 // connections are closed at once.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
+	if !s.draining {
+		close(s.stop)
+	}
 	s.draining = true
 	if s.listener != nil {
 		s.listener.Close()

@@ -1,6 +1,6 @@
 // Package tokensvc is the token service: the JSON API under /v1 on the
-// switch's admin listener through which a phone wallet binds a card and
-// manages its tokens (docs/api.md is the reference, with examples).
+// switch's public listener (TLS) through which a phone wallet binds a card
+// and manages its tokens (docs/api.md is the reference, with examples).
 //
 // # The four steps of a binding
 //

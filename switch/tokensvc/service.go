@@ -71,6 +71,11 @@ type Config struct {
 	Argon2 Argon2Params
 	// SessionTTL is how long a session lasts; zero means 15 minutes.
 	SessionTTL time.Duration
+	// SecureCookies marks the lost-phone page's session cookie Secure: set
+	// when the public listener serves TLS (or sits behind a proxy that
+	// does), so a browser never sends the session over plain HTTP. A
+	// request that arrived over TLS gets a Secure cookie regardless.
+	SecureCookies bool
 }
 
 // Bounds; the package doc says what happens at each.
@@ -247,7 +252,7 @@ func (s *Service) routes() []route {
 	}
 }
 
-// Handler serves the API, every path under /v1/. Mount it on the admin mux
+// Handler serves the API, every path under /v1/. Mount it on the public mux
 // at "/v1/".
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()

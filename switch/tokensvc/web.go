@@ -22,8 +22,9 @@ package tokensvc
 // logic here could drift from it.
 //
 // The session is the API's: the cookie (HttpOnly, SameSite=Strict, Path
-// /lost/, Secure over TLS) carries the same token a wallet sends as a
-// bearer, so it lasts 15 minutes and a logout ends it for both.
+// /lost/, Secure with Config.SecureCookies or over TLS) carries the same
+// token a wallet sends as a bearer, so it lasts 15 minutes and a logout
+// ends it for both.
 //
 // Every POST but the log-in carries a CSRF token in a hidden field:
 // HMAC-SHA256 keyed by the session token, compared in constant time. It
@@ -125,7 +126,7 @@ type webSession struct {
 }
 
 // WebHandler serves the lost-phone page, every path under /lost/. Mount it
-// on the admin mux at "/lost/".
+// on the public mux at "/lost/".
 func (s *Service) WebHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /lost/{$}", s.webOpen(s.pageLogin))
@@ -191,7 +192,7 @@ func (s *Service) webAuthed(h func(http.ResponseWriter, *http.Request, webSessio
 			s.apiErrorPage(w, e, webPrefix)
 			return
 		case why != "":
-			setSessionCookie(w, r, "")
+			s.setSessionCookie(w, r, "")
 			http.Redirect(w, r, webPrefix+"?m="+why, http.StatusSeeOther)
 			return
 		}
@@ -237,9 +238,9 @@ func (s *Service) webSession(r *http.Request) (sess webSession, why string, e *a
 }
 
 // setSessionCookie sets the session cookie, or clears it for "".
-func setSessionCookie(w http.ResponseWriter, r *http.Request, token string) {
+func (s *Service) setSessionCookie(w http.ResponseWriter, r *http.Request, token string) {
 	c := &http.Cookie{Name: webCookie, Value: token, Path: webPrefix, HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil}
+		SameSite: http.SameSiteStrictMode, Secure: s.cfg.SecureCookies || r.TLS != nil}
 	if token == "" {
 		c.MaxAge = -1
 	}
@@ -299,7 +300,7 @@ func (s *Service) pageLoginPost(w http.ResponseWriter, r *http.Request) {
 		s.render(w, e.status, "login.html", data)
 		return
 	}
-	setSessionCookie(w, r, token)
+	s.setSessionCookie(w, r, token)
 	http.Redirect(w, r, webDevices, http.StatusSeeOther)
 }
 
@@ -418,7 +419,7 @@ func (s *Service) pageLogout(w http.ResponseWriter, r *http.Request, sess webSes
 		s.apiErrorPage(w, e, webDevices)
 		return
 	}
-	setSessionCookie(w, r, "")
+	s.setSessionCookie(w, r, "")
 	http.Redirect(w, r, webPrefix+"?m=loggedout", http.StatusSeeOther)
 }
 

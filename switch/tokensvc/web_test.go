@@ -16,7 +16,7 @@ import (
 	"github.com/tapswitch/tapswitch/switch/vault"
 )
 
-// startWeb serves the world's lost-phone page as the admin listener does,
+// startWeb serves the world's lost-phone page as the public listener does,
 // mounted at /lost/, and returns its base URL.
 func startWeb(t *testing.T, w *tokensvctest.World) string {
 	t.Helper()

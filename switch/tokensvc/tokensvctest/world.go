@@ -133,7 +133,7 @@ func StartWith(t testing.TB, mutate func(*tokensvc.Config)) *World {
 	return w
 }
 
-// mount puts the service on a mux as the admin listener does.
+// mount puts the service on a mux as the public listener does.
 func mount(s *tokensvc.Service) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", s.Handler())
