@@ -51,7 +51,7 @@ func icc(t *testing.T, msg *moov.Message) []byte {
 func TestCryptogramChecksOverTCP(t *testing.T) {
 	d, w := startWorld(t)
 	card, _ := w.Card("approve")
-	c, err := pos.Dial(d.Node.TerminalAddr(), time.Second)
+	c, err := pos.Dial(d.Node.TerminalAddr(), time.Second, d.AcquirerKeys)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +159,7 @@ func TestCountersSurviveARestart(t *testing.T) {
 			t.Fatal(err)
 		}
 		card, _ := w.Card("approve")
-		c, err := pos.Dial(d.Node.TerminalAddr(), time.Second)
+		c, err := pos.Dial(d.Node.TerminalAddr(), time.Second, d.AcquirerKeys)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -236,7 +236,7 @@ func TestTermsimAdvancesTheWalletATC(t *testing.T) {
 func TestOneCryptogramSentAtOnceIsSpentOnce(t *testing.T) {
 	d, w := startWorld(t)
 	card, _ := w.Card("approve")
-	c, err := pos.Dial(d.Node.TerminalAddr(), time.Second)
+	c, err := pos.Dial(d.Node.TerminalAddr(), time.Second, d.AcquirerKeys)
 	if err != nil {
 		t.Fatal(err)
 	}

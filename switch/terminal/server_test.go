@@ -1,6 +1,7 @@
 package terminal
 
 import (
+	"bytes"
 	"context"
 	"net"
 	"sync"
@@ -12,7 +13,10 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tapswitch/tapswitch/bench/pos"
+	"github.com/tapswitch/tapswitch/configs"
 	"github.com/tapswitch/tapswitch/iso8583"
+	"github.com/tapswitch/tapswitch/router/issuers"
+	"github.com/tapswitch/tapswitch/switch/acquirer"
 	"github.com/tapswitch/tapswitch/switch/authorize"
 )
 
@@ -20,7 +24,35 @@ import (
 // own behaviour (framing, concurrency, limits, drain) is what is tested.
 type handlerFunc func(ctx context.Context, msg *moov.Message) *moov.Message
 
-func (f handlerFunc) Handle(ctx context.Context, msg *moov.Message) *moov.Message { return f(ctx, msg) }
+func (f handlerFunc) Handle(ctx context.Context, msg *moov.Message, _ acquirer.Identity) *moov.Message {
+	return f(ctx, msg)
+}
+
+// testKeys are acquirer keys for every acquirer of configs/acquirers.yaml,
+// made for this test run; testSenders checks MACs under them.
+var testKeys, testSenders = func() (acquirer.Keys, *acquirer.Checker) {
+	list, err := issuers.Parse(configs.Issuers)
+	if err != nil {
+		panic(err)
+	}
+	members := map[string]bool{}
+	for _, is := range list {
+		members[is.Institution] = true
+	}
+	reg, err := acquirer.Parse(configs.Acquirers, members, "00010000")
+	if err != nil {
+		panic(err)
+	}
+	keys := acquirer.Keys{}
+	for i, id := range reg.Acquirers() {
+		keys[id] = bytes.Repeat([]byte{byte(i + 1)}, 32)
+	}
+	c, err := acquirer.NewChecker(reg, keys)
+	if err != nil {
+		panic(err)
+	}
+	return keys, c
+}()
 
 // approveAfterAmountMillis answers 00 after as many milliseconds as the
 // amount in fen, so answers come back out of order.
@@ -33,7 +65,8 @@ var approveAfterAmountMillis = handlerFunc(func(_ context.Context, msg *moov.Mes
 func startServer(t *testing.T, h Handler, mutate func(*Config)) (*Server, string) {
 	t.Helper()
 	cfg := Config{ConnectionsMax: 16, InflightPerConnectionMax: 64, FrameBytesMax: 4096,
-		IdleTimeout: 5 * time.Second, WriteTimeout: time.Second, Logger: zerolog.New(zerolog.NewTestWriter(t))}
+		IdleTimeout: 5 * time.Second, WriteTimeout: time.Second, Logger: zerolog.New(zerolog.NewTestWriter(t)),
+		Senders: testSenders}
 	if mutate != nil {
 		mutate(&cfg)
 	}
@@ -72,7 +105,7 @@ func do(t *testing.T, c *pos.Client, msg *moov.Message) *moov.Message {
 
 func TestAnswersOutOfOrderMatchedBySTAN(t *testing.T) {
 	_, addr := startServer(t, approveAfterAmountMillis, nil)
-	c, _ := pos.Dial(addr, time.Second)
+	c, _ := pos.Dial(addr, time.Second, testKeys)
 	defer c.Close()
 	var wg sync.WaitGroup
 	order := make(chan string, 3)
@@ -139,7 +172,7 @@ func mustPack(t *testing.T, m *moov.Message) []byte {
 
 func TestBadFramesCloseOnlyThatConnection(t *testing.T) {
 	_, addr := startServer(t, approveAfterAmountMillis, func(c *Config) { c.FrameBytesMax = 512 })
-	good, _ := pos.Dial(addr, time.Second)
+	good, _ := pos.Dial(addr, time.Second, testKeys)
 	defer good.Close()
 	for name, raw := range map[string][]byte{
 		"over the bound":  {0x02, 0x01},
@@ -186,9 +219,9 @@ func TestIdleConnectionClosed(t *testing.T) {
 
 func TestConnectionLimit(t *testing.T) {
 	s, addr := startServer(t, approveAfterAmountMillis, func(c *Config) { c.ConnectionsMax = 2 })
-	a, _ := pos.Dial(addr, time.Second)
+	a, _ := pos.Dial(addr, time.Second, testKeys)
 	defer a.Close()
-	b, _ := pos.Dial(addr, time.Second)
+	b, _ := pos.Dial(addr, time.Second, testKeys)
 	defer b.Close()
 	do(t, a, request("000010", 1))
 	do(t, b, request("000011", 1))
@@ -207,7 +240,7 @@ func TestPanicAnswered96(t *testing.T) {
 		return authorize.EchoAnswer(msg, iso8583.RCApproved)
 	})
 	_, addr := startServer(t, h, nil)
-	c, _ := pos.Dial(addr, time.Second)
+	c, _ := pos.Dial(addr, time.Second, testKeys)
 	defer c.Close()
 	if rc := iso8583.FieldValue(do(t, c, request("000066", 1)), iso8583.FieldResponseCode); rc != "96" {
 		t.Fatalf("panicking request got %s, want 96", rc)
@@ -221,7 +254,7 @@ func TestPanicAnswered96(t *testing.T) {
 // answer still arrives before the connection closes.
 func TestShutdownDrains(t *testing.T) {
 	s, addr := startServer(t, approveAfterAmountMillis, nil)
-	c, _ := pos.Dial(addr, time.Second)
+	c, _ := pos.Dial(addr, time.Second, testKeys)
 	defer c.Close()
 	answered := make(chan string, 1)
 	go func() {
@@ -261,7 +294,7 @@ func TestInflightBoundPerConnection(t *testing.T) {
 		return authorize.EchoAnswer(msg, iso8583.RCApproved)
 	})
 	_, addr := startServer(t, h, func(c *Config) { c.InflightPerConnectionMax = 3 })
-	c, _ := pos.Dial(addr, time.Second)
+	c, _ := pos.Dial(addr, time.Second, testKeys)
 	defer c.Close()
 	var wg sync.WaitGroup
 	for i := range 12 {
