@@ -318,7 +318,8 @@ func TestInflightBoundPerConnection(t *testing.T) {
 // buffer autotuning.
 func TestSlowTerminalCutOff(t *testing.T) {
 	cfg := Config{ConnectionsMax: 16, InflightPerConnectionMax: 64, FrameBytesMax: 4096,
-		IdleTimeout: 30 * time.Second, WriteTimeout: 200 * time.Millisecond, Logger: zerolog.New(zerolog.NewTestWriter(t))}
+		IdleTimeout: 30 * time.Second, WriteTimeout: 200 * time.Millisecond, Logger: zerolog.New(zerolog.NewTestWriter(t)),
+		Senders: testSenders}
 	s, err := New(cfg, approveAfterAmountMillis)
 	if err != nil {
 		t.Fatal(err)
