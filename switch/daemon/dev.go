@@ -262,6 +262,7 @@ tapswitch dev switch is up
   issuers    %d simulated banks and transit operators %s
   data       %s
   wallet     %s
+  acquirers  %s   (the acquirers' keys: terminal MAC keys derive from them)
 try, in another shell:
   go run ./cmd/termsim pay -card approve -amount 12.34
   cards: approve insufficient expired suspended unknown transit
@@ -273,6 +274,7 @@ bind a card of your own (the four steps), then tap it:
 lost phone: http://%s/lost/
 
 `, d.Node.TerminalAddr(), d.Node.AdminAddr(), len(d.Node.Issuers), issuerPlace(d), d.Data, d.WalletPath,
+		wallet.DevAcquirerKeysPath(d.WalletPath),
 		d.Bindable.PAN.Clear(), d.Bindable.Expiry, d.Bindable.CVN2().Clear(), d.Bindable.PAN.Clear()[len(d.Bindable.PAN)-4:], d.Node.AdminAddr())
 }
 
