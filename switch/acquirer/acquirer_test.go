@@ -185,3 +185,21 @@ func TestChecker(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParseKeys: a key file never panics the parser, and what it accepts
+// holds only 32-byte keys under 8-digit institutions.
+func FuzzParseKeys(f *testing.F) {
+	f.Add([]byte("# c\n01020000: " + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32)) + "\n"))
+	f.Add([]byte("01020000:\n:\n\n"))
+	f.Fuzz(func(t *testing.T, text []byte) {
+		keys, err := ParseKeys(text)
+		if err != nil {
+			return
+		}
+		for id, k := range keys {
+			if !institutionPattern.MatchString(id) || len(k) != mac.KeySize {
+				t.Fatalf("accepted %q with a key of %d bytes", id, len(k))
+			}
+		}
+	})
+}
