@@ -1,8 +1,10 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/tapswitch/tapswitch/bench/issuersim"
 	"github.com/tapswitch/tapswitch/bench/pos"
+	"github.com/tapswitch/tapswitch/bench/termsim"
 	"github.com/tapswitch/tapswitch/bench/wallet"
 	"github.com/tapswitch/tapswitch/configs"
 	"github.com/tapswitch/tapswitch/iso8583"
@@ -487,5 +490,37 @@ func TestReversalAgeLimit(t *testing.T) {
 	assertMoneyAgrees(t, d, card.Issuer)
 	if held := heldFor(d, card.Issuer, "TERM0451"); held != 8_00 {
 		t.Fatalf("the issuer holds %s, want the old purchase's 8.00", held)
+	}
+}
+
+// TestTermsimRefundsItsLastPurchase: termsim refund names the card's last
+// approved purchase at its terminal, or -original; with neither it does not
+// send a refund the switch would refuse.
+func TestTermsimRefundsItsLastPurchase(t *testing.T) {
+	d, _ := startWorld(t)
+	run := func(args ...string) (int, termsim.Answer, string) {
+		var out, errOut bytes.Buffer
+		code := termsim.Run(append(args, "-wallet", d.WalletPath, "-json"), &out, &errOut)
+		var a termsim.Answer
+		json.Unmarshal(out.Bytes(), &a)
+		return code, a, errOut.String()
+	}
+	if code, _, msg := run("refund", "-card", "approve", "-amount", "1.00"); code != 2 || !strings.Contains(msg, "no purchase") {
+		t.Fatalf("refund before any purchase: exit %d, %q", code, msg)
+	}
+	if code, a, msg := run("pay", "-card", "approve", "-amount", "12.34"); code != 0 || a.RC != "00" {
+		t.Fatalf("pay: exit %d rc %s %s", code, a.RC, msg)
+	}
+	if code, a, msg := run("refund", "-card", "approve", "-amount", "20.00"); code != 0 || a.RC != iso8583.RCInvalidAmount {
+		t.Fatalf("refund above the purchase: exit %d rc %s %s", code, a.RC, msg)
+	}
+	if code, a, msg := run("refund", "-card", "approve", "-amount", "2.00"); code != 0 || a.RC != iso8583.RCApproved {
+		t.Fatalf("refund of the last purchase: exit %d rc %s %s", code, a.RC, msg)
+	}
+	if code, a, msg := run("refund", "-card", "approve", "-amount", "2.00", "-original", "000001/0101000000"); code != 0 || a.RC != iso8583.RCOriginalNotFound {
+		t.Fatalf("refund of a purchase never made: exit %d rc %s %s", code, a.RC, msg)
+	}
+	if code, _, msg := run("refund", "-card", "approve", "-original", "12/34"); code != 2 {
+		t.Fatalf("bad -original: exit %d %s", code, msg)
 	}
 }
