@@ -52,7 +52,7 @@ type Result struct {
 type runner struct {
 	cfg         Config
 	plan        *plan
-	remembers   bool
+	remembers   bool // keep approved purchases for reversals and refunds to name
 	terms       []*terminal
 	start       time.Time
 	measureFrom time.Time

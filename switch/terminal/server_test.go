@@ -3,6 +3,7 @@ package terminal
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"sync"
 	"syscall"
@@ -370,4 +371,43 @@ func TestSlowTerminalCutOff(t *testing.T) {
 	if n := s.Connections(); n != 0 {
 		t.Fatalf("%d connections still open", n)
 	}
+}
+
+// TestSenderEstablishedFromTheFrame: the handler gets the Identity the MAC
+// check established, and the answer carries a MAC under the terminal's key
+// only when the request proved it holds that key.
+func TestSenderEstablishedFromTheFrame(t *testing.T) {
+	seen := make(chan acquirer.Status, 4)
+	h := identityHandler(func(_ context.Context, msg *moov.Message, from acquirer.Identity) *moov.Message {
+		seen <- from.Status
+		return authorize.EchoAnswer(msg, iso8583.RCApproved)
+	})
+	_, addr := startServer(t, h, nil)
+	c, err := pos.Dial(addr, time.Second, testKeys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := c.Do(ctx, request("000001", 1)); err != nil { // an approval without a valid MAC is an error
+		t.Fatalf("signed request: %v", err)
+	}
+	if s := <-seen; s != acquirer.Authenticated {
+		t.Fatalf("signed request seen as %v", s)
+	}
+	key, _ := testKeys.TerminalKey(pos.DemoTerminal.Acquirer, pos.DemoTerminal.TerminalID)
+	unsigned := mustPack(t, request("000002", 1))
+	if _, err := c.Send(ctx, "000002", unsigned, key); !errors.Is(err, pos.ErrForged) {
+		t.Fatalf("answer to an unsigned request: %v, want one without a MAC (ErrForged to a terminal expecting one)", err)
+	}
+	if s := <-seen; s != acquirer.MACMissing {
+		t.Fatalf("unsigned request seen as %v", s)
+	}
+}
+
+type identityHandler func(ctx context.Context, msg *moov.Message, from acquirer.Identity) *moov.Message
+
+func (f identityHandler) Handle(ctx context.Context, msg *moov.Message, from acquirer.Identity) *moov.Message {
+	return f(ctx, msg, from)
 }
