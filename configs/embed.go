@@ -24,3 +24,9 @@ var Fees []byte
 //
 //go:embed switch.yaml
 var Switch []byte
+
+// Acquirers is acquirers.yaml: the acquirers, merchants and terminals that
+// may send requests, and who may speak for whom.
+//
+//go:embed acquirers.yaml
+var Acquirers []byte

@@ -45,6 +45,7 @@ const (
 // Response codes (DE39).
 const (
 	RCApproved           = "00"
+	RCInvalidMerchant    = "03"
 	RCDoNotHonor         = "05"
 	RCInvalidTransaction = "12"
 	RCInvalidAmount      = "13"
@@ -54,8 +55,10 @@ const (
 	RCInsufficientFunds  = "51"
 	RCExpiredCard        = "54"
 	RCNotPermitted       = "57"
+	RCTerminalNotAllowed = "58"
 	RCSuspectedFraud     = "59"
 	RCRestrictedCard     = "62"
+	RCSecurityViolation  = "63"
 	RCIssuerUnavailable  = "91"
 	RCNoRoute            = "92"
 	RCDuplicate          = "94"
@@ -64,6 +67,7 @@ const (
 
 var responseCodeText = map[string]string{
 	RCApproved:           "approved",
+	RCInvalidMerchant:    "invalid merchant",
 	RCDoNotHonor:         "do not honor",
 	RCInvalidTransaction: "invalid transaction",
 	RCInvalidAmount:      "invalid amount",
@@ -73,8 +77,10 @@ var responseCodeText = map[string]string{
 	RCInsufficientFunds:  "insufficient funds",
 	RCExpiredCard:        "expired card",
 	RCNotPermitted:       "not permitted (token domain)",
+	RCTerminalNotAllowed: "transaction not permitted to terminal",
 	RCSuspectedFraud:     "suspected fraud",
 	RCRestrictedCard:     "restricted (token suspended)",
+	RCSecurityViolation:  "security violation (MAC)",
 	RCIssuerUnavailable:  "issuer unavailable",
 	RCNoRoute:            "no route to issuer",
 	RCDuplicate:          "duplicate transmission",

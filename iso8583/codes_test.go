@@ -35,6 +35,7 @@ func TestResponseText(t *testing.T) {
 		RCNoSuchCard, RCOriginalNotFound, RCFormatError, RCInsufficientFunds,
 		RCExpiredCard, RCNotPermitted, RCSuspectedFraud, RCRestrictedCard,
 		RCIssuerUnavailable, RCNoRoute, RCDuplicate, RCSystemError,
+		RCInvalidMerchant, RCTerminalNotAllowed, RCSecurityViolation,
 	}
 	seen := map[string]bool{}
 	for _, rc := range known {

@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	moov "github.com/moov-io/iso8583"
+
+	"github.com/tapswitch/tapswitch/iso8583/mac"
 )
 
 // The example frames of docs/wire.md, committed as annotated hex under
@@ -53,12 +55,27 @@ type example struct {
 	title  string
 	mti    string
 	fields []exField
+	signed bool // a terminal request or its answer: MACed under exTerminalKey (docs/wire.md section 11)
 }
 
+// exAcquirerKey is the example acquirer's key, bytes 00 to 1f, and
+// exTerminalKey the key of its terminal exTerminal derived from it.
+var (
+	exAcquirerKey = func() []byte {
+		k := make([]byte, mac.KeySize)
+		for i := range k {
+			k[i] = byte(i)
+		}
+		return k
+	}()
+	exTerminalKey = mac.TerminalKey(exAcquirerKey, exTerminal)
+)
+
 var examples = []example{{
-	file:  "01-terminal-0200-purchase.hex",
-	title: "0200 token purchase, terminal -> switch: 25.99 CNY paid by phone (NFC)",
-	mti:   MTIFinancialRequest,
+	file:   "01-terminal-0200-purchase.hex",
+	title:  "0200 token purchase, terminal -> switch: 25.99 CNY paid by phone (NFC)",
+	mti:    MTIFinancialRequest,
+	signed: true,
 	fields: []exField{
 		{FieldPAN, exToken}, {FieldProcessingCode, ProcPurchase}, {FieldAmount, "000000002599"},
 		{FieldTransmissionTime, "1125083015"}, {FieldSTAN, "000123"}, {FieldLocalTime, "163015"},
@@ -68,9 +85,10 @@ var examples = []example{{
 		{FieldCurrency, CurrencyCNY}, {FieldICC, exICC},
 	},
 }, {
-	file:  "02-switch-0210-to-terminal.hex",
-	title: "0210 approval, switch -> terminal: the token in DE2, never the PAN",
-	mti:   MTIFinancialResponse,
+	file:   "02-switch-0210-to-terminal.hex",
+	title:  "0210 approval, switch -> terminal: the token in DE2, never the PAN",
+	mti:    MTIFinancialResponse,
+	signed: true,
 	fields: []exField{
 		{FieldPAN, exToken}, {FieldProcessingCode, ProcPurchase}, {FieldAmount, "000000002599"},
 		{FieldTransmissionTime, "1125083015"}, {FieldSTAN, "000123"}, {FieldRRN, exRRN},
@@ -102,9 +120,10 @@ var examples = []example{{
 		{FieldCurrency, CurrencyCNY},
 	},
 }, {
-	file:  "05-terminal-0400-reversal.hex",
-	title: "0400 reversal, terminal -> switch: DE90 names the original 0200",
-	mti:   MTIReversalRequest,
+	file:   "05-terminal-0400-reversal.hex",
+	title:  "0400 reversal, terminal -> switch: DE90 names the original 0200",
+	mti:    MTIReversalRequest,
+	signed: true,
 	fields: []exField{
 		{FieldPAN, exToken}, {FieldProcessingCode, ProcPurchase}, {FieldAmount, "000000002599"},
 		{FieldTransmissionTime, "1125083115"}, {FieldSTAN, "000124"}, {FieldLocalTime, "163115"},
@@ -136,6 +155,15 @@ func (ex example) message(t testing.TB) *moov.Message {
 	for _, f := range ex.fields {
 		if err := msg.BinaryField(f.id, []byte(f.value)); err != nil {
 			t.Fatalf("%s: DE%d: %v", ex.file, f.id, err)
+		}
+	}
+	if ex.signed {
+		payload, err := PackSigned(msg, exTerminalKey)
+		if err != nil {
+			t.Fatalf("%s: %v", ex.file, err)
+		}
+		if err := msg.BinaryField(MACField(msg), payload[len(payload)-mac.Size:]); err != nil {
+			t.Fatal(err)
 		}
 	}
 	return msg
@@ -202,6 +230,9 @@ func annotated(t testing.TB, ex example, msg *moov.Message, payload []byte) stri
 			if !yield(f.id) {
 				return
 			}
+		}
+		if ex.signed {
+			yield(MACField(msg))
 		}
 	})
 	for _, id := range ids {
@@ -435,6 +466,32 @@ func TestExamplesTellOneStory(t *testing.T) {
 			if strings.Contains(f.value, exPAN) {
 				t.Errorf("%s: DE%d carries the PAN to the terminal side", ex.file, f.id)
 			}
+		}
+	}
+}
+
+// The terminal side's example frames carry a MAC that verifies under the
+// example terminal's key (docs/wire.md section 11), in DE64 or, with a
+// secondary bitmap, DE128; the issuer side's carry none.
+func TestExampleFramesMACs(t *testing.T) {
+	frames := testdataFrames(t)
+	for _, ex := range examples {
+		payload := frames[ex.file][2:]
+		field, present, err := mac.Field(payload)
+		if err != nil || present != ex.signed {
+			t.Errorf("%s: MAC field %d present %v (%v), want present %v", ex.file, field, present, err, ex.signed)
+			continue
+		}
+		if !ex.signed {
+			continue
+		}
+		if err := mac.Verify(exTerminalKey, payload); err != nil {
+			t.Errorf("%s: %v", ex.file, err)
+		}
+		tampered := bytes.Clone(payload)
+		tampered[len(tampered)/2] ^= 1
+		if mac.Verify(exTerminalKey, tampered) == nil {
+			t.Errorf("%s: a changed byte still verifies", ex.file)
 		}
 	}
 }

@@ -134,6 +134,7 @@ func TestWireDocCodes(t *testing.T) {
 			RCNoSuchCard, RCOriginalNotFound, RCFormatError, RCInsufficientFunds,
 			RCExpiredCard, RCNotPermitted, RCSuspectedFraud, RCRestrictedCard,
 			RCIssuerUnavailable, RCNoRoute, RCDuplicate, RCSystemError,
+			RCInvalidMerchant, RCTerminalNotAllowed, RCSecurityViolation,
 		}},
 		{"Network management", []string{NetSignOn, NetSignOff, NetEcho}},
 	}

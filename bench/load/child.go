@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tapswitch/tapswitch/bench/wallet"
+	"github.com/tapswitch/tapswitch/switch/acquirer"
 )
 
 // Bounds of the children's lives.
@@ -182,6 +183,7 @@ func notableLogLine(line string) bool {
 type World struct {
 	Dir     string // temporary: binaries, data/, logs
 	Wallet  wallet.File
+	Keys    acquirer.Keys // switchd's dev acquirer keys, beside its wallet
 	Switchd *child
 	Issuers *child // nil when the issuers run inside switchd
 }
@@ -235,6 +237,9 @@ func (w *World) start(ctx context.Context, binDir string, separateIssuers bool, 
 		return err
 	}
 	if w.Wallet, err = wallet.Load(walletPath); err != nil {
+		return err
+	}
+	if w.Keys, err = acquirer.LoadKeysFile(wallet.DevAcquirerKeysPath(walletPath)); err != nil {
 		return err
 	}
 	if err := CheckLoopback(w.Wallet.Switch); err != nil {

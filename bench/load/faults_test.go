@@ -40,7 +40,7 @@ func TestSilentSwitchTimesOut(t *testing.T) {
 	cfg.Mode, cfg.Rate, cfg.Connections = ModeOpen, 50, 2
 	cfg.Duration, cfg.Warmup, cfg.Timeout = time.Second, 0, 300*time.Millisecond
 	start := time.Now()
-	res, err := drive(context.Background(), cfg, testPlan(t, DefaultMix), Target{Addr: addr}, "TST", nil)
+	res, err := drive(context.Background(), cfg, testPlan(t, DefaultMix), Target{Addr: addr}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func TestClosingSwitchLosesConnections(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Concurrency, cfg.Connections = 4, 2
 	cfg.Duration, cfg.Warmup, cfg.Timeout = time.Second, 0, time.Second
-	res, err := drive(context.Background(), cfg, testPlan(t, DefaultMix), Target{Addr: addr}, "TST", nil)
+	res, err := drive(context.Background(), cfg, testPlan(t, DefaultMix), Target{Addr: addr}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func TestInterruptedRunReportsWhatItMeasured(t *testing.T) {
 	cfg.Duration, cfg.Warmup, cfg.Timeout = 10*time.Second, 0, 200*time.Millisecond
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
-	res, err := drive(ctx, cfg, testPlan(t, DefaultMix), Target{Addr: addr}, "TST", nil)
+	res, err := drive(ctx, cfg, testPlan(t, DefaultMix), Target{Addr: addr}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

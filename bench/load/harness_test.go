@@ -35,7 +35,7 @@ func startDevSwitch(t *testing.T) Target {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Target{Addr: d.Node.TerminalAddr(), Wallet: w, Description: "in-process dev switch", Issuers: "inside the test"}
+	return Target{Addr: d.Node.TerminalAddr(), Wallet: w, Keys: d.AcquirerKeys, Description: "in-process dev switch", Issuers: "inside the test"}
 }
 
 func runAgainst(t *testing.T, target Target, cfg Config) Report {

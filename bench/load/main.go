@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tapswitch/tapswitch/bench/wallet"
+	"github.com/tapswitch/tapswitch/switch/acquirer"
 )
 
 // Main is cmd/bench: it parses args, starts switchd -dev as a child (or
@@ -111,7 +112,7 @@ func run(ctx context.Context, cfg Config, stderr io.Writer) (Report, error) {
 
 func worldTarget(w *World) Target {
 	t := Target{
-		Addr: w.Wallet.Switch, Wallet: w.Wallet, SwitchCPU: w.Switchd.CPU,
+		Addr: w.Wallet.Switch, Wallet: w.Wallet, Keys: w.Keys, SwitchCPU: w.Switchd.CPU,
 		Description: fmt.Sprintf("switchd -dev, child process %d, terminals at %s", w.Switchd.PID(), w.Wallet.Switch),
 		Issuers:     "inside switchd (switchd -dev runs them in its own process)",
 	}
@@ -140,7 +141,11 @@ func existingTarget(cfg Config) (Target, string, error) {
 	if err := CheckLoopback(addr); err != nil {
 		return Target{}, "", fmt.Errorf("switch address from %s: %v", path, err)
 	}
-	t := Target{Addr: addr, Wallet: w,
+	keys, err := acquirer.LoadKeysFile(wallet.DevAcquirerKeysPath(path))
+	if err != nil {
+		return Target{}, "", fmt.Errorf("%v (the fleet's terminals MAC their requests with keys derived from the dev switch's acquirer keys, beside its wallet)", err)
+	}
+	t := Target{Addr: addr, Wallet: w, Keys: keys,
 		Description: fmt.Sprintf("existing switch at %s, CPU not measured (give -switch-pid)", addr),
 		Issuers:     "not known to bench (an existing switch; give -issuers-pid for issuersim's CPU)"}
 	if cfg.SwitchPID > 0 {

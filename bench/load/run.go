@@ -12,6 +12,7 @@ import (
 	"github.com/tapswitch/tapswitch/bench/pos"
 	"github.com/tapswitch/tapswitch/bench/wallet"
 	"github.com/tapswitch/tapswitch/iso8583"
+	"github.com/tapswitch/tapswitch/switch/acquirer"
 )
 
 // dialTimeout bounds one connection's TCP handshake.
@@ -21,6 +22,9 @@ const dialTimeout = 2 * time.Second
 type Target struct {
 	Addr   string
 	Wallet wallet.File
+	// Keys are the acquirer keys the fleet derives its terminals' MAC keys
+	// from (the dev switch's dev-acquirer.keys, beside its wallet).
+	Keys acquirer.Keys
 	// SwitchCPU and IssuersCPU are each process's CPU time so far; nil
 	// when it cannot be measured (a process whose PID is not given, or
 	// issuers inside the switch process).
@@ -48,7 +52,7 @@ type Result struct {
 type runner struct {
 	cfg         Config
 	plan        *plan
-	reversals   bool
+	remembers   bool // keep approved purchases for reversals and refunds to name
 	terms       []*terminal
 	start       time.Time
 	measureFrom time.Time
@@ -69,18 +73,17 @@ func Run(ctx context.Context, cfg Config, target Target, progressOut io.Writer) 
 	if err != nil {
 		return nil, err
 	}
-	tag := runTag(time.Now())
-	if err := preflight(ctx, target.Addr, p, cfg.Mix, terminalID(tag, 0)); err != nil {
+	if err := preflight(ctx, target, p, cfg.Mix, terminalID(0)); err != nil {
 		return nil, err
 	}
-	return drive(ctx, cfg, p, target, tag, progressOut)
+	return drive(ctx, cfg, p, target, progressOut)
 }
 
 // drive opens the connections and runs the plan: Run without the
 // pre-flight.
-func drive(ctx context.Context, cfg Config, p *plan, target Target, tag string, progressOut io.Writer) (*Result, error) {
-	r := &runner{cfg: cfg, plan: p, reversals: cfg.Mix.Has(KindReversal)}
-	if err := r.dial(target.Addr, tag); err != nil {
+func drive(ctx context.Context, cfg Config, p *plan, target Target, progressOut io.Writer) (*Result, error) {
+	r := &runner{cfg: cfg, plan: p, remembers: cfg.Mix.Has(KindReversal) || cfg.Mix.Has(KindRefund)}
+	if err := r.dial(target); err != nil {
 		return nil, err
 	}
 	defer r.close()
@@ -114,16 +117,16 @@ func drive(ctx context.Context, cfg Config, p *plan, target Target, tag string, 
 	return res, nil
 }
 
-func (r *runner) dial(addr, tag string) error {
+func (r *runner) dial(target Target) error {
 	n := r.cfg.ConnectionsUsed()
 	stanStart := int(time.Now().UnixMicro() % stanMax)
 	for k := range n {
-		c, err := pos.Dial(addr, dialTimeout)
+		c, err := pos.Dial(target.Addr, dialTimeout, target.Keys)
 		if err != nil {
 			r.close()
-			return fmt.Errorf("connection %d of %d to the switch at %s: %w", k+1, n, addr, err)
+			return fmt.Errorf("connection %d of %d to the switch at %s: %w", k+1, n, target.Addr, err)
 		}
-		r.terms = append(r.terms, newTerminal(terminalID(tag, k+1), c, stanStart+k*7919, newStats()))
+		r.terms = append(r.terms, newTerminal(terminalID(k+1), c, stanStart+k*7919, newStats()))
 	}
 	return nil
 }
@@ -225,7 +228,7 @@ func (r *runner) do(t *terminal, i int64, intended time.Time) {
 			t.lost.Store(true)
 		}
 		o.errKind = classify(req.kind, o.rc, req.want, err)
-		if o.errKind == "" && req.kind == KindPurchase && r.reversals {
+		if o.errKind == "" && req.kind == KindPurchase && r.remembers {
 			t.remember(req.orig)
 		}
 	}
@@ -265,10 +268,10 @@ const (
 // the card's outcome or preflightTimeout passes: a run against a switch
 // that is not ready, or a wallet that does not match it, fails here with a
 // clear message instead of as a run full of errors.
-func preflight(ctx context.Context, addr string, p *plan, mix Mix, id string) error {
-	c, err := pos.Dial(addr, dialTimeout)
+func preflight(ctx context.Context, target Target, p *plan, mix Mix, id string) error {
+	c, err := pos.Dial(target.Addr, dialTimeout, target.Keys)
 	if err != nil {
-		return fmt.Errorf("no connection to the switch at %s: %w", addr, err)
+		return fmt.Errorf("no connection to the switch at %s: %w", target.Addr, err)
 	}
 	defer c.Close()
 	t := newTerminal(id, c, int(time.Now().UnixMicro()%stanMax), newStats())

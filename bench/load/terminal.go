@@ -96,19 +96,13 @@ func newTerminal(id string, client *pos.Client, stanStart int, st *stats) *termi
 	return &terminal{id: id, base: base, client: client, stats: st, stans: newSTANSeq(stanStart)}
 }
 
-// terminalID is connection k's terminal: "B", a 3-character tag of the run,
-// and 4 digits (k+1; 0000 is the pre-flight's).
-func terminalID(runTag string, k int) string {
-	return fmt.Sprintf("B%3.3s%04d", runTag, k)
-}
-
-// runTag derives 3 characters from the start time, so a run's terminals
-// differ from those of the runs before it.
-func runTag(start time.Time) string {
-	const digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	n := start.Unix() % (36 * 36 * 36)
-	b := []byte{digits[n/1296], digits[n/36%36], digits[n%36]}
-	return string(b)
+// terminalID is connection k's terminal, one of the fleet registered in
+// configs/acquirers.yaml: B0000000 (the pre-flight's) to B0004096, one per
+// connection (connectionsMax). The same IDs serve every run: DE7, the
+// time of each request, keeps a run's duplicate keys apart from the runs
+// before it.
+func terminalID(k int) string {
+	return fmt.Sprintf("B%07d", k)
 }
 
 // nextSTAN returns a STAN for DE7 = the returned time. It waits out the rare
@@ -133,22 +127,29 @@ type request struct {
 	kind Kind
 	msg  *moov.Message
 	want string
-	orig original // purchases: remembered for a reversal when approved
+	orig original // purchases: remembered for a reversal or a refund when approved
 }
 
-// build makes the request of kind k.
+// build makes the request of kind k. A reversal or a refund takes an
+// approved purchase of this terminal to name in DE90 (each purchase is
+// reversed or refunded once); with none yet, a purchase is sent instead.
 func (t *terminal) build(p *plan, k Kind) request {
-	if k == KindReversal {
-		if orig, ok := t.popReversible(); ok {
+	var orig original
+	if k == KindReversal || k == KindRefund {
+		var ok bool
+		if orig, ok = t.popReversible(); !ok {
+			k = KindPurchase
+		} else if k == KindReversal {
 			return t.reversal(p, orig)
 		}
-		k = KindPurchase
 	}
 	stan, now := t.nextSTAN()
 	card, amount, code := p.approve, p.amount, iso8583.ProcPurchase
+	var names pos.Original
 	switch k {
 	case KindRefund:
-		code = iso8583.ProcRefund
+		code, amount = iso8583.ProcRefund, orig.amount
+		names = pos.Original{STAN: orig.stan, TransmissionTime: orig.transmissionTime}
 	case KindTopUp:
 		code = iso8583.ProcTransitTopUp
 	case KindDecline:
@@ -158,7 +159,8 @@ func (t *terminal) build(p *plan, k Kind) request {
 	// WithCard takes the card's next ATC last, just before the send, so
 	// that taps of the token reach the switch nearly in counter order (it
 	// accepts them up to 1024 out of order: docs/cryptogram.md).
-	tap := pos.Tap{Terminal: t.base, ProcessingCode: code, Amount: amount, STAN: stan, Time: now}.WithCard(card)
+	tap := pos.Tap{Terminal: t.base, ProcessingCode: code, Amount: amount, STAN: stan, Time: now,
+		Original: names}.WithCard(card)
 	r := request{kind: k, msg: tap.Message(), want: card.Outcome}
 	if k == KindPurchase {
 		r.orig = original{stan: stan, transmissionTime: transmissionTime(now), rrn: pos.RRN(now, stan), amount: amount}
@@ -178,15 +180,8 @@ func (t *terminal) reversal(p *plan, orig original) request {
 		msg.UnsetField(id)
 	}
 	msg.Field(iso8583.FieldRRN, orig.rrn)
-	msg.Field(iso8583.FieldOriginalData, originalData(orig, t.base.Acquirer))
+	msg.Field(iso8583.FieldOriginalData, pos.Original{STAN: orig.stan, TransmissionTime: orig.transmissionTime}.DE90(t.base.Acquirer))
 	return request{kind: KindReversal, msg: msg, want: iso8583.RCApproved}
-}
-
-// originalData is DE90: original MTI, STAN and DE7, the acquirer and the
-// forwarder (none) zero-padded to 11 digits.
-func originalData(orig original, acquirer string) string {
-	return fmt.Sprintf("%s%s%s%011s%011d", iso8583.MTIFinancialRequest, orig.stan, orig.transmissionTime,
-		acquirer, 0)
 }
 
 func transmissionTime(t time.Time) string {

@@ -2,21 +2,17 @@ package load
 
 import (
 	"testing"
-	"time"
 
 	"github.com/tapswitch/tapswitch/bench/wallet"
 	"github.com/tapswitch/tapswitch/iso8583"
 )
 
+// TestTerminalIDs: the fleet is the range configs/acquirers.yaml registers.
 func TestTerminalIDs(t *testing.T) {
-	tag := runTag(time.Unix(1_790_000_000, 0))
-	for _, k := range []int{0, 1, 4096} {
-		if id := terminalID(tag, k); len(id) != 8 || id[0] != 'B' {
-			t.Errorf("terminal %d: %q", k, id)
+	for k, want := range map[int]string{0: "B0000000", 1: "B0000001", connectionsMax: "B0004096"} {
+		if id := terminalID(k); id != want {
+			t.Errorf("terminal %d: %q, want %q", k, id, want)
 		}
-	}
-	if runTag(time.Unix(100, 0)) == runTag(time.Unix(101, 0)) {
-		t.Error("runs a second apart share a tag")
 	}
 }
 
@@ -41,6 +37,7 @@ func testPlan(t *testing.T, mix string) *plan {
 func TestBuildRequests(t *testing.T) {
 	p := testPlan(t, DefaultMix+",reversal=1")
 	term := newTerminal("BTST0001", nil, 41, newStats())
+	term.remember(original{stan: "000007", transmissionTime: "1125083015", amount: 100}) // for the refund
 	for _, tc := range []struct {
 		kind         Kind
 		mti, pc, amt string
@@ -66,9 +63,24 @@ func TestBuildRequests(t *testing.T) {
 	if len(wants) != 4 || !wants["51"] || !wants["54"] || !wants["62"] || !wants["14"] {
 		t.Errorf("four declines want %v", wants)
 	}
-	// STANs so far: 42..48; every request its own.
-	if r := term.build(p, KindRefund); field(r, iso8583.FieldSTAN) != "000049" {
-		t.Errorf("STAN %s, want 000049", field(r, iso8583.FieldSTAN))
+	// STANs so far: 42..48; every request its own. With no purchase left
+	// to name, a refund is sent as a purchase.
+	if r := term.build(p, KindRefund); field(r, iso8583.FieldSTAN) != "000049" || r.kind != KindPurchase {
+		t.Errorf("STAN %s kind %s, want 000049 and a purchase", field(r, iso8583.FieldSTAN), r.kind)
+	}
+}
+
+func TestRefundNamesItsOriginal(t *testing.T) {
+	p := testPlan(t, "purchase=1,refund=1")
+	term := newTerminal("BTST0004", nil, 0, newStats())
+	purchase := term.build(p, KindPurchase)
+	term.remember(purchase.orig)
+	r := term.build(p, KindRefund)
+	want := "0200" + field(purchase, iso8583.FieldSTAN) + field(purchase, iso8583.FieldTransmissionTime) + "00001020000" + "00000000000"
+	if r.kind != KindRefund || field(r, iso8583.FieldProcessingCode) != "200000" || field(r, iso8583.FieldOriginalData) != want ||
+		field(r, iso8583.FieldAmount) != field(purchase, iso8583.FieldAmount) {
+		t.Fatalf("refund %s DE3 %s DE90 %q amount %s, want DE90 %q and the purchase's amount", r.kind,
+			field(r, iso8583.FieldProcessingCode), field(r, iso8583.FieldOriginalData), field(r, iso8583.FieldAmount), want)
 	}
 }
 

@@ -51,6 +51,34 @@ type Tap struct {
 	NoFingerprint bool    // CVM results "no CVM": the phone was not unlocked
 	Unpredictable [4]byte // 9F37; zero: derived from terminal, STAN and time
 	Date          string  // 9A YYMMDD; empty: Time's date in Shanghai
+
+	// Original is what a refund gives money back on (DE90); zero: none.
+	Original Original
+}
+
+// Original names an earlier request of the same terminal in DE90.
+type Original struct {
+	MTI              string // 0200 unless set
+	STAN             string
+	TransmissionTime string // DE7, MMDDhhmmss UTC
+}
+
+// OriginalOf is the Original naming msg, a request of this terminal.
+func OriginalOf(msg *moov.Message) Original {
+	mti, _ := msg.GetMTI()
+	return Original{MTI: mti, STAN: iso8583.FieldValue(msg, iso8583.FieldSTAN),
+		TransmissionTime: iso8583.FieldValue(msg, iso8583.FieldTransmissionTime)}
+}
+
+// DE90 is the original data elements field naming o, from a terminal of
+// acquirer: MTI, STAN, DE7, the acquirer zero-padded to 11 digits and no
+// forwarder.
+func (o Original) DE90(acquirer string) string {
+	mti := o.MTI
+	if mti == "" {
+		mti = iso8583.MTIFinancialRequest
+	}
+	return fmt.Sprintf("%s%s%s%011s%011d", mti, o.STAN, o.TransmissionTime, acquirer, 0)
 }
 
 // Message builds the 0100/0200 of the wire contract.
@@ -86,6 +114,9 @@ func (t Tap) Message() *moov.Message {
 	m.Field(iso8583.FieldCurrency, iso8583.CurrencyCNY)
 	if icc := t.ICC(); icc != nil {
 		m.Field(iso8583.FieldICC, string(icc))
+	}
+	if t.Original.STAN != "" {
+		m.Field(iso8583.FieldOriginalData, t.Original.DE90(t.Terminal.Acquirer))
 	}
 	return m
 }
@@ -153,13 +184,15 @@ func RRN(t time.Time, stan string) string {
 	return fmt.Sprintf("%d%03d%02d%s", u.Year()%10, u.YearDay(), u.Hour(), stan)
 }
 
-// Echo builds an 0800 echo test.
-func Echo(terminalID, stan string, now time.Time) *moov.Message {
+// Echo builds an 0800 echo test from terminal t. It carries t's DE32, so
+// the acquirer's host (Client.Do) knows whose key MACs it.
+func Echo(t Terminal, stan string, now time.Time) *moov.Message {
 	m := iso8583.NewMessage()
 	m.MTI(iso8583.MTINetworkMgmtRequest)
 	m.Field(iso8583.FieldTransmissionTime, now.UTC().Format("0102150405"))
 	m.Field(iso8583.FieldSTAN, stan)
-	m.Field(iso8583.FieldTerminalID, terminalID)
+	m.Field(iso8583.FieldAcquirer, t.Acquirer)
+	m.Field(iso8583.FieldTerminalID, t.TerminalID)
 	m.Field(iso8583.FieldNetworkMgmtCode, iso8583.NetEcho)
 	return m
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/tapswitch/tapswitch/bench/wallet"
 	"github.com/tapswitch/tapswitch/configs"
 	"github.com/tapswitch/tapswitch/router/issuers"
+	"github.com/tapswitch/tapswitch/switch/acquirer"
 )
 
 // Build compiles the main package pkg (a path relative to the test's
@@ -138,4 +139,15 @@ func DevSwitchd(t testing.TB, bin, data string, args ...string) (*exec.Cmd, wall
 	}
 	t.Fatal("switchd wrote no wallet within 30s")
 	return nil, wallet.File{}
+}
+
+// DevKeys reads the acquirer keys switchd -dev wrote into data, which the
+// test's terminals derive their MAC keys from.
+func DevKeys(t testing.TB, data string) acquirer.Keys {
+	t.Helper()
+	keys, err := acquirer.LoadKeysFile(filepath.Join(data, wallet.DevAcquirerKeysFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strings"
 	"time"
 
 	moov "github.com/moov-io/iso8583"
@@ -18,6 +19,7 @@ import (
 	"github.com/tapswitch/tapswitch/bench/pos"
 	"github.com/tapswitch/tapswitch/bench/wallet"
 	"github.com/tapswitch/tapswitch/iso8583"
+	"github.com/tapswitch/tapswitch/switch/acquirer"
 )
 
 // DefaultAddr is switchd -dev's terminal listener.
@@ -28,6 +30,8 @@ const usage = `usage: termsim COMMAND [flags]
 commands:
   pay      purchase (DE3 000000)      termsim pay -card approve -amount 12.34
   refund   refund (DE3 200000)        termsim refund -card approve -amount 2.00
+           of the card's last approved purchase at this terminal, or of
+           -original STAN/MMDDhhmmss (DE11/DE7 of the purchase)
   topup    transit top-up (210000)    termsim topup -card approve -amount 50
   balance  balance inquiry (310000)   termsim balance -card transit
   echo     network echo test (0800)   termsim echo
@@ -36,6 +40,8 @@ Each tap carries DE55 with an ARQC under the wallet card's key and its next
 ATC, saved back to the wallet first; the phone's fingerprint check is in it
 unless -no-fingerprint (a purchase above the CVM limit, or any balance
 inquiry, then gets 05).
+Every request carries a MAC under the terminal's key, derived from its
+acquirer's key in -acquirer-keys (switchd -dev writes it beside its wallet).
 
 Run 'termsim COMMAND -h' for the flags. Defaults fit 'switchd -dev'.
 `
@@ -97,6 +103,7 @@ type usageError struct{ error }
 
 type tapFlags struct {
 	addr, walletPath, card, token, expiry, amount, terminal, entryMode, key string
+	keysPath, original                                                      string
 	count                                                                   int
 	atc                                                                     uint
 	timeout                                                                 time.Duration
@@ -121,8 +128,15 @@ func parseTapFlags(cmd string, args []string, stderr io.Writer) (tapFlags, error
 	fs.IntVar(&f.count, "count", 1, "how many taps, one after the other")
 	fs.DurationVar(&f.timeout, "timeout", 10*time.Second, "how long to wait for each answer")
 	fs.BoolVar(&f.asJSON, "json", false, "print one JSON object per answer")
+	fs.StringVar(&f.keysPath, "acquirer-keys", "", "acquirer key `FILE` the terminal's MAC key derives from (default: dev-acquirer.keys beside -wallet)")
+	if cmd == "refund" {
+		fs.StringVar(&f.original, "original", "", "the purchase refunded, as `STAN/MMDDhhmmss` (its DE11 and DE7; default: the card's last purchase here)")
+	}
 	if err := fs.Parse(args); err != nil {
 		return f, usageError{err}
+	}
+	if f.keysPath == "" {
+		f.keysPath = wallet.DevAcquirerKeysPath(f.walletPath)
 	}
 	if fs.NArg() > 0 {
 		return f, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
@@ -220,13 +234,23 @@ func runTap(cmd string, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	client, err := pos.Dial(addr, f.timeout)
+	keys, err := acquirer.LoadKeysFile(f.keysPath)
+	if err != nil {
+		return fmt.Errorf("%w (is 'switchd -dev' running? or pass -acquirer-keys)", err)
+	}
+	terminal := pos.DemoTerminal
+	terminal.TerminalID = f.terminal
+	var orig pos.Original
+	if cmd == "refund" {
+		if orig, err = f.refunded(ph); err != nil {
+			return err
+		}
+	}
+	client, err := pos.Dial(addr, f.timeout, keys)
 	if err != nil {
 		return fmt.Errorf("no connection to the switch at %s: %w", addr, err)
 	}
 	defer client.Close()
-	terminal := pos.DemoTerminal
-	terminal.TerminalID = f.terminal
 	stan := stanFromClock(time.Now())
 	for i := range f.count {
 		atc, err := ph.nextATC()
@@ -237,13 +261,64 @@ func runTap(cmd string, args []string, stdout, stderr io.Writer) error {
 			Terminal: terminal, ProcessingCode: processingCodes[cmd], Token: ph.card.Token,
 			TokenExpiry: ph.card.TokenExpiry, Amount: amount, STAN: nextSTAN(stan, i),
 			Time: time.Now(), POSEntryMode: f.entryMode,
-			Key: ph.key, ATC: atc, NoFingerprint: f.noFingerprint,
+			Key: ph.key, ATC: atc, NoFingerprint: f.noFingerprint, Original: orig,
 		}
-		if err := exchange(client, tap.Message(), atc, f.timeout, f.asJSON, stdout); err != nil {
+		msg := tap.Message()
+		a, err := exchange(client, msg, atc, f.timeout, f.asJSON, stdout)
+		if err != nil {
 			return err
+		}
+		if cmd == "pay" && a.RC == iso8583.RCApproved {
+			if err := ph.rememberPurchase(msg, amount); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
+}
+
+// refunded is the purchase a refund names: -original, else the card's
+// last approved purchase at this terminal.
+func (f tapFlags) refunded(ph *phone) (pos.Original, error) {
+	if f.original != "" {
+		stan, de7, ok := strings.Cut(f.original, "/")
+		if !ok || len(stan) != 6 || len(de7) != 10 || !digits(stan+de7) {
+			return pos.Original{}, usageError{fmt.Errorf("-original %q: want STAN/MMDDhhmmss, e.g. 123456/1125083015", f.original)}
+		}
+		return pos.Original{STAN: stan, TransmissionTime: de7}, nil
+	}
+	last := ph.card.LastPurchase
+	if last == nil || last.Terminal != f.terminal {
+		return pos.Original{}, usageError{fmt.Errorf("card %q has no purchase at terminal %s to refund: pay first, or give -original STAN/MMDDhhmmss", ph.card.Label, f.terminal)}
+	}
+	return pos.Original{STAN: last.STAN, TransmissionTime: last.TransmissionTime}, nil
+}
+
+func digits(s string) bool {
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// rememberPurchase saves an approved purchase in the wallet card, for a
+// later refund to name (a wallet card only).
+func (p *phone) rememberPurchase(msg *moov.Message, amount iso8583.Amount) error {
+	if p.file == nil {
+		return nil
+	}
+	last := &wallet.Purchase{Terminal: iso8583.FieldValue(msg, iso8583.FieldTerminalID),
+		STAN: iso8583.FieldValue(msg, iso8583.FieldSTAN), TransmissionTime: iso8583.FieldValue(msg, iso8583.FieldTransmissionTime),
+		Amount: int64(amount)}
+	p.card.LastPurchase = last
+	for i := range p.file.Cards {
+		if p.file.Cards[i].Label == p.card.Label {
+			p.file.Cards[i].LastPurchase = last
+		}
+	}
+	return wallet.Save(p.path, *p.file)
 }
 
 func runEcho(args []string, stdout, stderr io.Writer) error {
@@ -252,35 +327,41 @@ func runEcho(args []string, stdout, stderr io.Writer) error {
 	addr := fs.String("addr", DefaultAddr, "switch terminal listener `HOST:PORT`")
 	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for the answer")
 	asJSON := fs.Bool("json", false, "print the answer as JSON")
+	keysPath := fs.String("acquirer-keys", wallet.DevAcquirerKeysPath(wallet.DevFilePath()), "acquirer key `FILE` the terminal's MAC key derives from")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
-	client, err := pos.Dial(*addr, *timeout)
+	keys, err := acquirer.LoadKeysFile(*keysPath)
+	if err != nil {
+		return fmt.Errorf("%w (is 'switchd -dev' running? or pass -acquirer-keys)", err)
+	}
+	client, err := pos.Dial(*addr, *timeout, keys)
 	if err != nil {
 		return fmt.Errorf("no connection to the switch at %s: %w", *addr, err)
 	}
 	defer client.Close()
 	now := time.Now()
-	return exchange(client, pos.Echo(pos.DemoTerminal.TerminalID, nextSTAN(stanFromClock(now), 0), now), 0, *timeout, *asJSON, stdout)
+	_, err = exchange(client, pos.Echo(pos.DemoTerminal, nextSTAN(stanFromClock(now), 0), now), 0, *timeout, *asJSON, stdout)
+	return err
 }
 
 // exchange sends one request, waits for its answer and prints it with the
 // tap's counter (0: none).
-func exchange(client *pos.Client, req *moov.Message, atc uint32, timeout time.Duration, asJSON bool, stdout io.Writer) error {
+func exchange(client *pos.Client, req *moov.Message, atc uint32, timeout time.Duration, asJSON bool, stdout io.Writer) (Answer, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	start := time.Now()
 	resp, err := client.Do(ctx, req)
 	if err != nil {
-		return fmt.Errorf("no answer: %w", err)
+		return Answer{}, fmt.Errorf("no answer: %w", err)
 	}
 	a := answerOf(resp, time.Since(start))
 	a.ATC = atc
 	if asJSON {
-		return json.NewEncoder(stdout).Encode(a)
+		return a, json.NewEncoder(stdout).Encode(a)
 	}
 	_, err = fmt.Fprintln(stdout, a.line())
-	return err
+	return a, err
 }
 
 func answerOf(resp *moov.Message, latency time.Duration) Answer {

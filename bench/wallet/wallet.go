@@ -15,6 +15,17 @@ import (
 // DevFileName is the dev wallet's name inside the data directory.
 const DevFileName = "dev-wallet.json"
 
+// DevAcquirerKeysFileName is the acquirer key file switchd -dev writes
+// beside the dev wallet: the keys an acquirer's host would hold, from which
+// termsim and bench derive their terminals' MAC keys.
+const DevAcquirerKeysFileName = "dev-acquirer.keys"
+
+// DevAcquirerKeysPath is where the acquirer keys of the switch that wrote
+// the wallet at walletPath are.
+func DevAcquirerKeysPath(walletPath string) string {
+	return filepath.Join(filepath.Dir(walletPath), DevAcquirerKeysFileName)
+}
+
 // DevDataDir is where switchd -dev keeps its data unless told otherwise, and
 // so where termsim looks for the dev wallet by default.
 func DevDataDir() string {
@@ -42,8 +53,20 @@ type Card struct {
 	// ATC is the application transaction counter of the last tap: the next
 	// tap uses ATC+1 and saves it. 0 for a new token.
 	ATC uint32 `json:"atc"`
+	// LastPurchase is the card's last approved purchase as termsim made it,
+	// for a refund to name in DE90.
+	LastPurchase *Purchase `json:"last_purchase,omitempty"`
 
 	counter *atomic.Uint32 // shared by the copies of a card read by Load (counter.go)
+}
+
+// Purchase is an approved purchase as the receipt shows it: where, its
+// STAN and transmission time (DE11, DE7), and its amount in fen.
+type Purchase struct {
+	Terminal         string `json:"terminal"`
+	STAN             string `json:"stan"`
+	TransmissionTime string `json:"transmission_time"`
+	Amount           int64  `json:"amount"`
 }
 
 // File is a wallet file.

@@ -37,13 +37,15 @@ func TestSettleQuarantinesBadRecords(t *testing.T) {
 	d, w := startDay(t)
 	approve, _ := w.Card("approve")
 	transit, _ := w.Card("transit")
-	icbc := dial(t, d, "QUAR0001", "01020000")
-	cmb := dial(t, d, "QUAR0002", "03080000")
+	icbc := dial(t, d, "TERM0801", "01020000", "104110054110001")
+	cmb := dial(t, d, "CMBT0080", "03080000", "898110054110001")
 	for i := range 3 {
 		icbc.must(t, approve, iso8583.ProcPurchase, iso8583.Amount(20_00+i), "00")
 		cmb.must(t, transit, iso8583.ProcPurchase, 3_00, "00")
 	}
-	cmb.must(t, approve, iso8583.ProcRefund, 5_00, "00")
+	bought := cmb.tap(approve, iso8583.ProcPurchase, 9_00)
+	cmb.expect(t, bought, "00")
+	cmb.expect(t, cmb.refundOf(approve, bought, 5_00), "00")
 	day := d.Node.Journal.BusinessDayOf(time.Now())
 	bad := journalBadRecords(t, d, day)
 	d.Node.SealClosedDays(time.Now().Add(48 * time.Hour))
@@ -52,7 +54,7 @@ func TestSettleQuarantinesBadRecords(t *testing.T) {
 
 	out := t.TempDir()
 	args := []string{"-date", day[:4] + "-" + day[4:6] + "-" + day[6:], "-journals", d.Data,
-		"-keys", filepath.Join(d.Data, "dev-vault.keys"), "-out", out, "-quiet"}
+		"-keys", d.SettleKeyPath, "-out", out, "-quiet"}
 	code, stdout, stderr := runBin(t, bin, args...)
 	exceptions := filepath.Join(out, day, "exceptions-"+day+".txt")
 	if code != exitExceptions || stdout != "" || strings.Count(stderr, "\n") != 1 ||

@@ -141,20 +141,26 @@ func startDay(t *testing.T) (*daemon.DevWorld, wallet.File) {
 func drive(t *testing.T, d *daemon.DevWorld, w wallet.File) {
 	approve, _ := w.Card("approve")
 	transit, _ := w.Card("transit")
-	icbc := dial(t, d, "SETL0001", "01020000")
-	cmb := dial(t, d, "SETL0002", "03080000")
+	icbc := dial(t, d, "SETL0001", "01020000", pos.DemoTerminal.MerchantID)
+	cmb := dial(t, d, "CMBT0001", "03080000", "898110054110001") // configs/acquirers.yaml
+	first := icbc.tap(approve, iso8583.ProcPurchase, 100_00)
+	icbc.expect(t, first, "00")
 	for i := range 5 {
-		icbc.must(t, approve, iso8583.ProcPurchase, iso8583.Amount(100_00+i), "00")
+		if i > 0 {
+			icbc.must(t, approve, iso8583.ProcPurchase, iso8583.Amount(100_00+i), "00")
+		}
 		cmb.must(t, transit, iso8583.ProcPurchase, 2_00, "00")
 	}
-	cmb.must(t, approve, iso8583.ProcRefund, 10_00, "00")
+	bought := cmb.tap(approve, iso8583.ProcPurchase, 30_00)
+	cmb.expect(t, bought, "00")
+	cmb.expect(t, cmb.refundOf(approve, bought, 10_00), "00")
 	icbc.must(t, approve, iso8583.ProcTransitTopUp, 50_00, "00")
 	reversed := icbc.tap(approve, iso8583.ProcPurchase, 33_00)
 	icbc.expect(t, reversed, "00")
 	icbc.expect(t, icbc.reversalOf(reversed), "00")
 	d.Fleet.SetFaults(approve.Issuer, issuersim.Faults{DropRate: 1}) // time-outs: stand-in approves
 	icbc.must(t, approve, iso8583.ProcPurchase, 7_00, "00")
-	icbc.must(t, approve, iso8583.ProcRefund, 1_00, "91") // never stood in for
+	icbc.expect(t, icbc.refundOf(approve, first, 1_00), "91") // never stood in for
 	d.Fleet.SetFaults(approve.Issuer, issuersim.Faults{})
 	waitDrained(t, d)
 }
@@ -209,14 +215,14 @@ type terminal struct {
 	stan int
 }
 
-func dial(t *testing.T, d *daemon.DevWorld, id, acquirer string) *terminal {
-	c, err := pos.Dial(d.Node.TerminalAddr(), time.Second)
+func dial(t *testing.T, d *daemon.DevWorld, id, acquirer, merchant string) *terminal {
+	c, err := pos.Dial(d.Node.TerminalAddr(), time.Second, d.AcquirerKeys)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
 	term := pos.DemoTerminal
-	term.TerminalID, term.Acquirer = id, acquirer
+	term.TerminalID, term.Acquirer, term.MerchantID = id, acquirer, merchant
 	return &terminal{c: c, term: term}
 }
 
@@ -224,6 +230,14 @@ func (tm *terminal) tap(card wallet.Card, pc string, amount iso8583.Amount) *moo
 	tm.stan++
 	return pos.Tap{Terminal: tm.term, ProcessingCode: pc, Token: card.Token, TokenExpiry: card.TokenExpiry,
 		Amount: amount, STAN: fmt.Sprintf("%06d", tm.stan), Time: time.Now()}.WithCard(card).Message()
+}
+
+// refundOf is a refund of amount against orig, an approved purchase of
+// this terminal, named in DE90.
+func (tm *terminal) refundOf(card wallet.Card, orig *moov.Message, amount iso8583.Amount) *moov.Message {
+	tm.stan++
+	return pos.Tap{Terminal: tm.term, ProcessingCode: iso8583.ProcRefund, Token: card.Token, TokenExpiry: card.TokenExpiry,
+		Amount: amount, STAN: fmt.Sprintf("%06d", tm.stan), Time: time.Now(), Original: pos.OriginalOf(orig)}.WithCard(card).Message()
 }
 
 func (tm *terminal) must(t *testing.T, card wallet.Card, pc string, amount iso8583.Amount, rc string) {
@@ -253,7 +267,7 @@ func (tm *terminal) reversalOf(orig *moov.Message) *moov.Message {
 	}
 	m.Field(iso8583.FieldTransmissionTime, time.Now().UTC().Format("0102150405"))
 	m.Field(iso8583.FieldSTAN, fmt.Sprintf("%06d", tm.stan))
-	m.Field(iso8583.FieldOriginalData, "0200"+iso8583.FieldValue(orig, 11)+iso8583.FieldValue(orig, 7)+"0000000000000000000000")
+	m.Field(iso8583.FieldOriginalData, pos.OriginalOf(orig).DE90(tm.term.Acquirer))
 	return m
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	moov "github.com/moov-io/iso8583"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"github.com/tapswitch/tapswitch/bench/wallet"
 	"github.com/tapswitch/tapswitch/iso8583"
 	"github.com/tapswitch/tapswitch/settlement/clearing"
+	"github.com/tapswitch/tapswitch/switch/acquirer"
 	"github.com/tapswitch/tapswitch/switch/journal"
 )
 
@@ -51,7 +53,7 @@ func TestSettleThroughProcesses(t *testing.T) {
 	proc, w := proctest.Switchd(t, switchd, cfgFile, data, admin)
 	defer proc.Process.Signal(syscall.SIGTERM)
 
-	driveProcesses(t, w, issuerAdmin, admin)
+	driveProcesses(t, w, proctest.DevKeys(t, data), issuerAdmin, admin)
 	day := journal.BusinessDay(time.Now(), mustCutoff(t, cutoff))
 	sealed := filepath.Join(data, "sealed", journal.SealedFileName("node-1", day))
 	waitFor(t, time.Until(cutAt)+30*time.Second, "the switch to seal "+day, func() bool {
@@ -98,28 +100,33 @@ func mustCutoff(t *testing.T, hhmm string) journal.Cutoff {
 
 // driveProcesses sends the day's traffic through the switch process,
 // with a fault drill on the approve card's issuer in the middle.
-func driveProcesses(t *testing.T, w wallet.File, issuerAdmin, switchAdmin string) {
+func driveProcesses(t *testing.T, w wallet.File, keys acquirer.Keys, issuerAdmin, switchAdmin string) {
 	approve, _ := w.Card("approve")
 	transit, _ := w.Card("transit")
-	c, err := pos.Dial(w.Switch, time.Second)
+	c, err := pos.Dial(w.Switch, time.Second, keys)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	icbc := &terminal{c: c, term: pos.DemoTerminal}
 	icbc.term.TerminalID = "PROC0001"
+	var first *moov.Message
 	for i := range 5 {
-		icbc.must(t, approve, iso8583.ProcPurchase, iso8583.Amount(100_00+i), "00")
+		bought := icbc.tap(approve, iso8583.ProcPurchase, iso8583.Amount(100_00+i))
+		icbc.expect(t, bought, "00")
+		if first == nil {
+			first = bought
+		}
 		icbc.must(t, transit, iso8583.ProcPurchase, 2_00, "00")
 	}
-	icbc.must(t, approve, iso8583.ProcRefund, 10_00, "00")
+	icbc.expect(t, icbc.refundOf(approve, first, 10_00), "00")
 	icbc.must(t, approve, iso8583.ProcTransitTopUp, 50_00, "00")
 	reversed := icbc.tap(approve, iso8583.ProcPurchase, 33_00)
 	icbc.expect(t, reversed, "00")
 	icbc.expect(t, icbc.reversalOf(reversed), "00")
 	postFaults(t, issuerAdmin, approve.Issuer, `{"drop_rate":1}`)
-	icbc.must(t, approve, iso8583.ProcPurchase, 7_00, "00") // time-out, then stand-in
-	icbc.must(t, approve, iso8583.ProcRefund, 1_00, "91")   // never stood in for
+	icbc.must(t, approve, iso8583.ProcPurchase, 7_00, "00")   // time-out, then stand-in
+	icbc.expect(t, icbc.refundOf(approve, first, 1_00), "91") // never stood in for
 	postFaults(t, issuerAdmin, approve.Issuer, `{}`)
 	waitFor(t, 30*time.Second, "the advices to drain", func() bool {
 		resp, err := http.Get("http://" + switchAdmin + "/metrics")

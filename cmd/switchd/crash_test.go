@@ -44,7 +44,7 @@ func TestSIGKILLUnderLoad(t *testing.T) {
 	seen := map[journal.Key]int{}
 	for round := range 5 {
 		proc, w := proctest.Switchd(t, switchd, cfgFile, data, "127.0.0.1:0")
-		got := driveUntilStopped(t, w, func() {
+		got := driveUntilStopped(t, w, proctest.DevKeys(t, data), func() {
 			time.Sleep(time.Duration(300+rng.IntN(600)) * time.Millisecond)
 			proc.Process.Signal(syscall.SIGKILL)
 		})

@@ -37,7 +37,7 @@ func TestDataFilesPrivate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := pos.Dial(w.Switch, time.Second)
+	c, err := pos.Dial(w.Switch, time.Second, proctest.DevKeys(t, data))
 	if err != nil {
 		t.Fatal(err)
 	}

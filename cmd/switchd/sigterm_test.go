@@ -14,6 +14,7 @@ import (
 	"github.com/tapswitch/tapswitch/bench/proctest"
 	"github.com/tapswitch/tapswitch/bench/wallet"
 	"github.com/tapswitch/tapswitch/iso8583"
+	"github.com/tapswitch/tapswitch/switch/acquirer"
 	"github.com/tapswitch/tapswitch/switch/journal"
 )
 
@@ -31,7 +32,7 @@ func TestSIGTERMUnderLoadLosesNothing(t *testing.T) {
 	defer func() { t.Logf("took %v", time.Since(began)) }()
 
 	proc, w := proctest.DevSwitchd(t, bin, data, "-admin", "127.0.0.1:0", "-log-level", "warn")
-	seen := driveUntilStopped(t, w, func() {
+	seen := driveUntilStopped(t, w, proctest.DevKeys(t, data), func() {
 		time.Sleep(700 * time.Millisecond)
 		proc.Process.Signal(syscall.SIGTERM)
 	})
@@ -43,7 +44,7 @@ func TestSIGTERMUnderLoadLosesNothing(t *testing.T) {
 
 	// Restart on the same data: the switch must open its journal and serve.
 	proc, w = proctest.DevSwitchd(t, bin, data, "-admin", "127.0.0.1:0", "-log-level", "warn")
-	after := driveUntilStopped(t, w, func() {
+	after := driveUntilStopped(t, w, proctest.DevKeys(t, data), func() {
 		time.Sleep(200 * time.Millisecond)
 		proc.Process.Signal(syscall.SIGTERM)
 	})
@@ -102,7 +103,7 @@ func waitExit(t *testing.T, cmd *exec.Cmd) {
 // driveUntilStopped taps the approve card from 20 terminals, 8 requests in
 // flight each, until the switch stops answering; stop runs alongside. It
 // returns the keys of the approvals received.
-func driveUntilStopped(t *testing.T, w wallet.File, stop func()) map[journal.Key]int {
+func driveUntilStopped(t *testing.T, w wallet.File, keys acquirer.Keys, stop func()) map[journal.Key]int {
 	card, err := w.Card("approve")
 	if err != nil {
 		t.Fatal(err)
@@ -111,7 +112,7 @@ func driveUntilStopped(t *testing.T, w wallet.File, stop func()) map[journal.Key
 	seen := map[journal.Key]int{}
 	var wg sync.WaitGroup
 	for term := range 20 {
-		c, err := pos.Dial(w.Switch, time.Second)
+		c, err := pos.Dial(w.Switch, time.Second, keys)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,9 +1,11 @@
 // Package authorize is the switch's authorization pipeline for token
 // transactions. The decisions (is the request well formed, may this token be
 // used here, which issuer holds the card, which response code) are pure
-// functions in this file, table-tested without sockets or clocks. Pipeline in
-// pipeline.go does the I/O around them in a fixed order: vault, issuer,
-// journal (durable), reply.
+// functions in this file, table-tested without sockets or clocks; who may
+// ask for what (the sender's MAC, its merchant and acquirer, a refund's or
+// a reversal's original) is decided the same way in acceptor.go. Pipeline
+// in pipeline.go does the I/O around them in a fixed order: sender, vault,
+// issuer, journal (durable), reply.
 package authorize
 
 import (

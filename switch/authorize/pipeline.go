@@ -1,8 +1,10 @@
 package authorize
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -11,6 +13,7 @@ import (
 
 	"github.com/tapswitch/tapswitch/iso8583"
 	"github.com/tapswitch/tapswitch/router/bintable"
+	"github.com/tapswitch/tapswitch/switch/acquirer"
 	"github.com/tapswitch/tapswitch/switch/journal"
 	"github.com/tapswitch/tapswitch/switch/metrics"
 	"github.com/tapswitch/tapswitch/switch/vault"
@@ -57,6 +60,9 @@ type Deps struct {
 	// in it is the switch's date, which a tap's date (9A) must be near.
 	// Required: New panics without it.
 	Zone *time.Location
+	// ReversalAgeMax is how old an original may be and still be reversed
+	// (docs/wire.md section 9); older ones are answered 25.
+	ReversalAgeMax time.Duration
 }
 
 // Pipeline authorizes terminal requests.
@@ -78,14 +84,22 @@ func New(d Deps) *Pipeline {
 	return &Pipeline{d: d, inflight: newKeyLocks[journal.Key](), tokens: newKeyLocks[string](), counters: newCounters()}
 }
 
-// Handle answers one terminal message. It returns nil when the message
+// Handle answers one terminal message from sender from (established by the
+// terminal session from the frame's MAC). It returns nil when the message
 // deserves no answer (a response sent to us, an MTI we do not know).
-func (p *Pipeline) Handle(ctx context.Context, msg *moov.Message) *moov.Message {
+func (p *Pipeline) Handle(ctx context.Context, msg *moov.Message, from acquirer.Identity) *moov.Message {
 	mti, _ := msg.GetMTI()
+	if iso8583.ResponseMTI(mti) == "" {
+		p.d.Log.Warn().Str("mti", mti).Msg("message with no response MTI dropped")
+		return nil
+	}
+	if rc, reason := CheckSender(from); rc != "" {
+		return p.refuse(msg, mti, from, rc, reason)
+	}
 	switch mti {
 	case iso8583.MTIAuthRequest, iso8583.MTIFinancialRequest:
 		start := p.d.Now()
-		resp, o := p.authorize(ctx, msg, start)
+		resp, o := p.authorize(ctx, msg, from, start)
 		if o.done.IsZero() {
 			o.done = p.d.Now()
 		}
@@ -93,17 +107,31 @@ func (p *Pipeline) Handle(ctx context.Context, msg *moov.Message) *moov.Message 
 		return resp
 	case iso8583.MTIReversalRequest, iso8583.MTIReversalAdvice:
 		start := p.d.Now()
-		resp, o := p.reverse(ctx, msg)
+		resp, o := p.reverse(ctx, msg, from)
 		p.d.Metrics.Authorization(mti, o.rc, o.issuer, p.d.Now().Sub(start))
 		return resp
 	case iso8583.MTINetworkMgmtRequest:
 		return networkManagementAnswer(msg)
 	}
-	if iso8583.ResponseMTI(mti) == "" {
-		p.d.Log.Warn().Str("mti", mti).Msg("message with no response MTI dropped")
-		return nil
-	}
 	return EchoAnswer(msg, iso8583.RCInvalidTransaction)
+}
+
+// refuse answers a message whose sender may not ask for it, without
+// journaling it: an unauthenticated request must not take a journal key
+// (DE41, STAN, time) that the real terminal may still use.
+func (p *Pipeline) refuse(msg *moov.Message, mti string, from acquirer.Identity, rc, reason string) *moov.Message {
+	p.d.Log.Info().Str("mti", mti).Str("terminal", from.TerminalID).
+		Str("stan", iso8583.FieldValue(msg, iso8583.FieldSTAN)).
+		Str("acquirer", iso8583.FieldValue(msg, iso8583.FieldAcquirer)).
+		Str("merchant", iso8583.FieldValue(msg, iso8583.FieldMerchantID)).
+		Str("rc", rc).Str("reason", reason).Msg("request refused: sender")
+	if mti != iso8583.MTINetworkMgmtRequest {
+		p.d.Metrics.Authorization(mti, rc, "", 0)
+	}
+	if mti == iso8583.MTIReversalRequest || mti == iso8583.MTIReversalAdvice {
+		return reversalAnswer(msg, rc)
+	}
+	return EchoAnswer(msg, rc)
 }
 
 // outcome is what the metrics take from one authorization: the response
@@ -114,36 +142,50 @@ type outcome struct {
 	done       time.Time
 }
 
-// authorize is the fixed order of one authorization: parse, wait out an
-// identical request in flight, answer a duplicate from the journal, decide,
-// ask the issuer, journal durably, reply.
-func (p *Pipeline) authorize(ctx context.Context, msg *moov.Message, start time.Time) (*moov.Message, outcome) {
+// authorize is the fixed order of one authorization: parse, hold the
+// sender to its registration, wait out an identical request in flight (and
+// any other on the refund's original), answer a duplicate from the
+// journal, decide, ask the issuer, journal durably, reply.
+func (p *Pipeline) authorize(ctx context.Context, msg *moov.Message, from acquirer.Identity, start time.Time) (*moov.Message, outcome) {
 	req, err := ParseRequest(msg)
 	if err != nil {
 		p.d.Log.Info().Err(err).Msg("request refused: format error")
 		p.d.Metrics.FormatError(metrics.StageRequest)
 		return EchoAnswer(msg, iso8583.RCFormatError), outcome{rc: iso8583.RCFormatError}
 	}
-	key := req.Key()
-	if err := p.inflight.lock(ctx, key); err != nil {
+	if rc, reason := CheckAcceptor(from, req.Acquirer, req.MerchantID, req.MCC); rc != "" {
+		p.logRefusal(req, rc, reason)
+		return answer(req, rc, ""), outcome{rc: rc}
+	}
+	keys := []journal.Key{req.Key()}
+	if req.HasOriginal() {
+		keys = append(keys, req.Original)
+	}
+	unlock, err := p.lockKeys(ctx, keys)
+	if err != nil {
 		return answer(req, iso8583.RCSystemError, ""), outcome{rc: iso8583.RCSystemError}
 	}
-	defer p.inflight.unlock(key)
+	defer unlock()
 
-	if prior, found, err := p.d.Journal.Lookup(key); err != nil {
+	if prior, found, err := p.d.Journal.Lookup(req.Key()); err != nil {
 		p.d.Log.Error().Err(err).Msg("journal look-up failed")
 		return answer(req, iso8583.RCSystemError, ""), outcome{rc: iso8583.RCSystemError}
 	} else if found {
 		return p.duplicate(req, prior)
 	}
-	entry, reply, change := p.decide(ctx, req, start)
+	entry, reply, change := p.decideRefund(ctx, req, from.Merchant, start)
+	return p.finish(req, entry, reply, change, start)
+}
+
+// finish journals the outcome durably, then builds the terminal's answer.
+func (p *Pipeline) finish(req Request, entry journal.Entry, reply issuerReply, change *journal.Change, start time.Time) (*moov.Message, outcome) {
 	// The issuer's answer is the instant the commit starts; read the
 	// clock again only when no issuer was asked.
 	committing := reply.answered
 	if committing.IsZero() {
 		committing = p.d.Now()
 	}
-	err = p.d.Journal.AppendWith(&entry, change)
+	err := p.d.Journal.AppendWith(&entry, change)
 	if reply.release != nil {
 		reply.release(err == nil)
 	}
@@ -166,6 +208,37 @@ func (p *Pipeline) authorize(ctx context.Context, msg *moov.Message, start time.
 		resp.Field(iso8583.FieldAdditionalAmounts, reply.balance)
 	}
 	return resp, outcome{rc: entry.ResponseCode, issuer: entry.IssuerID, done: done}
+}
+
+// lockKeys takes the in-flight locks of keys in one global order (by
+// terminal, STAN, time), so two requests that need the same two keys
+// cannot each hold one and wait for the other.
+func (p *Pipeline) lockKeys(ctx context.Context, keys []journal.Key) (func(), error) {
+	slices.SortFunc(keys, func(a, b journal.Key) int {
+		return cmp.Or(cmp.Compare(a.TerminalID, b.TerminalID), cmp.Compare(a.STAN, b.STAN),
+			cmp.Compare(a.TransmissionTime, b.TransmissionTime))
+	})
+	keys = slices.Compact(keys)
+	for i, k := range keys {
+		if err := p.inflight.lock(ctx, k); err != nil {
+			for _, held := range keys[:i] {
+				p.inflight.unlock(held)
+			}
+			return nil, err
+		}
+	}
+	return func() {
+		for _, k := range keys {
+			p.inflight.unlock(k)
+		}
+	}, nil
+}
+
+// logRefusal logs why the switch itself refused a request (never a PAN).
+func (p *Pipeline) logRefusal(req Request, rc, reason string) {
+	p.d.Log.Info().Str("mti", req.MTI).Str("pc", req.ProcessingCode).Str("terminal", req.TerminalID).
+		Str("stan", req.STAN).Str("acquirer", req.Acquirer).Str("merchant", req.MerchantID).
+		Str("rc", rc).Str("reason", reason).Msg("request refused")
 }
 
 // duplicate answers a request whose key is already journaled: the first

@@ -31,6 +31,19 @@ type Request struct {
 	MerchantID       string
 	MerchantName     string
 	ICC              []byte
+	// A refund names the purchase it gives money back on in DE90: that
+	// purchase's MTI and its key at this terminal. Zero when absent.
+	OriginalMTI string
+	Original    journal.Key
+}
+
+// HasOriginal reports whether the request names an original in DE90.
+func (r Request) HasOriginal() bool { return r.OriginalMTI != "" }
+
+// originalData reads DE90 (42 digits: MTI, STAN, transmission time,
+// acquirer, forwarder) into the original's MTI and its key at terminal.
+func originalData(de90, terminal string) (string, journal.Key) {
+	return de90[:4], journal.Key{TerminalID: terminal, STAN: de90[4:10], TransmissionTime: de90[10:20]}
 }
 
 // mandatoryFields are the data elements a terminal's 0100/0200 must carry.
@@ -81,6 +94,15 @@ func ParseRequest(msg *moov.Message) (Request, error) {
 		return Request{}, err
 	}
 	r.Amount = amount
+	if de90 := get(iso8583.FieldOriginalData); de90 != "" {
+		if r.ProcessingCode != iso8583.ProcRefund {
+			return Request{}, fmt.Errorf("DE90 on a request that is not a refund")
+		}
+		r.OriginalMTI, r.Original = originalData(de90, r.TerminalID)
+		if r.Original == r.Key() {
+			return Request{}, fmt.Errorf("DE90 names the refund itself")
+		}
+	}
 	if len(r.Token) < 13 {
 		return Request{}, fmt.Errorf("DE2 of %d digits is too short for a token", len(r.Token))
 	}
@@ -99,7 +121,11 @@ func (r Request) Key() journal.Key {
 // Digest fingerprints what the request asks for, so that a second request
 // under the same key can be told apart from a retransmission.
 func (r Request) Digest() [32]byte {
-	return sha256.Sum256(fmt.Appendf(nil, "%s|%s|%s|%s|%d|%s|%s|%s|%s|%s|%s",
+	b := fmt.Appendf(nil, "%s|%s|%s|%s|%d|%s|%s|%s|%s|%s|%s",
 		r.MTI, r.ProcessingCode, r.Token.Clear(), r.TokenExpiry, r.Amount, r.Currency,
-		r.RRN, r.MerchantID, r.MCC, r.Acquirer, r.POSEntryMode))
+		r.RRN, r.MerchantID, r.MCC, r.Acquirer, r.POSEntryMode)
+	if r.HasOriginal() { // only then, so digests of requests without DE90 stay as they were
+		b = fmt.Appendf(b, "|%s|%s|%s", r.OriginalMTI, r.Original.STAN, r.Original.TransmissionTime)
+	}
+	return sha256.Sum256(b)
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/tapswitch/tapswitch/bench/pos"
 	"github.com/tapswitch/tapswitch/iso8583"
+	"github.com/tapswitch/tapswitch/switch/journal"
 )
 
 func TestParseRequest(t *testing.T) {
@@ -36,4 +37,40 @@ func TestParseRequest(t *testing.T) {
 			t.Errorf("request without DE%d accepted", id)
 		}
 	}
+}
+
+// A refund names its original in DE90, which counts in its digest; DE90 on
+// anything but a refund, or naming the refund itself, is a format error.
+func TestParseRequestOriginal(t *testing.T) {
+	at := time.Date(2026, 11, 25, 3, 4, 5, 0, time.UTC)
+	refund := pos.Tap{Terminal: pos.DemoTerminal, ProcessingCode: iso8583.ProcRefund, Token: "6299901234567893",
+		TokenExpiry: "2912", Amount: 500, STAN: "000043", Time: at,
+		Original: pos.Original{STAN: "000042", TransmissionTime: "1125030000"}}
+	req, err := ParseRequest(refund.Message())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := journalKey(pos.DemoTerminal.TerminalID, "000042", "1125030000")
+	if !req.HasOriginal() || req.OriginalMTI != "0200" || req.Original != want {
+		t.Fatalf("original %s %+v, want 0200 %+v", req.OriginalMTI, req.Original, want)
+	}
+	other := refund
+	other.Original.STAN = "000041"
+	if r2, _ := ParseRequest(other.Message()); r2.Digest() == req.Digest() {
+		t.Fatal("two refunds naming different originals share a digest")
+	}
+	purchase := refund
+	purchase.ProcessingCode = iso8583.ProcPurchase
+	if _, err := ParseRequest(purchase.Message()); err == nil {
+		t.Fatal("a purchase with DE90 parsed")
+	}
+	self := refund
+	self.Original = pos.Original{STAN: "000043", TransmissionTime: "1125030405"}
+	if _, err := ParseRequest(self.Message()); err == nil {
+		t.Fatal("a refund naming itself parsed")
+	}
+}
+
+func journalKey(terminal, stan, de7 string) journal.Key {
+	return journal.Key{TerminalID: terminal, STAN: stan, TransmissionTime: de7}
 }

@@ -7,6 +7,7 @@ import (
 	moov "github.com/moov-io/iso8583"
 
 	"github.com/tapswitch/tapswitch/iso8583"
+	"github.com/tapswitch/tapswitch/switch/acquirer"
 	"github.com/tapswitch/tapswitch/switch/journal"
 	"github.com/tapswitch/tapswitch/switch/metrics"
 )
@@ -15,7 +16,7 @@ import (
 var reversalMandatory = []int{
 	iso8583.FieldPAN, iso8583.FieldProcessingCode, iso8583.FieldAmount,
 	iso8583.FieldTransmissionTime, iso8583.FieldSTAN, iso8583.FieldTerminalID,
-	iso8583.FieldOriginalData,
+	iso8583.FieldOriginalData, iso8583.FieldAcquirer, iso8583.FieldMerchantID,
 }
 
 // Reversal is a terminal's 0400 or 0420: the request fields it carries and
@@ -47,8 +48,7 @@ func ParseReversal(msg *moov.Message) (Reversal, error) {
 		return Reversal{}, err
 	}
 	r.Amount = amount
-	de90 := get(iso8583.FieldOriginalData)
-	r.Original = journal.Key{TerminalID: r.TerminalID, STAN: de90[4:10], TransmissionTime: de90[10:20]}
+	_, r.Original = originalData(get(iso8583.FieldOriginalData), r.TerminalID)
 	if r.TerminalID == "" {
 		return Reversal{}, fmt.Errorf("DE41 must not be blank")
 	}
@@ -58,24 +58,30 @@ func ParseReversal(msg *moov.Message) (Reversal, error) {
 	return r, nil
 }
 
-// reverse answers a terminal's reversal. The original is found by DE90;
-// a reversal of an approval is journaled with the original's index marked
-// reversed and an 0420 advice queued in the same batch, and answered 00 at
-// once: the store and forward delivers it to the issuer, however long the
-// issuer takes. The same reversal again gets the same answer; another
-// reversal of an already reversed original gets 00 and queues nothing.
-func (p *Pipeline) reverse(ctx context.Context, msg *moov.Message) (*moov.Message, outcome) {
+// reverse answers a terminal's reversal. The original is found by DE90
+// at the reversal's own terminal, which the MAC authenticated, and must be
+// the same merchant's and acquirer's, and younger than ReversalAgeMax
+// (CheckReversal); otherwise 25, and nobody's hold is released. A reversal
+// of an approval is journaled with the original's index marked reversed
+// and an 0420 advice queued in the same batch, and answered 00 at once:
+// the store and forward delivers it to the issuer, however long the issuer
+// takes. The same reversal again gets the same answer; another reversal of
+// an already reversed original gets 00 and queues nothing.
+func (p *Pipeline) reverse(ctx context.Context, msg *moov.Message, from acquirer.Identity) (*moov.Message, outcome) {
 	rev, err := ParseReversal(msg)
 	if err != nil {
 		p.d.Metrics.FormatError(metrics.StageRequest)
 		return EchoAnswer(msg, iso8583.RCFormatError), outcome{rc: iso8583.RCFormatError}
 	}
-	for _, k := range []journal.Key{rev.Key(), rev.Original} {
-		if err := p.inflight.lock(ctx, k); err != nil {
-			return reversalAnswer(msg, iso8583.RCSystemError), outcome{rc: iso8583.RCSystemError}
-		}
-		defer p.inflight.unlock(k)
+	if rc, reason := CheckAcceptor(from, rev.Acquirer, rev.MerchantID, rev.MCC); rc != "" {
+		p.logRefusal(rev.Request, rc, reason)
+		return reversalAnswer(msg, rc), outcome{rc: rc}
 	}
+	unlock, err := p.lockKeys(ctx, []journal.Key{rev.Key(), rev.Original})
+	if err != nil {
+		return reversalAnswer(msg, iso8583.RCSystemError), outcome{rc: iso8583.RCSystemError}
+	}
+	defer unlock()
 	if prior, found, err := p.d.Journal.Lookup(rev.Key()); err != nil {
 		return reversalAnswer(msg, iso8583.RCSystemError), outcome{rc: iso8583.RCSystemError}
 	} else if found {
@@ -104,18 +110,22 @@ func (p *Pipeline) reverse(ctx context.Context, msg *moov.Message) (*moov.Messag
 
 // decideReversal finds the original and says what the reversal does.
 func (p *Pipeline) decideReversal(rev Reversal) (journal.Entry, *journal.Change, error) {
-	entry := newEntry(rev.Request, p.d.Now(), p.d.NodeID)
+	now := p.d.Now()
+	entry := newEntry(rev.Request, now, p.d.NodeID)
 	entry.OriginalSTAN, entry.OriginalTransmissionTime = rev.Original.STAN, rev.Original.TransmissionTime
 	orig, found, err := p.d.Journal.Lookup(rev.Original)
 	if err != nil {
 		return entry, nil, err
 	}
-	switch {
-	case !found || orig.Token != rev.Token.Clear():
-		entry.ResponseCode = iso8583.RCOriginalNotFound
-		return entry, nil, nil
-	case orig.Amount != rev.Amount:
-		entry.ResponseCode = iso8583.RCInvalidAmount // partial reversals are not part of the contract
+	var refunded iso8583.Amount
+	if found {
+		if refunded, err = p.d.Journal.RefundedOf(rev.Original); err != nil {
+			return entry, nil, err
+		}
+	}
+	if rc, reason := CheckReversal(rev, orig, found, refunded, now, p.d.ReversalAgeMax); rc != "" {
+		p.logRefusal(rev.Request, rc, reason)
+		entry.ResponseCode = rc
 		return entry, nil, nil
 	}
 	// Answered 00 from here on. Only a reversal that gives money back

@@ -66,7 +66,9 @@ func BenchmarkAuthorize(b *testing.B) {
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			frame, err := iso8583.Pack(uniqueTap(card, seq.Add(1), now).Message())
+			tap := uniqueTap(card, seq.Add(1), now)
+			key, _ := d.AcquirerKeys.TerminalKey(tap.Terminal.Acquirer, tap.Terminal.TerminalID)
+			frame, err := iso8583.PackSigned(tap.Message(), key)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -74,7 +76,8 @@ func BenchmarkAuthorize(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			resp := d.Node.Pipeline.Handle(context.Background(), msg)
+			from := d.Node.Senders().Check(frame, tap.Terminal.TerminalID)
+			resp := d.Node.Pipeline.Handle(context.Background(), msg, from)
 			if rc := iso8583.FieldValue(resp, iso8583.FieldResponseCode); rc != "00" {
 				b.Fatalf("rc %s", rc)
 			}
@@ -95,7 +98,7 @@ func BenchmarkAuthorizeOverTCP(b *testing.B) {
 	b.SetParallelism(16)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
-		c, err := pos.Dial(d.Node.TerminalAddr(), time.Second)
+		c, err := pos.Dial(d.Node.TerminalAddr(), time.Second, d.AcquirerKeys)
 		if err != nil {
 			b.Fatal(err)
 		}

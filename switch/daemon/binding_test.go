@@ -80,8 +80,9 @@ func TestStolenCardDetailsCannotPay(t *testing.T) {
 	}
 	var errOut bytes.Buffer
 	if c := termsim.Run([]string{"pay", "-wallet", filepath.Join(dir, "mallory.json"), "-card", "card-" + last4,
-		"-addr", d.Node.TerminalAddr(), "-amount", "299.99"}, &bytes.Buffer{}, &errOut); c == 0 {
-		t.Fatal("mallory paid")
+		"-addr", d.Node.TerminalAddr(), "-acquirer-keys", wallet.DevAcquirerKeysPath(d.WalletPath),
+		"-amount", "299.99"}, &bytes.Buffer{}, &errOut); c == 0 || !strings.Contains(errOut.String(), "card-"+last4) {
+		t.Fatalf("mallory's tap: exit %d, %q: want a refusal naming the card she does not hold", c, errOut.String())
 	}
 	tokens, err := d.Node.Vault.TokensForPAN(card.PAN.Clear())
 	if err != nil || len(tokens) != 1 {
@@ -96,6 +97,7 @@ func pay(t *testing.T, d *DevWorld, walletFile, label string) termsim.Answer {
 	t.Helper()
 	var out, errOut bytes.Buffer
 	if c := termsim.Run([]string{"pay", "-wallet", walletFile, "-card", label, "-addr", d.Node.TerminalAddr(),
+		"-acquirer-keys", wallet.DevAcquirerKeysPath(d.WalletPath),
 		"-amount", "299.99", "-json"}, &out, &errOut); c != 0 {
 		t.Fatalf("termsim exit %d: %s", c, errOut.String())
 	}

@@ -57,7 +57,7 @@ func icc(t *testing.T, msg *moov.Message) []byte {
 func TestCryptogramChecksOverTCP(t *testing.T) {
 	d, w := startWorld(t)
 	card, _ := w.Card("approve")
-	c, err := pos.Dial(d.Node.TerminalAddr(), time.Second)
+	c, err := pos.Dial(d.Node.TerminalAddr(), time.Second, d.AcquirerKeys)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +165,7 @@ func TestCountersSurviveARestart(t *testing.T) {
 			t.Fatal(err)
 		}
 		card, _ := w.Card("approve")
-		c, err := pos.Dial(d.Node.TerminalAddr(), time.Second)
+		c, err := pos.Dial(d.Node.TerminalAddr(), time.Second, d.AcquirerKeys)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -242,7 +242,7 @@ func TestTermsimAdvancesTheWalletATC(t *testing.T) {
 func TestOneCryptogramSentAtOnceIsSpentOnce(t *testing.T) {
 	d, w := startWorld(t)
 	card, _ := w.Card("approve")
-	c, err := pos.Dial(d.Node.TerminalAddr(), time.Second)
+	c, err := pos.Dial(d.Node.TerminalAddr(), time.Second, d.AcquirerKeys)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,7 +299,7 @@ func networkDate(t *testing.T, days int) string {
 func TestCryptogramBoundToDateAndTerminalOverTCP(t *testing.T) {
 	d, w := startWorld(t)
 	card, _ := w.Card("approve")
-	c, err := pos.Dial(d.Node.TerminalAddr(), time.Second)
+	c, err := pos.Dial(d.Node.TerminalAddr(), time.Second, d.AcquirerKeys)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,7 +334,7 @@ func TestCryptogramBoundToDateAndTerminalOverTCP(t *testing.T) {
 	t.Run("a cryptogram made for one terminal gets 59 at another", func(t *testing.T) {
 		msg := purchase(card, 100).Message() // for pos.DemoTerminal, never sent there
 		elsewhere := pos.DemoTerminal
-		elsewhere.TerminalID = "TSIM0777"
+		elsewhere.TerminalID = "TERM0777"
 		stolen := pos.Tap{Terminal: elsewhere, ProcessingCode: iso8583.ProcPurchase, Token: card.Token,
 			TokenExpiry: card.TokenExpiry, Amount: 100, STAN: nextTestSTAN(), Time: time.Now()}.Message()
 		stolen.Field(iso8583.FieldICC, string(icc(t, msg)))
@@ -353,7 +353,7 @@ func TestCryptogramBoundToDateAndTerminalOverTCP(t *testing.T) {
 func TestBalanceInquiryNeedsTheFingerprintOverTCP(t *testing.T) {
 	d, w := startWorldWith(t, func(c *node.Config) { c.CVMLimit = 1_000_000_00 })
 	card, _ := w.Card("approve")
-	c, err := pos.Dial(d.Node.TerminalAddr(), time.Second)
+	c, err := pos.Dial(d.Node.TerminalAddr(), time.Second, d.AcquirerKeys)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -426,7 +426,7 @@ func TestDevKeysBySwitchAndSettle(t *testing.T) {
 	if card.Key != hex.EncodeToString(d.Node.Keys.TokenKey(card.Token)) {
 		t.Fatal("the demo card's key is not its token key")
 	}
-	c, err := pos.Dial(d.Node.TerminalAddr(), time.Second)
+	c, err := pos.Dial(d.Node.TerminalAddr(), time.Second, d.AcquirerKeys)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,8 @@ import (
 	"github.com/tapswitch/tapswitch/bench/wallet"
 	"github.com/tapswitch/tapswitch/bench/world"
 	"github.com/tapswitch/tapswitch/iso8583"
+	"github.com/tapswitch/tapswitch/router/issuers"
+	"github.com/tapswitch/tapswitch/switch/acquirer"
 	"github.com/tapswitch/tapswitch/switch/node"
 	"github.com/tapswitch/tapswitch/switch/vault"
 )
@@ -53,6 +55,10 @@ type DevWorld struct {
 	// SettleKeyPath is the key file to give settle: the dev switch's data
 	// keys only, rewritten at every start.
 	SettleKeyPath string
+	// AcquirerKeys are the keys of the acquirers of the registry, as their
+	// hosts hold them (written to DATA/dev-acquirer.keys): the simulated
+	// terminals derive their MAC keys from them.
+	AcquirerKeys acquirer.Keys
 	// Bindable is a card of the simulated world that no demo token uses:
 	// the banner offers it for binding with cmd/wallet.
 	Bindable world.Card
@@ -117,6 +123,11 @@ func startDev(cfg node.Config, seed int64, externalIssuers bool, log zerolog.Log
 	if err != nil {
 		return nil, err
 	}
+	cfg.AcquirerKeysFile = filepath.Join(cfg.Data, wallet.DevAcquirerKeysFileName)
+	acqKeys, err := ensureDevAcquirerKeys(cfg, list)
+	if err != nil {
+		return nil, err
+	}
 	now := time.Now()
 	demo := world.Demo(table, now)
 	cards := world.Generate(table, seed, devCardsPerBIN, now)
@@ -143,7 +154,7 @@ func startDev(cfg node.Config, seed int64, externalIssuers bool, log zerolog.Log
 		return nil, err
 	}
 	d := &DevWorld{Node: n, Fleet: fleet, Data: cfg.Data, WalletPath: filepath.Join(cfg.Data, wallet.DevFileName),
-		SettleKeyPath: settleKeys, Bindable: bindable(cards, now)}
+		SettleKeyPath: settleKeys, Bindable: bindable(cards, now), AcquirerKeys: acqKeys}
 	if err := seedDemo(n, cfg.TokenBINs[0], demo, d.WalletPath); err != nil {
 		d.Close()
 		return nil, err
@@ -199,6 +210,33 @@ func addDevTokenMaster(path string) (bool, error) {
 		return false, fmt.Errorf("dev keys: %w", err)
 	}
 	return true, nil
+}
+
+// ensureDevAcquirerKeys makes sure the dev acquirer key file holds a key
+// for every acquirer of the registry, generating a new file when it does
+// not (a new acquirer in acquirers.yaml, or the first start).
+func ensureDevAcquirerKeys(cfg node.Config, list []issuers.Issuer) (acquirer.Keys, error) {
+	reg, err := cfg.Registry(list)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := acquirer.LoadKeysFile(cfg.AcquirerKeysFile)
+	if err == nil && hasAll(keys, reg.Acquirers()) {
+		return keys, nil
+	}
+	if err := acquirer.GenerateKeysFile(cfg.AcquirerKeysFile, reg.Acquirers()); err != nil {
+		return nil, err
+	}
+	return acquirer.LoadKeysFile(cfg.AcquirerKeysFile)
+}
+
+func hasAll(keys acquirer.Keys, ids []string) bool {
+	for _, id := range ids {
+		if _, ok := keys[id]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // seedDemo puts a token for every demo card in the vault (idempotently: the
@@ -278,6 +316,7 @@ tapswitch dev switch is up
   data       %s
   keys       %s (switch), %s (settle: data keys only)
   wallet     %s
+  acquirers  %s   (the acquirers' keys: terminal MAC keys derive from them)
 try, in another shell:
   go run ./cmd/termsim pay -card approve -amount 12.34
   cards: approve insufficient expired suspended unknown transit
@@ -289,7 +328,7 @@ bind a card of your own (the four steps), then tap it:
 lost phone: %s/lost/
 
 `, d.Node.TerminalAddr(), d.Node.PublicURL(), publicNote(d), d.Node.AdminAddr(), len(d.Node.Issuers), issuerPlace(d), d.Data,
-		devKeyFileName, devSettleKeys, d.WalletPath,
+		devKeyFileName, devSettleKeys, d.WalletPath, wallet.DevAcquirerKeysPath(d.WalletPath),
 		d.Bindable.PAN.Clear(), d.Bindable.Expiry, d.Bindable.CVN2().Clear(), d.Bindable.PAN.Clear()[len(d.Bindable.PAN)-4:], d.Node.PublicURL())
 }
 

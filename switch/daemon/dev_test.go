@@ -94,7 +94,7 @@ func tap(t *testing.T, c *pos.Client, card wallet.Card, terminalID string, amoun
 
 func TestDemoCardsOverTCP(t *testing.T) {
 	d, w := startWorld(t)
-	c, err := pos.Dial(d.Node.TerminalAddr(), time.Second)
+	c, err := pos.Dial(d.Node.TerminalAddr(), time.Second, d.AcquirerKeys)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func TestDemoCardsOverTCP(t *testing.T) {
 func TestIssuerSeesPANTerminalSeesToken(t *testing.T) {
 	d, w := startWorld(t)
 	card, _ := w.Card("approve")
-	c, err := pos.Dial(d.Node.TerminalAddr(), time.Second)
+	c, err := pos.Dial(d.Node.TerminalAddr(), time.Second, d.AcquirerKeys)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func TestIssuerSeesPANTerminalSeesToken(t *testing.T) {
 func TestTransitRoutesToOperator(t *testing.T) {
 	d, w := startWorld(t)
 	card, _ := w.Card("transit")
-	c, _ := pos.Dial(d.Node.TerminalAddr(), time.Second)
+	c, _ := pos.Dial(d.Node.TerminalAddr(), time.Second, d.AcquirerKeys)
 	defer c.Close()
 	if rc, _, _ := tap(t, c, card, "TERM0003", 200); rc != "00" {
 		t.Fatalf("transit rc %s", rc)
@@ -183,7 +183,7 @@ func TestTransitRoutesToOperator(t *testing.T) {
 func TestPipelinedOnOneConnection(t *testing.T) {
 	d, w := startWorld(t)
 	card, _ := w.Card("approve")
-	c, _ := pos.Dial(d.Node.TerminalAddr(), time.Second)
+	c, _ := pos.Dial(d.Node.TerminalAddr(), time.Second, d.AcquirerKeys)
 	defer c.Close()
 	var wg sync.WaitGroup
 	errs := make(chan string, 200)
@@ -216,14 +216,14 @@ func TestFiftyTerminals(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, err := pos.Dial(d.Node.TerminalAddr(), time.Second)
+			c, err := pos.Dial(d.Node.TerminalAddr(), time.Second, d.AcquirerKeys)
 			if err != nil {
 				t.Error(err)
 				return
 			}
 			defer c.Close()
 			for range taps {
-				if rc, _, _ := tap(t, c, card, fmt.Sprintf("T%07d", i), 100); rc == "00" {
+				if rc, _, _ := tap(t, c, card, fmt.Sprintf("TERM%04d", 200+i), 100); rc == "00" {
 					mu.Lock()
 					approved++
 					mu.Unlock()
@@ -259,7 +259,7 @@ func TestFiftyTerminals(t *testing.T) {
 func TestBadInputKeepsOthersServed(t *testing.T) {
 	d, w := startWorld(t)
 	card, _ := w.Card("approve")
-	good, _ := pos.Dial(d.Node.TerminalAddr(), time.Second)
+	good, _ := pos.Dial(d.Node.TerminalAddr(), time.Second, d.AcquirerKeys)
 	defer good.Close()
 
 	oversize, _ := net.Dial("tcp", d.Node.TerminalAddr())
@@ -270,7 +270,7 @@ func TestBadInputKeepsOthersServed(t *testing.T) {
 	iso8583.WriteFrame(garbage, []byte("\x00\x01garbage that is no MTI"))
 	assertClosed(t, garbage)
 
-	bad, _ := pos.Dial(d.Node.TerminalAddr(), time.Second)
+	bad, _ := pos.Dial(d.Node.TerminalAddr(), time.Second, d.AcquirerKeys)
 	defer bad.Close()
 	req := pos.Tap{Terminal: pos.DemoTerminal, ProcessingCode: "000000", Token: card.Token,
 		TokenExpiry: card.TokenExpiry, Amount: 100, STAN: nextTestSTAN(), Time: time.Now()}.Message()
@@ -355,7 +355,7 @@ func TestNoClearPANInLogs(t *testing.T) {
 	defer d.Close()
 	waitLinksUp(t, d)
 	w, _ := wallet.Load(d.WalletPath)
-	c, _ := pos.Dial(d.Node.TerminalAddr(), time.Second)
+	c, _ := pos.Dial(d.Node.TerminalAddr(), time.Second, d.AcquirerKeys)
 	defer c.Close()
 	var pans []string
 	for _, card := range w.Cards {

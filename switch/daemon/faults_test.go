@@ -113,7 +113,7 @@ type terminal struct {
 }
 
 func newTerminal(t *testing.T, d *DevWorld, id string) *terminal {
-	c, err := pos.Dial(d.Node.TerminalAddr(), time.Second)
+	c, err := pos.Dial(d.Node.TerminalAddr(), time.Second, d.AcquirerKeys)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,6 +127,16 @@ func (tm *terminal) tap(card wallet.Card, pc string, amount iso8583.Amount) *moo
 	term.TerminalID = tm.id
 	return pos.Tap{Terminal: term, ProcessingCode: pc, Token: card.Token, TokenExpiry: card.TokenExpiry,
 		Amount: amount, STAN: fmt.Sprintf("%06d", tm.stan), Time: time.Now()}.WithCard(card).Message()
+}
+
+// refundOf builds the terminal's refund of amount against orig, an earlier
+// purchase of this terminal, named in DE90.
+func (tm *terminal) refundOf(card wallet.Card, orig *moov.Message, amount iso8583.Amount) *moov.Message {
+	tm.stan++
+	term := pos.DemoTerminal
+	term.TerminalID = tm.id
+	return pos.Tap{Terminal: term, ProcessingCode: iso8583.ProcRefund, Token: card.Token, TokenExpiry: card.TokenExpiry,
+		Amount: amount, STAN: fmt.Sprintf("%06d", tm.stan), Time: time.Now(), Original: pos.OriginalOf(orig)}.WithCard(card).Message()
 }
 
 func (tm *terminal) do(msg *moov.Message) (rc, auth string) {
@@ -160,7 +170,7 @@ func (tm *terminal) reversalOf(orig *moov.Message) *moov.Message {
 func TestReversalReleasesTheHoldOnce(t *testing.T) {
 	d, w := startWorld(t)
 	card, _ := w.Card("approve")
-	tm := newTerminal(t, d, "REV00001")
+	tm := newTerminal(t, d, "TERM0301")
 	purchase := tm.tap(card, iso8583.ProcPurchase, 12_34)
 	if rc, _ := tm.do(purchase); rc != "00" {
 		t.Fatalf("purchase %s", rc)
@@ -195,7 +205,7 @@ func TestReversalReleasesTheHoldOnce(t *testing.T) {
 func TestReversalOfUnknownOriginal(t *testing.T) {
 	d, w := startWorld(t)
 	card, _ := w.Card("approve")
-	tm := newTerminal(t, d, "REV00002")
+	tm := newTerminal(t, d, "TERM0302")
 	never := tm.tap(card, iso8583.ProcPurchase, 1_00) // built, never sent
 	if rc, _ := tm.do(tm.reversalOf(never)); rc != iso8583.RCOriginalNotFound {
 		t.Fatalf("reversal of nothing: %s, want 25", rc)
@@ -205,7 +215,7 @@ func TestReversalOfUnknownOriginal(t *testing.T) {
 func TestDuplicatesAnsweredFromTheJournal(t *testing.T) {
 	d, w := startWorld(t)
 	card, _ := w.Card("approve")
-	tm := newTerminal(t, d, "DUP00001")
+	tm := newTerminal(t, d, "TERM0303")
 	req := tm.tap(card, iso8583.ProcPurchase, 7_00)
 	rc1, auth1 := tm.do(req)
 	packed, _ := iso8583.Pack(req)
@@ -230,7 +240,7 @@ func TestDuplicatesAnsweredFromTheJournal(t *testing.T) {
 func TestSealedDayIsComplete(t *testing.T) {
 	d, w := startWorld(t)
 	card, _ := w.Card("approve")
-	tm := newTerminal(t, d, "SEAL0001")
+	tm := newTerminal(t, d, "TERM0304")
 	for range 3 {
 		tm.do(tm.tap(card, iso8583.ProcPurchase, 1_00))
 	}

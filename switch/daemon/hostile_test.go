@@ -23,7 +23,7 @@ func TestHostileTerminals(t *testing.T) {
 		c.Terminals.IdleTimeout = 300 * time.Millisecond
 	})
 	card, _ := w.Card("approve")
-	good := newTerminal(t, d, "GOOD0001")
+	good := newTerminal(t, d, "TERM0305")
 	addr := d.Node.TerminalAddr()
 
 	stop := make(chan struct{})

@@ -40,7 +40,7 @@ func TestIssuerFaultsLeaveNoHold(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			d, w := startWorldWith(t, fastFailures(false))
 			card, _ := w.Card("approve")
-			tm := newTerminal(t, d, "FLT00001")
+			tm := newTerminal(t, d, "TERM0306")
 			if rc, _ := tm.do(tm.tap(card, iso8583.ProcPurchase, 3_00)); rc != "00" {
 				t.Fatalf("before the fault: %s", rc)
 			}
@@ -70,7 +70,7 @@ func TestIssuerAnswersTwice(t *testing.T) {
 	d, w := startWorldWith(t, fastFailures(false))
 	card, _ := w.Card("approve")
 	d.Fleet.SetFaults(card.Issuer, issuersim.Faults{DuplicateRate: 1})
-	tm := newTerminal(t, d, "FLT00002")
+	tm := newTerminal(t, d, "TERM0307")
 	for range 5 {
 		if rc, _ := tm.do(tm.tap(card, iso8583.ProcPurchase, 2_00)); rc != "00" {
 			t.Fatalf("rc %s", rc)
@@ -88,17 +88,18 @@ func TestIssuerAnswersTwice(t *testing.T) {
 func TestStandInWhileIssuerDown(t *testing.T) {
 	d, w := startWorldWith(t, fastFailures(true))
 	card, _ := w.Card("approve")
-	tm := newTerminal(t, d, "STI00001")
+	tm := newTerminal(t, d, "TERM0308")
 	d.Fleet.Down(card.Issuer)
 	waitLinkDown(t, d, card.Issuer)
-	rc, auth := tm.do(tm.tap(card, iso8583.ProcPurchase, 100_00))
+	stoodIn := tm.tap(card, iso8583.ProcPurchase, 100_00)
+	rc, auth := tm.do(stoodIn)
 	if rc != "00" || !strings.HasPrefix(auth, "S") {
 		t.Fatalf("stand-in: rc %s auth %q", rc, auth)
 	}
 	if rc, _ := tm.do(tm.tap(card, iso8583.ProcPurchase, 600_00)); rc != iso8583.RCIssuerUnavailable {
 		t.Fatalf("above the stand-in ceiling: %s, want 91", rc)
 	}
-	if rc, _ := tm.do(tm.tap(card, iso8583.ProcRefund, 1_00)); rc != iso8583.RCIssuerUnavailable {
+	if rc, _ := tm.do(tm.refundOf(card, stoodIn, 1_00)); rc != iso8583.RCIssuerUnavailable {
 		t.Fatalf("refund in stand-in: %s, want 91", rc)
 	}
 	if held := issuerMoney(d, card.Issuer).total(); held != 0 {
@@ -118,7 +119,7 @@ func TestStandInWhileIssuerDown(t *testing.T) {
 func TestStandInDailyCap(t *testing.T) {
 	d, w := startWorldWith(t, fastFailures(true))
 	card, _ := w.Card("approve")
-	tm := newTerminal(t, d, "STI00002")
+	tm := newTerminal(t, d, "TERM0309")
 	d.Fleet.Down(card.Issuer)
 	waitLinkDown(t, d, card.Issuer)
 	approved := 0

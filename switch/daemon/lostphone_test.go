@@ -56,7 +56,7 @@ func TestStolenPhoneCannotTurnItselfBackOn(t *testing.T) {
 	mustWallet("add-card", "-pan", card.PAN.Clear(), "-expiry", card.Expiry, "-cvn2", card.CVN2().Clear())
 	mustWallet("confirm", "-code", strings.TrimSpace(mustWallet("dev-code", "-data", d.Data)))
 	phone := loadPhone(t, file)
-	c, err := pos.Dial(d.Node.TerminalAddr(), time.Second)
+	c, err := pos.Dial(d.Node.TerminalAddr(), time.Second, d.AcquirerKeys)
 	if err != nil {
 		t.Fatal(err)
 	}

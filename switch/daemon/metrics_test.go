@@ -32,7 +32,7 @@ func startWorldLimited(t *testing.T, connectionsMax int) (*DevWorld, wallet.File
 // outcome from /metrics on the admin listener.
 func TestMetricsOverHTTP(t *testing.T) {
 	d, w := startWorldLimited(t, 1)
-	c, err := pos.Dial(d.Node.TerminalAddr(), time.Second)
+	c, err := pos.Dial(d.Node.TerminalAddr(), time.Second, d.AcquirerKeys)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +42,7 @@ func TestMetricsOverHTTP(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if rc, _, _ := tap(t, c, card, "TERM0M01", 1234); rc != card.Outcome {
+		if rc, _, _ := tap(t, c, card, "TERM0101", 1234); rc != card.Outcome {
 			t.Fatalf("%s: rc %s, want %s", label, rc, card.Outcome)
 		}
 	}
@@ -159,13 +159,13 @@ func TestDashboardNamesExposedMetrics(t *testing.T) {
 	}
 
 	d, w := startWorld(t)
-	c, err := pos.Dial(d.Node.TerminalAddr(), time.Second)
+	c, err := pos.Dial(d.Node.TerminalAddr(), time.Second, d.AcquirerKeys)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	card, _ := w.Card("approve")
-	tap(t, c, card, "TERM0M02", 100)
+	tap(t, c, card, "TERM0102", 100)
 	s := scrapeUntil(t, "http://"+d.Node.AdminAddr(), func(scrape) bool { return true })
 
 	metricName := regexp.MustCompile(`\b(?:tapswitch|process|go)_[a-zA-Z0-9_]+`)

@@ -13,6 +13,9 @@
 //	entry  'e' | day (8 ASCII digits, YYYYMMDD) | Seq (8 bytes, big-endian)  -> record
 //	index  'k' | TerminalID | 0x00 | STAN | 0x00 | TransmissionTime          -> pointer
 //
+// Other keys, written in the same batches, are listed in saf.go: advices,
+// reversed originals, stand-in usage, token counters and refunded totals.
+//
 // Entry keys sort by business day and then by Seq, so a day is one
 // contiguous key range read in Seq order, and the days present are found by
 // skipping from one day's range to the next. The 0x00 separators cannot

@@ -19,6 +19,7 @@ import (
 //	reversed 'r' | TerminalID | 0 | STAN | 0 | TransmissionTime -> pointer to the reversal entry
 //	usage    'u' | day | 0 | token          -> stand-in usage of the token that day
 //	counters 'c' | token | 0 | version      -> the token's accepted transaction counters (atc.go)
+//	refunded 'f' | TerminalID | 0 | STAN | 0 | TransmissionTime -> refunded total of a purchase (refund.go)
 //
 // Advice record: ver u8 | kind u8 | state u8 | attempts u32 | next attempt
 // i64 Unix ns | entry record (as under an entry key) | CRC-32C u32.
@@ -90,6 +91,7 @@ type Change struct {
 	MarkReversed bool       // the entry reverses its original: index it under the original's key
 	Usage        *Usage     // write this stand-in usage
 	ATC          *ATCUpdate // the tap's counter is spent: write the token's accepted counters (atc.go)
+	Refunded     *Refunded  // an approved refund: the purchase's new refunded total (refund.go)
 }
 
 func appendAdviceKey(dst []byte, id uint64) []byte {
@@ -217,6 +219,11 @@ func (j *Journal) applyIndexes(b *pebble.Batch, rec *Entry, c *Change) error {
 		v = binary.BigEndian.AppendUint64(v, uint64(u.Amount))
 		v = binary.BigEndian.AppendUint32(v, crc32.Checksum(v, castagnoli))
 		if err := b.Set(appendUsageKey(nil, u.Day, u.Token), v, nil); err != nil {
+			return err
+		}
+	}
+	if c.Refunded != nil {
+		if err := applyRefunded(b, c.Refunded); err != nil {
 			return err
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/tapswitch/tapswitch/iso8583"
 	"github.com/tapswitch/tapswitch/router/bintable"
 	"github.com/tapswitch/tapswitch/router/issuers"
+	"github.com/tapswitch/tapswitch/switch/acquirer"
 	"github.com/tapswitch/tapswitch/switch/authorize"
 	"github.com/tapswitch/tapswitch/switch/journal"
 )
@@ -31,15 +32,23 @@ type Config struct {
 	// Admin serves operators: health, metrics, profiles, key rotation.
 	// Requests need the bearer token of AdminTokenFile when it is set
 	// (required off loopback).
-	Admin           string        `yaml:"admin"`
-	AdminTokenFile  string        `yaml:"admin_token_file"`
-	PublicHTTP      HTTPLimits    `yaml:"public_http"`
-	AdminHTTP       HTTPLimits    `yaml:"admin_http"`
-	Data            string        `yaml:"data"`
-	KeyFile         string        `yaml:"key_file"`
-	KeyEnv          string        `yaml:"key_env"`
-	IssuersFile     string        `yaml:"issuers_file"`
-	BinsFile        string        `yaml:"bins_file"`
+	Admin          string     `yaml:"admin"`
+	AdminTokenFile string     `yaml:"admin_token_file"`
+	PublicHTTP     HTTPLimits `yaml:"public_http"`
+	AdminHTTP      HTTPLimits `yaml:"admin_http"`
+	Data           string     `yaml:"data"`
+	KeyFile        string     `yaml:"key_file"`
+	KeyEnv         string     `yaml:"key_env"`
+	IssuersFile    string     `yaml:"issuers_file"`
+	BinsFile       string     `yaml:"bins_file"`
+	// AcquirersFile is the registry of acquirers, merchants and terminals
+	// ("" means the built-in configs/acquirers.yaml); AcquirerKeysFile
+	// holds one key per acquirer (mode 0600), from which each terminal's
+	// MAC key derives (docs/wire.md section 11).
+	AcquirersFile    string `yaml:"acquirers_file"`
+	AcquirerKeysFile string `yaml:"acquirer_keys_file"`
+	// ReversalAgeMax is how old an original may be and still be reversed.
+	ReversalAgeMax  time.Duration `yaml:"reversal_age_max"`
 	TokenBINs       []string      `yaml:"token_bins"`
 	Cutoff          string        `yaml:"cutoff"`
 	Timezone        string        `yaml:"timezone"`
@@ -166,6 +175,42 @@ func readOr(path string, builtIn []byte) ([]byte, error) {
 	return doc, nil
 }
 
+// Bounds of reversal_age_max: a terminal needs at least a second to send
+// its reversal after a time-out, and a week is past any network's window.
+const (
+	reversalAgeMaxLow  = time.Second
+	reversalAgeMaxHigh = 7 * 24 * time.Hour
+)
+
+// Senders reads the acquirer registry and keys the config names and
+// builds the terminal server's MAC checker. Every acquirer must be a member
+// of list (the issuer directory), so settlement can pay it.
+func (c Config) Senders(list []issuers.Issuer) (*acquirer.Checker, error) {
+	reg, err := c.Registry(list)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := acquirer.LoadKeysFile(c.AcquirerKeysFile)
+	if err != nil {
+		return nil, err
+	}
+	return acquirer.NewChecker(reg, keys)
+}
+
+// Registry reads the acquirer registry the config names, its acquirers
+// checked against list, the issuer directory.
+func (c Config) Registry(list []issuers.Issuer) (*acquirer.Registry, error) {
+	doc, err := readOr(c.AcquirersFile, configs.Acquirers)
+	if err != nil {
+		return nil, err
+	}
+	members := make(map[string]bool, len(list))
+	for _, is := range list {
+		members[is.Institution] = true
+	}
+	return acquirer.Parse(doc, members, c.Institution)
+}
+
 // cvmLimitMax is the largest amount DE4 can carry.
 const cvmLimitMax iso8583.Amount = 999_999_999_999
 
@@ -195,6 +240,10 @@ func (c Config) validate() error {
 		return fmt.Errorf("config: gc_percent %d outside 50..2000", c.GCPercent)
 	case c.CVMLimit < 0 || c.CVMLimit > cvmLimitMax:
 		return fmt.Errorf("config: cvm_limit %d outside 0..%d fen", c.CVMLimit, cvmLimitMax)
+	case c.AcquirerKeysFile == "":
+		return fmt.Errorf("config: acquirer_keys_file is required")
+	case c.ReversalAgeMax < reversalAgeMaxLow || c.ReversalAgeMax > reversalAgeMaxHigh:
+		return fmt.Errorf("config: reversal_age_max %v outside %v..%v", c.ReversalAgeMax, reversalAgeMaxLow, reversalAgeMaxHigh)
 	}
 	return c.validateListeners()
 }

@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/tapswitch/tapswitch/switch/acquirer"
 )
 
 // startNode opens and starts a node on free loopback ports with its
@@ -45,6 +47,7 @@ func openNode(t *testing.T, mutate func(*Config)) (*Node, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defaults := cfg
 	dir := t.TempDir()
 	cfg.Data = filepath.Join(dir, "data")
 	cfg.KeyFile, cfg.KeyEnv = filepath.Join(dir, "vault.keys"), ""
@@ -57,6 +60,16 @@ func openNode(t *testing.T, mutate func(*Config)) (*Node, error) {
 	list, _, err := cfg.Network()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if cfg.AcquirerKeysFile == "" || cfg.AcquirerKeysFile == defaults.AcquirerKeysFile {
+		reg, err := cfg.Registry(list)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.AcquirerKeysFile = filepath.Join(dir, "acquirer.keys")
+		if err := acquirer.GenerateKeysFile(cfg.AcquirerKeysFile, reg.Acquirers()); err != nil {
+			t.Fatal(err)
+		}
 	}
 	nowhere := deadAddr(t)
 	override := make(map[string]string, len(list))

@@ -26,6 +26,7 @@ import (
 	"github.com/tapswitch/tapswitch/router/bintable"
 	"github.com/tapswitch/tapswitch/router/issuers"
 	"github.com/tapswitch/tapswitch/router/link"
+	"github.com/tapswitch/tapswitch/switch/acquirer"
 	"github.com/tapswitch/tapswitch/switch/authorize"
 	"github.com/tapswitch/tapswitch/switch/journal"
 	"github.com/tapswitch/tapswitch/switch/metrics"
@@ -55,6 +56,7 @@ type Node struct {
 	metrics   *metrics.Set
 	rotating  rotation // the PAN key rotation (rotate.go)
 	server    *terminal.Server
+	senders   *acquirer.Checker
 	termLn    net.Listener
 	public    *http.Server // phones: the token API and the lost-phone page
 	publicLn  net.Listener
@@ -91,6 +93,9 @@ func Open(cfg Config, log zerolog.Logger, addressOverride map[string]string) (_ 
 		return nil, err
 	}
 	if n.Issuers, n.Table, err = cfg.Network(); err != nil {
+		return nil, err
+	}
+	if n.senders, err = cfg.Senders(n.Issuers); err != nil {
 		return nil, err
 	}
 	n.metrics = newMetrics(n.Issuers)
@@ -228,13 +233,13 @@ func (n *Node) bind(pipelineIssuers map[string]authorize.Issuer) error {
 		Vault: n.Vault, Table: n.Table, Issuers: pipelineIssuers,
 		Journal: n.Journal, NodeID: n.cfg.NodeID, Institution: n.cfg.Institution,
 		Now: time.Now, Log: n.log, Metrics: n.metrics, StandIn: standIn, AdviceQueued: n.sender.Wake,
-		CVMLimit: n.cfg.CVMLimit, Zone: cutoff.Location,
+		CVMLimit: n.cfg.CVMLimit, Zone: cutoff.Location, ReversalAgeMax: n.cfg.ReversalAgeMax,
 	})
 	tc := n.cfg.Terminals
 	srv, err := terminal.New(terminal.Config{
 		ConnectionsMax: tc.ConnectionsMax, InflightPerConnectionMax: tc.InflightPerConnectionMax,
 		FrameBytesMax: tc.FrameBytesMax, IdleTimeout: tc.IdleTimeout, WriteTimeout: tc.WriteTimeout,
-		Logger: n.log, Metrics: n.metrics,
+		Logger: n.log, Metrics: n.metrics, Senders: n.senders,
 	}, n.Pipeline)
 	if err != nil {
 		return err
@@ -276,6 +281,10 @@ func newMetrics(list []issuers.Issuer) *metrics.Set {
 	}
 	return metrics.New(ids)
 }
+
+// Senders checks terminal messages' MACs against the registry and the
+// acquirer keys (switch/acquirer).
+func (n *Node) Senders() *acquirer.Checker { return n.senders }
 
 // Metrics is the node's metrics, served at /metrics on the admin listener.
 func (n *Node) Metrics() *metrics.Set { return n.metrics }

@@ -45,7 +45,7 @@ func acceptError(errno syscall.Errno) error {
 // end Serve: it backs off and the next terminal is served.
 func TestAcceptErrorsDoNotEndServe(t *testing.T) {
 	s, err := New(Config{ConnectionsMax: 16, InflightPerConnectionMax: 4, FrameBytesMax: 4096,
-		IdleTimeout: 5 * time.Second, WriteTimeout: time.Second, Logger: zerolog.New(zerolog.NewTestWriter(t))},
+		IdleTimeout: 5 * time.Second, WriteTimeout: time.Second, Logger: zerolog.New(zerolog.NewTestWriter(t)), Senders: testSenders},
 		approveAfterAmountMillis)
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +61,7 @@ func TestAcceptErrorsDoNotEndServe(t *testing.T) {
 	served := make(chan error, 1)
 	start := time.Now()
 	go func() { served <- s.Serve(l) }()
-	c, err := pos.Dial(inner.Addr().String(), time.Second)
+	c, err := pos.Dial(inner.Addr().String(), time.Second, testKeys)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +148,7 @@ func TestFloodUnderLowFileLimit(t *testing.T) {
 	for _, nc := range flood {
 		nc.Close()
 	}
-	c, err := pos.Dial(addr, time.Second)
+	c, err := pos.Dial(addr, time.Second, testKeys)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +171,7 @@ func TestFloodUnderLowFileLimit(t *testing.T) {
 // exits.
 func lowLimitServer() {
 	s, err := New(Config{ConnectionsMax: 4096, InflightPerConnectionMax: 4, FrameBytesMax: 4096,
-		IdleTimeout: time.Minute, WriteTimeout: time.Second, Logger: zerolog.New(os.Stderr)}, approveAfterAmountMillis)
+		IdleTimeout: time.Minute, WriteTimeout: time.Second, Logger: zerolog.New(os.Stderr), Senders: testSenders}, approveAfterAmountMillis)
 	if err != nil {
 		panic(err)
 	}

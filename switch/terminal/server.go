@@ -11,6 +11,12 @@
 // that breaks the contract is answered 30; a frame over the size bound, a
 // zero length or unreadable bytes close that one connection with a log line;
 // a panic inside a request is answered 96.
+//
+// Every request is authenticated here, on the frame's raw bytes, before
+// the pipeline sees it: the session checks its MAC (switch/acquirer) and
+// hands the pipeline the resulting Identity with the message, so no path
+// reaches the pipeline without one. Answers to an authenticated request
+// carry a MAC under the same terminal's key.
 package terminal
 
 import (
@@ -25,13 +31,15 @@ import (
 	moov "github.com/moov-io/iso8583"
 	"github.com/rs/zerolog"
 
+	"github.com/tapswitch/tapswitch/switch/acquirer"
 	"github.com/tapswitch/tapswitch/switch/listener"
 	"github.com/tapswitch/tapswitch/switch/metrics"
 )
 
-// Handler answers one message; nil means no answer.
+// Handler answers one message from the sender the session established;
+// nil means no answer.
 type Handler interface {
-	Handle(ctx context.Context, msg *moov.Message) *moov.Message
+	Handle(ctx context.Context, msg *moov.Message, from acquirer.Identity) *moov.Message
 }
 
 // Config bounds the server.
@@ -43,6 +51,10 @@ type Config struct {
 	WriteTimeout             time.Duration // one coalesced write
 	Logger                   zerolog.Logger
 	Metrics                  *metrics.Set // nil: none
+	// Senders checks each request's MAC against the registry and the
+	// acquirers' keys (docs/wire.md section 11). Required: there is no
+	// unauthenticated mode.
+	Senders *acquirer.Checker
 }
 
 func (c Config) validate() error {
@@ -55,6 +67,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("terminal server: frame bound %d outside 20..65535", c.FrameBytesMax)
 	case c.IdleTimeout <= 0 || c.WriteTimeout <= 0:
 		return errors.New("terminal server: time-outs must be positive")
+	case c.Senders == nil:
+		return errors.New("terminal server: no sender checker (acquirer registry and keys)")
 	}
 	return nil
 }

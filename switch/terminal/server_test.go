@@ -1,7 +1,9 @@
 package terminal
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"net"
 	"sync"
 	"syscall"
@@ -12,7 +14,10 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tapswitch/tapswitch/bench/pos"
+	"github.com/tapswitch/tapswitch/configs"
 	"github.com/tapswitch/tapswitch/iso8583"
+	"github.com/tapswitch/tapswitch/router/issuers"
+	"github.com/tapswitch/tapswitch/switch/acquirer"
 	"github.com/tapswitch/tapswitch/switch/authorize"
 )
 
@@ -20,7 +25,35 @@ import (
 // own behaviour (framing, concurrency, limits, drain) is what is tested.
 type handlerFunc func(ctx context.Context, msg *moov.Message) *moov.Message
 
-func (f handlerFunc) Handle(ctx context.Context, msg *moov.Message) *moov.Message { return f(ctx, msg) }
+func (f handlerFunc) Handle(ctx context.Context, msg *moov.Message, _ acquirer.Identity) *moov.Message {
+	return f(ctx, msg)
+}
+
+// testKeys are acquirer keys for every acquirer of configs/acquirers.yaml,
+// made for this test run; testSenders checks MACs under them.
+var testKeys, testSenders = func() (acquirer.Keys, *acquirer.Checker) {
+	list, err := issuers.Parse(configs.Issuers)
+	if err != nil {
+		panic(err)
+	}
+	members := map[string]bool{}
+	for _, is := range list {
+		members[is.Institution] = true
+	}
+	reg, err := acquirer.Parse(configs.Acquirers, members, "00010000")
+	if err != nil {
+		panic(err)
+	}
+	keys := acquirer.Keys{}
+	for i, id := range reg.Acquirers() {
+		keys[id] = bytes.Repeat([]byte{byte(i + 1)}, 32)
+	}
+	c, err := acquirer.NewChecker(reg, keys)
+	if err != nil {
+		panic(err)
+	}
+	return keys, c
+}()
 
 // approveAfterAmountMillis answers 00 after as many milliseconds as the
 // amount in fen, so answers come back out of order.
@@ -33,7 +66,8 @@ var approveAfterAmountMillis = handlerFunc(func(_ context.Context, msg *moov.Mes
 func startServer(t *testing.T, h Handler, mutate func(*Config)) (*Server, string) {
 	t.Helper()
 	cfg := Config{ConnectionsMax: 16, InflightPerConnectionMax: 64, FrameBytesMax: 4096,
-		IdleTimeout: 5 * time.Second, WriteTimeout: time.Second, Logger: zerolog.New(zerolog.NewTestWriter(t))}
+		IdleTimeout: 5 * time.Second, WriteTimeout: time.Second, Logger: zerolog.New(zerolog.NewTestWriter(t)),
+		Senders: testSenders}
 	if mutate != nil {
 		mutate(&cfg)
 	}
@@ -72,7 +106,7 @@ func do(t *testing.T, c *pos.Client, msg *moov.Message) *moov.Message {
 
 func TestAnswersOutOfOrderMatchedBySTAN(t *testing.T) {
 	_, addr := startServer(t, approveAfterAmountMillis, nil)
-	c, _ := pos.Dial(addr, time.Second)
+	c, _ := pos.Dial(addr, time.Second, testKeys)
 	defer c.Close()
 	var wg sync.WaitGroup
 	order := make(chan string, 3)
@@ -139,7 +173,7 @@ func mustPack(t *testing.T, m *moov.Message) []byte {
 
 func TestBadFramesCloseOnlyThatConnection(t *testing.T) {
 	_, addr := startServer(t, approveAfterAmountMillis, func(c *Config) { c.FrameBytesMax = 512 })
-	good, _ := pos.Dial(addr, time.Second)
+	good, _ := pos.Dial(addr, time.Second, testKeys)
 	defer good.Close()
 	for name, raw := range map[string][]byte{
 		"over the bound":  {0x02, 0x01},
@@ -186,9 +220,9 @@ func TestIdleConnectionClosed(t *testing.T) {
 
 func TestConnectionLimit(t *testing.T) {
 	s, addr := startServer(t, approveAfterAmountMillis, func(c *Config) { c.ConnectionsMax = 2 })
-	a, _ := pos.Dial(addr, time.Second)
+	a, _ := pos.Dial(addr, time.Second, testKeys)
 	defer a.Close()
-	b, _ := pos.Dial(addr, time.Second)
+	b, _ := pos.Dial(addr, time.Second, testKeys)
 	defer b.Close()
 	do(t, a, request("000010", 1))
 	do(t, b, request("000011", 1))
@@ -207,7 +241,7 @@ func TestPanicAnswered96(t *testing.T) {
 		return authorize.EchoAnswer(msg, iso8583.RCApproved)
 	})
 	_, addr := startServer(t, h, nil)
-	c, _ := pos.Dial(addr, time.Second)
+	c, _ := pos.Dial(addr, time.Second, testKeys)
 	defer c.Close()
 	if rc := iso8583.FieldValue(do(t, c, request("000066", 1)), iso8583.FieldResponseCode); rc != "96" {
 		t.Fatalf("panicking request got %s, want 96", rc)
@@ -221,7 +255,7 @@ func TestPanicAnswered96(t *testing.T) {
 // answer still arrives before the connection closes.
 func TestShutdownDrains(t *testing.T) {
 	s, addr := startServer(t, approveAfterAmountMillis, nil)
-	c, _ := pos.Dial(addr, time.Second)
+	c, _ := pos.Dial(addr, time.Second, testKeys)
 	defer c.Close()
 	answered := make(chan string, 1)
 	go func() {
@@ -261,7 +295,7 @@ func TestInflightBoundPerConnection(t *testing.T) {
 		return authorize.EchoAnswer(msg, iso8583.RCApproved)
 	})
 	_, addr := startServer(t, h, func(c *Config) { c.InflightPerConnectionMax = 3 })
-	c, _ := pos.Dial(addr, time.Second)
+	c, _ := pos.Dial(addr, time.Second, testKeys)
 	defer c.Close()
 	var wg sync.WaitGroup
 	for i := range 12 {
@@ -285,7 +319,8 @@ func TestInflightBoundPerConnection(t *testing.T) {
 // buffer autotuning.
 func TestSlowTerminalCutOff(t *testing.T) {
 	cfg := Config{ConnectionsMax: 16, InflightPerConnectionMax: 64, FrameBytesMax: 4096,
-		IdleTimeout: 30 * time.Second, WriteTimeout: 200 * time.Millisecond, Logger: zerolog.New(zerolog.NewTestWriter(t))}
+		IdleTimeout: 30 * time.Second, WriteTimeout: 200 * time.Millisecond, Logger: zerolog.New(zerolog.NewTestWriter(t)),
+		Senders: testSenders}
 	s, err := New(cfg, approveAfterAmountMillis)
 	if err != nil {
 		t.Fatal(err)
@@ -336,4 +371,43 @@ func TestSlowTerminalCutOff(t *testing.T) {
 	if n := s.Connections(); n != 0 {
 		t.Fatalf("%d connections still open", n)
 	}
+}
+
+// TestSenderEstablishedFromTheFrame: the handler gets the Identity the MAC
+// check established, and the answer carries a MAC under the terminal's key
+// only when the request proved it holds that key.
+func TestSenderEstablishedFromTheFrame(t *testing.T) {
+	seen := make(chan acquirer.Status, 4)
+	h := identityHandler(func(_ context.Context, msg *moov.Message, from acquirer.Identity) *moov.Message {
+		seen <- from.Status
+		return authorize.EchoAnswer(msg, iso8583.RCApproved)
+	})
+	_, addr := startServer(t, h, nil)
+	c, err := pos.Dial(addr, time.Second, testKeys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := c.Do(ctx, request("000001", 1)); err != nil { // an approval without a valid MAC is an error
+		t.Fatalf("signed request: %v", err)
+	}
+	if s := <-seen; s != acquirer.Authenticated {
+		t.Fatalf("signed request seen as %v", s)
+	}
+	key, _ := testKeys.TerminalKey(pos.DemoTerminal.Acquirer, pos.DemoTerminal.TerminalID)
+	unsigned := mustPack(t, request("000002", 1))
+	if _, err := c.Send(ctx, "000002", unsigned, key); !errors.Is(err, pos.ErrForged) {
+		t.Fatalf("answer to an unsigned request: %v, want one without a MAC (ErrForged to a terminal expecting one)", err)
+	}
+	if s := <-seen; s != acquirer.MACMissing {
+		t.Fatalf("unsigned request seen as %v", s)
+	}
+}
+
+type identityHandler func(ctx context.Context, msg *moov.Message, from acquirer.Identity) *moov.Message
+
+func (f identityHandler) Handle(ctx context.Context, msg *moov.Message, from acquirer.Identity) *moov.Message {
+	return f(ctx, msg, from)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tapswitch/tapswitch/iso8583"
+	"github.com/tapswitch/tapswitch/switch/acquirer"
 	"github.com/tapswitch/tapswitch/switch/authorize"
 	"github.com/tapswitch/tapswitch/switch/metrics"
 )
@@ -84,13 +85,15 @@ func (c *session) readLoop() {
 			}
 			continue
 		}
+		// Checked now, on the frame as it came: the reader reuses its buffer.
+		from := c.srv.cfg.Senders.Check(frame, iso8583.FieldValue(msg, iso8583.FieldTerminalID))
 		select {
 		case c.slots <- struct{}{}:
 		case <-c.writer.Done():
 			return
 		}
 		c.requests.Add(1)
-		go c.process(msg)
+		go c.process(msg, from)
 	}
 }
 
@@ -123,44 +126,52 @@ func (c *session) answerFormatError(msg *moov.Message, err error) bool {
 	c.srv.cfg.Metrics.FormatError(metrics.StageMessage)
 	c.log.Info().Err(err).Str("mti", fe.MTI).Msg("malformed request answered 30")
 	if resp := authorize.EchoAnswer(msg, iso8583.RCFormatError); resp != nil {
-		c.send(resp, msg)
+		c.send(resp, msg, nil)
 	}
 	return true
 }
 
 // process handles one request in its own goroutine. A panic becomes a 96
 // for this request only.
-func (c *session) process(msg *moov.Message) {
+func (c *session) process(msg *moov.Message, from acquirer.Identity) {
 	c.srv.cfg.Metrics.RequestStarted()
 	defer func() {
 		if r := recover(); r != nil {
 			c.log.Error().Interface("panic", r).Msg("request panicked: answered 96")
 			if resp := authorize.EchoAnswer(msg, iso8583.RCSystemError); resp != nil {
-				c.send(resp, msg)
+				c.send(resp, msg, from.AnswerKey())
 			}
 		}
 		<-c.slots
 		c.srv.cfg.Metrics.RequestFinished()
 		c.requests.Done()
 	}()
-	if resp := c.srv.handler.Handle(context.Background(), msg); resp != nil {
-		c.send(resp, msg)
+	if resp := c.srv.handler.Handle(context.Background(), msg, from); resp != nil {
+		c.send(resp, msg, from.AnswerKey())
 	}
 }
 
-// send packs and queues an answer. An answer that does not pack (a bug
-// or an echo of bad content) is replaced by a bare one.
-func (c *session) send(resp, req *moov.Message) {
-	payload, err := iso8583.Pack(resp)
+// send packs and queues an answer, with its MAC under key unless key is
+// nil. An answer that does not pack (a bug or an echo of bad content) is
+// replaced by a bare one.
+func (c *session) send(resp, req *moov.Message, key []byte) {
+	payload, err := pack(resp, key)
 	if err != nil {
 		c.log.Error().Err(err).Msg("answer does not pack")
-		if payload, err = iso8583.Pack(bareAnswer(req)); err != nil {
+		if payload, err = pack(bareAnswer(req), key); err != nil {
 			return
 		}
 	}
 	if err := c.writer.Send(payload); err != nil {
 		c.log.Debug().Err(err).Msg("answer not sent: connection gone")
 	}
+}
+
+func pack(resp *moov.Message, key []byte) ([]byte, error) {
+	if key == nil {
+		return iso8583.Pack(resp)
+	}
+	return iso8583.PackSigned(resp, key)
 }
 
 // bareAnswer is the smallest answer a terminal can match: MTI, STAN, 96.

@@ -1,0 +1,94 @@
+package pos
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/tapswitch/tapswitch/iso8583"
+	"github.com/tapswitch/tapswitch/switch/acquirer"
+	"github.com/tapswitch/tapswitch/switch/authorize"
+)
+
+// fakeSwitch answers every request rc, MACed under key (nil: no MAC). It
+// is the one who may forge: the client must not believe it.
+func fakeSwitch(t *testing.T, rc string, key []byte) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			nc, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer nc.Close()
+				fr := iso8583.NewFrameReader(nc, 4096)
+				for {
+					frame, err := fr.Next()
+					if err != nil {
+						return
+					}
+					req, err := iso8583.Unpack(frame)
+					if err != nil {
+						return
+					}
+					resp := authorize.EchoAnswer(req, rc)
+					var payload []byte
+					if key == nil {
+						payload, err = iso8583.Pack(resp)
+					} else {
+						payload, err = iso8583.PackSigned(resp, key)
+					}
+					if err != nil {
+						return
+					}
+					iso8583.WriteFrame(nc, payload)
+				}
+			}()
+		}
+	}()
+	return l.Addr().String()
+}
+
+func TestClientRefusesForgedApprovals(t *testing.T) {
+	keys := acquirer.Keys{DemoTerminal.Acquirer: bytes.Repeat([]byte{3}, 32)}
+	own, _ := keys.TerminalKey(DemoTerminal.Acquirer, DemoTerminal.TerminalID)
+	other, _ := keys.TerminalKey(DemoTerminal.Acquirer, "TERM0002")
+	for _, tt := range []struct {
+		name   string
+		rc     string
+		key    []byte
+		forged bool
+	}{
+		{"approval MACed with the terminal's key", "00", own, false},
+		{"approval without a MAC", "00", nil, true},
+		{"approval MACed with another terminal's key", "00", other, true},
+		{"refusal without a MAC", "63", nil, false},
+		{"refusal with a wrong MAC", "05", other, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Dial(fakeSwitch(t, tt.rc, tt.key), time.Second, keys)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			resp, err := c.Do(ctx, Echo(DemoTerminal, "000001", time.Now()))
+			if tt.forged != errors.Is(err, ErrForged) {
+				t.Fatalf("err %v, want forged %v", err, tt.forged)
+			}
+			if !tt.forged && iso8583.FieldValue(resp, iso8583.FieldResponseCode) != tt.rc {
+				t.Fatalf("answer %v", resp)
+			}
+		})
+	}
+}
