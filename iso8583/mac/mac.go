@@ -95,19 +95,9 @@ func Sum(key, data []byte) [Size]byte {
 // Verify checks the MAC that ends payload. The comparison is in constant
 // time.
 func Verify(key, payload []byte) error {
-	if len(key) != KeySize {
-		return ErrKey
-	}
-	_, present, err := Field(payload)
+	n, err := covered(key, payload)
 	if err != nil {
 		return err
-	}
-	if !present {
-		return ErrMissing
-	}
-	n := len(payload) - Size
-	if n < mtiBytes+bitmapBytes {
-		return ErrShort
 	}
 	want := Sum(key, payload[:n])
 	if !hmac.Equal(want[:], payload[n:]) {
@@ -119,23 +109,33 @@ func Verify(key, payload []byte) error {
 // Sign writes the MAC into the last 8 bytes of payload, which must already
 // announce its MAC field (packed with 8 placeholder bytes there).
 func Sign(key, payload []byte) error {
-	if len(key) != KeySize {
-		return ErrKey
-	}
-	_, present, err := Field(payload)
+	n, err := covered(key, payload)
 	if err != nil {
 		return err
-	}
-	if !present {
-		return ErrMissing
-	}
-	n := len(payload) - Size
-	if n < mtiBytes+bitmapBytes {
-		return ErrShort
 	}
 	sum := Sum(key, payload[:n])
 	copy(payload[n:], sum[:])
 	return nil
+}
+
+// covered checks key and that payload ends in its MAC field, and returns
+// how many bytes of payload the MAC covers: all but the last 8.
+func covered(key, payload []byte) (int, error) {
+	if len(key) != KeySize {
+		return 0, ErrKey
+	}
+	_, present, err := Field(payload)
+	if err != nil {
+		return 0, err
+	}
+	if !present {
+		return 0, ErrMissing
+	}
+	n := len(payload) - Size
+	if n < mtiBytes+bitmapBytes {
+		return 0, ErrShort
+	}
+	return n, nil
 }
 
 // TerminalKey derives the key of terminal terminalID (DE41 without its
