@@ -2,9 +2,9 @@ package settleday
 
 import (
 	"errors"
-	"os"
-	"path/filepath"
 	"testing"
+
+	"github.com/tapswitch/tapswitch/settlement/internal/testday"
 )
 
 // TestSecondRunLockedOut: while one run holds a day's lock, another for
@@ -26,16 +26,11 @@ func TestSecondRunLockedOut(t *testing.T) {
 	again()
 }
 
-// TestUnsealedDayRefused: a node directory without the day's sealed file
-// (and no later one) is an error naming the cause, not an empty day.
-func TestUnsealedDayRefused(t *testing.T) {
-	dir := t.TempDir()
-	if _, err := sealedFiles([]string{dir}, "20261125"); err == nil {
-		t.Fatal("an unsealed day was accepted")
+// nodesOf is the node list of a sealed sample day.
+func nodesOf(s testday.Sealed) []Node {
+	var out []Node
+	for i, id := range s.Nodes {
+		out = append(out, Node{ID: id, SealedDir: s.SealedDirs[i]})
 	}
-	os.WriteFile(filepath.Join(dir, "node-1-20261126.sealed"), nil, 0o600)
-	paths, err := sealedFiles([]string{dir}, "20261125")
-	if err != nil || len(paths) != 0 {
-		t.Fatalf("a node with a later sealed day but none on this one: %v %v, want an empty day", paths, err)
-	}
+	return out
 }
