@@ -52,7 +52,7 @@ func TestSettleQuarantinesBadRecords(t *testing.T) {
 
 	out := t.TempDir()
 	args := []string{"-date", day[:4] + "-" + day[4:6] + "-" + day[6:], "-journals", d.Data,
-		"-keys", filepath.Join(d.Data, "dev-vault.keys"), "-out", out, "-quiet"}
+		"-keys", d.SettleKeyPath, "-out", out, "-quiet"}
 	code, stdout, stderr := runBin(t, bin, args...)
 	exceptions := filepath.Join(out, day, "exceptions-"+day+".txt")
 	if code != exitExceptions || stdout != "" || strings.Count(stderr, "\n") != 1 ||

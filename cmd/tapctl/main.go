@@ -50,9 +50,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "settle-keys" {
 		return runSettleKeys(args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "close-day" {
+		return runCloseDay(args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "rotate" {
 		fmt.Fprintln(stderr, "usage: tapctl rotate -admin HOST:PORT [-token-file FILE] [-status] [-every 1s] [-wait 1h]\n"+
-			"       tapctl settle-keys -keys SWITCH_KEY_FILE -out SETTLE_KEY_FILE")
+			"       tapctl settle-keys -keys SWITCH_KEY_FILE -out SETTLE_KEY_FILE\n"+
+			"       tapctl close-day [-admin HOST:PORT] [-token-file FILE]   (switchd -dev only)")
 		return 2
 	}
 	fs := flag.NewFlagSet("tapctl rotate", flag.ContinueOnError)
