@@ -101,7 +101,7 @@ func missingError(n Node, day string, err error) error {
 	case day > last:
 		return fmt.Errorf("node %s has not sealed day %s yet (its last sealed day is %s; a node seals a day seal_grace after its cut-off, or at its next start)", n.ID, day, last)
 	case day < first:
-		return fmt.Errorf("node %s has no sealed file of day %s, which is before its first sealed day %s (a node that did not exist then is left out with -without)", n.ID, day, first)
+		return fmt.Errorf("node %s has no sealed file of day %s, which is before its first sealed day %s: if the node did not exist then, leave it out by name (settle -without %s); if it did, its file is lost (docs/reliability.md, \"A node or its sealed file lost\")", n.ID, day, first, n.ID)
 	}
 	return fmt.Errorf("node %s has no sealed file of day %s, though it sealed %s to %s: the file is lost (docs/reliability.md, \"A node or its sealed file lost\")", n.ID, day, first, last)
 }
