@@ -1,12 +1,14 @@
 package node
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tapswitch/tapswitch/iso8583"
 	"github.com/tapswitch/tapswitch/switch/journal"
 )
 
@@ -67,8 +69,9 @@ func TestIdleNodeSealsEveryDay(t *testing.T) {
 }
 
 // TestFailedSealHoldsLaterDays (issue 10, defect 1's cause): when a day
-// cannot be sealed, the node does not move on to later days (settle would
-// take the gap for a day without traffic); once the cause is gone, the
+// with traffic cannot be sealed, the node does not move on to the later
+// day that has traffic too (settle would take the gap for a day without
+// traffic); once the cause is gone, the
 // next pass seals the day and the ones after it. A sealed file that goes
 // missing is written again from the journal.
 func TestFailedSealHoldsLaterDays(t *testing.T) {
@@ -86,13 +89,16 @@ func TestFailedSealHoldsLaterDays(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(obstacle, "x"), 0o700); err != nil {
 		t.Fatal(err)
 	}
+	for i, day := range []string{blocked, journal.NextDay(blocked)} {
+		journalOn(t, n, day, i)
+	}
 	n.SealClosedDays(now.Add(72 * time.Hour))
-	if got := sealedDays(t, n); len(got) != 1 {
+	if got := sealedDays(t, n); len(got) != 1 || got[first] != 0 || got[journal.NextDay(blocked)] != 0 {
 		t.Fatalf("with %s failing, sealed %v; want only %s, nothing after the failed day", blocked, got, first)
 	}
 	os.RemoveAll(obstacle)
 	n.SealClosedDays(now.Add(72 * time.Hour))
-	if got := sealedDays(t, n); len(got) != 4 {
+	if got := sealedDays(t, n); len(got) != 4 || got[blocked] != 1 || got[journal.NextDay(blocked)] != 1 {
 		t.Fatalf("after the cause is gone, sealed %v; want %v", got, daysFrom(first, 4))
 	}
 	lost := filepath.Join(SealedDir(n.cfg.Data), journal.SealedFileName("node-1", blocked))
@@ -122,5 +128,28 @@ func TestCutoffIntoSealedDayRefused(t *testing.T) {
 	_, err = Open(cfg, n.log, nil)
 	if err == nil || !strings.Contains(err.Error(), "into business day "+today+", which this node has sealed already") {
 		t.Fatalf("Open with now in a sealed day: %v; want a refusal naming the day", err)
+	}
+}
+
+// journalOn journals an approved purchase at noon of business day day.
+func journalOn(t *testing.T, n *Node, day string, i int) {
+	t.Helper()
+	c := n.Journal.Cutoff()
+	noon, err := time.ParseInLocation("20060102", day, c.Location)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := noon.Add(12 * time.Hour)
+	stan := fmt.Sprintf("%06d", i+1)
+	e := journal.Entry{
+		Time: at, NodeID: n.cfg.NodeID, MTI: "0200", ProcessingCode: iso8583.ProcPurchase, Amount: 100,
+		Currency: iso8583.CurrencyCNY, TerminalID: "T0000001", STAN: stan, TransmissionTime: at.UTC().Format("0102150405"),
+		RRN: "607300" + stan, MerchantID: "898310054110001", MCC: "5411", Acquirer: "03080000",
+		Token: "6299900000000000018", PANSealed: []byte("sealed"), IssuerID: "ICBC", Product: "debit",
+		IssuerSTAN: stan, IssuerTransmissionTime: at.UTC().Format("0102150405"), ResponseCode: "00", AuthCode: "123456",
+		CardExpiry: "2912",
+	}
+	if err := n.Journal.Append(&e); err != nil {
+		t.Fatal(err)
 	}
 }
