@@ -75,7 +75,7 @@ func run(args []string, now time.Time, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.keys, "keys", "", "data key `FILE`: the vault's data keys only, no index or token-master line (opens the sealed PANs for issuer files)")
 	fs.StringVar(&o.keyEnv, "key-env", "", "environment `VARIABLE` holding the data keys instead of -keys")
 	fs.StringVar(&o.out, "out", "", "output `DIR`; files go to DIR/YYYYMMDD/")
-	fs.StringVar(&o.config, "config", "", "switch configuration `FILE` for cut-off, time zone, institution and members (default: built in)")
+	fs.StringVar(&o.config, "config", "", "switch configuration `FILE`: institution, members and the nodes: list (default: built in, this node alone)")
 	fs.StringVar(&o.feesFile, "fees", "", "fee schedule `FILE` (default: the built-in configs/fees.yaml)")
 	fs.BoolVar(&o.quiet, "quiet", false, "print nothing on success")
 	fs.Usage = func() {
