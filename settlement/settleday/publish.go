@@ -15,6 +15,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/tapswitch/tapswitch/settlement/clearing"
 )
 
 // A day's output is published whole: every file is written into a run
@@ -197,22 +199,36 @@ func lockDay(dir string) (func(), error) {
 	return func() { f.Close() }, nil
 }
 
-// output is one file being written in the run directory, hashed as it
-// goes.
+// output is one file being written in the run directory. A clearing
+// file's SHA-256 comes from its writer (clr), which hashes it anyway for
+// the trailer's digest; any other file is hashed as it is written (sum).
 type output struct {
 	name string
 	f    *os.File
 	buf  *bufio.Writer
 	sum  hash.Hash
+	clr  *clearing.Writer
 }
 
-func (d *day) create(name string) (*output, error) {
+// Buffer sizes: a file written record by record during the pass, and one
+// written at once (a report, the empty file of a member without traffic).
+const (
+	streamBufferBytes = 256 << 10
+	wholeBufferBytes  = 4 << 10
+)
+
+func (d *day) create(name string, bufferBytes int, hashed bool) (*output, error) {
 	f, err := os.OpenFile(filepath.Join(d.dir, name), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
 	if err != nil {
 		return nil, err
 	}
-	o := &output{name: name, f: f, sum: sha256.New()}
-	o.buf = bufio.NewWriterSize(io.MultiWriter(f, o.sum), 256<<10)
+	o := &output{name: name, f: f}
+	var w io.Writer = f
+	if hashed {
+		o.sum = sha256.New()
+		w = io.MultiWriter(f, o.sum)
+	}
+	o.buf = bufio.NewWriterSize(w, bufferBytes)
 	d.outputs = append(d.outputs, o)
 	return o, nil
 }
@@ -234,15 +250,34 @@ func (o *output) finish() (ManifestFile, error) {
 	if err != nil {
 		return ManifestFile{}, err
 	}
-	return ManifestFile{Name: o.name, Bytes: st.Size(), SHA256: hex.EncodeToString(o.sum.Sum(nil))}, nil
+	var sum []byte
+	if o.clr != nil {
+		s := o.clr.FileSHA256()
+		sum = s[:]
+	} else {
+		sum = o.sum.Sum(nil)
+	}
+	return ManifestFile{Name: o.name, Bytes: st.Size(), SHA256: hex.EncodeToString(sum)}, nil
 }
 
 // commit closes every clearing file, writes the net and exceptions
 // reports, syncs them, and writes the manifest last. Nothing is visible
 // until Run links the directory.
 func (d *day) commit() ([]string, error) {
-	for _, w := range d.clearing {
-		if _, err := w.Close(); err != nil {
+	// Every member's file in each role, traffic or not: those without any
+	// are made now, with a small buffer.
+	for _, inst := range d.memberInsts {
+		for _, role := range []clearing.Role{clearing.Issuer, clearing.Acquirer} {
+			if _, err := d.output(inst, role, wholeBufferBytes); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, o := range d.outputs {
+		if o.clr == nil {
+			continue
+		}
+		if _, err := o.clr.Close(); err != nil {
 			return nil, err
 		}
 	}
@@ -253,7 +288,7 @@ func (d *day) commit() ([]string, error) {
 		exceptionsName(d.cfg.Day) + ".txt":  d.exceptions.Text(),
 		exceptionsName(d.cfg.Day) + ".json": d.exceptions.JSON(),
 	} {
-		o, err := d.create(name)
+		o, err := d.create(name, wholeBufferBytes, true)
 		if err != nil {
 			return nil, err
 		}
@@ -298,7 +333,7 @@ func (d *day) writeManifest(m Manifest) error {
 	if err != nil {
 		return err
 	}
-	o, err := d.create(ManifestName(d.cfg.Day))
+	o, err := d.create(ManifestName(d.cfg.Day), wholeBufferBytes, true)
 	if err != nil {
 		return err
 	}

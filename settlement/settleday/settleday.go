@@ -163,6 +163,7 @@ type day struct {
 	exceptions    *quarantine.Report
 	net           *netting.Netting
 	clearing      map[string]*clearing.Writer // by file ID
+	memberInsts   []string                    // every member gets its files (commit)
 	outputs       []*output
 	perNode       map[string]int
 	entries, txns int
@@ -184,13 +185,8 @@ func newDay(cfg Config, dir string, inputs []input) (*day, error) {
 		return nil, err
 	}
 	d.net = net
-	// Every member's file in each role, traffic or not.
 	for _, m := range members {
-		for _, role := range []clearing.Role{clearing.Issuer, clearing.Acquirer} {
-			if _, err := d.output(m.Institution, role); err != nil {
-				return nil, err
-			}
-		}
+		d.memberInsts = append(d.memberInsts, m.Institution)
 	}
 	return d, nil
 }
@@ -229,7 +225,7 @@ func (d *day) add(e journal.Entry) error {
 		inst string
 		role clearing.Role
 	}{{t.IssuerInstitution, clearing.Issuer}, {t.Acquirer, clearing.Acquirer}} {
-		w, err := d.output(side.inst, side.role)
+		w, err := d.output(side.inst, side.role, streamBufferBytes)
 		if err == nil {
 			err = w.Write(&t, f)
 		}
@@ -263,19 +259,18 @@ func (d *day) txn(e *journal.Entry) (settlement.Txn, error) {
 func exceptionsName(day string) string { return "exceptions-" + day }
 
 // output returns the writer of a member's file in a role, creating it.
-func (d *day) output(inst string, role clearing.Role) (*clearing.Writer, error) {
+func (d *day) output(inst string, role clearing.Role, bufferBytes int) (*clearing.Writer, error) {
 	id := clearing.FileID(d.cfg.Day, inst, role)
 	if w, ok := d.clearing[id]; ok {
 		return w, nil
 	}
-	o, err := d.create(id + ".clr")
+	o, err := d.create(id+".clr", bufferBytes, false)
 	if err != nil {
 		return nil, err
 	}
-	w, err := clearing.NewWriter(o.buf, clearing.NewHeader(d.cfg.Day, inst, role, d.cfg.SwitchInstitution))
-	if err != nil {
+	if o.clr, err = clearing.NewWriter(o.buf, clearing.NewHeader(d.cfg.Day, inst, role, d.cfg.SwitchInstitution)); err != nil {
 		return nil, err
 	}
-	d.clearing[id] = w
-	return w, nil
+	d.clearing[id] = o.clr
+	return o.clr, nil
 }
