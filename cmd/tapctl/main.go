@@ -5,6 +5,11 @@
 //	tapctl rotate -admin 127.0.0.1:8584 -status  # only show where a rotation is
 //	tapctl rotate -admin 10.0.0.5:8584 -token-file /etc/tapswitch/admin.token
 //	tapctl settle-keys -keys /etc/tapswitch/vault.keys -out settle.keys
+//	tapctl close-day                             # switchd -dev only: close and seal today's business day now
+//
+// close-day exists so that settlement can be tried in minutes (README,
+// "Settling a day"): only a switch started with -dev serves it; any other
+// answers 404, and its business day closes at its cut-off.
 //
 // -admin is the switch's admin (operator) listener, never its public one;
 // -token-file holds the bearer token of the switch's admin_token_file,
