@@ -34,10 +34,17 @@
 // it cancels the original by itself: amount and fees flow back exactly. A
 // reversed purchase therefore contributes zero to every total and position
 // without the two ever being paired, which keeps netting a single streaming
-// pass, and a reversal processed a day after its original (it settles on the
-// day it was processed) still cancels it across days. Matcher checks the
-// pairs it can see: one reversal per original, and reversal and original
-// agreeing on everything that moves money and on the issuer trace.
+// pass with memory that does not grow with the day, and a reversal
+// processed a day after its original (it settles on the day it was
+// processed) still cancels it across days. Settlement does not match
+// reversals to originals to check them: the switch does that when it
+// authorizes the reversal (switch/authorize finds the original by its
+// duplicate key, copies its amount, parties and issuer trace into the
+// reversal, and journals at most one approved reversal per original; see
+// the contract with the journal below). The one pairing settlement does is
+// settlement/quarantine's: a reversal and its original on the same day are
+// quarantined together. (A Matcher that re-checked every pair was removed:
+// no run used it, and it held about 180 bytes per transaction of the day.)
 //
 // The rejected alternative was to drop both the original and its reversal
 // from the clearing files. Then a member's files would no longer show every
@@ -57,7 +64,19 @@
 // # Contract with the journal
 //
 // A reversal entry must be journalled with response code 00 only when it
-// actually reversed an approved, settling original; a reversal the switch
-// acknowledged without finding one (or of a declined original) must carry
-// another response code, or it would move money that never moved.
+// actually reversed an approved, settling original; otherwise it would move
+// money that never moved. switch/authorize keeps it two ways, both of which
+// Settles excludes:
+//
+//   - a reversal of nothing (no original with its duplicate key and token)
+//     is answered 25 (original not found) and journalled with 25;
+//   - a reversal of a declined original, or of one reversed already, is
+//     answered 00 (the terminal's retry must succeed) but journalled
+//     unrouted: no issuer, so it names no one to move money between.
+//
+// A business day's entries reach settlement as one sealed file per node
+// (switch/journal, sealed.go): every node seals every closed day, an idle
+// one as a file of zero records, so settlement/settleday can refuse a day
+// when a node's file is missing instead of taking it for a day without
+// traffic.
 package settlement

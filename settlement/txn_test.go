@@ -188,15 +188,6 @@ func TestReversedPurchaseNetsZero(t *testing.T) {
 	if sum := purchase.Signed() + reversal.Signed(); sum != 0 {
 		t.Errorf("purchase and reversal sum to %d", sum)
 	}
-	m := NewMatcher()
-	for _, tx := range []Txn{reversal, purchase} {
-		if err := m.Add(&tx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if !m.Reversed(purchase.Key()) || len(m.Unmatched()) != 0 {
-		t.Errorf("reversed %v, unmatched %v", m.Reversed(purchase.Key()), m.Unmatched())
-	}
 }
 
 func TestValidDay(t *testing.T) {

@@ -10,8 +10,18 @@
 // one line on stderr says how many and how much, even with -quiet; 1 failed,
 // no file written or replaced; 2 bad usage.
 //
-//	settle -journals /var/lib/tapswitch/node-1,/var/lib/tapswitch/node-2 \
+//	settle -config /etc/tapswitch/switch.yaml \
 //	       -keys /etc/tapswitch/settle.keys -out /var/lib/tapswitch/clearing
+//
+// The nodes are the configuration's nodes: list (or, without one, the
+// node itself): every one must have sealed the day, or settle refuses,
+// naming the node and the day; -without NODE settles without one, and the
+// manifest records it. -journals DIRS replaces the list for a one-off run,
+// each node's ID read from its sealed files. Without -date settle takes
+// the last day closed by the cut-off the nodes recorded in their sealed
+// directories. The day is published whole as OUT/<day>, a link to the
+// run's directory, with manifest-<day>.json listing every file and its
+// SHA-256 (docs/clearing-format.md, "Publication").
 //
 // The key file holds the vault's data keys only (v1:, v2: ... lines): settle
 // opens the journal's sealed PANs and needs nothing else. A file holding
@@ -41,8 +51,8 @@ func main() {
 }
 
 type options struct {
-	date, journals, keys, keyEnv, out, config, feesFile string
-	quiet                                               bool
+	date, journals, without, keys, keyEnv, out, config, feesFile string
+	quiet                                                        bool
 }
 
 // exitExceptions is the exit status of a run that settled the day but
@@ -59,12 +69,13 @@ func run(args []string, now time.Time, stdout, stderr io.Writer) int {
 	var o options
 	fs := flag.NewFlagSet("settle", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.date, "date", "", "business `day` YYYY-MM-DD (default: the last closed day)")
-	fs.StringVar(&o.journals, "journals", "", "comma-separated switch node data `DIRS` (each has sealed/)")
+	fs.StringVar(&o.date, "date", "", "business `day` YYYY-MM-DD (default: the last day closed by the nodes' recorded cut-off)")
+	fs.StringVar(&o.journals, "journals", "", "comma-separated switch node data `DIRS` (each has sealed/), instead of the config's nodes: list")
+	fs.StringVar(&o.without, "without", "", "comma-separated node `IDS` to settle without (a node lost; recorded in the manifest)")
 	fs.StringVar(&o.keys, "keys", "", "data key `FILE`: the vault's data keys only, no index or token-master line (opens the sealed PANs for issuer files)")
 	fs.StringVar(&o.keyEnv, "key-env", "", "environment `VARIABLE` holding the data keys instead of -keys")
 	fs.StringVar(&o.out, "out", "", "output `DIR`; files go to DIR/YYYYMMDD/")
-	fs.StringVar(&o.config, "config", "", "switch configuration `FILE` for cut-off, time zone, institution and members (default: built in)")
+	fs.StringVar(&o.config, "config", "", "switch configuration `FILE`: institution, members and the nodes: list (default: built in, this node alone)")
 	fs.StringVar(&o.feesFile, "fees", "", "fee schedule `FILE` (default: the built-in configs/fees.yaml)")
 	fs.BoolVar(&o.quiet, "quiet", false, "print nothing on success")
 	fs.Usage = func() {
@@ -74,8 +85,8 @@ func run(args []string, now time.Time, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if fs.NArg() > 0 || o.journals == "" || o.out == "" || (o.keys == "") == (o.keyEnv == "") {
-		fmt.Fprintln(stderr, "settle: need -journals, -out and one of -keys or -key-env (settle -h)")
+	if fs.NArg() > 0 || o.out == "" || (o.keys == "") == (o.keyEnv == "") {
+		fmt.Fprintln(stderr, "settle: need -out and one of -keys or -key-env (settle -h)")
 		return 2
 	}
 	res, err := settle(o, now)
@@ -84,8 +95,12 @@ func run(args []string, now time.Time, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if !o.quiet {
-		fmt.Fprintf(stdout, "settled %s: %d entries, %d settling transactions, %d files in %s\n",
-			filepath.Base(res.Dir), res.Entries, res.Transactions, len(res.Files), res.Dir)
+		fmt.Fprintf(stdout, "settled %s: %d entries, %d settling transactions, %d files in %s (read %s first)\n",
+			filepath.Base(res.Dir), res.Entries, res.Transactions, len(res.Files), res.Dir, settleday.ManifestName(filepath.Base(res.Dir)))
+	}
+	if res.Entries == 0 {
+		fmt.Fprintf(stderr, "settle: warning: day %s: no node journaled a single entry; every file has zero records. "+
+			"If traffic was expected, check -date and the nodes' cut-off\n", filepath.Base(res.Dir))
 	}
 	if res.Quarantined > 0 {
 		fmt.Fprintf(stderr, "settle: settled %s with exceptions: %s (%s yuan) quarantined and left out of the clearing files and net positions, listed in %s\n",
@@ -96,8 +111,12 @@ func run(args []string, now time.Time, stdout, stderr io.Writer) int {
 }
 
 const exitHelp = `Settles a business day from the switch nodes' sealed journals: one clearing
-file per member and role, the net report and the exceptions report in
-OUT/YYYYMMDD/ (docs/clearing-format.md).
+file per member and role (zero records when it had no traffic), the net
+report, the exceptions report and manifest-YYYYMMDD.json (every file and its
+SHA-256), published whole as OUT/YYYYMMDD (docs/clearing-format.md). Every
+node of the config's nodes: list must have sealed the day; -without NODE
+leaves a lost node out, on the record. settle reconcile -h: compare the
+issuers' ledgers with their files.
 
 exit status:
   0  settled: every settling record is in the files
@@ -106,8 +125,9 @@ exit status:
      clearing format cannot carry, the other half of such a reversal pair) were
      left out and listed in exceptions-YYYYMMDD.txt/.json; every file is
      written; one line on stderr gives the count and amount, even with -quiet
-  1  failed (corrupt sealed file, keys that do not open the PANs, ...): no
-     file written or replaced
+  1  failed (a node's sealed file missing, a corrupt sealed file, keys that
+     do not open the PANs, ...): nothing published, the previous run of the
+     day (if any) still whole
   2  bad usage`
 
 func settle(o options, now time.Time) (settleday.Result, error) {
@@ -115,15 +135,19 @@ func settle(o options, now time.Time) (settleday.Result, error) {
 	if err != nil {
 		return settleday.Result{}, err
 	}
-	day, err := dayOf(o.date, cfg, now)
+	keys, err := loadKeys(o) // first: a key file that holds too much is refused whatever else is wrong
+	if err != nil {
+		return settleday.Result{}, err
+	}
+	nodes, err := nodeList(o.journals, cfg)
+	if err != nil {
+		return settleday.Result{}, err
+	}
+	day, err := dayOf(o.date, nodes, cfg, now)
 	if err != nil {
 		return settleday.Result{}, err
 	}
 	list, _, err := cfg.Network()
-	if err != nil {
-		return settleday.Result{}, err
-	}
-	keys, err := loadKeys(o)
 	if err != nil {
 		return settleday.Result{}, err
 	}
@@ -137,29 +161,111 @@ func settle(o options, now time.Time) (settleday.Result, error) {
 	if err != nil {
 		return settleday.Result{}, err
 	}
-	var sealed []string
-	for _, dir := range strings.Split(o.journals, ",") {
-		sealed = append(sealed, node.SealedDir(strings.TrimSpace(dir)))
-	}
-	return settleday.Run(settleday.Config{Day: day, SealedDirs: sealed, Keys: keys, Issuers: list,
-		Fees: schedule, SwitchInstitution: cfg.Institution, Out: o.out})
+	return settleday.Run(settleday.Config{Day: day, Nodes: nodes, Without: splitList(o.without), Keys: keys,
+		Issuers: list, Fees: schedule, SwitchInstitution: cfg.Institution, Out: o.out})
 }
 
-// dayOf parses -date, or picks the last closed business day at now.
-func dayOf(date string, cfg node.Config, now time.Time) (string, error) {
+// nodeList is the config's nodes, or the directories of -journals with
+// each node's ID read from the names of its sealed files.
+func nodeList(journals string, cfg node.Config) ([]settleday.Node, error) {
+	var out []settleday.Node
+	if journals == "" {
+		list, err := cfg.SettleNodes()
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range list {
+			out = append(out, settleday.Node{ID: n.ID, SealedDir: node.SealedDir(n.Data)})
+		}
+		return out, nil
+	}
+	seen := map[string]bool{}
+	for _, dir := range splitList(journals) {
+		clean := filepath.Clean(dir)
+		if seen[clean] {
+			return nil, fmt.Errorf("-journals names %s twice", dir)
+		}
+		seen[clean] = true
+		id, err := nodeOf(dir)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, settleday.Node{ID: id, SealedDir: node.SealedDir(dir)})
+	}
+	return out, nil
+}
+
+// nodeOf is the ID of the node whose data directory is dir.
+func nodeOf(dir string) (string, error) {
+	if _, err := os.Stat(dir); err != nil {
+		return "", fmt.Errorf("-journals: %w", err)
+	}
+	sealed := node.SealedDir(dir)
+	names, _ := filepath.Glob(filepath.Join(sealed, "*.sealed"))
+	ids := map[string]bool{}
+	for _, p := range names {
+		if id, _, ok := settleday.ParseSealedName(filepath.Base(p)); ok {
+			ids[id] = true
+		}
+	}
+	if len(ids) != 1 {
+		return "", fmt.Errorf("-journals %s: %s holds sealed days of %d nodes, want one (is it a node's data directory? a node seals its first day seal_grace after the cut-off)", dir, sealed, len(ids))
+	}
+	for id := range ids {
+		return id, nil
+	}
+	panic("unreachable")
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// dayOf parses -date, or picks the last business day closed at now by the
+// cut-off the nodes recorded (all must agree), or the config's when no
+// node recorded one.
+func dayOf(date string, nodes []settleday.Node, cfg node.Config, now time.Time) (string, error) {
 	if date != "" {
 		t, err := time.Parse("2006-01-02", date)
 		if err != nil {
 			return "", fmt.Errorf("-date %q: want YYYY-MM-DD", date)
 		}
-		return t.Format("20060102"), nil
+		day := t.Format("20060102")
+		return day, settleday.CheckDay(day)
 	}
-	cutoff, err := cfg.CutoffSpec()
+	cutoff, err := nodesCutoff(nodes, cfg)
 	if err != nil {
 		return "", err
 	}
-	open, _ := time.ParseInLocation("20060102", journal.BusinessDay(now, cutoff), cutoff.Location)
-	return open.AddDate(0, 0, -1).Format("20060102"), nil
+	return journal.PrevDay(journal.BusinessDay(now, cutoff)), nil
+}
+
+func nodesCutoff(nodes []settleday.Node, cfg node.Config) (journal.Cutoff, error) {
+	var found journal.Cutoff
+	from := ""
+	for _, n := range nodes {
+		c, ok, err := node.ReadCutoff(n.SealedDir)
+		if err != nil {
+			return found, err
+		}
+		if !ok {
+			continue
+		}
+		if from != "" && c.String() != found.String() {
+			return found, fmt.Errorf("nodes %s and %s record different cut-offs (%s, %s): give -date", from, n.ID, found, c)
+		}
+		found, from = c, n.ID
+	}
+	if from == "" {
+		return cfg.CutoffSpec()
+	}
+	return found, nil
 }
 
 func loadKeys(o options) (*vault.DataKeys, error) {

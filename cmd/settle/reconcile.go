@@ -15,6 +15,7 @@ import (
 	"github.com/tapswitch/tapswitch/settlement"
 	"github.com/tapswitch/tapswitch/settlement/clearing"
 	"github.com/tapswitch/tapswitch/settlement/reconcile"
+	"github.com/tapswitch/tapswitch/settlement/settleday"
 	"github.com/tapswitch/tapswitch/switch/node"
 )
 
@@ -59,7 +60,11 @@ func reconcileDay(date, ledgers, out, config string, now time.Time) (int, string
 	if err != nil {
 		return 0, "", err
 	}
-	day, err := dayOf(date, cfg, now)
+	nodes, err := nodeList("", cfg)
+	if err != nil {
+		return 0, "", err
+	}
+	day, err := dayOf(date, nodes, cfg, now)
 	if err != nil {
 		return 0, "", err
 	}
@@ -67,7 +72,12 @@ func reconcileDay(date, ledgers, out, config string, now time.Time) (int, string
 	if err != nil {
 		return 0, "", err
 	}
-	dir := filepath.Join(out, day)
+	// The consumer's rule: the manifest first, through the day's link
+	// resolved once, every file checked against it.
+	_, dir, err := settleday.ReadManifest(out, day)
+	if err != nil {
+		return 0, "", err
+	}
 	breaks, checked := 0, 0
 	for _, is := range list {
 		snap, err := readLedger(filepath.Join(ledgers, issuersim.LedgerFileName(is.ID)))

@@ -5,6 +5,11 @@
 //	tapctl rotate -admin 127.0.0.1:8584 -status  # only show where a rotation is
 //	tapctl rotate -admin 10.0.0.5:8584 -token-file /etc/tapswitch/admin.token
 //	tapctl settle-keys -keys /etc/tapswitch/vault.keys -out settle.keys
+//	tapctl close-day                             # switchd -dev only: close and seal today's business day now
+//
+// close-day exists so that settlement can be tried in minutes (README,
+// "Settling a day"): only a switch started with -dev serves it; any other
+// answers 404, and its business day closes at its cut-off.
 //
 // -admin is the switch's admin (operator) listener, never its public one;
 // -token-file holds the bearer token of the switch's admin_token_file,
@@ -50,9 +55,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "settle-keys" {
 		return runSettleKeys(args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "close-day" {
+		return runCloseDay(args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "rotate" {
 		fmt.Fprintln(stderr, "usage: tapctl rotate -admin HOST:PORT [-token-file FILE] [-status] [-every 1s] [-wait 1h]\n"+
-			"       tapctl settle-keys -keys SWITCH_KEY_FILE -out SETTLE_KEY_FILE")
+			"       tapctl settle-keys -keys SWITCH_KEY_FILE -out SETTLE_KEY_FILE\n"+
+			"       tapctl close-day [-admin HOST:PORT] [-token-file FILE]   (switchd -dev only)")
 		return 2
 	}
 	fs := flag.NewFlagSet("tapctl rotate", flag.ContinueOnError)

@@ -2,6 +2,7 @@ package clearing
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"flag"
 	"fmt"
 	"os"
@@ -209,6 +210,30 @@ func TestIssuerTrace(t *testing.T) {
 						d.IssuerSTAN, d.IssuerTransmissionTime, o.IssuerSTAN, o.IssuerTransmissionTime)
 				}
 			}
+		}
+	}
+}
+
+// TestFileSHA256: the whole-file SHA-256 the writer gives for the
+// manifest (its trailer digest carried on over the trailer) is the
+// SHA-256 of the bytes it wrote, for a file with records and an empty one.
+func TestFileSHA256(t *testing.T) {
+	for _, details := range [][]Detail{nil, sampleDetails(t, testday.ICBC, Issuer)} {
+		var b bytes.Buffer
+		w, err := NewWriter(&b, NewHeader(testday.Day, testday.ICBC, Issuer, testday.Switch))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range details {
+			if err := w.WriteDetail(d); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := w.FileSHA256(), sha256.Sum256(b.Bytes()); got != want {
+			t.Errorf("%d records: FileSHA256 %x, want %x", len(details), got, want)
 		}
 	}
 }

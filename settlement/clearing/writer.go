@@ -2,6 +2,7 @@ package clearing
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -24,6 +25,7 @@ type Writer struct {
 	buf    []byte
 	err    error // a failed write: the file is incomplete, nothing more is written
 	closed bool
+	file   [sha256.Size]byte // SHA-256 of the whole file, set by Close
 }
 
 // NewWriter validates the header and writes it.
@@ -115,8 +117,16 @@ func (w *Writer) Close() (Trailer, error) {
 	if err := w.emit(false); err != nil {
 		return Trailer{}, err
 	}
+	// The digest has hashed every byte before the trailer; carried on over
+	// the trailer it is the whole file's SHA-256, with no second pass.
+	w.state.sum.digest.Write(w.buf)
+	w.state.sum.digest.Sum(w.file[:0])
 	return t, nil
 }
+
+// FileSHA256 is the SHA-256 of every byte the Writer wrote, trailer
+// included; valid after a successful Close.
+func (w *Writer) FileSHA256() [sha256.Size]byte { return w.file }
 
 func (w *Writer) usable() error {
 	if w.err != nil {

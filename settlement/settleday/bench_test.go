@@ -34,7 +34,7 @@ func BenchmarkSettleMillion(b *testing.B) {
 	keys, sealedDir, day := buildDay(b, dir, n)
 	list, _ := issuers.Parse(configs.Issuers)
 	schedule, _ := fees.Parse(configs.Fees)
-	cfg := Config{Day: day, SealedDirs: []string{sealedDir}, Keys: &keys.DataKeys, Issuers: list,
+	cfg := Config{Day: day, Nodes: []Node{{ID: "node-1", SealedDir: sealedDir}}, Keys: &keys.DataKeys, Issuers: list,
 		Fees: schedule, SwitchInstitution: "00010000", Out: filepath.Join(dir, "out")}
 	b.ResetTimer()
 	for b.Loop() {

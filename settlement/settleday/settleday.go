@@ -1,8 +1,8 @@
 // Package settleday settles one business day: it reads the day's sealed
-// journal files of every switch node, turns each settling entry into a
-// transaction, prices it, nets the members' positions, and writes, in
-// OUT/<day>/, one clearing file per member and role, the net-settlement
-// report as text and JSON, and the exceptions report as text and JSON.
+// journal file of every switch node, turns each settling entry into a
+// transaction, prices it, nets the members' positions, and publishes, as
+// OUT/<day>, one clearing file per member and role, the net-settlement
+// report and the exceptions report (text and JSON each), and a manifest.
 //
 // One bad record never holds back the day: a settling record that cannot
 // be settled for a reason about that record (an acquirer that is the
@@ -14,16 +14,25 @@
 // sealed file failing its digest or a record its CRC, a sealed PAN the keys
 // cannot open) still fails the whole run, with nothing written.
 //
-// Order and atomicity:
+// Inputs, order and atomicity:
 //
+//   - Every node of the network seals every closed business day, traffic
+//     or not, so Run wants one sealed file per node (Config.Nodes) and
+//     refuses, naming the node and the day, when one is missing. A node is
+//     settled without only when the operator names it (Config.Without),
+//     and the manifest records that.
 //   - Input order is node ID (byte order), then journal Seq: the order the
 //     clearing writer requires, so output is identical on every run. The
 //     day is read twice: the first pass only decides what to quarantine
 //     (a reversal may come before its original), the second writes.
-//   - Every output goes to a temporary name first; only when all files are
-//     written and synced are they renamed into place and the directory
-//     synced. A crash leaves temporary files (removed by the next run) and
-//     never a partial file under a final name.
+//   - Every member gets its issuer and its acquirer file every day, with
+//     no detail records when it had no traffic in that role, so a missing
+//     file is never "no traffic".
+//   - Output is published whole (publish.go): written into a run directory
+//     of its own, synced, listed with every file's SHA-256 in
+//     manifest-<day>.json (written last), then made visible by renaming a
+//     new symlink over OUT/<day>. A crash leaves the previous run or the
+//     new one visible, never a mix; a re-run replaces the whole day.
 //   - A lock file (flock) makes a second concurrent run for the same day
 //     fail at once rather than write alongside the first.
 //   - Memory is bounded: entries stream from the sealed files; only the
@@ -33,14 +42,10 @@
 package settleday
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
-	"strings"
-	"syscall"
 
 	"github.com/tapswitch/tapswitch/iso8583"
 	"github.com/tapswitch/tapswitch/router/issuers"
@@ -56,18 +61,19 @@ import (
 // Config is one run.
 type Config struct {
 	Day               string          // YYYYMMDD
-	SealedDirs        []string        // each node's DATA/sealed directory
+	Nodes             []Node          // every node of the network
+	Without           []string        // IDs of nodes the operator settles without
 	Keys              *vault.DataKeys // the data keys only: settle holds no index key or token master
 	Issuers           []issuers.Issuer
 	Fees              *fees.Schedule
 	SwitchInstitution string
-	Out               string // files go to Out/<Day>/
+	Out               string // the day is published as Out/<Day>
 }
 
 // Result says what a run wrote.
 type Result struct {
-	Dir          string
-	Files        []string // final names, sorted
+	Dir          string   // Out/<Day>, the link to the run's directory
+	Files        []string // the files published, the manifest among them, sorted
 	Entries      int      // journal entries read
 	Transactions int      // of them, settled
 	// Quarantined settling records were left out; Exceptions is the text
@@ -83,111 +89,88 @@ var ErrLocked = errors.New("another settle run holds this day's lock")
 // Run settles cfg.Day.
 func Run(cfg Config) (Result, error) {
 	res := Result{Dir: filepath.Join(cfg.Out, cfg.Day)}
-	sealed, err := sealedFiles(cfg.SealedDirs, cfg.Day)
+	if err := CheckDay(cfg.Day); err != nil {
+		return res, err
+	}
+	inputs, err := sealedInputs(cfg.Nodes, cfg.Without, cfg.Day)
 	if err != nil {
 		return res, err
 	}
-	if err := os.MkdirAll(res.Dir, 0o750); err != nil {
-		return res, err
-	}
-	unlock, err := lockDay(res.Dir)
+	l := newLayout(cfg.Out, cfg.Day)
+	unlock, err := l.prepare()
 	if err != nil {
 		return res, err
 	}
 	defer unlock()
-	removeTemporaries(res.Dir)
-	d, err := newDay(cfg, res.Dir)
+	stage, err := l.stage()
+	if err != nil {
+		return res, err
+	}
+	published := false
+	defer func() {
+		if !published {
+			os.RemoveAll(stage)
+		}
+	}()
+	d, err := newDay(cfg, stage, inputs)
 	if err != nil {
 		return res, err
 	}
 	defer d.abandon()
-	for _, pass := range []func(journal.Entry) error{d.survey, d.add} {
-		for _, path := range sealed {
-			if _, _, err := journal.ReadSealed(path, pass); err != nil {
-				return res, err
-			}
-		}
+	if err := d.read(); err != nil {
+		return res, err
 	}
 	res.Entries, res.Transactions = d.entries, d.txns
 	res.Quarantined, res.QuarantinedAmount = d.exceptions.Count, d.exceptions.Amount
 	res.Exceptions = filepath.Join(res.Dir, exceptionsName(cfg.Day)+".txt")
-	res.Files, err = d.commit()
-	return res, err
+	if res.Files, err = d.commit(); err != nil {
+		return res, err
+	}
+	if err := l.link(filepath.Base(stage)); err != nil {
+		return res, err
+	}
+	published = true
+	l.removeStale()
+	crashPoint("done")
+	return res, nil
 }
 
-// sealedFiles finds each node's sealed file of day, in node-ID order. A node
-// directory without one is an error unless it has sealed a later day (so
-// this day closed with no traffic on that node).
-func sealedFiles(dirs []string, day string) ([]string, error) {
-	var paths []string
-	for _, dir := range dirs {
-		matches, _ := filepath.Glob(filepath.Join(dir, "*-"+day+".sealed"))
-		switch {
-		case len(matches) == 1:
-			paths = append(paths, matches[0])
-		case len(matches) > 1:
-			return nil, fmt.Errorf("%s holds %d sealed files of %s", dir, len(matches), day)
-		case !sealedLater(dir, day):
-			return nil, fmt.Errorf("%s: day %s is not sealed yet (the switch seals a day seal_grace after its cut-off, or at its next start)", dir, day)
+// read reads every node's sealed file twice: to decide what to
+// quarantine, then to settle.
+func (d *day) read() error {
+	crashPoint("reading")
+	for _, pass := range []func(journal.Entry) error{d.survey, d.add} {
+		for _, in := range d.inputs {
+			node, day, err := journal.ReadSealed(in.path, pass)
+			if err != nil {
+				return err
+			}
+			if node != in.node || day != d.cfg.Day {
+				return fmt.Errorf("sealed file %s holds node %s day %s, not node %s day %s", in.path, node, day, in.node, d.cfg.Day)
+			}
 		}
 	}
-	sort.Slice(paths, func(i, j int) bool { return filepath.Base(paths[i]) < filepath.Base(paths[j]) })
-	return paths, nil
-}
-
-func sealedLater(dir, day string) bool {
-	all, _ := filepath.Glob(filepath.Join(dir, "*.sealed"))
-	for _, p := range all {
-		name := strings.TrimSuffix(filepath.Base(p), ".sealed")
-		if i := strings.LastIndexByte(name, '-'); i >= 0 && name[i+1:] > day {
-			return true
-		}
-	}
-	return false
-}
-
-// lockDay takes an exclusive, non-blocking lock on dir/.lock.
-func lockDay(dir string) (func(), error) {
-	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("%w (%s)", ErrLocked, dir)
-	}
-	return func() { f.Close() }, nil
-}
-
-func removeTemporaries(dir string) {
-	tmps, _ := filepath.Glob(filepath.Join(dir, "*.tmp"))
-	for _, p := range tmps {
-		os.Remove(p)
-	}
-}
-
-// output is one file being written under its temporary name.
-type output struct {
-	final, tmp string
-	f          *os.File
-	buf        *bufio.Writer
-	clr        *clearing.Writer
+	return nil
 }
 
 // day is a run in progress.
 type day struct {
 	cfg           Config
 	dir           string
+	inputs        []input
 	members       *quarantine.Members
 	sorter        *quarantine.Sorter
 	exceptions    *quarantine.Report
 	net           *netting.Netting
-	files         map[string]*output // by file ID
+	clearing      map[string]*clearing.Writer // by file ID
+	memberInsts   []string                    // every member gets its files (commit)
+	outputs       []*output
+	perNode       map[string]int
 	entries, txns int
 }
 
-func newDay(cfg Config, dir string) (*day, error) {
-	d := &day{cfg: cfg, dir: dir, files: map[string]*output{}}
+func newDay(cfg Config, dir string, inputs []input) (*day, error) {
+	d := &day{cfg: cfg, dir: dir, inputs: inputs, clearing: map[string]*clearing.Writer{}, perNode: map[string]int{}}
 	instOf := map[string]string{}
 	members := make([]netting.Member, 0, len(cfg.Issuers))
 	for _, is := range cfg.Issuers {
@@ -198,8 +181,14 @@ func newDay(cfg Config, dir string) (*day, error) {
 	d.sorter = quarantine.NewSorter(d.members)
 	d.exceptions = quarantine.NewReport(cfg.Day, cfg.SwitchInstitution)
 	net, err := netting.New(cfg.Day, cfg.SwitchInstitution, members)
+	if err != nil {
+		return nil, err
+	}
 	d.net = net
-	return d, err
+	for _, m := range members {
+		d.memberInsts = append(d.memberInsts, m.Institution)
+	}
+	return d, nil
 }
 
 // survey takes one journal entry of the day on the first pass.
@@ -214,6 +203,7 @@ func (d *day) survey(e journal.Entry) error {
 // it, or lists it in the exceptions report.
 func (d *day) add(e journal.Entry) error {
 	d.entries++
+	d.perNode[e.NodeID]++
 	if !settlement.Settles(&e) {
 		return nil
 	}
@@ -235,9 +225,9 @@ func (d *day) add(e journal.Entry) error {
 		inst string
 		role clearing.Role
 	}{{t.IssuerInstitution, clearing.Issuer}, {t.Acquirer, clearing.Acquirer}} {
-		out, err := d.output(side.inst, side.role)
+		w, err := d.output(side.inst, side.role, streamBufferBytes)
 		if err == nil {
-			err = out.clr.Write(&t, f)
+			err = w.Write(&t, f)
 		}
 		if err != nil {
 			return err
@@ -268,22 +258,19 @@ func (d *day) txn(e *journal.Entry) (settlement.Txn, error) {
 // exceptionsName is the exceptions report's name without its extension.
 func exceptionsName(day string) string { return "exceptions-" + day }
 
-// output returns the writer of a member's file in a role, opening it.
-func (d *day) output(inst string, role clearing.Role) (*output, error) {
+// output returns the writer of a member's file in a role, creating it.
+func (d *day) output(inst string, role clearing.Role, bufferBytes int) (*clearing.Writer, error) {
 	id := clearing.FileID(d.cfg.Day, inst, role)
-	if o, ok := d.files[id]; ok {
-		return o, nil
+	if w, ok := d.clearing[id]; ok {
+		return w, nil
 	}
-	o := &output{final: filepath.Join(d.dir, id+".clr"), tmp: filepath.Join(d.dir, id+".clr.tmp")}
-	f, err := os.OpenFile(o.tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
+	o, err := d.create(id+".clr", bufferBytes, false)
 	if err != nil {
 		return nil, err
 	}
-	o.f, o.buf = f, bufio.NewWriterSize(f, 256<<10)
 	if o.clr, err = clearing.NewWriter(o.buf, clearing.NewHeader(d.cfg.Day, inst, role, d.cfg.SwitchInstitution)); err != nil {
-		f.Close()
 		return nil, err
 	}
-	d.files[id] = o
-	return o, nil
+	d.clearing[id] = o.clr
+	return o.clr, nil
 }

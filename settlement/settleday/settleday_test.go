@@ -2,9 +2,12 @@ package settleday
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/tapswitch/tapswitch/settlement/internal/testday"
 )
 
 // TestSecondRunLockedOut: while one run holds a day's lock, another for
@@ -26,16 +29,41 @@ func TestSecondRunLockedOut(t *testing.T) {
 	again()
 }
 
-// TestUnsealedDayRefused: a node directory without the day's sealed file
-// (and no later one) is an error naming the cause, not an empty day.
-func TestUnsealedDayRefused(t *testing.T) {
-	dir := t.TempDir()
-	if _, err := sealedFiles([]string{dir}, "20261125"); err == nil {
-		t.Fatal("an unsealed day was accepted")
+// nodesOf is the node list of a sealed sample day.
+func nodesOf(s testday.Sealed) []Node {
+	var out []Node
+	for i, id := range s.Nodes {
+		out = append(out, Node{ID: id, SealedDir: s.SealedDirs[i]})
 	}
-	os.WriteFile(filepath.Join(dir, "node-1-20261126.sealed"), nil, 0o600)
-	paths, err := sealedFiles([]string{dir}, "20261125")
-	if err != nil || len(paths) != 0 {
-		t.Fatalf("a node with a later sealed day but none on this one: %v %v, want an empty day", paths, err)
+	return out
+}
+
+// TestOldLayoutAdopted: a day an older settle wrote as a plain directory
+// OUT/<day> is replaced whole by the first run of this one: OUT/<day>
+// becomes the link to the new run, and nothing of the old directory (a
+// member's file the new run does not write) survives in it.
+func TestOldLayoutAdopted(t *testing.T) {
+	_, cfg := runDay(t, testday.Entries())
+	old := filepath.Join(cfg.Out, cfg.Day)
+	os.MkdirAll(old, 0o750)
+	stale := cfg.Day + "-09990000-ISS.clr"
+	os.WriteFile(filepath.Join(old, stale), []byte("an old run's file\n"), 0o640)
+	os.WriteFile(filepath.Join(old, ".lock"), nil, 0o600)
+	if _, err := Run(cfg); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Lstat(old)
+	if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+		t.Fatalf("OUT/<day> after the run: %v %v; want the link", fi, err)
+	}
+	if _, err := os.Stat(filepath.Join(old, stale)); err == nil {
+		t.Fatalf("%s of the old layout survived", stale)
+	}
+	if _, _, err := ReadManifest(cfg.Out, cfg.Day); err != nil {
+		t.Fatal(err)
+	}
+	runs, _ := filepath.Glob(filepath.Join(cfg.Out, ".settle", cfg.Day, "run-*"))
+	if len(runs) != 1 {
+		t.Fatalf("run directories %v, want the published one alone", runs)
 	}
 }

@@ -80,6 +80,7 @@ func runDev(ctx context.Context, cfg node.Config, opts Options) error {
 	cfg.Data = wallet.DevDataDir()
 	cfg.LogLevel = "debug"
 	cfg.AdminPprof = true
+	cfg.CloseDayOnDemand = true // tapctl close-day: settle a day in minutes (README, "Settling a day")
 	applyOverrides(&cfg, opts)
 	log, err := newLogger(cfg.LogLevel, opts.Out, true)
 	if err != nil {

@@ -88,3 +88,17 @@ func BusinessDay(t time.Time, c Cutoff) string {
 	}
 	return time.Date(y, m, d, 12, 0, 0, 0, time.UTC).Format("20060102")
 }
+
+// NextDay is the business day after day (YYYYMMDD).
+func NextDay(day string) string { return addDays(day, 1) }
+
+// PrevDay is the business day before day (YYYYMMDD).
+func PrevDay(day string) string { return addDays(day, -1) }
+
+func addDays(day string, n int) string {
+	t, err := time.Parse("20060102", day)
+	if err != nil {
+		panic(fmt.Sprintf("journal: business day %q is not YYYYMMDD", day)) // days come from BusinessDay or checked input
+	}
+	return t.AddDate(0, 0, n).Format("20060102")
+}

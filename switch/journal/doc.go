@@ -22,6 +22,11 @@
 // occur inside the index fields: TerminalID is validated as printable ASCII
 // and STAN and TransmissionTime as digits.
 //
+// Beside them (saf.go, atc.go and sealed.go have the rest): a sealed day's
+// mark 'z' | day, written when its sealed file is; and "yfloor" -> day, the
+// first business day new entries may have, written only when a day is
+// closed before its cut-off (CloseDay, switchd -dev).
+//
 // # Record (value of an entry key), version 1
 //
 // All integers big-endian. Every variable field is a 2-byte length followed

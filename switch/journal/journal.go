@@ -78,6 +78,7 @@ type Journal struct {
 	// read lock, SealDay the write lock.
 	sealedMu sync.RWMutex
 	sealed   map[string]bool
+	dayFloor string // no entry gets an earlier business day (CloseDay)
 	seed     maphash.Seed
 	life     lifecycle
 	stripes  [stripeCount]stripe
@@ -190,9 +191,9 @@ func (j *Journal) AppendWith(e *Entry, c *Change) error {
 		return err
 	}
 	rec := *e
-	rec.BusinessDay = BusinessDay(e.Time, j.cutoff)
 	j.sealedMu.RLock()
 	defer j.sealedMu.RUnlock()
+	rec.BusinessDay = j.dayOfLocked(e.Time)
 	if j.sealed[rec.BusinessDay] {
 		return fmt.Errorf("%w: %s", ErrDaySealed, rec.BusinessDay)
 	}

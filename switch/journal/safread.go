@@ -175,5 +175,10 @@ func (j *Journal) StandInUsage(day, token string) (Usage, error) {
 	return u, nil
 }
 
-// BusinessDayOf is the business day an entry decided at t belongs to.
-func (j *Journal) BusinessDayOf(t time.Time) string { return BusinessDay(t, j.cutoff) }
+// BusinessDayOf is the business day an entry decided at t belongs to: by
+// the cut-off, or the day after one closed early (CloseDay).
+func (j *Journal) BusinessDayOf(t time.Time) string {
+	j.sealedMu.RLock()
+	defer j.sealedMu.RUnlock()
+	return j.dayOfLocked(t)
+}

@@ -10,6 +10,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -36,6 +38,9 @@ const (
 	sealedFormat    = "tapswitch-sealed-day/1"
 	prefixSealed    = 'z'
 	sealedRecordMax = 1 << 16
+	// keyDayFloor holds the first business day new entries may have, set
+	// when a day is closed before its cut-off (CloseDay).
+	keyDayFloor = "yfloor"
 )
 
 // SealedFileName names a node's sealed file of day.
@@ -48,15 +53,59 @@ func (j *Journal) IsSealed(day string) bool {
 	return j.sealed[day]
 }
 
+// SealedDays returns the days sealed, ascending.
+func (j *Journal) SealedDays() []string {
+	j.sealedMu.RLock()
+	defer j.sealedMu.RUnlock()
+	days := make([]string, 0, len(j.sealed))
+	for d := range j.sealed {
+		days = append(days, d)
+	}
+	slices.Sort(days)
+	return days
+}
+
 // SealDay writes day's entries to dir/SealedFileName(node, day) (temporary
-// file, fsync, rename, fsync of dir) and marks the day sealed. Sealing a
-// sealed day again rewrites the same bytes.
+// file, fsync, rename, fsync of dir) and marks the day sealed. A day
+// without entries gives a file of zero records: "no traffic", told apart
+// from a missing file. Sealing a sealed day again rewrites the same bytes.
 func (j *Journal) SealDay(day, node, dir string) (string, error) {
 	if err := ruleDay.check("day", day); err != nil {
 		return "", err
 	}
 	j.sealedMu.Lock() // no Append of this day between the scan and the mark
 	defer j.sealedMu.Unlock()
+	return j.sealLocked(day, node, dir)
+}
+
+// CloseDay closes the business day open at now before its cut-off and
+// seals it: from then on entries belong to the next day (the floor is
+// durable, so a restart keeps it). It is for development only (switchd
+// -dev's close-day, on demand); a production day closes at its cut-off.
+func (j *Journal) CloseDay(now time.Time, node, dir string) (day, path string, err error) {
+	j.sealedMu.Lock()
+	defer j.sealedMu.Unlock()
+	day = j.dayOfLocked(now)
+	next := NextDay(day)
+	if err := j.db.Set([]byte(keyDayFloor), []byte(next), pebble.Sync); err != nil {
+		return "", "", fmt.Errorf("journal: close %s: %w", day, err)
+	}
+	j.dayFloor = next
+	path, err = j.sealLocked(day, node, dir)
+	return day, path, err
+}
+
+// dayOfLocked is the business day of an entry decided at t: by the
+// cut-off, but never before the floor CloseDay set. sealedMu is held.
+func (j *Journal) dayOfLocked(t time.Time) string {
+	day := BusinessDay(t, j.cutoff)
+	if day < j.dayFloor {
+		return j.dayFloor
+	}
+	return day
+}
+
+func (j *Journal) sealLocked(day, node, dir string) (string, error) {
 	path := filepath.Join(dir, SealedFileName(node, day))
 	if err := j.writeSealed(day, node, path); err != nil {
 		return "", fmt.Errorf("journal: seal %s: %w", day, err)
@@ -127,7 +176,19 @@ func (j *Journal) loadSealed() error {
 	for ok := it.First(); ok; ok = it.Next() {
 		j.sealed[string(it.Key()[1:])] = true
 	}
-	return it.Close()
+	if err := it.Close(); err != nil {
+		return err
+	}
+	floor, closer, err := j.db.Get([]byte(keyDayFloor))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer closer.Close()
+	j.dayFloor = string(floor)
+	return nil
 }
 
 // ReadSealed reads a sealed file in two passes with bounded memory: the

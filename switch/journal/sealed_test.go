@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 func TestSealDay(t *testing.T) {
@@ -68,5 +69,41 @@ func TestSealDay(t *testing.T) {
 	os.WriteFile(bad, first[:len(first)-1], 0o600)
 	if _, _, err := ReadSealed(bad, func(Entry) error { return nil }); err == nil {
 		t.Fatal("a truncated file was accepted")
+	}
+}
+
+// TestCloseDayEarly: a day closed before its cut-off (switchd -dev's
+// close-day) is sealed with what it holds, entries from then on belong to
+// the next day, also after a restart, and the empty day seals as a file
+// of zero records.
+func TestCloseDayEarly(t *testing.T) {
+	dir, sealedDir := t.TempDir(), t.TempDir()
+	j := openTest(t, dir)
+	before := newEntry("T1", "000001")
+	if err := j.Append(before); err != nil {
+		t.Fatal(err)
+	}
+	day, path, err := j.CloseDay(before.Time.Add(time.Second), before.NodeID, sealedDir)
+	if err != nil || day != before.BusinessDay {
+		t.Fatalf("CloseDay: %s %v, want day %s", day, err, before.BusinessDay)
+	}
+	count := 0
+	if _, _, err := ReadSealed(path, func(Entry) error { count++; return nil }); err != nil || count != 1 {
+		t.Fatalf("sealed file: %d entries, %v; want 1", count, err)
+	}
+	after := newEntry("T1", "000002")
+	if err := j.Append(after); err != nil || after.BusinessDay != NextDay(day) {
+		t.Fatalf("an entry after the close: day %s, %v; want %s", after.BusinessDay, err, NextDay(day))
+	}
+	j.Close()
+	j = openTest(t, dir)
+	defer j.Close()
+	if got := j.BusinessDayOf(before.Time); got != NextDay(day) || !j.IsSealed(day) {
+		t.Fatalf("after reopening: day of the same instant %s, sealed %v; want %s, sealed", got, j.IsSealed(day), NextDay(day))
+	}
+	empty, err := j.SealDay(NextDay(NextDay(day)), "node-1", sealedDir)
+	count = 0
+	if _, _, rerr := ReadSealed(empty, func(Entry) error { count++; return nil }); err != nil || rerr != nil || count != 0 {
+		t.Fatalf("an empty day: %v %v, %d records; want a sealed file of none", err, rerr, count)
 	}
 }

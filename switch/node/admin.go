@@ -16,6 +16,11 @@ func (n *Node) adminHandler() http.Handler {
 	mux.HandleFunc("GET /readyz", n.ready)
 	mux.Handle("GET /metrics", n.metrics.Handler())
 	mux.HandleFunc("/admin/rotate", n.RotateHandler) // PAN key rotation: docs/keys.md
+	if n.cfg.CloseDayOnDemand {
+		// Development only (switchd -dev): a production day closes at its
+		// cut-off, and without the flag the path does not exist.
+		mux.HandleFunc("POST /admin/close-day", n.closeDay)
+	}
 	if n.cfg.AdminPprof {
 		// Profiles are how performance work finds where a transaction's time
 		// goes; they expose no card data but cost CPU while taken, so they

@@ -89,6 +89,45 @@ type Config struct {
 	// CVMLimit is the amount in fen above which a purchase or top-up needs
 	// the cardholder verified on the phone (docs/cryptogram.md).
 	CVMLimit iso8583.Amount `yaml:"cvm_limit"`
+
+	// Settlement (cmd/settle reads this file too).
+	//
+	// Nodes is the network's node list: every node whose sealed days make
+	// up a business day. settle refuses a day for which any of them has no
+	// sealed file, unless the operator leaves it out by name (-without).
+	// Empty means this node alone (node_id, data).
+	Nodes []NetworkNode `yaml:"nodes"`
+	// CloseDayOnDemand serves POST /admin/close-day, which closes and seals
+	// the open business day before its cut-off. switchd -dev sets it; no
+	// configuration file can (a production day closes at its cut-off).
+	CloseDayOnDemand bool `yaml:"-"`
+}
+
+// NetworkNode is one node of the network as settle sees it: its ID and
+// its data directory (settle reads DATA/sealed/).
+type NetworkNode struct {
+	ID   string `yaml:"id"`
+	Data string `yaml:"data"`
+}
+
+// SettleNodes is the node list settle reads: nodes, or this node alone.
+func (c Config) SettleNodes() ([]NetworkNode, error) {
+	if len(c.Nodes) == 0 {
+		return []NetworkNode{{ID: c.NodeID, Data: c.Data}}, nil
+	}
+	seen := map[string]bool{}
+	for i, n := range c.Nodes {
+		switch {
+		case !nodeIDPattern.MatchString(n.ID):
+			return nil, fmt.Errorf("config nodes[%d]: id %q: letters, digits, '.', '_' and '-' only, at most 32", i, n.ID)
+		case n.Data == "":
+			return nil, fmt.Errorf("config nodes[%d] (%s): data is required", i, n.ID)
+		case seen[n.ID]:
+			return nil, fmt.Errorf("config nodes: %s is listed twice", n.ID)
+		}
+		seen[n.ID] = true
+	}
+	return c.Nodes, nil
 }
 
 // CVMLimitDefault is cvm_limit when the config does not set it: 300.00 CNY.

@@ -92,6 +92,9 @@ func Open(cfg Config, log zerolog.Logger, addressOverride map[string]string) (_ 
 	if err := n.openStores(); err != nil {
 		return nil, err
 	}
+	if err := openDayUnsealed(n.Journal, n.cfg, time.Now()); err != nil {
+		return nil, err
+	}
 	if n.Issuers, n.Table, err = cfg.Network(); err != nil {
 		return nil, err
 	}

@@ -210,6 +210,7 @@ type Sealed struct {
 	KeyFile    string         // the vault key file that sealed the PANs
 	Keys       *vault.Keyring // loaded from KeyFile
 	SealedDirs []string       // one per node, in node order
+	Nodes      []string       // the node IDs, in the same order
 	Day        string
 }
 
@@ -243,6 +244,7 @@ func Seal(dir string, entries []journal.Entry) (Sealed, error) {
 			return s, fmt.Errorf("testday: node %s: %w", n, err)
 		}
 		s.SealedDirs, s.Day = append(s.SealedDirs, sealed), day
+		s.Nodes = append(s.Nodes, n)
 	}
 	return s, nil
 }
