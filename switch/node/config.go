@@ -1,14 +1,11 @@
 package node
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"regexp"
 	"time"
 	_ "time/tzdata" // the cut-off time zone must load on machines without zoneinfo
-
-	"go.yaml.in/yaml/v3"
 
 	"github.com/tapswitch/tapswitch/configs"
 	"github.com/tapswitch/tapswitch/iso8583"
@@ -93,31 +90,6 @@ type Config struct {
 
 // CVMLimitDefault is cvm_limit when the config does not set it: 300.00 CNY.
 const CVMLimitDefault iso8583.Amount = 300_00
-
-// LoadConfig reads a config file; "" means the built-in default.
-func LoadConfig(path string) (Config, error) {
-	doc := configs.Switch
-	if path != "" {
-		var err error
-		if doc, err = os.ReadFile(path); err != nil {
-			return Config{}, fmt.Errorf("config: %w", err)
-		}
-	}
-	c := Config{CVMLimit: CVMLimitDefault, Public: PublicDefault, PublicHTTP: PublicHTTPDefault, AdminHTTP: AdminHTTPDefault}
-	dec := yaml.NewDecoder(bytes.NewReader(doc))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
-		return Config{}, fmt.Errorf("config %s: %w", orDefault(path), err)
-	}
-	return c, nil
-}
-
-func orDefault(path string) string {
-	if path == "" {
-		return "(built-in configs/switch.yaml)"
-	}
-	return path
-}
 
 // CutoffSpec parses cutoff and timezone.
 func (c Config) CutoffSpec() (journal.Cutoff, error) {
