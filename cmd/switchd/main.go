@@ -21,6 +21,9 @@ func main() {
 	flag.StringVar(&opts.Public, "public", "", "public HTTP listener `HOST:PORT`: token API and lost-phone page (overrides the config)")
 	flag.StringVar(&opts.Admin, "admin", "", "operator HTTP listener `HOST:PORT` (overrides the config)")
 	flag.StringVar(&opts.Data, "data", "", "data `DIR` for vault and journal (overrides the config)")
+	flag.StringVar(&opts.KeyFile, "keys", "", "the switch's key `FILE` (overrides key_file and key_env; create one with tapctl keys init FILE)")
+	flag.StringVar(&opts.AcquirerKeysFile, "acquirer-keys", "",
+		"the acquirers' key `FILE` (overrides acquirer_keys_file; create one with tapctl keys init-acquirers FILE)")
 	flag.StringVar(&opts.LogLevel, "log-level", "", "debug, info, warn or error (overrides the config)")
 	flag.Int64Var(&opts.Seed, "seed", 1, "dev: seed of the simulated card base")
 	flag.BoolVar(&opts.DevExternalIssuers, "dev-external-issuers", false,

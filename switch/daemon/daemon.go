@@ -27,7 +27,11 @@ type Options struct {
 	Admin      string
 	Data       string
 	LogLevel   string
-	Seed       int64 // dev: the simulated world's seed
+	// KeyFile and AcquirerKeysFile replace key_file (and key_env) and
+	// acquirer_keys_file; -dev generates its own instead.
+	KeyFile          string
+	AcquirerKeysFile string
+	Seed             int64 // dev: the simulated world's seed
 	// DevExternalIssuers: dev mode without in-process issuers; the links go
 	// to the configured addresses, served by cmd/issuersim with the same seed.
 	DevExternalIssuers bool
@@ -44,6 +48,9 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	if opts.Dev {
+		if opts.KeyFile != "" || opts.AcquirerKeysFile != "" {
+			return fmt.Errorf("-keys and -acquirer-keys are not for -dev: it generates its own keys in its data directory")
+		}
 		return runDev(ctx, cfg, opts)
 	}
 	applyOverrides(&cfg, opts)
@@ -77,6 +84,12 @@ func applyOverrides(cfg *node.Config, opts Options) {
 	}
 	if opts.LogLevel != "" {
 		cfg.LogLevel = opts.LogLevel
+	}
+	if opts.KeyFile != "" {
+		cfg.KeyFile, cfg.KeyEnv = opts.KeyFile, "" // the flag wins over the config's environment variable too
+	}
+	if opts.AcquirerKeysFile != "" {
+		cfg.AcquirerKeysFile = opts.AcquirerKeysFile
 	}
 }
 
