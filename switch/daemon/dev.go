@@ -75,10 +75,13 @@ func (d *DevWorld) Close() error {
 
 // runDev is switchd -dev: simulated issuers on free loopback ports, a vault
 // key generated into the data directory, demo tokens in the vault, a dev
-// wallet file, a log line per transaction.
+// wallet file, a log line per transaction. Its console shows info and the
+// transactions, no link chatter (trace), and the banner once the links are
+// up, so that it stays on screen until the first tap.
 func runDev(ctx context.Context, cfg node.Config, opts Options) error {
 	cfg.Data = wallet.DevDataDir()
-	cfg.LogLevel = "debug"
+	cfg.LogLevel = "info" // with the one line per transaction; -log-level debug shows more
+	cfg.LogTransactions = true
 	cfg.AdminPprof = true
 	applyOverrides(&cfg, opts)
 	log, err := newLogger(cfg.LogLevel, opts.Out, true)
@@ -90,6 +93,7 @@ func runDev(ctx context.Context, cfg node.Config, opts Options) error {
 		return err
 	}
 	debug.SetGCPercent(cfg.GCPercent) // validated by Open
+	logLinks(ctx, d.Node, log)        // the banner comes after start-up's lines, last
 	printBanner(opts.Out, d)
 	err = serveUntilDone(ctx, d.Node, log)
 	if d.Fleet != nil {

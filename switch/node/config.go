@@ -45,11 +45,14 @@ type Config struct {
 	AcquirersFile    string `yaml:"acquirers_file"`
 	AcquirerKeysFile string `yaml:"acquirer_keys_file"`
 	// ReversalAgeMax is how old an original may be and still be reversed.
-	ReversalAgeMax  time.Duration `yaml:"reversal_age_max"`
-	TokenBINs       []string      `yaml:"token_bins"`
-	Cutoff          string        `yaml:"cutoff"`
-	Timezone        string        `yaml:"timezone"`
-	LogLevel        string        `yaml:"log_level"`
+	ReversalAgeMax time.Duration `yaml:"reversal_age_max"`
+	TokenBINs      []string      `yaml:"token_bins"`
+	Cutoff         string        `yaml:"cutoff"`
+	Timezone       string        `yaml:"timezone"`
+	LogLevel       string        `yaml:"log_level"`
+	// LogTransactions logs the one line per authorization at info, not
+	// debug (switchd -dev turns it on).
+	LogTransactions bool          `yaml:"log_transactions"`
 	AdminPprof      bool          `yaml:"admin_pprof"`
 	GCPercent       int           `yaml:"gc_percent"`
 	SealGrace       time.Duration `yaml:"seal_grace"`
