@@ -10,12 +10,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tapswitch/tapswitch/bench/proctest"
+	"github.com/tapswitch/tapswitch/switch/node"
 )
 
 // switchdExitWithin bounds how long a switch that must refuse to start may
@@ -37,6 +39,15 @@ func TestFreshCloneKeys(t *testing.T) {
 	cfg := filepath.Join(dir, "switch.yaml")
 	if err := os.WriteFile(cfg, []byte("node_id: two-lines\ncvm_limit: 100\n"), 0o600); err != nil {
 		t.Fatal(err)
+	}
+	def, err := node.LoadConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	read, err := node.LoadConfig(cfg)
+	def.NodeID, def.CVMLimit = "two-lines", 100
+	if err != nil || !reflect.DeepEqual(read, def) {
+		t.Fatalf("two-line config: %v; want the built-in one with node_id and cvm_limit changed", err)
 	}
 	data := filepath.Join(dir, "data")
 	vaultKeys, acqKeys := filepath.Join(data, "vault.keys"), filepath.Join(data, "acquirer.keys")
