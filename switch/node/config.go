@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"time"
 	_ "time/tzdata" // the cut-off time zone must load on machines without zoneinfo
 
@@ -226,6 +227,16 @@ func (c Config) validate() error {
 // standInRules resolves each issuer's stand-in rules: its own entry, else
 // "default", else none.
 func (c Config) standInRules(list []issuers.Issuer) (map[string]authorize.StandInRules, error) {
+	ids := []string{standInDefault}
+	for _, is := range list {
+		ids = append(ids, is.ID)
+	}
+	for id := range c.StandIn {
+		if !slices.Contains(ids, id) {
+			// A misspelt issuer would silently get the default rules.
+			return nil, fmt.Errorf("config: stand_in.%s: no such issuer in the issuer list%s", id, suggest(id, ids))
+		}
+	}
 	out := make(map[string]authorize.StandInRules, len(list))
 	for _, is := range list {
 		r, ok := c.StandIn[is.ID]

@@ -170,3 +170,24 @@ func TestSuggest(t *testing.T) {
 		}
 	}
 }
+
+// TestStandInUnknownIssuer: a stand_in entry for an issuer the directory
+// does not list is refused, with the closest ID, instead of being ignored.
+func TestStandInUnknownIssuer(t *testing.T) {
+	c, err := LoadConfig(writeConfig(t, "stand_in:\n  ICBCC:\n    enabled: false\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, _, err := c.Network()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.standInRules(list)
+	if want := "config: stand_in.ICBCC: no such issuer in the issuer list; did you mean ICBC?"; err == nil || err.Error() != want {
+		t.Fatalf("got %v, want %q", err, want)
+	}
+	def, _ := LoadConfig("")
+	if _, err := def.standInRules(list); err != nil {
+		t.Fatalf("built-in stand_in: %v", err)
+	}
+}
