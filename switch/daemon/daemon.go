@@ -81,13 +81,8 @@ const (
 // linksSignOnWait with the ones still down: the links' own lines per
 // connection are debug, sign-on and echo chatter trace.
 func logLinks(ctx context.Context, n *node.Node, log zerolog.Logger) {
-	deadline := time.Now().Add(linksSignOnWait)
-	for len(n.LinksDown()) > 0 && time.Now().Before(deadline) {
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(linksSignOnEvery):
-		}
+	if !awaitLinks(ctx, n) {
+		return
 	}
 	down := n.LinksDown()
 	total := len(n.Issuers)
@@ -121,6 +116,20 @@ func applyOverrides(cfg *node.Config, opts Options) {
 	if opts.AcquirerKeysFile != "" {
 		cfg.AcquirerKeysFile = opts.AcquirerKeysFile
 	}
+}
+
+// awaitLinks waits until every issuer link is up or linksSignOnWait has
+// passed; false when ctx ended first.
+func awaitLinks(ctx context.Context, n *node.Node) bool {
+	deadline := time.Now().Add(linksSignOnWait)
+	for len(n.LinksDown()) > 0 && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(linksSignOnEvery):
+		}
+	}
+	return true
 }
 
 // serveUntilDone waits for ctx or a listener failure, then drains.

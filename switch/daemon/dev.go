@@ -157,6 +157,9 @@ func startDev(cfg node.Config, seed int64, externalIssuers bool, log zerolog.Log
 		}
 		return nil, err
 	}
+	// The dev wallet, written next, tells tools and tests the switch is
+	// ready: the links sign on first (bounded by linksSignOnWait).
+	awaitLinks(context.Background(), n)
 	d := &DevWorld{Node: n, Fleet: fleet, Data: cfg.Data, WalletPath: filepath.Join(cfg.Data, wallet.DevFileName),
 		SettleKeyPath: settleKeys, Bindable: bindable(cards, now), AcquirerKeys: acqKeys}
 	if err := seedDemo(n, cfg.TokenBINs[0], demo, d.WalletPath); err != nil {
