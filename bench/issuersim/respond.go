@@ -2,6 +2,7 @@ package issuersim
 
 import (
 	"errors"
+	"strings"
 
 	moov "github.com/moov-io/iso8583"
 
@@ -40,8 +41,13 @@ func (s *Issuer) respond(req request, p plan) (packed []byte, ok bool) {
 
 var errResponseTooLarge = errors.New("response larger than a frame")
 
+// logRequest logs one line per request: debug, or trace for network
+// management (sign-on, echo), the links' keep-alive chatter.
 func (s *Issuer) logRequest(req request, rc string, p plan, note string) {
 	ev := s.log.Debug()
+	if strings.HasPrefix(req.MTI, "08") {
+		ev = s.log.Trace()
+	}
 	if ev == nil {
 		return
 	}

@@ -6,6 +6,9 @@
 //	tapctl rotate -admin 10.0.0.5:8584 -token-file /etc/tapswitch/admin.token
 //	tapctl settle-keys -keys /etc/tapswitch/vault.keys -out settle.keys
 //	tapctl close-day                             # switchd -dev only: close and seal today's business day now
+//	tapctl keys init /etc/tapswitch/vault.keys                # a new switch key file
+//	tapctl keys init-acquirers /etc/tapswitch/acquirer.keys   # a key per acquirer of the registry
+//	tapctl keys init-admin-token /etc/tapswitch/admin.token   # a bearer token for the admin listener
 //
 // close-day exists so that settlement can be tried in minutes (README,
 // "Settling a day"): only a switch started with -dev serves it; any other
@@ -19,6 +22,9 @@
 // ends; it rotates the data keys only (the index key and the token master
 // never change). docs/keys.md describes the whole rotation. Exit 0 when it
 // completed, 1 when it failed or could not be followed, 2 on bad usage.
+//
+// keys creates the switch's secret files (keys.go), mode 0600, and never
+// replaces one: losing a key in use loses the PANs sealed under it.
 //
 // settle-keys writes settle's key file from the switch's: its data key
 // lines and nothing else (mode 0600, replaced atomically), for the settle
@@ -52,6 +58,9 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "keys" {
+		return runKeys(args[1:], stdout, stderr)
+	}
 	if len(args) > 0 && args[0] == "settle-keys" {
 		return runSettleKeys(args[1:], stdout, stderr)
 	}
@@ -61,7 +70,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] != "rotate" {
 		fmt.Fprintln(stderr, "usage: tapctl rotate -admin HOST:PORT [-token-file FILE] [-status] [-every 1s] [-wait 1h]\n"+
 			"       tapctl settle-keys -keys SWITCH_KEY_FILE -out SETTLE_KEY_FILE\n"+
-			"       tapctl close-day [-admin HOST:PORT] [-token-file FILE]   (switchd -dev only)")
+			"       tapctl close-day [-admin HOST:PORT] [-token-file FILE]   (switchd -dev only)\n"+
+			"       tapctl keys init|init-acquirers|init-admin-token FILE")
 		return 2
 	}
 	fs := flag.NewFlagSet("tapctl rotate", flag.ContinueOnError)

@@ -45,11 +45,19 @@ func (s *slot) closeConn() {
 func (s *slot) supervise() {
 	log := s.link.cfg.Logger.With().Str("issuer", s.link.cfg.IssuerID).Int("conn", s.index).Logger()
 	backoff := s.link.cfg.BackoffMin
+	wasUp := false
 	for {
 		c, err := s.connect()
 		if err == nil {
 			backoff = s.link.cfg.BackoffMin
-			log.Info().Str("addr", s.link.cfg.Address).Msg("issuer link up")
+			// Coming back after a loss is news; the first sign-on of every
+			// connection is start-up chatter (switchd logs one line for all).
+			ev := log.Debug()
+			if wasUp {
+				ev = log.Info()
+			}
+			ev.Str("addr", s.link.cfg.Address).Msg("issuer link up")
+			wasUp = true
 			s.serve(c)
 			if s.link.isClosing() {
 				log.Debug().Msg("issuer link closed")

@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,6 +54,9 @@ func ParseKeys(text []byte) (Keys, error) {
 // LoadKeysFile reads a key file, which only its owner may read or write.
 func LoadKeysFile(path string) (Keys, error) {
 	st, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("acquirer keys: %w; create one for the acquirers of the registry with: tapctl keys init-acquirers %s", err, path)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("acquirer keys: %w", err)
 	}
@@ -75,6 +80,21 @@ func LoadKeysFile(path string) (Keys, error) {
 // GenerateKeysFile writes a new random key for each institution to path
 // (mode 0600), atomically: a crash leaves the old file or the new one.
 func GenerateKeysFile(path string, institutions []string) error {
+	return writeKeysFile(path, institutions, os.Rename)
+}
+
+// CreateKeysFile is GenerateKeysFile for a path that must not exist yet:
+// it never replaces a file, whose keys every terminal of its acquirers
+// may already hold.
+func CreateKeysFile(path string, institutions []string) error {
+	err := writeKeysFile(path, institutions, os.Link) // link, unlike rename, fails on an existing path
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("acquirer keys %s: %w", path, fs.ErrExist) // its acquirers' terminals may hold keys derived from it
+	}
+	return err
+}
+
+func writeKeysFile(path string, institutions []string, place func(from, to string) error) error {
 	var b strings.Builder
 	b.WriteString("# tapswitch acquirer keys: INSTITUTION: base64 of 32 bytes. Owner-only (0600).\n")
 	for _, id := range institutions {
@@ -100,7 +120,10 @@ func GenerateKeysFile(path string, institutions []string) error {
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("acquirer keys: %w", err)
 	}
-	return os.Rename(tmp.Name(), path)
+	if err := place(tmp.Name(), path); err != nil {
+		return fmt.Errorf("acquirer keys: %w", err)
+	}
+	return nil
 }
 
 // TerminalKey is the key of terminal terminalID of acquirer institution,

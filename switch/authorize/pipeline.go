@@ -63,6 +63,9 @@ type Deps struct {
 	// ReversalAgeMax is how old an original may be and still be reversed
 	// (docs/wire.md section 9); older ones are answered 25.
 	ReversalAgeMax time.Duration
+	// TransactionLevel is the level of the one log line per authorization
+	// and reversal; the zero value is debug (switchd -dev: info).
+	TransactionLevel zerolog.Level
 }
 
 // Pipeline authorizes terminal requests.
@@ -371,7 +374,7 @@ func newEntry(req Request, now time.Time, node string) journal.Entry {
 }
 
 func (p *Pipeline) logOutcome(req Request, e journal.Entry, took time.Duration) {
-	ev := p.d.Log.Debug()
+	ev := p.d.Log.WithLevel(p.d.TransactionLevel)
 	if !ev.Enabled() {
 		return
 	}

@@ -103,7 +103,7 @@ func (p *Pipeline) reverse(ctx context.Context, msg *moov.Message, from acquirer
 	if change != nil {
 		p.d.AdviceQueued()
 	}
-	p.d.Log.Debug().Str("mti", rev.MTI).Str("terminal", rev.TerminalID).Str("stan", rev.STAN).
+	p.d.Log.WithLevel(p.d.TransactionLevel).Str("mti", rev.MTI).Str("terminal", rev.TerminalID).Str("stan", rev.STAN).
 		Str("original_stan", rev.Original.STAN).Str("rc", entry.ResponseCode).Msg("reversal")
 	return reversalAnswer(msg, entry.ResponseCode), outcome{rc: entry.ResponseCode, issuer: entry.IssuerID}
 }

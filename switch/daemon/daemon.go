@@ -27,7 +27,11 @@ type Options struct {
 	Admin      string
 	Data       string
 	LogLevel   string
-	Seed       int64 // dev: the simulated world's seed
+	// KeyFile and AcquirerKeysFile replace key_file (and key_env) and
+	// acquirer_keys_file; -dev generates its own instead.
+	KeyFile          string
+	AcquirerKeysFile string
+	Seed             int64 // dev: the simulated world's seed
 	// DevExternalIssuers: dev mode without in-process issuers; the links go
 	// to the configured addresses, served by cmd/issuersim with the same seed.
 	DevExternalIssuers bool
@@ -44,6 +48,9 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	if opts.Dev {
+		if opts.KeyFile != "" || opts.AcquirerKeysFile != "" {
+			return fmt.Errorf("-keys and -acquirer-keys are not for -dev: it generates its own keys in its data directory")
+		}
 		return runDev(ctx, cfg, opts)
 	}
 	applyOverrides(&cfg, opts)
@@ -59,7 +66,32 @@ func Run(ctx context.Context, opts Options) error {
 	n.Start()
 	log.Info().Str("terminals", n.TerminalAddr()).Str("public", n.PublicURL()).Str("admin", n.AdminAddr()).
 		Bool("admin_token", cfg.AdminTokenFile != "").Str("data", cfg.Data).Msg("switchd serving")
+	go logLinks(ctx, n, log)
 	return serveUntilDone(ctx, n, log)
+}
+
+// Start-up waits this long for every issuer link to sign on before it
+// reports which are up (the links keep redialling after).
+const (
+	linksSignOnWait  = 5 * time.Second
+	linksSignOnEvery = 20 * time.Millisecond
+)
+
+// logLinks logs one line once every issuer link is up, or at
+// linksSignOnWait with the ones still down: the links' own lines per
+// connection are debug, sign-on and echo chatter trace.
+func logLinks(ctx context.Context, n *node.Node, log zerolog.Logger) {
+	if !awaitLinks(ctx, n) {
+		return
+	}
+	down := n.LinksDown()
+	total := len(n.Issuers)
+	if len(down) == 0 {
+		log.Info().Int("issuers", total).Msg("issuer links up")
+		return
+	}
+	log.Warn().Int("up", total-len(down)).Int("issuers", total).Strs("down", down).Dur("waited", linksSignOnWait).
+		Msg("issuer links not all up; retrying with back-off")
 }
 
 func applyOverrides(cfg *node.Config, opts Options) {
@@ -78,6 +110,26 @@ func applyOverrides(cfg *node.Config, opts Options) {
 	if opts.LogLevel != "" {
 		cfg.LogLevel = opts.LogLevel
 	}
+	if opts.KeyFile != "" {
+		cfg.KeyFile, cfg.KeyEnv = opts.KeyFile, "" // the flag wins over the config's environment variable too
+	}
+	if opts.AcquirerKeysFile != "" {
+		cfg.AcquirerKeysFile = opts.AcquirerKeysFile
+	}
+}
+
+// awaitLinks waits until every issuer link is up or linksSignOnWait has
+// passed; false when ctx ended first.
+func awaitLinks(ctx context.Context, n *node.Node) bool {
+	deadline := time.Now().Add(linksSignOnWait)
+	for len(n.LinksDown()) > 0 && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(linksSignOnEvery):
+		}
+	}
+	return true
 }
 
 // serveUntilDone waits for ctx or a listener failure, then drains.
@@ -100,16 +152,42 @@ func serveUntilDone(ctx context.Context, n *node.Node, log zerolog.Logger) error
 	return serveErr
 }
 
+// newLogger logs JSON lines, or with console (switchd -dev) one readable
+// line per event, coloured only when out is a terminal: escape codes in a
+// log file are noise. Timestamps carry milliseconds either way.
 func newLogger(level string, out io.Writer, console bool) (zerolog.Logger, error) {
 	if out == nil {
 		out = os.Stderr
 	}
 	lvl, err := zerolog.ParseLevel(level)
-	if err != nil || level == "" {
-		return zerolog.Logger{}, fmt.Errorf("log level %q: want debug, info, warn or error", level)
+	if err != nil || level == "" || lvl < zerolog.TraceLevel || lvl > zerolog.ErrorLevel {
+		return zerolog.Logger{}, fmt.Errorf("log level %q: want trace, debug, info, warn or error", level)
 	}
 	if console {
-		out = zerolog.ConsoleWriter{Out: out, TimeFormat: "15:04:05.000"}
+		out = zerolog.ConsoleWriter{Out: out, TimeFormat: "15:04:05.000", NoColor: !isTerminal(out)}
 	}
-	return zerolog.New(out).Level(lvl).With().Timestamp().Logger(), nil
+	return zerolog.New(out).Level(lvl).Hook(millisecondTime{}), nil
+}
+
+// logTimeFormat is RFC 3339 with milliseconds, in the machine's zone.
+const logTimeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+// millisecondTime stamps each event. zerolog's own Timestamp formats with
+// the process-wide TimeFieldFormat (seconds: every console line ended in
+// .000); setting that global would race with loggers already running.
+type millisecondTime struct{}
+
+func (millisecondTime) Run(e *zerolog.Event, _ zerolog.Level, _ string) {
+	e.Str(zerolog.TimestampFieldName, time.Now().Format(logTimeFormat))
+}
+
+// isTerminal reports whether out is a character device (a terminal), not
+// a file or a pipe.
+func isTerminal(out io.Writer) bool {
+	f, ok := out.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

@@ -75,10 +75,13 @@ func (d *DevWorld) Close() error {
 
 // runDev is switchd -dev: simulated issuers on free loopback ports, a vault
 // key generated into the data directory, demo tokens in the vault, a dev
-// wallet file, a log line per transaction.
+// wallet file, a log line per transaction. Its console shows info and the
+// transactions, no link chatter (trace), and the banner once the links are
+// up, so that it stays on screen until the first tap.
 func runDev(ctx context.Context, cfg node.Config, opts Options) error {
 	cfg.Data = wallet.DevDataDir()
-	cfg.LogLevel = "debug"
+	cfg.LogLevel = "info" // with the one line per transaction; -log-level debug shows more
+	cfg.LogTransactions = true
 	cfg.AdminPprof = true
 	cfg.CloseDayOnDemand = true // tapctl close-day: settle a day in minutes (README, "Settling a day")
 	applyOverrides(&cfg, opts)
@@ -91,6 +94,7 @@ func runDev(ctx context.Context, cfg node.Config, opts Options) error {
 		return err
 	}
 	debug.SetGCPercent(cfg.GCPercent) // validated by Open
+	logLinks(ctx, d.Node, log)        // the banner comes after start-up's lines, last
 	printBanner(opts.Out, d)
 	err = serveUntilDone(ctx, d.Node, log)
 	if d.Fleet != nil {
@@ -154,6 +158,9 @@ func startDev(cfg node.Config, seed int64, externalIssuers bool, log zerolog.Log
 		}
 		return nil, err
 	}
+	// The dev wallet, written next, tells tools and tests the switch is
+	// ready: the links sign on first (bounded by linksSignOnWait).
+	awaitLinks(context.Background(), n)
 	d := &DevWorld{Node: n, Fleet: fleet, Data: cfg.Data, WalletPath: filepath.Join(cfg.Data, wallet.DevFileName),
 		SettleKeyPath: settleKeys, Bindable: bindable(cards, now), AcquirerKeys: acqKeys}
 	if err := seedDemo(n, cfg.TokenBINs[0], demo, d.WalletPath); err != nil {

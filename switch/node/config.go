@@ -1,14 +1,12 @@
 package node
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"time"
 	_ "time/tzdata" // the cut-off time zone must load on machines without zoneinfo
-
-	"go.yaml.in/yaml/v3"
 
 	"github.com/tapswitch/tapswitch/configs"
 	"github.com/tapswitch/tapswitch/iso8583"
@@ -48,11 +46,14 @@ type Config struct {
 	AcquirersFile    string `yaml:"acquirers_file"`
 	AcquirerKeysFile string `yaml:"acquirer_keys_file"`
 	// ReversalAgeMax is how old an original may be and still be reversed.
-	ReversalAgeMax  time.Duration `yaml:"reversal_age_max"`
-	TokenBINs       []string      `yaml:"token_bins"`
-	Cutoff          string        `yaml:"cutoff"`
-	Timezone        string        `yaml:"timezone"`
-	LogLevel        string        `yaml:"log_level"`
+	ReversalAgeMax time.Duration `yaml:"reversal_age_max"`
+	TokenBINs      []string      `yaml:"token_bins"`
+	Cutoff         string        `yaml:"cutoff"`
+	Timezone       string        `yaml:"timezone"`
+	LogLevel       string        `yaml:"log_level"`
+	// LogTransactions logs the one line per authorization at info, not
+	// debug (switchd -dev turns it on).
+	LogTransactions bool          `yaml:"log_transactions"`
 	AdminPprof      bool          `yaml:"admin_pprof"`
 	GCPercent       int           `yaml:"gc_percent"`
 	SealGrace       time.Duration `yaml:"seal_grace"`
@@ -132,31 +133,6 @@ func (c Config) SettleNodes() ([]NetworkNode, error) {
 
 // CVMLimitDefault is cvm_limit when the config does not set it: 300.00 CNY.
 const CVMLimitDefault iso8583.Amount = 300_00
-
-// LoadConfig reads a config file; "" means the built-in default.
-func LoadConfig(path string) (Config, error) {
-	doc := configs.Switch
-	if path != "" {
-		var err error
-		if doc, err = os.ReadFile(path); err != nil {
-			return Config{}, fmt.Errorf("config: %w", err)
-		}
-	}
-	c := Config{CVMLimit: CVMLimitDefault, Public: PublicDefault, PublicHTTP: PublicHTTPDefault, AdminHTTP: AdminHTTPDefault}
-	dec := yaml.NewDecoder(bytes.NewReader(doc))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
-		return Config{}, fmt.Errorf("config %s: %w", orDefault(path), err)
-	}
-	return c, nil
-}
-
-func orDefault(path string) string {
-	if path == "" {
-		return "(built-in configs/switch.yaml)"
-	}
-	return path
-}
 
 // CutoffSpec parses cutoff and timezone.
 func (c Config) CutoffSpec() (journal.Cutoff, error) {
@@ -290,6 +266,16 @@ func (c Config) validate() error {
 // standInRules resolves each issuer's stand-in rules: its own entry, else
 // "default", else none.
 func (c Config) standInRules(list []issuers.Issuer) (map[string]authorize.StandInRules, error) {
+	ids := []string{standInDefault}
+	for _, is := range list {
+		ids = append(ids, is.ID)
+	}
+	for id := range c.StandIn {
+		if !slices.Contains(ids, id) {
+			// A misspelt issuer would silently get the default rules.
+			return nil, fmt.Errorf("config: stand_in.%s: no such issuer in the issuer list%s", id, suggest(id, ids))
+		}
+	}
 	out := make(map[string]authorize.StandInRules, len(list))
 	for _, is := range list {
 		r, ok := c.StandIn[is.ID]

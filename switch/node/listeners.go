@@ -15,10 +15,14 @@ package node
 // same way (HTTPLimits, switch/listener.Guard).
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/tls"
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	stdlog "log"
 	"net"
 	"net/http"
@@ -47,6 +51,9 @@ const (
 // token's SHA-256, which is what requests are compared against.
 func loadAdminToken(path string) ([32]byte, error) {
 	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return [32]byte{}, fmt.Errorf("admin_token_file: %w; create one with: tapctl keys init-admin-token %s", err, path)
+	}
 	if err != nil {
 		return [32]byte{}, fmt.Errorf("admin_token_file: %w", err)
 	}
@@ -66,6 +73,34 @@ func loadAdminToken(path string) ([32]byte, error) {
 			path, len(token), adminTokenBytesMin)
 	}
 	return sha256.Sum256([]byte(token)), nil
+}
+
+// adminTokenRandomBytes is the randomness of a token CreateAdminTokenFile
+// writes: 32 bytes, 64 hex characters.
+const adminTokenRandomBytes = 32
+
+// CreateAdminTokenFile writes a new random admin token to path, mode 0600,
+// for admin_token_file and tapctl's -token-file. It never replaces a file:
+// the operators' tools hold its token.
+func CreateAdminTokenFile(path string) error {
+	token := make([]byte, adminTokenRandomBytes)
+	rand.Read(token) // crypto/rand.Read never fails; it crashes the program instead
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("admin token: %w", err)
+	}
+	_, err = f.WriteString(hex.EncodeToString(token) + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return fmt.Errorf("admin token %s: %w", path, err)
+	}
+	return nil
 }
 
 // requireToken answers 401 to a request without the admin bearer token.

@@ -464,3 +464,26 @@ func TestDataDirTightened(t *testing.T) {
 		t.Fatalf("data directory mode %v after start, want 0700", fi.Mode().Perm())
 	}
 }
+
+// TestAdminTokenFileCreate: a missing admin_token_file is reported with the
+// command that makes it; the file that command writes is accepted, and is
+// never replaced.
+func TestAdminTokenFileCreate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "admin.token")
+	if _, err := loadAdminToken(path); err == nil || !strings.HasSuffix(err.Error(), "; create one with: tapctl keys init-admin-token "+path) {
+		t.Fatalf("missing file: %v", err)
+	}
+	if err := CreateAdminTokenFile(path); err != nil {
+		t.Fatal(err)
+	}
+	first, err := loadAdminToken(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CreateAdminTokenFile(path); err == nil {
+		t.Fatal("an existing token file was replaced")
+	}
+	if again, _ := loadAdminToken(path); again != first {
+		t.Fatal("the token changed")
+	}
+}

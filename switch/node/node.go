@@ -69,8 +69,10 @@ type Node struct {
 	closeOnce  sync.Once
 }
 
-// Open reads the listeners' secrets, opens the stores, starts the issuer
-// links and binds the three listeners. It serves nothing until Start.
+// Open reads the listeners' secrets, opens the stores, binds the three
+// listeners and then starts the issuer links, so that a listener's address
+// already in use fails start-up before any link chatter. It serves nothing
+// until Start.
 // addressOverride replaces issuer addresses by ID (switchd -dev points the
 // links at its in-process simulators).
 func Open(cfg Config, log zerolog.Logger, addressOverride map[string]string) (_ *Node, err error) {
@@ -116,6 +118,9 @@ func Open(cfg Config, log zerolog.Logger, addressOverride map[string]string) (_ 
 	if err := n.bind(pipelineIssuers); err != nil {
 		return nil, err
 	}
+	for _, l := range n.links {
+		l.Start()
+	}
 	return n, nil
 }
 
@@ -130,7 +135,7 @@ func (n *Node) openTokenService(pipelineIssuers map[string]authorize.Issuer) err
 		DataDir: filepath.Join(n.cfg.Data, "tokensvc"), Vault: n.Vault, Keys: n.Keys, Table: n.Table,
 		Issuers: tsIssuers, TokenBIN: n.cfg.TokenBINs[0], Institution: n.cfg.Institution,
 		RequestorID: n.cfg.RequestorID, SMS: sms.NewOutbox(sms.OutboxPath(n.cfg.Data)), Now: time.Now,
-		Log: n.log.With().Str("component", "tokensvc").Logger(), SecureCookies: n.cfg.PublicTLSCert != "",
+		Log: n.log, SecureCookies: n.cfg.PublicTLSCert != "",
 	})
 	if err != nil {
 		return fmt.Errorf("token service: %w", err)
@@ -192,7 +197,7 @@ func (n *Node) loadKeys() (*vault.Keyring, error) {
 	return vault.LoadKeyringFile(n.cfg.KeyFile)
 }
 
-// startLinks starts one link per issuer.
+// startLinks makes one link per issuer; Open starts them once bound.
 func (n *Node) startLinks(addressOverride map[string]string) (map[string]authorize.Issuer, error) {
 	lc := n.cfg.IssuerLinks
 	out := make(map[string]authorize.Issuer, len(n.Issuers))
@@ -211,7 +216,6 @@ func (n *Node) startLinks(addressOverride map[string]string) (map[string]authori
 		if err != nil {
 			return nil, err
 		}
-		l.Start()
 		n.links = append(n.links, l)
 		out[is.ID] = authorize.Issuer{Institution: is.Institution, Link: l}
 	}
@@ -237,6 +241,7 @@ func (n *Node) bind(pipelineIssuers map[string]authorize.Issuer) error {
 		Journal: n.Journal, NodeID: n.cfg.NodeID, Institution: n.cfg.Institution,
 		Now: time.Now, Log: n.log, Metrics: n.metrics, StandIn: standIn, AdviceQueued: n.sender.Wake,
 		CVMLimit: n.cfg.CVMLimit, Zone: cutoff.Location, ReversalAgeMax: n.cfg.ReversalAgeMax,
+		TransactionLevel: n.transactionLevel(),
 	})
 	tc := n.cfg.Terminals
 	srv, err := terminal.New(terminal.Config{
@@ -256,6 +261,26 @@ func (n *Node) bind(pipelineIssuers map[string]authorize.Issuer) error {
 		return err
 	}
 	return nil
+}
+
+// transactionLevel is the level of the one line per authorization:
+// info with log_transactions (switchd -dev), else debug.
+func (n *Node) transactionLevel() zerolog.Level {
+	if n.cfg.LogTransactions {
+		return zerolog.InfoLevel
+	}
+	return zerolog.DebugLevel
+}
+
+// LinksDown lists the issuers without a signed-on link connection.
+func (n *Node) LinksDown() []string {
+	var down []string
+	for _, l := range n.links {
+		if !l.Up() {
+			down = append(down, l.IssuerID())
+		}
+	}
+	return down
 }
 
 // newSender builds the store-and-forward sender over the issuer links.

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"slices"
 	"strconv"
@@ -224,6 +225,9 @@ func newAEAD(key []byte) (cipher.AEAD, error) {
 // rest.
 func LoadKeyringFile(path string) (*Keyring, error) {
 	text, err := readKeyFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w; create one with: tapctl keys init %s", err, path)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -238,6 +242,9 @@ func LoadKeyringFile(path string) (*Keyring, error) {
 // only (ParseDataKeys), with LoadKeyringFile's checks of the file.
 func LoadDataKeysFile(path string) (*DataKeys, error) {
 	text, err := readKeyFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w; write it from the switch's with: tapctl settle-keys -keys SWITCH_KEY_FILE -out %s", err, path)
+	}
 	if err != nil {
 		return nil, err
 	}

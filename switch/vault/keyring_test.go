@@ -342,3 +342,16 @@ func TestWriteDataKeysFile(t *testing.T) {
 		t.Fatalf("settle loading the switch's file: %v, want a refusal", err)
 	}
 }
+
+// TestMissingKeyFileNamesCommand: a key file that is not there is reported
+// with the command that makes it.
+func TestMissingKeyFileNamesCommand(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vault.keys")
+	if _, err := LoadKeyringFile(path); err == nil || !strings.HasSuffix(err.Error(), "; create one with: tapctl keys init "+path) {
+		t.Errorf("switch key file: %v", err)
+	}
+	if _, err := LoadDataKeysFile(path); err == nil ||
+		!strings.HasSuffix(err.Error(), "; write it from the switch's with: tapctl settle-keys -keys SWITCH_KEY_FILE -out "+path) {
+		t.Errorf("settle key file: %v", err)
+	}
+}
