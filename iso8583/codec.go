@@ -30,9 +30,12 @@ func (e *FormatError) Unwrap() error { return e.Err }
 
 // Unpack parses one frame's payload into a message and checks it against the
 // wire contract beyond what moov checks: numeric fields hold digits only, text
-// fields printable ASCII, the secondary bitmap is present only when needed, and
-// no bytes follow the last field. A frame that passes packs back to the same
-// bytes (the fuzz oracle in fuzz_test.go holds us to that).
+// fields printable ASCII, no tertiary bitmap, and no bytes follow the last
+// field. A secondary bitmap with no bit set is legal ISO 8583 and some
+// terminal libraries always send one: it is accepted, and Pack leaves it
+// out. So a frame that passes packs back to the same bytes, except that an
+// all-zero secondary bitmap is dropped and bit 1 cleared (the fuzz oracle in
+// fuzz_test.go holds us to exactly that).
 func Unpack(frame []byte) (*moov.Message, error) {
 	msg := NewMessage()
 	err := msg.Unpack(frame)
@@ -73,13 +76,9 @@ func checkContent(msg *moov.Message, frameLen int) *FormatError {
 		return &FormatError{Field: FieldBitmap, Err: errors.New("tertiary bitmap is not part of the contract")}
 	}
 	wire := 4 + bitmap.Len()/8
-	secondaryUsed := false
 	for id := 2; id <= bitmap.Len(); id++ {
 		if id == 65 || !bitmap.IsSet(id) {
 			continue
-		}
-		if id > 64 {
-			secondaryUsed = true
 		}
 		def := fieldDefs[id]
 		value, err := msg.GetBytes(id)
@@ -90,9 +89,6 @@ func checkContent(msg *moov.Message, frameLen int) *FormatError {
 			return &FormatError{Field: id, Err: err}
 		}
 		wire += def.wireLen(len(value))
-	}
-	if bitmap.Len() == 128 && !secondaryUsed {
-		return &FormatError{Field: FieldBitmap, Err: errors.New("secondary bitmap present but no field 65-128 set")}
 	}
 	if wire != frameLen {
 		return &FormatError{Err: fmt.Errorf("%d bytes follow the last field", frameLen-wire)}
@@ -126,7 +122,8 @@ func (d fieldDef) checkValue(v []byte) error {
 	return nil
 }
 
-// Pack packs msg into a frame payload (without the length header).
+// Pack packs msg into a frame payload (without the length header), with a
+// secondary bitmap only when a field of DE65-128 is set.
 func Pack(msg *moov.Message) ([]byte, error) {
 	return msg.Pack()
 }

@@ -184,6 +184,73 @@ func frameOf(mti string, ids []int, wire ...string) []byte {
 	return []byte(mti + bitmapFor(ids...) + strings.Join(wire, ""))
 }
 
+// wideFrameOf is frameOf with a secondary bitmap present and all zero, as
+// some terminal libraries send every message; ids are all below 65.
+func wideFrameOf(mti string, ids []int, wire ...string) []byte {
+	bitmap := []byte(bitmapFor(ids...))
+	bitmap[0] |= 0x80
+	return []byte(mti + string(bitmap) + strings.Repeat("\x00", 8) + strings.Join(wire, ""))
+}
+
+// A secondary bitmap that is present but all zero is legal ISO 8583: the
+// message unpacks to the same fields as without it, and packs without it.
+func TestUnpackAcceptsAllZeroSecondaryBitmap(t *testing.T) {
+	tests := []struct {
+		name string
+		mti  string
+		ids  []int
+		wire []string
+	}{
+		{"echo without DE70", "0800", []int{FieldTransmissionTime, FieldSTAN, FieldTerminalID}, []string{"1125083015", "000001", "TERM0001"}},
+		{"purchase", "0200", []int{FieldPAN, FieldProcessingCode, FieldAmount, FieldSTAN, FieldTerminalID, FieldCurrency},
+			[]string{"16", "6288880012345679", "000000", "000000002599", "000042", "TERM01  ", "156"}},
+		{"MAC in DE64", "0800", []int{FieldSTAN, FieldMAC}, []string{"000001", "\x01\x02\x03\x04\x05\x06\x07\x08"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			narrow := frameOf(tt.mti, tt.ids, tt.wire...)
+			wide := wideFrameOf(tt.mti, tt.ids, tt.wire...)
+			if len(wide) != len(narrow)+8 {
+				t.Fatalf("test frames: %d and %d bytes", len(wide), len(narrow))
+			}
+			want, err := Unpack(narrow)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := Unpack(wide)
+			if err != nil {
+				t.Fatalf("Unpack of the all-zero secondary bitmap: %v", err)
+			}
+			for _, id := range append([]int{FieldMTI}, tt.ids...) {
+				if g, w := FieldValue(got, id), FieldValue(want, id); g != w {
+					t.Errorf("DE%d = %q, want %q", id, g, w)
+				}
+			}
+			if n := len(got.GetFields()); n != len(tt.ids)+2 {
+				t.Errorf("%d fields with MTI and bitmap, want %d", n, len(tt.ids)+2)
+			}
+			packed, err := Pack(got)
+			if err != nil || !bytes.Equal(packed, narrow) {
+				t.Fatalf("Pack = %q, %v; want the frame without the secondary bitmap %q", packed, err, narrow)
+			}
+			if w, err := WithZeroSecondaryBitmap(narrow); err != nil || !bytes.Equal(w, wide) {
+				t.Fatalf("WithZeroSecondaryBitmap = %q, %v; want %q", w, err, wide)
+			}
+		})
+	}
+}
+
+func TestWithZeroSecondaryBitmapKeepsASecondaryBitmap(t *testing.T) {
+	in := frameOf("0800", []int{FieldSTAN, FieldNetworkMgmtCode}, "000001", "301")
+	out, err := WithZeroSecondaryBitmap(in)
+	if err != nil || !bytes.Equal(out, in) || &out[0] == &in[0] {
+		t.Fatalf("WithZeroSecondaryBitmap = %q, %v; want a copy of %q", out, err, in)
+	}
+	if _, err := WithZeroSecondaryBitmap([]byte("0800\x00")); err == nil {
+		t.Fatal("a message shorter than its bitmap accepted")
+	}
+}
+
 func TestUnpackFormatErrors(t *testing.T) {
 	ids := []int{FieldProcessingCode, FieldAmount, FieldTerminalID}
 	tests := []struct {
@@ -204,7 +271,10 @@ func TestUnpackFormatErrors(t *testing.T) {
 		{"LLL prefix -01", frameOf("0200", []int{FieldICC}, "-01", "\x01"), FieldICC, "0200", "length prefix"},
 		{"LLVAR over its maximum", frameOf("0200", []int{FieldPAN}, "20", strings.Repeat("1", 20)), FieldPAN, "0200", "maximum"},
 		{"LLLVAR over its maximum", frameOf("0200", []int{FieldICC}, "256", strings.Repeat("\x01", 256)), FieldICC, "0200", "maximum"},
-		{"secondary bitmap with no field 65-128", []byte("0800" + "\x82\x20\x00\x00\x00\x00\x00\x00" + "\x00\x00\x00\x00\x00\x00\x00\x00" + "1125083015" + "000001"), FieldBitmap, "0800", "secondary bitmap"},
+		{"all-zero secondary bitmap, trailing bytes", append(wideFrameOf("0200", ids, "000000", "000000002599", "TERM0001"), "x"...), 0, "0200", "1 bytes follow"},
+		{"all-zero secondary bitmap, non-digit", wideFrameOf("0200", ids, "00A000", "000000002599", "TERM0001"), FieldProcessingCode, "0200", "numeric field"},
+		{"all-zero secondary bitmap, LL prefix +5", wideFrameOf("0200", []int{FieldPAN}, "+5", "12345"), FieldPAN, "0200", "length prefix"},
+		{"all-zero secondary bitmap, truncated field", wideFrameOf("0200", ids, "000000", "00000"), FieldAmount, "0200", ""},
 		{"tertiary bitmap", []byte("0800" + "\x80\x00\x00\x00\x00\x00\x00\x00" + "\x80\x00\x00\x00\x00\x00\x00\x00" + "\x00\x00\x00\x00\x00\x00\x00\x00"), FieldBitmap, "0800", "tertiary"},
 		{"trailing bytes", append(frameOf("0200", ids, "000000", "000000002599", "TERM0001"), "xx"...), 0, "0200", "2 bytes follow"},
 		{"truncated fixed field", frameOf("0200", ids, "000000", "00000"), FieldAmount, "0200", ""},

@@ -13,7 +13,9 @@
 //	                                             ASCII digits; DE52, DE55,
 //	                                             DE64, DE128 raw bytes
 //
-// Unpack is strict: a message it accepts packs back to exactly the same bytes.
-// Anything else is a FormatError, answered 30 by the switch when the MTI could
-// be read. docs/wire.md holds the field table.
+// Unpack is strict: a message it accepts packs back to exactly the same bytes,
+// with one exception the standard allows: a secondary bitmap that is present
+// but all zero (some terminal libraries always send one) is accepted, and
+// Pack drops it. Anything else is a FormatError, answered 30 by the switch
+// when the MTI could be read. docs/wire.md holds the field table.
 package iso8583

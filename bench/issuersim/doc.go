@@ -95,6 +95,10 @@
 //	                                     message; the connection stays open
 //	LateRate        yes, on time         the answer, LateBy after that
 //
+// Faults.ZeroSecondaryBitmap is no fault but a legal encoding some hosts
+// use: every answer carries a secondary bitmap, all zero when no field of
+// DE65-128 is set (docs/wire.md section 3); the switch must read it.
+//
 // Faults apply to 0800 too, as a sick issuer fails its echo. SetFaults
 // changes them while serving; requests already read keep their plan. A
 // request whose connection ends before its timer fires (a disconnect

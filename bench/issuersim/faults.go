@@ -42,6 +42,11 @@ type Faults struct {
 	// LateBy later still.
 	LateRate float64
 	LateBy   time.Duration
+	// ZeroSecondaryBitmap sends every answer with a secondary bitmap,
+	// present and all zero when no field of DE65-128 is set, as some
+	// issuer hosts' ISO 8583 libraries do. Legal, so not a fault the
+	// switch may refuse: it must read such an answer like any other.
+	ZeroSecondaryBitmap bool
 }
 
 type namedRate struct {
@@ -108,6 +113,8 @@ type faultsJSON struct {
 	GarbageRate    float64 `json:"garbage_rate"`
 	LateRate       float64 `json:"late_rate"`
 	LateBy         string  `json:"late_by"`
+	// Left out when false, so documents written before it stay the same.
+	ZeroSecondaryBitmap bool `json:"zero_secondary_bitmap,omitempty"`
 }
 
 // MarshalJSON writes the shape the admin endpoint reads.
@@ -117,6 +124,7 @@ func (f Faults) MarshalJSON() ([]byte, error) {
 		DropRate: f.DropRate, ErrorRate: f.ErrorRate, DisconnectRate: f.DisconnectRate,
 		DuplicateRate: f.DuplicateRate, GarbageRate: f.GarbageRate,
 		LateRate: f.LateRate, LateBy: f.LateBy.String(),
+		ZeroSecondaryBitmap: f.ZeroSecondaryBitmap,
 	})
 }
 
@@ -133,6 +141,7 @@ func (f *Faults) UnmarshalJSON(data []byte) error {
 	out := Faults{
 		DropRate: j.DropRate, ErrorRate: j.ErrorRate, DisconnectRate: j.DisconnectRate,
 		DuplicateRate: j.DuplicateRate, GarbageRate: j.GarbageRate, LateRate: j.LateRate,
+		ZeroSecondaryBitmap: j.ZeroSecondaryBitmap,
 	}
 	for _, d := range []struct {
 		name string
@@ -177,6 +186,9 @@ type plan struct {
 	fault   fault
 	lateBy  time.Duration // faultLate: after the decision, before the answer
 	garbage []byte        // faultGarbage: the payload sent instead
+	// wideBitmap: the answer carries a secondary bitmap, all zero when
+	// unused (Faults.ZeroSecondaryBitmap).
+	wideBitmap bool
 }
 
 // garbageAlphabet is printable ASCII without digits: a payload that does not

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -101,6 +102,12 @@ func TestFaultsJSON(t *testing.T) {
 	var back Faults
 	if err := json.Unmarshal(b, &back); err != nil || back != f {
 		t.Fatalf("round trip: %+v, %v", back, err)
+	}
+	wide := Faults{ZeroSecondaryBitmap: true}
+	if b, err := json.Marshal(wide); err != nil || !strings.Contains(string(b), `"zero_secondary_bitmap":true`) {
+		t.Fatalf("ZeroSecondaryBitmap marshals to %s, %v", b, err)
+	} else if err := json.Unmarshal(b, &back); err != nil || back != wide {
+		t.Fatalf("ZeroSecondaryBitmap round trip: %+v, %v", back, err)
 	}
 	// A partial document replaces the whole: what it leaves out is zero.
 	back = f

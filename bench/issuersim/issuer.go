@@ -180,7 +180,7 @@ func (s *Issuer) plan() plan {
 	s.faultMu.Lock()
 	defer s.faultMu.Unlock()
 	f := s.faults
-	p := plan{delay: f.Latency}
+	p := plan{delay: f.Latency, wideBitmap: f.ZeroSecondaryBitmap}
 	if f.Jitter > 0 {
 		p.delay += time.Duration(s.rng.Int64N(int64(f.Jitter)))
 	}

@@ -26,6 +26,9 @@ func (s *Issuer) respond(req request, p plan) (packed []byte, ok bool) {
 		s.mu.Unlock()
 	}
 	packed, err := iso8583.Pack(buildResponse(req, d))
+	if err == nil && p.wideBitmap {
+		packed, err = iso8583.WithZeroSecondaryBitmap(packed)
+	}
 	if err == nil && len(packed) > frameBytesMax {
 		err = errResponseTooLarge
 	}

@@ -262,11 +262,18 @@ func (c *conn) handle(req request, p plan) {
 			return
 		}
 	}
-	if !c.send(resp) {
-		return
-	}
-	if p.fault != faultGarbage {
+	// Counted before the answer leaves: a peer that has read it and then
+	// takes a snapshot must find it counted. Uncounted if the connection
+	// ends before the writer takes it.
+	counted := p.fault != faultGarbage
+	if counted {
 		c.s.stats.answered.Add(1)
+	}
+	if !c.send(resp) {
+		if counted {
+			c.s.stats.answered.Add(^uint64(0))
+		}
+		return
 	}
 	if p.fault == faultDuplicate {
 		c.send(resp)

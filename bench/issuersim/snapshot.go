@@ -58,7 +58,8 @@ type Totals struct {
 // read. Dropped to Late count the requests each fault was applied to (a
 // request whose connection ended before its turn counts under none).
 // Answered counts responses handed to the writer: 96 ones too, a
-// duplicated one once, a garbled one not.
+// duplicated one once, a garbled one not. An answer is counted before it is
+// handed over, so whoever has read it finds it counted.
 type Traffic struct {
 	Requests     uint64 `json:"requests"`
 	Answered     uint64 `json:"answered"`

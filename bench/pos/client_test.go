@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tapswitch/tapswitch/iso8583"
+	"github.com/tapswitch/tapswitch/iso8583/mac"
 	"github.com/tapswitch/tapswitch/switch/acquirer"
 	"github.com/tapswitch/tapswitch/switch/authorize"
 )
@@ -16,6 +17,20 @@ import (
 // fakeSwitch answers every request rc, MACed under key (nil: no MAC). It
 // is the one who may forge: the client must not believe it.
 func fakeSwitch(t *testing.T, rc string, key []byte) string {
+	t.Helper()
+	return fakeSwitchWith(t, rc, key, wideNone)
+}
+
+// How fakeSwitchWith encodes its answers' bitmaps.
+type wideMode int
+
+const (
+	wideNone      wideMode = iota // as the switch does
+	wideSigned                    // an all-zero secondary bitmap, MACed as sent
+	wideAfterSign                 // MACed first, then the secondary bitmap added
+)
+
+func fakeSwitchWith(t *testing.T, rc string, key []byte, wide wideMode) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -49,6 +64,12 @@ func fakeSwitch(t *testing.T, rc string, key []byte) string {
 					}
 					if err != nil {
 						return
+					}
+					if wide != wideNone {
+						payload, _ = iso8583.WithZeroSecondaryBitmap(payload)
+					}
+					if wide == wideSigned && key != nil {
+						mac.Sign(key, payload)
 					}
 					iso8583.WriteFrame(nc, payload)
 				}
@@ -87,6 +108,41 @@ func TestClientRefusesForgedApprovals(t *testing.T) {
 				t.Fatalf("err %v, want forged %v", err, tt.forged)
 			}
 			if !tt.forged && iso8583.FieldValue(resp, iso8583.FieldResponseCode) != tt.rc {
+				t.Fatalf("answer %v", resp)
+			}
+		})
+	}
+}
+
+// An answer with an all-zero secondary bitmap (legal, though the switch
+// never sends one) is read, and its MAC checked over the bytes as they
+// came: over the plain encoding it is a forgery.
+func TestClientReadsAllZeroSecondaryBitmap(t *testing.T) {
+	keys := acquirer.Keys{DemoTerminal.Acquirer: bytes.Repeat([]byte{3}, 32)}
+	own, _ := keys.TerminalKey(DemoTerminal.Acquirer, DemoTerminal.TerminalID)
+	for _, tt := range []struct {
+		name   string
+		wide   wideMode
+		forged bool
+	}{
+		{"MACed as sent", wideSigned, false},
+		{"MACed before the secondary bitmap was added", wideAfterSign, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Dial(fakeSwitchWith(t, "00", own, tt.wide), time.Second, keys)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			echo := Echo(DemoTerminal, "000001", time.Now())
+			echo.UnsetField(iso8583.FieldNetworkMgmtCode) // no field above 64: the answer's MAC goes in DE64
+			resp, err := c.Do(ctx, echo)
+			if tt.forged != errors.Is(err, ErrForged) || (!tt.forged && err != nil) {
+				t.Fatalf("err %v, want forged %v", err, tt.forged)
+			}
+			if !tt.forged && iso8583.FieldValue(resp, iso8583.FieldResponseCode) != "00" {
 				t.Fatalf("answer %v", resp)
 			}
 		})

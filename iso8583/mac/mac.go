@@ -4,8 +4,9 @@
 // the switch) can compute. docs/wire.md section 11 is the specification and
 // holds a test vector that mac_test.go reads back.
 //
-//	MAC field   DE64 when the message has no secondary bitmap,
-//	            DE128 when it has one; always the last field, 8 raw bytes
+//	MAC field   the last field, 8 raw bytes: DE128 when its bit is set,
+//	            else DE64 (never before a field of DE65-127); an
+//	            all-zero secondary bitmap changes nothing (DE64)
 //	MAC         first 8 bytes of HMAC-SHA256(terminal key,
 //	            MTI | bitmap(s) | every field before the MAC field)
 //	terminal    HMAC-SHA256(acquirer key, "tapswitch terminal key v1|" + DE41)
@@ -54,7 +55,8 @@ const (
 )
 
 // Errors of Verify and Sign. ErrMissing covers a message with no MAC field,
-// or with the MAC in the wrong one (DE64 beside a secondary bitmap).
+// or with a MAC field that is not the last (DE64 before a field of
+// DE65-128).
 var (
 	ErrMissing  = errors.New("mac: message carries no MAC in its last field")
 	ErrMismatch = errors.New("mac: MAC does not verify")
@@ -62,25 +64,35 @@ var (
 	ErrKey      = errors.New("mac: key must be 32 bytes")
 )
 
-// Field reports which MAC field a message must carry (64 or 128) and
-// whether its bitmap announces that one. payload is the message without
-// its length header.
+// Field reports which MAC field a message carries (64 or 128) and whether
+// its bitmaps announce it as the last field. The MAC is the last field:
+// DE128 when bit 128 is set (and bit 64 is not); otherwise DE64, when no
+// field of DE65-127 follows it. A secondary bitmap with no bit set, which
+// some terminal libraries always send, changes nothing: such a message
+// carries its MAC in DE64, computed over both bitmaps as sent. payload is
+// the message without its length header.
 func Field(payload []byte) (field int, present bool, err error) {
 	if len(payload) < mtiBytes+bitmapBytes {
 		return 0, false, ErrShort
 	}
 	primary := payload[mtiBytes : mtiBytes+bitmapBytes]
+	macPrimary := primary[7]&0x01 != 0
 	if primary[0]&0x80 == 0 { // bit 1 clear: no secondary bitmap
-		return FieldPrimary, primary[7]&0x01 != 0, nil
+		return FieldPrimary, macPrimary, nil
 	}
 	if len(payload) < mtiBytes+2*bitmapBytes {
 		return 0, false, ErrShort
 	}
 	secondary := payload[mtiBytes+bitmapBytes : mtiBytes+2*bitmapBytes]
-	if primary[7]&0x01 != 0 { // DE64 beside a secondary bitmap is not the last field
-		return FieldSecondary, false, nil
+	if secondary[7]&0x01 != 0 { // DE128: the last field, unless DE64 is there too
+		return FieldSecondary, !macPrimary, nil
 	}
-	return FieldSecondary, secondary[7]&0x01 != 0, nil
+	for _, b := range secondary {
+		if b != 0 { // a field of DE65-127 would follow DE64
+			return FieldSecondary, false, nil
+		}
+	}
+	return FieldPrimary, macPrimary, nil
 }
 
 // Sum is the MAC of data (the message up to its MAC field) under key.

@@ -35,6 +35,15 @@ func frame(bits []int, body string) []byte {
 	return out
 }
 
+// wide is payload with a secondary bitmap present and all zero, as some
+// terminal libraries send every message that has no field of DE65-128.
+func wide(payload []byte) []byte {
+	out := append([]byte{}, payload[:12]...)
+	out[4] |= 0x80
+	out = append(out, make([]byte, 8)...)
+	return append(out, payload[12:]...)
+}
+
 func TestField(t *testing.T) {
 	for _, tt := range []struct {
 		name      string
@@ -49,6 +58,10 @@ func TestField(t *testing.T) {
 		{"secondary, no MAC", frame([]int{11, 70}, "000001301"), FieldSecondary, false, nil},
 		{"secondary with DE64 instead", frame([]int{11, 64, 70}, "000001301"), FieldSecondary, false, nil},
 		{"secondary with both", frame([]int{11, 64, 70, 128}, "000001301"), FieldSecondary, false, nil},
+		{"all-zero secondary bitmap, DE64", wide(frame([]int{11, 64}, "000001")), FieldPrimary, true, nil},
+		{"all-zero secondary bitmap, no MAC", wide(frame([]int{11}, "000001")), FieldPrimary, false, nil},
+		{"secondary bitmap with DE128 alone", frame([]int{11, 128}, "000001"), FieldSecondary, true, nil},
+		{"secondary bitmap with DE128 alone and DE64", frame([]int{11, 64, 128}, "000001"), FieldSecondary, false, nil},
 		{"too short", []byte("0800\x00\x00"), 0, false, ErrShort},
 		{"secondary bit, no secondary bitmap", append([]byte("0800"), 0x80, 0, 0, 0, 0, 0, 0, 0), 0, false, ErrShort},
 	} {
@@ -114,16 +127,54 @@ func TestTerminalKeysDiffer(t *testing.T) {
 	}
 }
 
-// TestVectorOfTheWireDoc reads the test vector of docs/wire.md section 11
-// and holds this package to it.
+// TestVectorOfTheWireDoc reads the test vectors of docs/wire.md section 11
+// and holds this package to them: an 0800 with DE70 (MAC in DE128), and an
+// 0800 without DE70 that carries an all-zero secondary bitmap (MAC in DE64,
+// over both bitmaps as sent).
 func TestVectorOfTheWireDoc(t *testing.T) {
 	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "wire.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, rest, ok := strings.Cut(string(doc), "### MAC test vector")
+	for _, tt := range []struct {
+		heading string
+		field   int
+	}{
+		{"### MAC test vector\n", FieldSecondary},
+		{"### MAC test vector: an all-zero secondary bitmap\n", FieldPrimary},
+	} {
+		t.Run(tt.heading, func(t *testing.T) {
+			v := vectorOf(t, string(doc), tt.heading)
+			hexOf := func(name string) []byte {
+				b, err := hex.DecodeString(v[name])
+				if err != nil || len(b) == 0 {
+					t.Fatalf("vector %q: %q: %v", name, v[name], err)
+				}
+				return b
+			}
+			acq, tk, msg, want := hexOf("acquirer key"), hexOf("terminal key"), hexOf("message before the MAC"), hexOf("MAC")
+			if got := TerminalKey(acq, v["terminal"]); !bytes.Equal(got, tk) {
+				t.Fatalf("terminal key %x, the doc says %x", got, tk)
+			}
+			if got := Sum(tk, msg); !bytes.Equal(got[:], want) {
+				t.Fatalf("MAC %x, the doc says %x", got, want)
+			}
+			if field, present, err := Field(append(msg, want...)); err != nil || !present || field != tt.field {
+				t.Fatalf("the vector's message: MAC field %d present %v err %v, want DE%d", field, present, err, tt.field)
+			}
+			if err := Verify(tk, append(msg, want...)); err != nil {
+				t.Fatalf("the vector does not verify: %v", err)
+			}
+		})
+	}
+}
+
+// vectorOf reads the "name: value" lines of the text block after heading.
+func vectorOf(t *testing.T, doc, heading string) map[string]string {
+	t.Helper()
+	_, rest, ok := strings.Cut(doc, heading)
 	if !ok {
-		t.Fatal("docs/wire.md has no \"### MAC test vector\"")
+		t.Fatalf("docs/wire.md has no %q", heading)
 	}
 	_, block, _ := strings.Cut(rest, "```text\n")
 	block, _, _ = strings.Cut(block, "```")
@@ -134,25 +185,33 @@ func TestVectorOfTheWireDoc(t *testing.T) {
 			v[strings.TrimSpace(name)] = strings.TrimSpace(value)
 		}
 	}
-	hexOf := func(name string) []byte {
-		b, err := hex.DecodeString(v[name])
-		if err != nil || len(b) == 0 {
-			t.Fatalf("vector %q: %q: %v", name, v[name], err)
-		}
-		return b
+	return v
+}
+
+// The MAC covers the bitmaps as sent: a message signed with an all-zero
+// secondary bitmap verifies as it came, and no longer once the bitmap is
+// dropped (as packing it again would), nor the other way round. The switch
+// verifies the frame it read, never a re-encoding.
+func TestMACCoversTheSecondaryBitmapAsSent(t *testing.T) {
+	key := TerminalKey(bytes.Repeat([]byte{7}, KeySize), "TERM0001")
+	narrow := frame([]int{7, 11, 41, 64}, "1125083000000125TERM0001")
+	wideSigned := wide(narrow)
+	if err := Sign(key, wideSigned); err != nil {
+		t.Fatal(err)
 	}
-	acq, tk, msg, want := hexOf("acquirer key"), hexOf("terminal key"), hexOf("message before the MAC"), hexOf("MAC")
-	if got := TerminalKey(acq, v["terminal"]); !bytes.Equal(got, tk) {
-		t.Fatalf("terminal key %x, the doc says %x", got, tk)
+	if err := Verify(key, wideSigned); err != nil {
+		t.Fatalf("signed with the all-zero secondary bitmap: %v", err)
 	}
-	if got := Sum(tk, msg); !bytes.Equal(got[:], want) {
-		t.Fatalf("MAC %x, the doc says %x", got, want)
+	dropped := append(append([]byte{}, wideSigned[:12]...), wideSigned[20:]...)
+	dropped[4] &^= 0x80
+	if err := Verify(key, dropped); !errors.Is(err, ErrMismatch) {
+		t.Fatalf("the same MAC without the secondary bitmap: %v, want ErrMismatch", err)
 	}
-	if field, present, err := Field(append(msg, want...)); err != nil || !present || field != FieldSecondary {
-		t.Fatalf("the vector's message: MAC field %d present %v err %v, want DE128", field, present, err)
+	if err := Sign(key, narrow); err != nil {
+		t.Fatal(err)
 	}
-	if err := Verify(tk, append(msg, want...)); err != nil {
-		t.Fatalf("the vector does not verify: %v", err)
+	if err := Verify(key, wide(narrow)); !errors.Is(err, ErrMismatch) {
+		t.Fatalf("a MAC over the plain bitmap, sent with a secondary one: %v, want ErrMismatch", err)
 	}
 }
 
@@ -160,6 +219,7 @@ func TestVectorOfTheWireDoc(t *testing.T) {
 func FuzzVerify(f *testing.F) {
 	f.Add(frame([]int{11, 64}, "000001"))
 	f.Add(frame([]int{11, 70, 128}, "000001301"))
+	f.Add(wide(frame([]int{11, 64}, "000001")))
 	f.Add([]byte("0800"))
 	key := bytes.Repeat([]byte{9}, KeySize)
 	f.Fuzz(func(t *testing.T, payload []byte) {

@@ -62,10 +62,12 @@ func EchoAnswer(msg *moov.Message, rc string) *moov.Message {
 }
 
 // networkManagementAnswer answers a terminal's 0800: sign-on, sign-off and
-// echo are acknowledged; any other DE70 is an invalid transaction.
+// echo are acknowledged, and so is an 0800 without DE70, which some
+// terminal stacks send as their echo; any other DE70 is an invalid
+// transaction.
 func networkManagementAnswer(msg *moov.Message) *moov.Message {
 	switch iso8583.FieldValue(msg, iso8583.FieldNetworkMgmtCode) {
-	case iso8583.NetSignOn, iso8583.NetSignOff, iso8583.NetEcho:
+	case iso8583.NetSignOn, iso8583.NetSignOff, iso8583.NetEcho, "":
 		return EchoAnswer(msg, iso8583.RCApproved)
 	}
 	return EchoAnswer(msg, iso8583.RCInvalidTransaction)
