@@ -56,8 +56,8 @@ type Config struct {
 	// AcquirerKeys is the existing switch's acquirer key file (empty: the
 	// dev one beside WalletPath).
 	AcquirerKeys string
-	SwitchPID  int // existing switch: its process, for CPU figures
-	IssuersPID int // existing issuersim: its process, for CPU figures
+	SwitchPID    int // existing switch: its process, for CPU figures
+	IssuersPID   int // existing issuersim: its process, for CPU figures
 	// Issuers is where the simulated issuers run when bench starts the
 	// switch: IssuersChild (issuersim, its own process) or IssuersInProcess
 	// (inside switchd -dev).
@@ -69,7 +69,7 @@ type Config struct {
 	OutDir string
 	JSON   bool // the JSON report on stdout instead of the summary
 	Quiet  bool // no progress bar
-	Keep     bool   // keep the child's temporary directory
+	Keep   bool // keep the child's temporary directory
 	// CPUProfile, when set, is where the harness writes its own CPU
 	// profile (pprof) over the run.
 	CPUProfile string

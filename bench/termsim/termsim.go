@@ -111,11 +111,11 @@ func asUsage(err error) error {
 
 type tapFlags struct {
 	switchAddr, walletPath, card, token, expiry, amount, terminal, entryMode, key string
-	keysPath, original                                                      string
-	count                                                                   int
-	atc                                                                     uint
-	timeout                                                                 time.Duration
-	asJSON, noFingerprint                                                   bool
+	keysPath, original                                                            string
+	count                                                                         int
+	atc                                                                           uint
+	timeout                                                                       time.Duration
+	asJSON, noFingerprint                                                         bool
 }
 
 func parseTapFlags(cmd string, args []string, stdout, stderr io.Writer) (tapFlags, error) {

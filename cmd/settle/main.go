@@ -19,7 +19,7 @@
 package main
 
 import (
-	"flag"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/tapswitch/tapswitch/configs"
+	"github.com/tapswitch/tapswitch/internal/cli"
 	"github.com/tapswitch/tapswitch/settlement/fees"
 	"github.com/tapswitch/tapswitch/settlement/quarantine"
 	"github.com/tapswitch/tapswitch/settlement/settleday"
@@ -56,9 +57,16 @@ func run(args []string, now time.Time, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "reconcile" {
 		return runReconcile(args[1:], now, stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "help" {
+		args = []string{"-h"}
+	}
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		fmt.Fprintf(stderr, "settle: unknown command %q: the only one is reconcile (settle -h)\n", args[0])
+		return cli.ExitUsage
+	}
 	var o options
-	fs := flag.NewFlagSet("settle", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.New("settle", exitHelp, stdout, stderr)
+	fs.AlsoUsage("settle reconcile [flags]   (settle reconcile -h)")
 	fs.StringVar(&o.date, "date", "", "business `day` YYYY-MM-DD (default: the last closed day)")
 	fs.StringVar(&o.journals, "journals", "", "comma-separated switch node data `DIRS` (each has sealed/)")
 	fs.StringVar(&o.keys, "keys", "", "data key `FILE`: the vault's data keys only, no index or token-master line (opens the sealed PANs for issuer files)")
@@ -67,14 +75,10 @@ func run(args []string, now time.Time, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.config, "config", "", "switch configuration `FILE` for cut-off, time zone, institution and members (default: built in)")
 	fs.StringVar(&o.feesFile, "fees", "", "fee schedule `FILE` (default: the built-in configs/fees.yaml)")
 	fs.BoolVar(&o.quiet, "quiet", false, "print nothing on success")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: settle [flags]  |  settle reconcile [flags]\n\n%s\n\nflags:\n", exitHelp)
-		fs.PrintDefaults()
-	}
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return parseFailed(fs, err, stderr)
 	}
-	if fs.NArg() > 0 || o.journals == "" || o.out == "" || (o.keys == "") == (o.keyEnv == "") {
+	if o.journals == "" || o.out == "" || (o.keys == "") == (o.keyEnv == "") {
 		fmt.Fprintln(stderr, "settle: need -journals, -out and one of -keys or -key-env (settle -h)")
 		return 2
 	}
@@ -167,6 +171,16 @@ func loadKeys(o options) (*vault.DataKeys, error) {
 		return vault.LoadDataKeysEnv(o.keyEnv)
 	}
 	return vault.LoadDataKeysFile(o.keys)
+}
+
+// parseFailed is the exit status of a failed parse: 0 for -h, else 2
+// after one line on stderr.
+func parseFailed(fs *cli.FlagSet, err error, stderr io.Writer) int {
+	if errors.Is(err, cli.ErrHelp) {
+		return cli.ExitOK
+	}
+	fmt.Fprintf(stderr, "%s: %v (%s -h lists the flags)\n", fs.Name(), err, fs.Name())
+	return cli.ExitUsage
 }
 
 // oneLine keeps cron's mail to one line.

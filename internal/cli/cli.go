@@ -33,7 +33,12 @@ type FlagSet struct {
 	stdout  io.Writer
 	stderr  io.Writer
 	aliases map[string]string // old name -> new name
+	also    []string          // more usage lines, such as a subcommand's
 }
+
+// AlsoUsage adds a line under the usage line, such as another form of the
+// command ("settle reconcile [flags]").
+func (fs *FlagSet) AlsoUsage(line string) { fs.also = append(fs.also, line) }
 
 // New makes the flag set of command name ("termsim pay"). about is printed
 // between the usage line and the flags; it may be empty. -h goes to stdout,
@@ -112,6 +117,9 @@ func (fs *FlagSet) Parse(args []string) error {
 // deprecated aliases, with its default.
 func (fs *FlagSet) PrintUsage(w io.Writer) {
 	fmt.Fprintf(w, "usage: %s [flags]\n", fs.name)
+	for _, l := range fs.also {
+		fmt.Fprintf(w, "       %s\n", l)
+	}
 	if fs.about != "" {
 		fmt.Fprintf(w, "\n%s\n", strings.TrimRight(fs.about, "\n"))
 	}
