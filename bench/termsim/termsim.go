@@ -329,13 +329,23 @@ func (p *phone) rememberPurchase(msg *moov.Message, amount iso8583.Amount) error
 
 func runEcho(args []string, stdout, stderr io.Writer) error {
 	fs := cli.New("termsim echo", "", stdout, stderr)
-	addr := fs.String("switch", DefaultAddr, "the switch's terminal listener `HOST:PORT`")
+	addr := fs.String("switch", "", "the switch's terminal listener `HOST:PORT` (default: the wallet's, else "+DefaultAddr+")")
+	walletPath := fs.String("wallet", wallet.DevFilePath(), "wallet `FILE`, for its switch address (an echo taps no card)")
 	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for the answer")
 	asJSON := fs.Bool("json", false, "print the answer as JSON on stdout")
-	keysPath := fs.String("acquirer-keys", wallet.DevAcquirerKeysPath(wallet.DevFilePath()), "acquirer key `FILE` the terminal's MAC key derives from")
+	keysPath := fs.String("acquirer-keys", "", "acquirer key `FILE` the terminal's MAC key derives from (default: dev-acquirer.keys beside -wallet)")
 	fs.Alias("addr", "switch")
 	if err := fs.Parse(args); err != nil {
 		return asUsage(err)
+	}
+	if *keysPath == "" {
+		*keysPath = wallet.DevAcquirerKeysPath(*walletPath)
+	}
+	if *addr == "" {
+		*addr = DefaultAddr
+		if w, err := wallet.Load(*walletPath); err == nil && w.Switch != "" {
+			*addr = w.Switch
+		}
 	}
 	keys, err := acquirer.LoadKeysFile(*keysPath)
 	if err != nil {

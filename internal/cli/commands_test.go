@@ -120,6 +120,9 @@ func TestDocsListEveryFlag(t *testing.T) {
 		for _, m := range flagLine.FindAllStringSubmatch(usage, -1) {
 			shown = append(shown, m[1])
 		}
+		if len(shown) == 0 {
+			t.Errorf("%s -h lists no flags:\n%s", command, usage)
+		}
 		body, ok := sections[command]
 		if !ok {
 			t.Errorf("docs/cli.md has no section ### `%s`", command)
