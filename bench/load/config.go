@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tapswitch/tapswitch/bench/wallet"
+	"github.com/tapswitch/tapswitch/internal/cli"
 	"github.com/tapswitch/tapswitch/iso8583"
 )
 
@@ -50,20 +51,25 @@ type Config struct {
 	Mix         Mix
 	Amount      iso8583.Amount // purchases, refunds and top-ups
 
-	Addr       string // existing switch; empty starts switchd -dev
+	Addr       string // -switch: an existing switch; empty starts switchd -dev
 	WalletPath string
-	SwitchPID  int // existing switch: its process, for CPU figures
-	IssuersPID int // existing issuersim: its process, for CPU figures
+	// AcquirerKeys is the existing switch's acquirer key file (empty: the
+	// dev one beside WalletPath).
+	AcquirerKeys string
+	SwitchPID    int // existing switch: its process, for CPU figures
+	IssuersPID   int // existing issuersim: its process, for CPU figures
 	// Issuers is where the simulated issuers run when bench starts the
 	// switch: IssuersChild (issuersim, its own process) or IssuersInProcess
 	// (inside switchd -dev).
 	Issuers string
 	BinDir  string // prebuilt switchd and issuersim instead of go build
 
-	JSONPath string // empty: no JSON file
-	HTMLPath string // empty: no HTML file
-	Quiet    bool   // no progress bar
-	Keep     bool   // keep the child's temporary directory
+	// OutDir is where each run writes bench-<UTC time>.json and .html and
+	// points latest.json and latest.html at them; empty: no files.
+	OutDir string
+	JSON   bool // the JSON report on stdout instead of the summary
+	Quiet  bool // no progress bar
+	Keep   bool // keep the child's temporary directory
 	// CPUProfile, when set, is where the harness writes its own CPU
 	// profile (pprof) over the run.
 	CPUProfile string
@@ -75,6 +81,9 @@ const (
 	IssuersInProcess = "inprocess"
 )
 
+// DefaultOutDir is where the reports go unless -out says otherwise.
+const DefaultOutDir = "bench-reports"
+
 // DefaultConfig is a closed-loop run of 10 s at 64 in flight over 32
 // connections with the default mix.
 func DefaultConfig() Config {
@@ -83,7 +92,7 @@ func DefaultConfig() Config {
 		Mode: ModeClosed, Concurrency: 64, Connections: 32,
 		Duration: 10 * time.Second, Warmup: 2 * time.Second, Timeout: 3 * time.Second,
 		Mix: mix, Amount: 100, Issuers: IssuersChild,
-		JSONPath: "bench-report.json", HTMLPath: "bench-report.html",
+		OutDir: DefaultOutDir,
 	}
 }
 
@@ -93,12 +102,11 @@ type UsageError struct{ Err error }
 
 func (e UsageError) Error() string { return e.Err.Error() }
 
-// ParseFlags reads cmd/bench's flags. -h prints the usage on stderr and
+// ParseFlags reads cmd/bench's flags. -h prints the usage on stdout and
 // returns flag.ErrHelp.
-func ParseFlags(args []string, stderr io.Writer) (Config, error) {
+func ParseFlags(args []string, stdout, stderr io.Writer) (Config, error) {
 	c := DefaultConfig()
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(io.Discard) // errors are reported by the caller, on one line
+	fs := cli.New("bench", "Loads a switch and reports throughput, latency and CPU (docs/bench.md).", stdout, stderr)
 	var mix, amount string
 	var max bool
 	fs.IntVar(&c.Rate, "rate", 0, "open loop: requests per `SECOND`, latency from each request's intended send time")
@@ -110,28 +118,25 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "give a request up this long after its intended send (a timeout error)")
 	fs.StringVar(&mix, "mix", DefaultMix, "`KIND=WEIGHT,...` of purchase, refund, topup, decline, reversal")
 	fs.StringVar(&amount, "amount", "1.00", "amount of purchases, refunds and top-ups, in yuan")
-	fs.StringVar(&c.Addr, "addr", "", "drive the switch at `HOST:PORT` (loopback) instead of starting switchd -dev")
-	fs.StringVar(&c.WalletPath, "wallet", "", "wallet `FILE` with the demo cards (with -addr; default "+wallet.DevFilePath()+")")
-	fs.IntVar(&c.SwitchPID, "switch-pid", 0, "with -addr: the switch's `PID`, to report its CPU")
-	fs.IntVar(&c.IssuersPID, "issuers-pid", 0, "with -addr: the issuer simulator's `PID`, to report its CPU")
-	fs.StringVar(&c.Issuers, "issuers", c.Issuers, "where the simulated issuers run: child (issuersim, its own process) or inprocess (inside switchd -dev)")
+	fs.StringVar(&c.Addr, "switch", "", "drive the switch whose terminal listener is at `HOST:PORT` (loopback) instead of starting switchd -dev")
+	fs.StringVar(&c.WalletPath, "wallet", "", "wallet `FILE` with the demo cards (with -switch; default "+wallet.DevFilePath()+")")
+	fs.StringVar(&c.AcquirerKeys, "acquirer-keys", "", "with -switch: acquirer key `FILE` the terminals' MAC keys derive from (default: dev-acquirer.keys beside -wallet)")
+	fs.IntVar(&c.SwitchPID, "switch-pid", 0, "with -switch: the switch's `PID`, to report its CPU")
+	fs.IntVar(&c.IssuersPID, "issuers-pid", 0, "with -switch: the issuer simulator's `PID`, to report its CPU")
+	fs.StringVar(&c.Issuers, "sim-issuers", c.Issuers, "where the simulated issuers run: child (issuersim, its own process) or inprocess (inside switchd -dev)")
 	fs.StringVar(&c.BinDir, "bin", "", "`DIR` holding prebuilt switchd and issuersim (default: go build them)")
-	fs.StringVar(&c.JSONPath, "json", c.JSONPath, "JSON report `FILE` (empty: none)")
-	fs.StringVar(&c.HTMLPath, "html", c.HTMLPath, "HTML report `FILE` (empty: none)")
+	fs.StringVar(&c.OutDir, "out", c.OutDir, "report `DIR`: each run writes bench-<UTC time>.json and .html there and points latest.json, latest.html at them (\"\": no files)")
+	fs.BoolVar(&c.JSON, "json", false, "print the JSON report on stdout instead of the summary")
 	fs.BoolVar(&c.Quiet, "quiet", false, "no progress bar")
 	fs.BoolVar(&c.Keep, "keep", false, "keep the temporary directory: binaries, switchd data, logs")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write the harness's own CPU profile to `FILE` (pprof)")
+	fs.Alias("addr", "switch")
+	fs.Alias("issuers", "sim-issuers")
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stderr)
-			fmt.Fprintln(stderr, "usage: bench [flags]   (docs/bench.md)")
-			fs.PrintDefaults()
+		if errors.Is(err, cli.ErrHelp) {
 			return c, err
 		}
 		return c, UsageError{err}
-	}
-	if fs.NArg() > 0 {
-		return c, UsageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -162,12 +167,12 @@ func (c *Config) applyModeFlags(set map[string]bool, max bool) error {
 	default:
 		c.Mode = ModeClosed
 	}
-	existing := set["addr"] || set["wallet"]
+	existing := set["switch"] || set["wallet"] || set["acquirer-keys"]
 	if (set["switch-pid"] || set["issuers-pid"]) && !existing {
-		return errors.New("-switch-pid and -issuers-pid go with -addr (without it bench measures the processes it starts)")
+		return errors.New("-switch-pid and -issuers-pid go with -switch (without it bench measures the processes it starts)")
 	}
-	if (set["bin"] || set["issuers"] || set["keep"]) && existing {
-		return errors.New("-bin, -issuers and -keep are for the switch bench starts; -addr and -wallet drive an existing one")
+	if (set["bin"] || set["sim-issuers"] || set["keep"]) && existing {
+		return errors.New("-bin, -sim-issuers and -keep are for the switch bench starts; -switch, -wallet and -acquirer-keys drive an existing one")
 	}
 	return nil
 }
@@ -194,13 +199,13 @@ func (c Config) Validate() error {
 	case c.SwitchPID < 0 || c.IssuersPID < 0:
 		return errors.New("-switch-pid and -issuers-pid take a process ID")
 	case c.Issuers != IssuersChild && c.Issuers != IssuersInProcess:
-		return fmt.Errorf("-issuers %q: want %s or %s", c.Issuers, IssuersChild, IssuersInProcess)
+		return fmt.Errorf("-sim-issuers %q: want %s or %s", c.Issuers, IssuersChild, IssuersInProcess)
 	case len(c.Mix.Entries) == 0:
 		return errors.New("-mix is empty")
 	}
 	if c.Addr != "" {
 		if err := CheckLoopback(c.Addr); err != nil {
-			return fmt.Errorf("-addr: %v", err)
+			return fmt.Errorf("-switch: %v", err)
 		}
 	}
 	return nil

@@ -10,20 +10,20 @@ import (
 )
 
 func TestDefaults(t *testing.T) {
-	c, err := ParseFlags(nil, nil)
+	c, err := ParseFlags(nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Mode != ModeClosed || c.Concurrency != 64 || c.Connections != 32 || c.Duration != 10*time.Second ||
 		c.Warmup != 2*time.Second || c.Mix.String() != DefaultMix || c.Amount != 100 || c.Issuers != IssuersChild ||
-		c.JSONPath != "bench-report.json" || c.HTMLPath != "bench-report.html" {
+		c.OutDir != "bench-reports" || c.JSON {
 		t.Fatalf("defaults %+v", c)
 	}
-	c, err = ParseFlags([]string{"-rate", "500", "-connections", "8", "-duration", "3s", "-mix", "purchase=1,reversal=1"}, nil)
+	c, err = ParseFlags([]string{"-rate", "500", "-connections", "8", "-duration", "3s", "-mix", "purchase=1,reversal=1"}, nil, nil)
 	if err != nil || c.Mode != ModeOpen || c.Rate != 500 || c.ConnectionsUsed() != 8 {
 		t.Fatalf("open loop: %+v %v", c, err)
 	}
-	c, _ = ParseFlags([]string{"-max", "-concurrency", "4"}, nil)
+	c, _ = ParseFlags([]string{"-max", "-concurrency", "4"}, nil, nil)
 	if c.Mode != ModeClosed || c.ConnectionsUsed() != 4 {
 		t.Fatalf("closed loop with 4 in flight uses %d connections", c.ConnectionsUsed())
 	}
@@ -46,17 +46,20 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"-mix", "purchase=1,balance=2"}, `unknown kind "balance"`},
 		{[]string{"-amount", "1.234"}, "-amount: amount"},
 		{[]string{"-amount", "0"}, "at least 0.01"},
-		{[]string{"-addr", "10.0.0.1:8583"}, "not a loopback address"},
-		{[]string{"-addr", "example.com:8583"}, "not a loopback address"},
-		{[]string{"-addr", "127.0.0.1"}, "is not HOST:PORT"},
-		{[]string{"-switch-pid", "12"}, "go with -addr"},
-		{[]string{"-addr", "127.0.0.1:8583", "-keep"}, "are for the switch bench starts"},
-		{[]string{"-issuers", "remote"}, `-issuers "remote": want child or inprocess`},
+		{[]string{"-switch", "10.0.0.1:8583"}, "not a loopback address"},
+		{[]string{"-switch", "example.com:8583"}, "not a loopback address"},
+		{[]string{"-switch", "127.0.0.1"}, "is not HOST:PORT"},
+		{[]string{"-addr", "127.0.0.1"}, "is not HOST:PORT"}, // the deprecated spelling still checks
+		{[]string{"-switch-pid", "12"}, "go with -switch"},
+		{[]string{"-switch", "127.0.0.1:8583", "-keep"}, "are for the switch bench starts"},
+		{[]string{"-acquirer-keys", "k", "-sim-issuers", "inprocess"}, "are for the switch bench starts"},
+		{[]string{"-sim-issuers", "remote"}, `-sim-issuers "remote": want child or inprocess`},
+		{[]string{"-json", "r.json"}, `unexpected argument "r.json"`}, // -json prints, it names no file
 		{[]string{"-duration", "ten"}, "invalid value"},
 		{[]string{"-nope"}, "flag provided but not defined: -nope"},
 		{[]string{"extra"}, `unexpected argument "extra"`},
 	} {
-		_, err := ParseFlags(tc.args, nil)
+		_, err := ParseFlags(tc.args, nil, nil)
 		var ue UsageError
 		if !errors.As(err, &ue) || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%v: error %v, want one line with %q", tc.args, err, tc.want)
@@ -65,14 +68,38 @@ func TestBadFlags(t *testing.T) {
 }
 
 func TestHelp(t *testing.T) {
-	var stderr bytes.Buffer
-	if _, err := ParseFlags([]string{"-h"}, &stderr); !errors.Is(err, flag.ErrHelp) {
+	var stdout, stderr bytes.Buffer
+	if _, err := ParseFlags([]string{"-h"}, &stdout, &stderr); !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("-h: %v", err)
 	}
-	for _, f := range []string{"-rate", "-max", "-concurrency", "-connections", "-duration", "-warmup", "-mix", "-addr", "-wallet", "-json", "-html", "-quiet"} {
-		if !strings.Contains(stderr.String(), f) {
+	for _, f := range []string{"-rate", "-max", "-concurrency", "-connections", "-duration", "-warmup", "-mix", "-switch ",
+		"-wallet", "-acquirer-keys", "-sim-issuers", "-out", "-json", "-quiet"} {
+		if !strings.Contains(stdout.String(), f) {
 			t.Errorf("usage lacks %s", f)
 		}
+	}
+	for _, old := range []string{"\n  -addr ", "\n  -issuers ", "\n  -html "} {
+		if strings.Contains(stdout.String(), old) {
+			t.Errorf("usage lists the deprecated %s", old)
+		}
+	}
+	if stderr.Len() != 0 {
+		t.Errorf("stderr %q", stderr.String())
+	}
+}
+
+// TestDeprecatedSpellings: the old names still work for one release, each
+// with a one-line warning naming the new one.
+func TestDeprecatedSpellings(t *testing.T) {
+	var stderr bytes.Buffer
+	c, err := ParseFlags([]string{"-addr", "127.0.0.1:9", "-wallet", "w.json"}, nil, &stderr)
+	if err != nil || c.Addr != "127.0.0.1:9" || stderr.String() != "bench: -addr is deprecated and goes away in the next release; use -switch (docs/cli.md)\n" {
+		t.Fatalf("-addr: %+v %v %q", c, err, stderr.String())
+	}
+	stderr.Reset()
+	c, err = ParseFlags([]string{"-issuers", "inprocess"}, nil, &stderr)
+	if err != nil || c.Issuers != IssuersInProcess || !strings.Contains(stderr.String(), "use -sim-issuers") {
+		t.Fatalf("-issuers: %+v %v %q", c, err, stderr.String())
 	}
 }
 

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
-	"strings"
 	"syscall"
 	"time"
 
@@ -18,12 +17,13 @@ import (
 )
 
 // Main is cmd/bench: it parses args, starts switchd -dev as a child (or
-// takes the switch -addr names), runs, stops the child, prints the summary
-// on stdout and writes the JSON and HTML reports. It returns the exit code:
+// takes the switch -switch names), runs, stops the child, prints the
+// summary (or with -json the JSON report) on stdout and writes the JSON and
+// HTML reports into -out. It returns the exit code:
 // 0 for a run without errors, 1 for a run with errors or one that could
 // not run, 2 for bad flags.
 func Main(args []string, stdout, stderr io.Writer) int {
-	cfg, err := ParseFlags(args, stderr)
+	cfg, err := ParseFlags(args, stdout, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -51,8 +51,17 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bench: %v\n", err)
 		return 1
 	}
-	fmt.Fprint(stdout, rep.Summary())
-	if err := writeReports(rep, cfg, stdout); err != nil {
+	summary := stdout
+	if cfg.JSON {
+		if err := printJSON(rep, stdout); err != nil {
+			fmt.Fprintf(stderr, "bench: %v\n", err)
+			return 1
+		}
+		summary = stderr // where the report files are named
+	} else {
+		fmt.Fprint(stdout, rep.Summary())
+	}
+	if err := writeReports(rep, cfg, time.Now(), summary); err != nil {
 		fmt.Fprintf(stderr, "bench: %v\n", err)
 		return 1
 	}
@@ -64,7 +73,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 
 // run sets up the target, runs and tears down, returning the report.
 func run(ctx context.Context, cfg Config, stderr io.Writer) (Report, error) {
-	if cfg.Addr != "" || cfg.WalletPath != "" {
+	if cfg.Addr != "" || cfg.WalletPath != "" || cfg.AcquirerKeys != "" {
 		target, path, err := existingTarget(cfg)
 		if err != nil {
 			return Report{}, err
@@ -123,7 +132,7 @@ func worldTarget(w *World) Target {
 	return t
 }
 
-// existingTarget is the switch -addr (or the wallet's address) with the
+// existingTarget is the switch -switch names (or the wallet's) with the
 // wallet's cards, and the wallet's path.
 func existingTarget(cfg Config) (Target, string, error) {
 	path := cfg.WalletPath
@@ -132,7 +141,7 @@ func existingTarget(cfg Config) (Target, string, error) {
 	}
 	w, err := wallet.Load(path)
 	if err != nil {
-		return Target{}, "", fmt.Errorf("%v (give -wallet FILE: the dev wallet of the switch at -addr)", err)
+		return Target{}, "", fmt.Errorf("%v (give -wallet FILE: the dev wallet of the switch at -switch)", err)
 	}
 	addr := cfg.Addr
 	if addr == "" {
@@ -141,9 +150,13 @@ func existingTarget(cfg Config) (Target, string, error) {
 	if err := CheckLoopback(addr); err != nil {
 		return Target{}, "", fmt.Errorf("switch address from %s: %v", path, err)
 	}
-	keys, err := acquirer.LoadKeysFile(wallet.DevAcquirerKeysPath(path))
+	keysPath := cfg.AcquirerKeys
+	if keysPath == "" {
+		keysPath = wallet.DevAcquirerKeysPath(path)
+	}
+	keys, err := acquirer.LoadKeysFile(keysPath)
 	if err != nil {
-		return Target{}, "", fmt.Errorf("%v (the fleet's terminals MAC their requests with keys derived from the dev switch's acquirer keys, beside its wallet)", err)
+		return Target{}, "", fmt.Errorf("%v (the fleet's terminals MAC their requests with keys derived from the switch's acquirer keys: -acquirer-keys, default beside the wallet)", err)
 	}
 	t := Target{Addr: addr, Wallet: w, Keys: keys,
 		Description: fmt.Sprintf("existing switch at %s, CPU not measured (give -switch-pid)", addr),
@@ -185,24 +198,4 @@ func progressOut(cfg Config, stderr io.Writer) io.Writer {
 		return nil
 	}
 	return stderr
-}
-
-func writeReports(rep Report, cfg Config, stdout io.Writer) error {
-	var written []string
-	if cfg.JSONPath != "" {
-		if err := rep.WriteJSON(cfg.JSONPath); err != nil {
-			return fmt.Errorf("JSON report: %w", err)
-		}
-		written = append(written, cfg.JSONPath)
-	}
-	if cfg.HTMLPath != "" {
-		if err := rep.WriteHTML(cfg.HTMLPath); err != nil {
-			return fmt.Errorf("HTML report: %w", err)
-		}
-		written = append(written, cfg.HTMLPath)
-	}
-	if len(written) > 0 {
-		fmt.Fprintf(stdout, "reports      %s\n", strings.Join(written, ", "))
-	}
-	return nil
 }

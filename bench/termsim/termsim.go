@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/tapswitch/tapswitch/bench/pos"
 	"github.com/tapswitch/tapswitch/bench/wallet"
+	"github.com/tapswitch/tapswitch/internal/cli"
 	"github.com/tapswitch/tapswitch/iso8583"
 	"github.com/tapswitch/tapswitch/switch/acquirer"
 )
@@ -39,12 +39,17 @@ commands:
 Each tap carries DE55 with an ARQC under the wallet card's key and its next
 ATC, saved back to the wallet first; the phone's fingerprint check is in it
 unless -no-fingerprint (a purchase above the CVM limit, or any balance
-inquiry, then gets 05).
+inquiry, then gets 05). -token taps a token that is in no wallet: with
+-expiry and -token-key (its cryptogram key) it gets a real answer; without
+-token-key the tap has no cryptogram and the switch refuses it.
 Every request carries a MAC under the terminal's key, derived from its
 acquirer's key in -acquirer-keys (switchd -dev writes it beside its wallet).
 
-Run 'termsim COMMAND -h' for the flags. Defaults fit 'switchd -dev'.
+Run 'termsim COMMAND -h' for the flags (docs/cli.md). Defaults fit
+'switchd -dev'.
 `
+
+var commands = []string{"pay", "refund", "topup", "balance", "echo"}
 
 var processingCodes = map[string]string{
 	"pay":     iso8583.ProcPurchase,
@@ -71,27 +76,22 @@ type Answer struct {
 // exit code: 0 when every request got an answer, 1 when one did not, 2 for
 // bad usage.
 func Run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "help" || args[0] == "--help" {
-		fmt.Fprint(stderr, usage)
-		return 2
+	if i, code := cli.Dispatch("termsim", usage, commands, args, stdout, stderr); i < 0 {
+		return code
 	}
 	cmd := args[0]
 	var err error
-	switch {
-	case cmd == "echo":
+	if cmd == "echo" {
 		err = runEcho(args[1:], stdout, stderr)
-	case processingCodes[cmd] != "":
+	} else {
 		err = runTap(cmd, args[1:], stdout, stderr)
-	default:
-		fmt.Fprintf(stderr, "termsim: unknown command %q\n\n%s", cmd, usage)
-		return 2
 	}
 	var ue usageError
 	switch {
-	case err == nil:
+	case err == nil, errors.Is(err, cli.ErrHelp):
 		return 0
 	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "termsim %s: %v\n", cmd, err)
+		fmt.Fprintf(stderr, "termsim %s: %v (termsim %s -h lists the flags)\n", cmd, err, cmd)
 		return 2
 	default:
 		fmt.Fprintf(stderr, "termsim %s: %v\n", cmd, err)
@@ -101,45 +101,51 @@ func Run(args []string, stdout, stderr io.Writer) int {
 
 type usageError struct{ error }
 
-type tapFlags struct {
-	addr, walletPath, card, token, expiry, amount, terminal, entryMode, key string
-	keysPath, original                                                      string
-	count                                                                   int
-	atc                                                                     uint
-	timeout                                                                 time.Duration
-	asJSON, noFingerprint                                                   bool
+// asUsage marks a parse error as bad usage; -h stays cli.ErrHelp.
+func asUsage(err error) error {
+	if errors.Is(err, cli.ErrHelp) {
+		return err
+	}
+	return usageError{err}
 }
 
-func parseTapFlags(cmd string, args []string, stderr io.Writer) (tapFlags, error) {
+type tapFlags struct {
+	switchAddr, walletPath, card, token, expiry, amount, terminal, entryMode, key string
+	keysPath, original                                                            string
+	count                                                                         int
+	atc                                                                           uint
+	timeout                                                                       time.Duration
+	asJSON, noFingerprint                                                         bool
+}
+
+func parseTapFlags(cmd string, args []string, stdout, stderr io.Writer) (tapFlags, error) {
 	var f tapFlags
-	fs := flag.NewFlagSet("termsim "+cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&f.addr, "addr", "", "switch terminal listener `HOST:PORT` (default: the wallet's, else "+DefaultAddr+")")
+	fs := cli.New("termsim "+cmd, "", stdout, stderr)
+	fs.StringVar(&f.switchAddr, "switch", "", "the switch's terminal listener `HOST:PORT` (default: the wallet's, else "+DefaultAddr+")")
 	fs.StringVar(&f.walletPath, "wallet", wallet.DevFilePath(), "wallet `FILE`")
 	fs.StringVar(&f.card, "card", "approve", "`LABEL` of the wallet card to tap")
 	fs.StringVar(&f.token, "token", "", "tap this token instead of a wallet card")
 	fs.StringVar(&f.expiry, "expiry", "", "token expiry `YYMM` (with -token)")
-	fs.StringVar(&f.key, "key", "", "the token's cryptogram key, 32 `HEX` digits (with -token; without it no DE55)")
-	fs.UintVar(&f.atc, "atc", 1, "the counter of the first tap (with -token -key)")
+	fs.StringVar(&f.key, "token-key", "", "the token's cryptogram key, 32 `HEX` digits (with -token; without it no DE55, and the switch refuses the tap)")
+	fs.UintVar(&f.atc, "atc", 1, "the counter of the first tap (with -token -token-key)")
 	fs.BoolVar(&f.noFingerprint, "no-fingerprint", false, "tap without the fingerprint verified on the phone (CVM results: no CVM)")
 	fs.StringVar(&f.amount, "amount", "1.00", "amount in yuan, e.g. 12.34")
 	fs.StringVar(&f.terminal, "terminal", pos.DemoTerminal.TerminalID, "terminal ID (DE41), 8 characters")
 	fs.StringVar(&f.entryMode, "entry-mode", "072", "POS entry mode (DE22); 07x is contactless chip")
 	fs.IntVar(&f.count, "count", 1, "how many taps, one after the other")
 	fs.DurationVar(&f.timeout, "timeout", 10*time.Second, "how long to wait for each answer")
-	fs.BoolVar(&f.asJSON, "json", false, "print one JSON object per answer")
+	fs.BoolVar(&f.asJSON, "json", false, "print one JSON object per answer on stdout")
 	fs.StringVar(&f.keysPath, "acquirer-keys", "", "acquirer key `FILE` the terminal's MAC key derives from (default: dev-acquirer.keys beside -wallet)")
 	if cmd == "refund" {
 		fs.StringVar(&f.original, "original", "", "the purchase refunded, as `STAN/MMDDhhmmss` (its DE11 and DE7; default: the card's last purchase here)")
 	}
+	fs.Alias("addr", "switch")
+	fs.Alias("key", "token-key")
 	if err := fs.Parse(args); err != nil {
-		return f, usageError{err}
+		return f, asUsage(err)
 	}
 	if f.keysPath == "" {
 		f.keysPath = wallet.DevAcquirerKeysPath(f.walletPath)
-	}
-	if fs.NArg() > 0 {
-		return f, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
 	}
 	if f.count < 1 || f.count > 100000 {
 		return f, usageError{fmt.Errorf("-count %d outside 1..100000", f.count)}
@@ -156,7 +162,7 @@ func parseTapFlags(cmd string, args []string, stderr io.Writer) (tapFlags, error
 // resolveCard finds the token to tap, as the phone holding it, and the
 // switch address.
 func (f tapFlags) resolveCard() (*phone, string, error) {
-	addr := f.addr
+	addr := f.switchAddr
 	if f.token != "" {
 		if len(f.expiry) != 4 {
 			return nil, "", usageError{errors.New("-token needs -expiry YYMM")}
@@ -167,13 +173,13 @@ func (f tapFlags) resolveCard() (*phone, string, error) {
 		card := wallet.Card{Label: "command line", Token: f.token, TokenExpiry: f.expiry, Key: f.key}
 		key, err := card.TokenKey()
 		if err != nil {
-			return nil, "", usageError{fmt.Errorf("-key: %v", err)}
+			return nil, "", usageError{fmt.Errorf("-token-key: %v", err)}
 		}
 		return &phone{card: card, key: key, next: uint32(f.atc)}, addr, nil
 	}
 	w, err := wallet.Load(f.walletPath)
 	if err != nil {
-		return nil, "", fmt.Errorf("%w (is 'switchd -dev' running? or pass -wallet / -token)", err)
+		return nil, "", fmt.Errorf("%w (is 'switchd -dev' running? or pass -wallet, or -token -expiry -token-key)", err)
 	}
 	card, err := w.Card(f.card)
 	if err != nil {
@@ -222,7 +228,7 @@ func (p *phone) nextATC() (uint32, error) {
 }
 
 func runTap(cmd string, args []string, stdout, stderr io.Writer) error {
-	f, err := parseTapFlags(cmd, args, stderr)
+	f, err := parseTapFlags(cmd, args, stdout, stderr)
 	if err != nil {
 		return err
 	}
@@ -322,14 +328,24 @@ func (p *phone) rememberPurchase(msg *moov.Message, amount iso8583.Amount) error
 }
 
 func runEcho(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("termsim echo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	addr := fs.String("addr", DefaultAddr, "switch terminal listener `HOST:PORT`")
+	fs := cli.New("termsim echo", "", stdout, stderr)
+	addr := fs.String("switch", "", "the switch's terminal listener `HOST:PORT` (default: the wallet's, else "+DefaultAddr+")")
+	walletPath := fs.String("wallet", wallet.DevFilePath(), "wallet `FILE`, for its switch address (an echo taps no card)")
 	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for the answer")
-	asJSON := fs.Bool("json", false, "print the answer as JSON")
-	keysPath := fs.String("acquirer-keys", wallet.DevAcquirerKeysPath(wallet.DevFilePath()), "acquirer key `FILE` the terminal's MAC key derives from")
+	asJSON := fs.Bool("json", false, "print the answer as JSON on stdout")
+	keysPath := fs.String("acquirer-keys", "", "acquirer key `FILE` the terminal's MAC key derives from (default: dev-acquirer.keys beside -wallet)")
+	fs.Alias("addr", "switch")
 	if err := fs.Parse(args); err != nil {
-		return usageError{err}
+		return asUsage(err)
+	}
+	if *keysPath == "" {
+		*keysPath = wallet.DevAcquirerKeysPath(*walletPath)
+	}
+	if *addr == "" {
+		*addr = DefaultAddr
+		if w, err := wallet.Load(*walletPath); err == nil && w.Switch != "" {
+			*addr = w.Switch
+		}
 	}
 	keys, err := acquirer.LoadKeysFile(*keysPath)
 	if err != nil {

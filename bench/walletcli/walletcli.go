@@ -9,7 +9,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/tapswitch/tapswitch/bench/wallet"
+	"github.com/tapswitch/tapswitch/internal/cli"
 	"github.com/tapswitch/tapswitch/iso8583"
 	"github.com/tapswitch/tapswitch/switch/sms"
 )
@@ -39,33 +39,26 @@ The four steps of adding a card, then the card list:
   tokens     wallet tokens            this phone's cards and their statuses
 
 Every command takes -wallet FILE (default: the dev wallet, which termsim
-taps from). Run 'wallet COMMAND -h' for the flags.
+taps from). Run 'wallet COMMAND -h' for the flags (docs/cli.md).
 `
+
+var commands = []string{"login", "add-card", "confirm", "dev-code", "tokens"}
 
 // Run runs the wallet with args (without the program name) and returns the
 // exit code: 0 done, 1 failed, 2 bad usage.
 func Run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "help" || args[0] == "--help" {
-		fmt.Fprint(stderr, usage)
-		return 2
+	i, code := cli.Dispatch("wallet", usage, commands, args, stdout, stderr)
+	if i < 0 {
+		return code
 	}
-	commands := map[string]func([]string, io.Writer, io.Writer) error{
-		"login": runLogin, "add-card": runAddCard, "confirm": runConfirm, "dev-code": runDevCode, "tokens": runTokens,
-	}
-	cmd, ok := commands[args[0]]
-	if !ok {
-		fmt.Fprintf(stderr, "wallet: unknown command %q\n\n%s", args[0], usage)
-		return 2
-	}
-	err := cmd(args[1:], stdout, stderr)
+	run := []func([]string, io.Writer, io.Writer) error{runLogin, runAddCard, runConfirm, runDevCode, runTokens}[i]
+	err := run(args[1:], stdout, stderr)
 	var ue usageError
 	switch {
-	case err == nil:
+	case err == nil, errors.Is(err, cli.ErrHelp):
 		return 0
-	case errors.Is(err, flag.ErrHelp):
-		return 2
 	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "wallet %s: %v\n", args[0], err)
+		fmt.Fprintf(stderr, "wallet %s: %v (wallet %s -h lists the flags)\n", args[0], err, args[0])
 		return 2
 	default:
 		fmt.Fprintf(stderr, "wallet %s: %v\n", args[0], err)
@@ -78,24 +71,18 @@ type usageError struct{ error }
 func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
 
 // flags makes a command's flag set with -wallet.
-func flags(name string, stderr io.Writer) (*flag.FlagSet, *string) {
-	set := flag.NewFlagSet("wallet "+name, flag.ContinueOnError)
-	set.SetOutput(stderr)
+func flags(name string, stdout, stderr io.Writer) (*cli.FlagSet, *string) {
+	set := cli.New("wallet "+name, "", stdout, stderr)
 	path := set.String("wallet", wallet.DevFilePath(), "wallet `FILE`")
 	return set, path
 }
 
-func parse(set *flag.FlagSet, args []string) error {
-	if err := set.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
+func parse(set *cli.FlagSet, args []string) error {
+	err := set.Parse(args)
+	if err != nil && !errors.Is(err, cli.ErrHelp) {
 		return usageError{err}
 	}
-	if set.NArg() > 0 {
-		return usagef("unexpected arguments %v", set.Args())
-	}
-	return nil
+	return err
 }
 
 // load reads the wallet file; a missing one is an empty wallet when
@@ -124,9 +111,9 @@ func loggedIn(path string) (wallet.File, *api, error) {
 }
 
 func runLogin(args []string, stdout, stderr io.Writer) error {
-	set, path := flags("login", stderr)
+	set, path := flags("login", stdout, stderr)
 	base := set.String("api", "", "token service `URL`, the switch's public listener (default: the wallet's, else "+DefaultAPI+")")
-	terminals := set.String("switch", "", "the switch's terminal `ADDR`ess, for termsim (default: the wallet's)")
+	terminals := set.String("switch", "", "the switch's terminal listener `HOST:PORT`, saved in the wallet for termsim (default: the wallet's)")
 	login := set.String("login", "", "wallet account")
 	password := set.String("password", "", "password")
 	device := set.String("device", "", "this phone's device `ID` (default: kept from the wallet, else generated)")
@@ -196,7 +183,7 @@ func newDeviceID() (string, error) {
 }
 
 func runAddCard(args []string, stdout, stderr io.Writer) error {
-	set, path := flags("add-card", stderr)
+	set, path := flags("add-card", stdout, stderr)
 	pan := set.String("pan", "", "card number")
 	expiry := set.String("expiry", "", "card expiry `YYMM`")
 	cvn2 := set.String("cvn2", "", "the 3 digits on the back of the card")
@@ -249,7 +236,7 @@ func freeLabel(w wallet.File, want string) string {
 }
 
 func runConfirm(args []string, stdout, stderr io.Writer) error {
-	set, path := flags("confirm", stderr)
+	set, path := flags("confirm", stdout, stderr)
 	code := set.String("code", "", "the 6-digit code from the SMS")
 	if err := parse(set, args); err != nil {
 		return err
@@ -302,7 +289,7 @@ func runConfirm(args []string, stdout, stderr io.Writer) error {
 // through the API (which does not give codes to anyone). The outbox line
 // is found by the pending binding's ID.
 func runDevCode(args []string, stdout, stderr io.Writer) error {
-	set, path := flags("dev-code", stderr)
+	set, path := flags("dev-code", stdout, stderr)
 	data := set.String("data", wallet.DevDataDir(), "the switch's data `DIR`, where "+sms.OutboxFileName+" is")
 	if err := parse(set, args); err != nil {
 		return err
@@ -327,7 +314,7 @@ func runDevCode(args []string, stdout, stderr io.Writer) error {
 }
 
 func runTokens(args []string, stdout, stderr io.Writer) error {
-	set, path := flags("tokens", stderr)
+	set, path := flags("tokens", stdout, stderr)
 	all := set.Bool("deleted", false, "list deleted tokens too")
 	if err := parse(set, args); err != nil {
 		return err

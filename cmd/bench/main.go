@@ -1,7 +1,8 @@
 // Command bench is the load harness: it starts switchd -dev as a child
-// process (or drives the switch -addr names), loads it from many simulated
+// process (or drives the switch -switch names), loads it from many simulated
 // terminals in a closed or open loop, and reports throughput, latency
-// percentiles, response codes, errors and CPU. See docs/bench.md.
+// percentiles, response codes, errors and CPU, keeping each run's reports
+// in -out. See docs/bench.md and docs/cli.md.
 package main
 
 import (

@@ -19,10 +19,10 @@ func TestBenchStartsItsWorld(t *testing.T) {
 		t.Skip("builds and starts switchd and issuersim")
 	}
 	dir := t.TempDir()
-	jsonPath, htmlPath := filepath.Join(dir, "r.json"), filepath.Join(dir, "r.html")
+	jsonPath, htmlPath := filepath.Join(dir, "latest.json"), filepath.Join(dir, "latest.html")
 	var stdout, stderr bytes.Buffer
 	code := load.Main([]string{"-duration", "1s", "-warmup", "200ms", "-concurrency", "8", "-connections", "4",
-		"-json", jsonPath, "-html", htmlPath}, &stdout, &stderr)
+		"-out", dir}, &stdout, &stderr)
 	t.Logf("stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
 	if code != 0 {
 		t.Fatalf("exit %d", code)

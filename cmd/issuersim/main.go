@@ -19,7 +19,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	stdlog "log"
@@ -37,6 +36,7 @@ import (
 	"github.com/tapswitch/tapswitch/bench/issuersim"
 	"github.com/tapswitch/tapswitch/bench/world"
 	"github.com/tapswitch/tapswitch/configs"
+	"github.com/tapswitch/tapswitch/internal/cli"
 	"github.com/tapswitch/tapswitch/router/bintable"
 	"github.com/tapswitch/tapswitch/router/issuers"
 	"github.com/tapswitch/tapswitch/switch/listener"
@@ -59,12 +59,11 @@ type options struct {
 	logLevel                    string
 }
 
-func parseFlags(args []string, stderr io.Writer) (options, error) {
+func parseFlags(args []string, stdout, stderr io.Writer) (options, error) {
 	var o options
-	fs := flag.NewFlagSet("issuersim", flag.ContinueOnError)
-	fs.SetOutput(io.Discard) // errors are reported in one line by run
-	fs.StringVar(&o.issuersFile, "issuers", "", "issuers.yaml `file` (default: the embedded configs/issuers.yaml)")
-	fs.StringVar(&o.binsFile, "bins", "", "bins.yaml `file` (default: the embedded configs/bins.yaml)")
+	fs := cli.New("issuersim", "The simulated issuing banks and transit operators, each on its address in -issuers.", stdout, stderr)
+	fs.StringVar(&o.issuersFile, "issuers", "", "issuer directory `FILE`, issuers.yaml (default: the built-in configs/issuers.yaml)")
+	fs.StringVar(&o.binsFile, "bins", "", "BIN table `FILE`, bins.yaml (default: the built-in configs/bins.yaml)")
 	fs.StringVar(&o.only, "only", "", "comma-separated issuer `IDs` to run (default: all)")
 	fs.Int64Var(&o.seed, "seed", 1, "seed of the card base, latency and faults")
 	fs.IntVar(&o.cards, "cards", 1000, fmt.Sprintf("cards per BIN, 0 to %d", world.CardsPerBINMax))
@@ -79,18 +78,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.faults.LateBy, "late-by", 0, "how late a late answer is, e.g. 3s")
 	fs.StringVar(&o.cutoff, "cutoff", "23:00", "`HH:MM` at which the issuers' business day closes")
 	fs.StringVar(&o.timezone, "timezone", "Asia/Shanghai", "time `zone` of -cutoff")
-	fs.StringVar(&o.admin, "admin", "127.0.0.1:9690", "`HOST:PORT` of the admin HTTP listener, \"\" for none")
+	fs.StringVar(&o.admin, "admin", "127.0.0.1:9690", "operator HTTP listener `HOST:PORT` (ledgers, fault drills), \"\" for none")
 	fs.StringVar(&o.ledgerDir, "ledger-dir", "", "`DIR` to write ledger-ISSUER.json files to on SIGTERM/SIGINT")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stderr)
-			fs.Usage()
-		}
 		return o, err
-	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	if o.cards < 0 || o.cards > world.CardsPerBINMax {
 		return o, fmt.Errorf("-cards %d is outside 0..%d", o.cards, world.CardsPerBINMax)
@@ -103,13 +95,13 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 
 // run is the whole command; it returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	o, err := parseFlags(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
+	o, err := parseFlags(args, stdout, stderr)
+	if errors.Is(err, cli.ErrHelp) {
+		return cli.ExitOK
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "issuersim: %v\n", err)
-		return 2
+		fmt.Fprintf(stderr, "issuersim: %v (issuersim -h lists the flags)\n", err)
+		return cli.ExitUsage
 	}
 	level, err := zerolog.ParseLevel(o.logLevel)
 	if err != nil || level == zerolog.NoLevel {

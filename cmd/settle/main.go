@@ -29,7 +29,7 @@
 package main
 
 import (
-	"flag"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"github.com/tapswitch/tapswitch/configs"
+	"github.com/tapswitch/tapswitch/internal/cli"
 	"github.com/tapswitch/tapswitch/settlement/fees"
 	"github.com/tapswitch/tapswitch/settlement/quarantine"
 	"github.com/tapswitch/tapswitch/settlement/settleday"
@@ -66,9 +67,16 @@ func run(args []string, now time.Time, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "reconcile" {
 		return runReconcile(args[1:], now, stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "help" {
+		args = []string{"-h"}
+	}
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		fmt.Fprintf(stderr, "settle: unknown command %q: the only one is reconcile (settle -h)\n", args[0])
+		return cli.ExitUsage
+	}
 	var o options
-	fs := flag.NewFlagSet("settle", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.New("settle", exitHelp, stdout, stderr)
+	fs.AlsoUsage("settle reconcile [flags]   (settle reconcile -h)")
 	fs.StringVar(&o.date, "date", "", "business `day` YYYY-MM-DD (default: the last day closed by the nodes' recorded cut-off)")
 	fs.StringVar(&o.journals, "journals", "", "comma-separated switch node data `DIRS` (each has sealed/), instead of the config's nodes: list")
 	fs.StringVar(&o.without, "without", "", "comma-separated node `IDS` to settle without (a node lost; recorded in the manifest)")
@@ -78,12 +86,8 @@ func run(args []string, now time.Time, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.config, "config", "", "switch configuration `FILE`: institution, members and the nodes: list (default: built in, this node alone)")
 	fs.StringVar(&o.feesFile, "fees", "", "fee schedule `FILE` (default: the built-in configs/fees.yaml)")
 	fs.BoolVar(&o.quiet, "quiet", false, "print nothing on success")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: settle [flags]  |  settle reconcile [flags]\n\n%s\n\nflags:\n", exitHelp)
-		fs.PrintDefaults()
-	}
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return parseFailed(fs, err, stderr)
 	}
 	if fs.NArg() > 0 || o.out == "" || (o.keys == "") == (o.keyEnv == "") {
 		fmt.Fprintln(stderr, "settle: need -out and one of -keys or -key-env (settle -h)")
@@ -273,6 +277,16 @@ func loadKeys(o options) (*vault.DataKeys, error) {
 		return vault.LoadDataKeysEnv(o.keyEnv)
 	}
 	return vault.LoadDataKeysFile(o.keys)
+}
+
+// parseFailed is the exit status of a failed parse: 0 for -h, else 2
+// after one line on stderr.
+func parseFailed(fs *cli.FlagSet, err error, stderr io.Writer) int {
+	if errors.Is(err, cli.ErrHelp) {
+		return cli.ExitOK
+	}
+	fmt.Fprintf(stderr, "%s: %v (%s -h lists the flags)\n", fs.Name(), err, fs.Name())
+	return cli.ExitUsage
 }
 
 // oneLine keeps cron's mail to one line.

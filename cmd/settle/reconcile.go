@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tapswitch/tapswitch/bench/issuersim"
+	"github.com/tapswitch/tapswitch/internal/cli"
 	"github.com/tapswitch/tapswitch/settlement"
 	"github.com/tapswitch/tapswitch/settlement/clearing"
 	"github.com/tapswitch/tapswitch/settlement/reconcile"
@@ -24,17 +24,16 @@ import (
 // clearing file. Reports go next to the clearing files; any break is a
 // non-zero exit, so cron mails it.
 func runReconcile(args []string, now time.Time, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("settle reconcile", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.New("settle reconcile", "Compares each issuer's own ledger with its clearing file and lists every break; exit 1 on any.", stdout, stderr)
 	date := fs.String("date", "", "business `day` YYYY-MM-DD (default: the last closed day)")
 	ledgers := fs.String("ledgers", "", "`DIR` holding the issuers' ledger-ISSUER.json files")
 	out := fs.String("out", "", "settle's output `DIR` (clearing files in DIR/YYYYMMDD/)")
 	config := fs.String("config", "", "switch configuration `FILE` (default: built in)")
 	quiet := fs.Bool("quiet", false, "print nothing when there are no breaks")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return parseFailed(fs, err, stderr)
 	}
-	if fs.NArg() > 0 || *ledgers == "" || *out == "" {
+	if *ledgers == "" || *out == "" {
 		fmt.Fprintln(stderr, "settle reconcile: need -ledgers and -out (settle reconcile -h)")
 		return 2
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tapswitch/tapswitch/internal/cli"
 	"github.com/tapswitch/tapswitch/switch/node"
 )
 
@@ -18,22 +18,18 @@ import (
 // a switchd -dev now, so that settle can run on it (README, "Settling a
 // day"). A switch not started with -dev has no such endpoint and says 404.
 func runCloseDay(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("tapctl close-day", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	admin := fs.String("admin", "127.0.0.1:8584", "the switch's admin listener `HOST:PORT`")
-	tokenFile := fs.String("token-file", "", "`FILE` holding the admin bearer token (the switch's admin_token_file)")
+	fs := cli.New("tapctl close-day", "Closes and seals a switchd -dev's open business day now, so settle can run on it.", stdout, stderr)
+	admin := fs.String("admin", DefaultAdmin, "the switch's admin (operator) listener `HOST:PORT`")
+	tokenFile := fs.String("admin-token-file", "", "`FILE` holding the admin bearer token (the switch's admin_token_file)")
+	fs.Alias("token-file", "admin-token-file")
 	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "tapctl close-day: no arguments, only -admin and -token-file")
-		return 2
+		return parseFailed(fs, err, stderr)
 	}
 	req, _ := http.NewRequest(http.MethodPost, "http://"+*admin+"/admin/close-day", nil)
 	if *tokenFile != "" {
 		b, err := os.ReadFile(*tokenFile)
 		if err != nil {
-			fmt.Fprintf(stderr, "tapctl close-day: -token-file: %v\n", err)
+			fmt.Fprintf(stderr, "tapctl close-day: -admin-token-file: %v\n", err)
 			return 2
 		}
 		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(b)))

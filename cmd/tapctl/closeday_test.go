@@ -36,6 +36,10 @@ func startSwitch(t *testing.T, devClose bool) *node.Node {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.AcquirerKeysFile = filepath.Join(dir, "acquirer.keys")
+	if _, err := createAcquirerKeys("", cfg.AcquirerKeysFile); err != nil {
+		t.Fatal(err)
+	}
 	nowhere := map[string]string{}
 	for _, is := range list {
 		nowhere[is.ID] = "127.0.0.1:1"

@@ -2,13 +2,14 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/tapswitch/tapswitch/internal/cli"
 
 	"github.com/tapswitch/tapswitch/switch/acquirer"
 	"github.com/tapswitch/tapswitch/switch/node"
@@ -18,32 +19,36 @@ import (
 // keysUsage lists tapctl keys' subcommands: each creates one of the
 // switch's secret files, mode 0600, and never replaces an existing one
 // (docs/keys.md).
-const keysUsage = `usage: tapctl keys init FILE                           the switch's key file (key_file, switchd -keys)
-       tapctl keys init-acquirers [-config FILE] FILE  the acquirers' keys (acquirer_keys_file, switchd -acquirer-keys)
-       tapctl keys init-admin-token FILE               the admin bearer token (admin_token_file, tapctl rotate -token-file)`
+const keysUsage = `usage: tapctl keys COMMAND [flags] FILE
+
+commands:
+  init              the switch's key file (key_file, switchd -keys)
+  init-acquirers    the acquirers' keys (acquirer_keys_file, switchd -acquirer-keys)
+  init-admin-token  the admin bearer token (admin_token_file, tapctl -admin-token-file)
+
+Each writes FILE with mode 0600 and never replaces an existing one.
+Run 'tapctl keys COMMAND -h' for the flags (docs/cli.md).
+`
+
+var keysCommands = []string{"init", "init-acquirers", "init-admin-token"}
 
 // runKeys is tapctl keys: create the switch's secret files.
 func runKeys(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprintln(stderr, keysUsage)
-		return 2
+	i, code := cli.Dispatch("tapctl keys", keysUsage, keysCommands, args, stdout, stderr)
+	if i < 0 {
+		return code
 	}
-	sub := args[0]
-	set := flag.NewFlagSet("tapctl keys "+sub, flag.ContinueOnError)
-	set.SetOutput(stderr)
-	set.Usage = func() { fmt.Fprintln(stderr, keysUsage) }
+	sub := keysCommands[i]
+	set := cli.New("tapctl keys "+sub, "Creates FILE, mode 0600; an existing FILE is never replaced.", stdout, stderr)
+	set.AlsoUsage("tapctl keys " + sub + " [flags] FILE")
 	var config *string
 	if sub == "init-acquirers" {
 		config = set.String("config", "", "switch configuration `FILE` naming the acquirer registry (default: the built-in configs/switch.yaml)")
 	}
-	if err := set.Parse(args[1:]); err != nil {
-		return 2
+	path, err := set.ParseArg(args[1:], "FILE")
+	if err != nil {
+		return parseFailed(set, err, stderr)
 	}
-	if set.NArg() != 1 {
-		fmt.Fprintf(stderr, "tapctl keys %s: want one FILE\n%s\n", sub, keysUsage)
-		return 2
-	}
-	path := set.Arg(0)
 	var create func() (string, error)
 	switch sub {
 	case "init":
@@ -52,9 +57,6 @@ func runKeys(args []string, stdout, stderr io.Writer) int {
 		create = func() (string, error) { return createAcquirerKeys(*config, path) }
 	case "init-admin-token":
 		create = func() (string, error) { return "a 64-character admin token", node.CreateAdminTokenFile(path) }
-	default:
-		fmt.Fprintf(stderr, "tapctl keys: unknown subcommand %q\n%s\n", sub, keysUsage)
-		return 2
 	}
 	if err := keyFileDir(path); err != nil {
 		fmt.Fprintf(stderr, "tapctl keys %s: %v\n", sub, err)

@@ -92,9 +92,14 @@ func TestKeysInit(t *testing.T) {
 }
 
 func TestKeysUsage(t *testing.T) {
-	for _, args := range [][]string{{"keys"}, {"keys", "init"}, {"keys", "init", "a", "b"}, {"keys", "make", "f"}} {
+	for args, want := range map[string]string{
+		"keys":          "tapctl keys: no command given",
+		"keys init":     "tapctl keys init: want FILE after the flags",
+		"keys init a b": `tapctl keys init: unexpected argument "b" after FILE`,
+		"keys make f":   `tapctl keys: unknown command "make"`,
+	} {
 		var stdout, stderr bytes.Buffer
-		if code := run(args, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "tapctl keys init FILE") {
+		if code := run(strings.Fields(args), &stdout, &stderr); code != 2 || !strings.HasPrefix(stderr.String(), want) {
 			t.Errorf("%v: exit %d, %q", args, code, stderr.String())
 		}
 	}

@@ -1,9 +1,9 @@
 // Command tapctl is the operator's tool for a running switch, over its admin
 // listener.
 //
-//	tapctl rotate -admin 127.0.0.1:8584          # reload the key file, re-seal the vault, follow it
-//	tapctl rotate -admin 127.0.0.1:8584 -status  # only show where a rotation is
-//	tapctl rotate -admin 10.0.0.5:8584 -token-file /etc/tapswitch/admin.token
+//	tapctl rotate           # reload the key file, re-seal the vault, follow it
+//	tapctl rotate -status   # only show where a rotation is
+//	tapctl rotate -admin 10.0.0.5:8584 -admin-token-file /etc/tapswitch/admin.token
 //	tapctl settle-keys -keys /etc/tapswitch/vault.keys -out settle.keys
 //	tapctl close-day                             # switchd -dev only: close and seal today's business day now
 //	tapctl keys init /etc/tapswitch/vault.keys                # a new switch key file
@@ -14,9 +14,10 @@
 // "Settling a day"): only a switch started with -dev serves it; any other
 // answers 404, and its business day closes at its cut-off.
 //
-// -admin is the switch's admin (operator) listener, never its public one;
-// -token-file holds the bearer token of the switch's admin_token_file,
-// which an admin listener off loopback requires (docs/keys.md).
+// -admin is the switch's admin (operator) listener, never its public one
+// (default 127.0.0.1:8584, switchd -dev's); -admin-token-file holds the
+// bearer token of the switch's admin_token_file, which an admin listener
+// off loopback requires (docs/keys.md).
 //
 // rotate POSTs /admin/rotate and polls GET /admin/rotate until the re-seal
 // ends; it rotates the data keys only (the index key and the token master
@@ -36,7 +37,6 @@ import (
 	"cmp"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -46,6 +46,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tapswitch/tapswitch/internal/cli"
 	"github.com/tapswitch/tapswitch/switch/node"
 	"github.com/tapswitch/tapswitch/switch/vault"
 )
@@ -57,44 +58,69 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+const usage = `usage: tapctl COMMAND [flags]
+
+commands:
+  rotate       reload the switch's key file, re-seal the vault, follow it
+               tapctl rotate [-admin 127.0.0.1:8584] [-status]
+  settle-keys  write settle's key file (data keys only) from the switch's
+               tapctl settle-keys -keys SWITCH_KEY_FILE -out SETTLE_KEY_FILE
+  close-day    switchd -dev only: close and seal today's business day now
+               tapctl close-day [-admin 127.0.0.1:8584]
+  keys         create the switch's secret files (0600, never replacing one)
+               tapctl keys init|init-acquirers|init-admin-token FILE
+
+Run 'tapctl COMMAND -h' for the flags (docs/cli.md).
+`
+
+// DefaultAdmin is the switch's admin listener by default (switchd -dev's).
+const DefaultAdmin = "127.0.0.1:8584"
+
+var commands = []string{"rotate", "settle-keys", "close-day", "keys"}
+
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "keys" {
-		return runKeys(args[1:], stdout, stderr)
+	i, code := cli.Dispatch("tapctl", usage, commands, args, stdout, stderr)
+	if i < 0 {
+		return code
 	}
-	if len(args) > 0 && args[0] == "settle-keys" {
-		return runSettleKeys(args[1:], stdout, stderr)
+	return []func([]string, io.Writer, io.Writer) int{runRotate, runSettleKeys, runCloseDay, runKeys}[i](args[1:], stdout, stderr)
+}
+
+// parseFailed is the exit status of a failed parse: 0 for -h, else 2 after
+// one line on stderr.
+func parseFailed(fs *cli.FlagSet, err error, stderr io.Writer) int {
+	if errors.Is(err, cli.ErrHelp) {
+		return cli.ExitOK
 	}
-	if len(args) > 0 && args[0] == "close-day" {
-		return runCloseDay(args[1:], stdout, stderr)
-	}
-	if len(args) == 0 || args[0] != "rotate" {
-		fmt.Fprintln(stderr, "usage: tapctl rotate -admin HOST:PORT [-token-file FILE] [-status] [-every 1s] [-wait 1h]\n"+
-			"       tapctl settle-keys -keys SWITCH_KEY_FILE -out SETTLE_KEY_FILE\n"+
-			"       tapctl close-day [-admin HOST:PORT] [-token-file FILE]   (switchd -dev only)\n"+
-			"       tapctl keys init|init-acquirers|init-admin-token FILE")
-		return 2
-	}
-	fs := flag.NewFlagSet("tapctl rotate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	admin := fs.String("admin", "", "the switch's admin listener `HOST:PORT`")
-	tokenFile := fs.String("token-file", "", "`FILE` holding the admin bearer token (the switch's admin_token_file)")
+	fmt.Fprintf(stderr, "%s: %v (%s -h lists the flags)\n", fs.Name(), err, fs.Name())
+	return cli.ExitUsage
+}
+
+// runRotate is tapctl rotate: start a rotation (or follow the one running)
+// to its end, or with -status only show where it is.
+func runRotate(args []string, stdout, stderr io.Writer) int {
+	fs := cli.New("tapctl rotate", "Reloads the switch's key file, re-seals the vault under the new data key and follows it (docs/keys.md).", stdout, stderr)
+	admin := fs.String("admin", DefaultAdmin, "the switch's admin (operator) listener `HOST:PORT`")
+	tokenFile := fs.String("admin-token-file", "", "`FILE` holding the admin bearer token (the switch's admin_token_file)")
 	status := fs.Bool("status", false, "show the rotation's status and exit; start nothing")
 	every := fs.Duration("every", time.Second, "poll `interval`")
 	wait := fs.Duration("wait", time.Hour, "give up following after this `long` (the re-seal goes on in the switch)")
-	timeout := fs.Duration("request-timeout", time.Minute, "bound on one HTTP request (POST counts the vault's records)")
-	if err := fs.Parse(args[1:]); err != nil {
-		return 2
+	timeout := fs.Duration("timeout", time.Minute, "bound on one HTTP request (POST counts the vault's records)")
+	fs.Alias("token-file", "admin-token-file")
+	fs.Alias("request-timeout", "timeout")
+	if err := fs.Parse(args); err != nil {
+		return parseFailed(fs, err, stderr)
 	}
-	if *admin == "" || fs.NArg() > 0 || *every <= 0 || *wait <= 0 || *timeout <= 0 {
-		fmt.Fprintln(stderr, "tapctl rotate: need -admin HOST:PORT, and positive -every, -wait, -request-timeout")
-		return 2
+	if *admin == "" || *every <= 0 || *wait <= 0 || *timeout <= 0 {
+		fmt.Fprintln(stderr, "tapctl rotate: need -admin HOST:PORT, and positive -every, -wait, -timeout")
+		return cli.ExitUsage
 	}
 	c := client{http: &http.Client{Timeout: *timeout}, url: "http://" + *admin + "/admin/rotate", out: stdout}
 	if *tokenFile != "" {
 		b, err := os.ReadFile(*tokenFile)
 		if err != nil {
-			fmt.Fprintf(stderr, "tapctl rotate: -token-file: %v\n", err)
-			return 2
+			fmt.Fprintf(stderr, "tapctl rotate: -admin-token-file: %v\n", err)
+			return cli.ExitUsage
 		}
 		c.token = strings.TrimSpace(string(b))
 	}
@@ -114,16 +140,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 // runSettleKeys is tapctl settle-keys: settle's data-keys-only file from
 // the switch's key file (docs/keys.md).
 func runSettleKeys(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("tapctl settle-keys", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.New("tapctl settle-keys", "Writes settle's key file: the data key lines of the switch's, nothing else (mode 0600).", stdout, stderr)
 	from := fs.String("keys", "", "the switch's key `FILE` (index, token-master and v<N> lines)")
 	out := fs.String("out", "", "settle's key `FILE` to write: the v<N> lines only")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return parseFailed(fs, err, stderr)
 	}
-	if *from == "" || *out == "" || fs.NArg() > 0 {
+	if *from == "" || *out == "" {
 		fmt.Fprintln(stderr, "tapctl settle-keys: need -keys FILE and -out FILE")
-		return 2
+		return cli.ExitUsage
 	}
 	if err := vault.WriteDataKeysFile(*from, *out); err != nil {
 		fmt.Fprintf(stderr, "tapctl settle-keys: %v\n", err)

@@ -49,7 +49,7 @@ func TestSettleKeys(t *testing.T) {
 	}
 }
 
-// TestTokenFile: tapctl sends the token of -token-file as a bearer, and a
+// TestTokenFile: tapctl sends the token of -admin-token-file as a bearer, and a
 // switch that refuses it (401) makes a clear error and exit 1.
 func TestTokenFile(t *testing.T) {
 	const token = "0123456789abcdef0123456789abcdef"
@@ -71,7 +71,7 @@ func TestTokenFile(t *testing.T) {
 		t.Fatalf("without the token: exit %d, %q", code, errs.String())
 	}
 	errs.Reset()
-	if code := run([]string{"rotate", "-admin", addr, "-status", "-token-file", file}, &out, &errs); code != 0 ||
+	if code := run([]string{"rotate", "-admin", addr, "-status", "-admin-token-file", file}, &out, &errs); code != 0 ||
 		!strings.Contains(out.String(), "rotation idle; keyring v1 (current v1); records v1 3") {
 		t.Fatalf("with the token: exit %d, out %q, err %q", code, out.String(), errs.String())
 	}

@@ -80,7 +80,7 @@ func TestStolenCardDetailsCannotPay(t *testing.T) {
 	}
 	var errOut bytes.Buffer
 	if c := termsim.Run([]string{"pay", "-wallet", filepath.Join(dir, "mallory.json"), "-card", "card-" + last4,
-		"-addr", d.Node.TerminalAddr(), "-acquirer-keys", wallet.DevAcquirerKeysPath(d.WalletPath),
+		"-switch", d.Node.TerminalAddr(), "-acquirer-keys", wallet.DevAcquirerKeysPath(d.WalletPath),
 		"-amount", "299.99"}, &bytes.Buffer{}, &errOut); c == 0 || !strings.Contains(errOut.String(), "card-"+last4) {
 		t.Fatalf("mallory's tap: exit %d, %q: want a refusal naming the card she does not hold", c, errOut.String())
 	}
@@ -96,7 +96,7 @@ func TestStolenCardDetailsCannotPay(t *testing.T) {
 func pay(t *testing.T, d *DevWorld, walletFile, label string) termsim.Answer {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	if c := termsim.Run([]string{"pay", "-wallet", walletFile, "-card", label, "-addr", d.Node.TerminalAddr(),
+	if c := termsim.Run([]string{"pay", "-wallet", walletFile, "-card", label, "-switch", d.Node.TerminalAddr(),
 		"-acquirer-keys", wallet.DevAcquirerKeysPath(d.WalletPath),
 		"-amount", "299.99", "-json"}, &out, &errOut); c != 0 {
 		t.Fatalf("termsim exit %d: %s", c, errOut.String())

@@ -317,7 +317,7 @@ func TestTermsimAgainstDevSwitch(t *testing.T) {
 	if a.RC != "51" || a.MTI != "0210" || a.STAN == "" || a.RRN == "" || a.Token == "" {
 		t.Fatalf("termsim answer %+v", a)
 	}
-	code = termsim.Run([]string{"pay", "-addr", "127.0.0.1:1", "-token", "6299900000000000", "-expiry", "3012"}, &out, &errOut)
+	code = termsim.Run([]string{"pay", "-switch", "127.0.0.1:1", "-token", "6299900000000000", "-expiry", "3012"}, &out, &errOut)
 	if code == 0 {
 		t.Fatal("termsim exit 0 with no switch listening")
 	}

@@ -124,7 +124,7 @@ func (n *Node) requireToken(want [32]byte, h http.Handler) http.Handler {
 				Msg("admin request refused: no valid bearer token")
 		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="tapswitch admin"`)
-		http.Error(w, "admin: this listener needs the bearer token of admin_token_file (tapctl -token-file)", http.StatusUnauthorized)
+		http.Error(w, "admin: this listener needs the bearer token of admin_token_file (tapctl -admin-token-file)", http.StatusUnauthorized)
 	})
 }
 
