@@ -20,6 +20,17 @@ import (
 // too. Seeds: the example frames of testdata/frames, alone, back to back
 // and with an all-zero secondary bitmap; testdata/fuzz/FuzzFrame holds the
 // rest of the corpus, crashers included.
+// fuzzStreamBytesMax bounds FuzzFrame's input: two frames of the largest
+// size the reader takes, which covers every frame the wire can carry and
+// the reader stepping from one to the next. A longer stream only repeats
+// that and costs time, most of all when the fuzzer minimizes it (Go's
+// minimizer is quadratic in the input's length).
+const fuzzStreamBytesMax = 2 * (frameHeaderBytes + FrameBytesMaxDefault)
+
+// fuzzDE48BytesMax bounds the DE48 parsers' input: DE48 is LLLVAR ans..999,
+// so the codec never hands them more.
+var fuzzDE48BytesMax = fieldDefs[FieldPrivateTokenData].length
+
 func FuzzFrame(f *testing.F) {
 	frames := testdataFrames(f)
 	var stream, wide []byte
@@ -37,6 +48,9 @@ func FuzzFrame(f *testing.F) {
 	f.Add(stream)
 	f.Add(wide)
 	f.Fuzz(func(t *testing.T, stream []byte) {
+		if len(stream) > fuzzStreamBytesMax {
+			return
+		}
 		fr := NewFrameReader(bytes.NewReader(stream), FrameBytesMaxDefault)
 		for {
 			frame, err := fr.Next()
@@ -128,6 +142,9 @@ func FuzzTokenData(f *testing.F) {
 	f.Add(TokenData{Token: "6299900012345672", RequestorID: "40010075001", DeviceID: "DEV-1"}.Encode())
 	f.Add("01003abc99002zz")
 	f.Fuzz(func(t *testing.T, s string) {
+		if len(s) > fuzzDE48BytesMax {
+			return
+		}
 		td, err := ParseTokenData(s)
 		if err != nil {
 			return

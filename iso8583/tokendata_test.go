@@ -148,6 +148,9 @@ func FuzzAccountVerification(f *testing.F) {
 	f.Add(AccountVerification{RequestorID: "40010075001", DeviceID: "DEV-1", CVN2: "123"}.Encode())
 	f.Add("04003abc")
 	f.Fuzz(func(t *testing.T, s string) {
+		if len(s) > fuzzDE48BytesMax {
+			return
+		}
 		a, err := ParseAccountVerification(s)
 		if err != nil {
 			return
