@@ -67,7 +67,7 @@ func TestDevConsole(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimRight(string(text), "\n"), "\n")
 	banner := indexOf(lines, bannerEnd)
-	var logs, taps, afterBanner, withMillis int
+	var logs, taps, afterBanner, withMillis, sealed int
 	for i, l := range lines {
 		m := consoleLine.FindStringSubmatch(l)
 		if m == nil {
@@ -83,9 +83,15 @@ func TestDevConsole(t *testing.T) {
 		if strings.Contains(l, "mti=08") || strings.Contains(l, "issuer link up ") || strings.Contains(l, "DBG") {
 			t.Errorf("link chatter or debug on the dev console: %q", l)
 		}
-		if i > banner {
+		switch {
+		case strings.Contains(l, "business day sealed"):
+			sealed++ // a new node seals the day that closed before it started, once
+		case i > banner:
 			afterBanner++
 		}
+	}
+	if sealed > 1 {
+		t.Errorf("%d business days sealed by a new dev node, want at most the one before it started", sealed)
 	}
 	if taps != 1 {
 		t.Errorf("%d authorization lines for one tap, want 1", taps)
