@@ -332,6 +332,16 @@ func TestFastZeroAllocs(t *testing.T) {
 	}); n != 0 {
 		t.Errorf("Builder: %v allocations", n)
 	}
+	key := bytes.Repeat([]byte{7}, 32)
+	if n := testing.AllocsPerRun(100, func() {
+		buildAnswer(&b)
+		var err error
+		if buf, err = b.AppendFrame(buf[:0], key); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("Builder, signed: %v allocations", n)
+	}
 }
 
 // buildAnswer is BenchmarkPack's answer, on a Builder.
