@@ -4,8 +4,17 @@
 // buffer, the length checked before the payload is read), one goroutine per
 // request in flight (at most InflightPerConnectionMax; when all are busy the
 // reader stops reading, and TCP pushes back on the terminal), and one writer
-// that coalesces answers into one write per wakeup. Answers go out as they
-// complete, in any order: terminals match them by STAN.
+// that coalesces answers into one write per wakeup (writer.go). Answers go
+// out as they complete, in any order: terminals match them by STAN.
+//
+// The hot path (see the iso8583 package doc): when the handler is a
+// RequestHandler, the reader parses each frame in place (iso8583.Fields)
+// and a well-formed 0100 or 0200 is read straight into an
+// authorize.Request and answered as typed values, packed and MACed by an
+// iso8583.Builder into a reused buffer. Every other frame is read with
+// moov as before, so a refusal's log line and echoed answer are word for
+// word what they were; TestHotPathAnswersAsMoovPath holds the two paths
+// to the same bytes.
 //
 // Bad input never takes the server down: a frame whose MTI can be read but
 // that breaks the contract is answered 30; a frame over the size bound, a
