@@ -95,7 +95,8 @@ func (f *Fields) parse(p []byte) error {
 	if err != nil {
 		return err
 	}
-	if off, err = f.values(p, off, words); err != nil {
+	off, badContent, err := f.values(p, off, words)
+	if err != nil {
 		return err
 	}
 	if !isDigitBytes(p[:4]) {
@@ -104,13 +105,8 @@ func (f *Fields) parse(p []byte) error {
 	if words > 2 {
 		return &FormatError{MTI: string(p[:4]), Field: FieldBitmap, Err: errors.New("tertiary bitmap is not part of the contract")}
 	}
-	for id := range f.present.ids() {
-		if id == 1 || id == 65 {
-			continue
-		}
-		if err := fieldTable[id].checkValue(f.value(id)); err != nil {
-			return &FormatError{MTI: string(p[:4]), Field: id, Err: err}
-		}
+	if badContent != 0 {
+		return &FormatError{MTI: string(p[:4]), Field: badContent, Err: fieldTable[badContent].checkValue(f.value(badContent))}
 	}
 	if off != len(p) {
 		return &FormatError{MTI: string(p[:4]), Err: fmt.Errorf("%d bytes follow the last field", len(p)-off)}
@@ -145,39 +141,47 @@ func (f *Fields) bitmaps(p []byte) (off, words int, err error) {
 // values reads each field the bitmaps announce, in order, checking what
 // moov's decoding checks: the field is defined, its length prefix is
 // digits within the maximum, its bytes are there and, unless binary,
-// ASCII. Text padding is stripped as moov strips it.
-func (f *Fields) values(p []byte, off, words int) (int, error) {
+// ASCII. Text padding is stripped as moov strips it. The content check
+// (digits, printable text) is made in the same pass over the bytes, but
+// the first field failing it is only returned (badContent), for parse to
+// refuse after every field has decoded, in Unpack's order.
+func (f *Fields) values(p []byte, off, words int) (end, badContent int, err error) {
 	for id := range f.present.ids() {
 		if id == 1 || id == 65 {
 			continue // bitmap presence bits
 		}
 		if !defined(id) {
-			return 0, f.fault(p, id, fmt.Errorf("DE%d is not defined in the spec", id))
+			return 0, 0, f.fault(p, id, fmt.Errorf("DE%d is not defined in the spec", id))
 		}
 		d := &fieldTable[id]
 		n := d.length
 		if d.digits > 0 {
 			if len(p)-off < d.digits {
-				return 0, f.fault(p, id, fmt.Errorf("need %d length digits, have %d bytes", d.digits, len(p)-off))
+				return 0, 0, f.fault(p, id, fmt.Errorf("need %d length digits, have %d bytes", d.digits, len(p)-off))
 			}
 			n = 0
 			for _, c := range p[off : off+d.digits] {
 				if c < '0' || c > '9' {
-					return 0, f.fault(p, id, fmt.Errorf("length prefix %q is not %d digits", p[off:off+d.digits], d.digits))
+					return 0, 0, f.fault(p, id, fmt.Errorf("length prefix %q is not %d digits", p[off:off+d.digits], d.digits))
 				}
 				n = n*10 + int(c-'0')
 			}
 			if n > d.length {
-				return 0, f.fault(p, id, fmt.Errorf("field length %d is larger than maximum %d", n, d.length))
+				return 0, 0, f.fault(p, id, fmt.Errorf("field length %d is larger than maximum %d", n, d.length))
 			}
 			off += d.digits
 		}
 		if len(p)-off < n {
-			return 0, f.fault(p, id, fmt.Errorf("need %d bytes, have %d", n, len(p)-off))
+			return 0, 0, f.fault(p, id, fmt.Errorf("need %d bytes, have %d", n, len(p)-off))
 		}
-		v := p[off : off+n]
-		if d.kind != kindBinary && !isASCII(v) {
-			return 0, f.fault(p, id, errors.New("byte outside ASCII"))
+		if d.kind != kindBinary {
+			cls := classOf(p[off : off+n])
+			if cls&classASCII == 0 {
+				return 0, 0, f.fault(p, id, errors.New("byte outside ASCII"))
+			}
+			if cls&d.kind.class() == 0 && badContent == 0 {
+				badContent = id
+			}
 		}
 		end := off + n
 		if d.kind == kindText && d.digits == 0 {
@@ -197,13 +201,55 @@ func (f *Fields) values(p []byte, off, words int) (int, error) {
 				for b := 1; b < 64; b++ {
 					if bm&(1<<(63-b)) != 0 {
 						id := w*64 + b + 1
-						return 0, f.fault(p, id, fmt.Errorf("DE%d is not defined in the spec", id))
+						return 0, 0, f.fault(p, id, fmt.Errorf("DE%d is not defined in the spec", id))
 					}
 				}
 			}
 		}
 	}
-	return off, nil
+	return off, badContent, nil
+}
+
+// Byte classes, for checking a field's bytes in one pass: a field's class
+// is what all its bytes are.
+const (
+	classASCII     uint8 = 1 << iota // < 0x80, what moov's decoding wants
+	classPrintable                   // 0x20-0x7e, text fields
+	classDigit                       // '0'-'9', numeric fields
+)
+
+var byteClass = func() (t [256]uint8) {
+	for c := range 256 {
+		if c < 0x80 {
+			t[c] |= classASCII
+		}
+		if c >= 0x20 && c <= 0x7e {
+			t[c] |= classPrintable
+		}
+		if c >= '0' && c <= '9' {
+			t[c] |= classDigit
+		}
+	}
+	return t
+}()
+
+func classOf(b []byte) uint8 {
+	acc := classASCII | classPrintable | classDigit
+	for _, c := range b {
+		acc &= byteClass[c]
+	}
+	return acc
+}
+
+// class is the byte class checkValue wants of a kind's content.
+func (k kind) class() uint8 {
+	switch k {
+	case kindNumeric:
+		return classDigit
+	case kindText:
+		return classPrintable
+	}
+	return classASCII | classPrintable | classDigit
 }
 
 // fault is a FormatError in moov's decoding: MTI as Unpack reports it
