@@ -44,6 +44,17 @@ func newSession(s *Server, nc net.Conn) *session {
 	}
 }
 
+// abort makes the coming Close reset the connection instead of closing it
+// gracefully. A terminal cut off for not reading would otherwise keep the
+// socket in FIN-WAIT behind answers it will never read (a half-written
+// batch among them), and, if the reader had drained its side, never learn
+// that it was cut off: its writes would block instead of failing.
+func abort(nc net.Conn) {
+	if l, ok := nc.(interface{ SetLinger(sec int) error }); ok {
+		l.SetLinger(0)
+	}
+}
+
 // stopReading makes the reader return at its next read, for a drain.
 func (c *session) stopReading() {
 	c.stopping.Store(true)
@@ -59,6 +70,9 @@ func (c *session) run() {
 		// A failed write (a terminal that stopped reading) ends the
 		// connection; after a normal flush this closes it as well.
 		<-c.writer.Done()
+		if c.writer.failed() {
+			abort(c.conn)
+		}
 		c.conn.Close()
 	}()
 	c.readLoop()

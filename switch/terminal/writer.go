@@ -87,6 +87,10 @@ func (w *answerWriter) Close() error {
 	return w.err
 }
 
+// failed reports whether the writer stopped on a failed write; valid once
+// Done is closed.
+func (w *answerWriter) failed() bool { return w.err != nil }
+
 // Done is closed when the writer has stopped.
 func (w *answerWriter) Done() <-chan struct{} { return w.done }
 
