@@ -70,7 +70,10 @@
 //
 // # Connections and faults
 //
-// One reader goroutine per connection unpacks frames and plans each request
+// One reader goroutine per connection parses frames in place with the
+// network's zero-allocation codec (iso8583.Fields; answers are packed with
+// an iso8583.Builder), as the issuer is part of what a bench run measures
+// on its machine, and plans each request
 // from the seeded generator with the Faults in force at that moment: its
 // latency (Faults.Latency plus up to Faults.Jitter) and at most one fault,
 // by one uniform draw that the six rates share (so they add up to at most

@@ -2,16 +2,14 @@ package issuersim
 
 import (
 	"fmt"
-	"strings"
-
-	moov "github.com/moov-io/iso8583"
 
 	"github.com/tapswitch/tapswitch/iso8583"
 )
 
 // request is what the issuer reads from one message. It is extracted in the
-// reader goroutine, so the handler never touches the moov message, whose
-// binary fields may still point into the reader's reused frame buffer.
+// reader goroutine from the parsed frame (iso8583.Fields), whose values
+// point into the reader's reused buffer: the request's strings are slices
+// of one copy of the frame, so the handler owns them.
 type request struct {
 	MTI              string
 	ProcessingCode   string
@@ -28,8 +26,12 @@ type request struct {
 	Original         originalData
 	// invalid says why the message breaks the contract; "" when it does not.
 	invalid string
-	echo    []echoField
+	echo    [echoFieldsMax]echoField
+	echoN   int
 }
+
+// echoFieldsMax is the longest list of echoed fields (reversalEcho).
+const echoFieldsMax = 9
 
 // originalData is DE90, the reversal's pointer to its original.
 type originalData struct {
@@ -39,20 +41,6 @@ type originalData struct {
 type echoField struct {
 	id    int
 	value string
-}
-
-// fixedNumeric holds the length of every fixed numeric field the issuer
-// reads. moov strips their zero padding on unpack; we put it back so that
-// "000000" stays a purchase and a STAN keeps its six digits.
-var fixedNumeric = map[int]int{
-	iso8583.FieldProcessingCode:   6,
-	iso8583.FieldAmount:           12,
-	iso8583.FieldTransmissionTime: 10,
-	iso8583.FieldSTAN:             6,
-	iso8583.FieldExpiry:           4,
-	iso8583.FieldCurrency:         3,
-	iso8583.FieldNetworkMgmtCode:  3,
-	iso8583.FieldOriginalData:     42,
 }
 
 // Mandatory fields and echoed fields by message class.
@@ -65,11 +53,28 @@ var (
 	networkEcho        = []int{7, 11, 70}
 )
 
-// parseRequest reads a message that iso8583.Unpack accepted. Contract
+// frameView reads a parsed frame's fields as strings, every one a slice of
+// a single copy of the payload.
+type frameView struct {
+	f *iso8583.Fields
+	s string
+}
+
+func (v frameView) has(id int) bool { return v.f.Has(id) }
+
+func (v frameView) get(id int) string {
+	start, end, ok := v.f.Span(id)
+	if !ok {
+		return ""
+	}
+	return v.s[start:end]
+}
+
+// parseRequest reads a message that Fields.Parse accepted. Contract
 // violations land in request.invalid, to be answered 30.
-func parseRequest(msg *moov.Message) request {
+func parseRequest(f *iso8583.Fields) request {
 	var req request
-	req.MTI, _ = msg.GetMTI()
+	req.MTI = f.MTI()
 	var mandatory, echo []int
 	switch req.MTI {
 	case iso8583.MTIAuthRequest, iso8583.MTIFinancialRequest, iso8583.MTIAdvice:
@@ -82,24 +87,26 @@ func parseRequest(msg *moov.Message) request {
 		req.invalid = fmt.Sprintf("MTI %s is not a request the issuer handles", req.MTI)
 		return req
 	}
-	get := func(id int) string { return fieldString(msg, id) }
+	v := frameView{f: f, s: string(f.Payload())}
 	for _, id := range echo {
-		if msg.GetField(id) != nil {
-			req.echo = append(req.echo, echoField{id, get(id)})
+		if v.has(id) {
+			req.echo[req.echoN] = echoField{id, v.get(id)}
+			req.echoN++
 		}
 	}
 	for _, id := range mandatory {
-		if msg.GetField(id) == nil {
+		if !v.has(id) {
 			req.invalid = fmt.Sprintf("DE%d missing", id)
 			return req
 		}
 	}
-	req.invalid = req.read(msg, get)
+	req.invalid = req.read(v)
 	return req
 }
 
 // read fills the request's fields and returns why they break the contract.
-func (req *request) read(msg *moov.Message, get func(int) string) string {
+func (req *request) read(v frameView) string {
+	get := v.get
 	req.ProcessingCode = get(iso8583.FieldProcessingCode)
 	req.PAN = iso8583.PAN(get(iso8583.FieldPAN))
 	req.Expiry = get(iso8583.FieldExpiry)
@@ -108,7 +115,7 @@ func (req *request) read(msg *moov.Message, get func(int) string) string {
 	req.RRN = get(iso8583.FieldRRN)
 	req.TerminalID = get(iso8583.FieldTerminalID)
 	req.NetworkCode = get(iso8583.FieldNetworkMgmtCode)
-	if msg.GetField(iso8583.FieldAmount) != nil {
+	if v.has(iso8583.FieldAmount) {
 		amount, err := iso8583.ParseAmountField(get(iso8583.FieldAmount))
 		if err != nil {
 			return err.Error()
@@ -117,13 +124,13 @@ func (req *request) read(msg *moov.Message, get func(int) string) string {
 	} else if req.MTI != iso8583.MTINetworkMgmtRequest && req.ProcessingCode != iso8583.ProcBalanceInquiry {
 		return "DE4 missing"
 	}
-	if msg.GetField(iso8583.FieldCurrency) != nil && get(iso8583.FieldCurrency) != iso8583.CurrencyCNY {
+	if v.has(iso8583.FieldCurrency) && get(iso8583.FieldCurrency) != iso8583.CurrencyCNY {
 		return fmt.Sprintf("DE49 currency %s is not %s", get(iso8583.FieldCurrency), iso8583.CurrencyCNY)
 	}
-	if msg.GetField(iso8583.FieldExpiry) != nil && !validYYMM(req.Expiry) {
+	if v.has(iso8583.FieldExpiry) && !validYYMM(req.Expiry) {
 		return fmt.Sprintf("DE14 %q is not YYMM", req.Expiry)
 	}
-	if msg.GetField(iso8583.FieldPrivateTokenData) != nil {
+	if v.has(iso8583.FieldPrivateTokenData) {
 		td, err := iso8583.ParseTokenData(get(iso8583.FieldPrivateTokenData))
 		if err != nil {
 			return err.Error()
@@ -135,24 +142,11 @@ func (req *request) read(msg *moov.Message, get func(int) string) string {
 		}
 		req.CVN2 = av.CVN2
 	}
-	if msg.GetField(iso8583.FieldOriginalData) != nil {
+	if v.has(iso8583.FieldOriginalData) {
 		d := get(iso8583.FieldOriginalData)
 		req.Original = originalData{MTI: d[0:4], STAN: d[4:10], TransmissionTime: d[10:20], Acquirer: d[20:31], Forwarder: d[31:42]}
 	}
 	return ""
-}
-
-// fieldString returns a field's value with the zero padding of fixed numeric
-// fields restored, "" when absent.
-func fieldString(msg *moov.Message, id int) string {
-	s, err := msg.GetString(id)
-	if err != nil {
-		return ""
-	}
-	if n, ok := fixedNumeric[id]; ok && len(s) < n {
-		s = strings.Repeat("0", n-len(s)) + s
-	}
-	return s
 }
 
 func validYYMM(s string) bool {

@@ -3,8 +3,7 @@ package issuersim
 import (
 	"errors"
 	"strings"
-
-	moov "github.com/moov-io/iso8583"
+	"sync"
 
 	"github.com/tapswitch/tapswitch/iso8583"
 )
@@ -25,7 +24,7 @@ func (s *Issuer) respond(req request, p plan) (packed []byte, ok bool) {
 		s.book.apply(d)
 		s.mu.Unlock()
 	}
-	packed, err := iso8583.Pack(buildResponse(req, d))
+	packed, err := packResponse(req, d)
 	if err == nil && p.wideBitmap {
 		packed, err = iso8583.WithZeroSecondaryBitmap(packed)
 	}
@@ -68,25 +67,37 @@ func (s *Issuer) logRequest(req request, rc string, p plan, note string) {
 	ev.Msg("request")
 }
 
-// buildResponse echoes the request's fields and adds the decision.
-func buildResponse(req request, d decision) *moov.Message {
-	msg := iso8583.NewMessage()
-	msg.MTI(iso8583.ResponseMTI(req.MTI))
-	// Field only fails for a field outside the spec or a value that cannot
-	// be set; these are the request's own values or ours, and Pack would
-	// report anything wrong.
-	for _, f := range req.echo {
-		_ = msg.Field(f.id, f.value)
+// builders are reused across answers: a Builder keeps its value store.
+var builders = sync.Pool{New: func() any { return new(iso8583.Builder) }}
+
+// responseBytesTypical sizes an answer's buffer so that it is packed in one
+// allocation: the answer is handed to the writer and outlives the Builder.
+const responseBytesTypical = 256
+
+// packResponse echoes the request's fields, adds the decision and packs
+// the answer into a buffer of its own.
+func packResponse(req request, d decision) ([]byte, error) {
+	b := builders.Get().(*iso8583.Builder)
+	defer builders.Put(b)
+	buildResponse(b, req, d)
+	return b.Append(make([]byte, 0, responseBytesTypical))
+}
+
+// buildResponse echoes the request's fields and adds the decision. A value
+// that cannot be set (the request's own or ours) is reported by Append.
+func buildResponse(b *iso8583.Builder, req request, d decision) {
+	b.Reset(iso8583.ResponseMTI(req.MTI))
+	for _, f := range req.echo[:req.echoN] {
+		b.Set(f.id, f.value)
 	}
-	_ = msg.Field(iso8583.FieldResponseCode, d.rc)
+	b.Set(iso8583.FieldResponseCode, d.rc)
 	if d.rc == iso8583.RCApproved && d.authCode != "" {
-		_ = msg.Field(iso8583.FieldAuthCode, d.authCode)
+		b.Set(iso8583.FieldAuthCode, d.authCode)
 	}
 	if d.balance != "" {
-		_ = msg.Field(iso8583.FieldAdditionalAmounts, d.balance)
+		b.Set(iso8583.FieldAdditionalAmounts, d.balance)
 	}
 	if d.rc == iso8583.RCApproved && d.phone != "" {
-		_ = msg.Field(iso8583.FieldPrivateTokenData, iso8583.VerificationAnswer{Phone: d.phone}.Encode())
+		b.Set(iso8583.FieldPrivateTokenData, iso8583.VerificationAnswer{Phone: d.phone}.Encode())
 	}
-	return msg
 }

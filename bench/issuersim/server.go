@@ -191,18 +191,18 @@ func (c *conn) readLoop() {
 	defer c.s.forget(c)
 	defer c.close()
 	fr := iso8583.NewFrameReader(c.nc, frameBytesMax)
+	var fields iso8583.Fields
 	for {
 		frame, err := fr.Next()
 		if err != nil {
 			c.logReadError(err)
 			return
 		}
-		msg, err := iso8583.Unpack(frame)
-		if err != nil {
+		if err := fields.Parse(frame); err != nil {
 			c.log.Warn().Err(err).Int("bytes", len(frame)).Msg("unparseable frame, closing connection")
 			return
 		}
-		req := parseRequest(msg)
+		req := parseRequest(&fields)
 		c.s.record(req)
 		if iso8583.ResponseMTI(req.MTI) == "" {
 			c.log.Warn().Str("mti", req.MTI).Msg("dropped: not a request")
@@ -280,8 +280,17 @@ func (c *conn) handle(req request, p plan) {
 	}
 }
 
-// wait sleeps d, false when the connection ends first.
+// wait sleeps d, false when the connection ends first. No latency, no
+// timer: an issuer answering at once costs none.
 func (c *conn) wait(d time.Duration) bool {
+	if d <= 0 {
+		select {
+		case <-c.done:
+			return false
+		default:
+			return true
+		}
+	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

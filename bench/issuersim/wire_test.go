@@ -191,3 +191,9 @@ func isClosed(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
 		(errors.As(err, &ne) && !ne.Timeout())
 }
+
+// fieldString returns a field's value as the contract reads it ("" when
+// absent): tests read the issuer's answers with the reference codec.
+func fieldString(msg *moov.Message, id int) string {
+	return iso8583.FieldValue(msg, id)
+}

@@ -97,11 +97,45 @@ func Field(payload []byte) (field int, present bool, err error) {
 
 // Sum is the MAC of data (the message up to its MAC field) under key.
 func Sum(key, data []byte) [Size]byte {
-	h := hmac.New(sha256.New, key)
-	h.Write(data)
 	var out [Size]byte
-	copy(out[:], h.Sum(nil))
+	if len(key) > sha256.BlockSize || len(data) > sumStackBytes {
+		h := hmac.New(sha256.New, key)
+		h.Write(data)
+		copy(out[:], h.Sum(nil))
+		return out
+	}
+	full := hmacSHA256(key, data)
+	copy(out[:], full[:])
 	return out
+}
+
+// sumStackBytes bounds the messages Sum MACs without allocating: every
+// message of the hot path (a request with its EMV data is some 400 bytes).
+// A longer one goes through crypto/hmac.
+const sumStackBytes = 2048
+
+// hmacSHA256 is HMAC-SHA256 (RFC 2104) for a key of at most one block and
+// data of at most sumStackBytes, computed in buffers on the stack: crypto/
+// hmac allocates its two hash states on every call, a dozen allocations
+// per message on the switch's hot path. TestSumIsHMAC holds it to
+// crypto/hmac.
+func hmacSHA256(key, data []byte) [sha256.Size]byte {
+	var inner [sha256.BlockSize + sumStackBytes]byte
+	for i := range sha256.BlockSize {
+		var k byte
+		if i < len(key) {
+			k = key[i]
+		}
+		inner[i] = k ^ 0x36
+	}
+	n := sha256.BlockSize + copy(inner[sha256.BlockSize:], data)
+	innerSum := sha256.Sum256(inner[:n])
+	var outer [sha256.BlockSize + sha256.Size]byte
+	for i := range sha256.BlockSize {
+		outer[i] = inner[i] ^ 0x36 ^ 0x5c
+	}
+	copy(outer[sha256.BlockSize:], innerSum[:])
+	return sha256.Sum256(outer[:])
 }
 
 // Verify checks the MAC that ends payload. The comparison is in constant

@@ -2,6 +2,8 @@ package mac
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"os"
@@ -238,4 +240,24 @@ func FuzzVerify(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Sum is HMAC-SHA256 cut to Size bytes, whatever the lengths, and does not
+// allocate for a message of the hot path.
+func TestSumIsHMAC(t *testing.T) {
+	for _, keyLen := range []int{0, 1, 32, 64, 65, 100} {
+		for _, dataLen := range []int{0, 1, 55, 64, 200, sumStackBytes, sumStackBytes + 1, 5000} {
+			key := bytes.Repeat([]byte{byte(keyLen + 1)}, keyLen)
+			data := bytes.Repeat([]byte{byte(dataLen)}, dataLen)
+			h := hmac.New(sha256.New, key)
+			h.Write(data)
+			if got, want := Sum(key, data), h.Sum(nil)[:Size]; !bytes.Equal(got[:], want) {
+				t.Errorf("key %d bytes, data %d bytes: %x, want %x", keyLen, dataLen, got, want)
+			}
+		}
+	}
+	key, data := bytes.Repeat([]byte{7}, KeySize), bytes.Repeat([]byte{'1'}, 400)
+	if n := testing.AllocsPerRun(100, func() { Sum(key, data) }); n != 0 {
+		t.Errorf("Sum of a 400-byte message: %v allocations", n)
+	}
 }

@@ -1,8 +1,12 @@
 package authorize
 
 import (
+	"bytes"
+	"reflect"
 	"testing"
 	"time"
+
+	moov "github.com/moov-io/iso8583"
 
 	"github.com/tapswitch/tapswitch/bench/pos"
 	"github.com/tapswitch/tapswitch/iso8583"
@@ -31,6 +35,7 @@ func FuzzParseRequest(f *testing.F) {
 		if err != nil {
 			return
 		}
+		checkParseFieldsAgrees(t, frame, msg)
 		if req, err := ParseRequest(msg); err == nil {
 			k := req.Key()
 			if len(k.STAN) != 6 || len(k.TransmissionTime) != 10 || k.TerminalID == "" {
@@ -46,4 +51,46 @@ func FuzzParseRequest(f *testing.F) {
 		}
 		EchoAnswer(msg, iso8583.RCFormatError)
 	})
+}
+
+// checkParseFieldsAgrees holds the hot path's reading of a frame to the
+// reference one: ParseFields on the frame parsed in place gives the same
+// Request, or the same refusal, as ParseRequest on it unpacked by moov; and
+// the answer to it packs to the same bytes with a Builder as with moov.
+func checkParseFieldsAgrees(t *testing.T, frame []byte, msg *moov.Message) {
+	t.Helper()
+	var fields iso8583.Fields
+	if err := fields.Parse(frame); err != nil {
+		t.Fatalf("Unpack accepted %q, Fields.Parse: %v", frame, err)
+	}
+	want, wantErr := ParseRequest(msg)
+	got, gotErr := ParseFields(&fields)
+	if (wantErr == nil) != (gotErr == nil) || (wantErr != nil && wantErr.Error() != gotErr.Error()) {
+		t.Fatalf("frame %q: ParseFields says %v, ParseRequest %v", frame, gotErr, wantErr)
+	}
+	if wantErr != nil || (want.MTI != iso8583.MTIAuthRequest && want.MTI != iso8583.MTIFinancialRequest) {
+		return // HandleRequest takes only these
+	}
+	if len(want.ICC) == 0 && len(got.ICC) == 0 {
+		want.ICC, got.ICC = nil, nil
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("frame %q:\nParseFields  %#v\nParseRequest %#v", frame, got, want)
+	}
+	echo, err := iso8583.Pack(EchoAnswer(msg, "96"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, a := range []Answer{answer(got, "05", "123456"), {Request: got, RC: "96", echo: true}, {Request: got, RC: "00", AuthCode: "A1", Balance: "1002156C000000001000"}} {
+		var b iso8583.Builder
+		a.Build(&b)
+		fast, err := b.Append(nil)
+		slow, err2 := iso8583.Pack(a.Message())
+		if err != nil || err2 != nil || !bytes.Equal(fast, slow) {
+			t.Fatalf("answer %+v: Builder %q (%v), moov %q (%v)", a, fast, err, slow, err2)
+		}
+		if i == 1 && !bytes.Equal(fast, echo) {
+			t.Fatalf("refusal of %q: Builder %q, EchoAnswer %q", frame, fast, echo)
+		}
+	}
 }

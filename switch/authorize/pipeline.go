@@ -102,12 +102,15 @@ func (p *Pipeline) Handle(ctx context.Context, msg *moov.Message, from acquirer.
 	switch mti {
 	case iso8583.MTIAuthRequest, iso8583.MTIFinancialRequest:
 		start := p.d.Now()
-		resp, o := p.authorize(ctx, msg, from, start)
-		if o.done.IsZero() {
-			o.done = p.d.Now()
+		req, err := ParseRequest(msg)
+		if err != nil {
+			p.d.Log.Info().Err(err).Msg("request refused: format error")
+			p.d.Metrics.FormatError(metrics.StageRequest)
+			p.d.Metrics.Authorization(mti, iso8583.RCFormatError, "", p.d.Now().Sub(start))
+			return EchoAnswer(msg, iso8583.RCFormatError)
 		}
-		p.d.Metrics.Authorization(mti, o.rc, o.issuer, o.done.Sub(start))
-		return resp
+		a := p.authorizeTimed(ctx, req, from, start)
+		return a.Message()
 	case iso8583.MTIReversalRequest, iso8583.MTIReversalAdvice:
 		start := p.d.Now()
 		resp, o := p.reverse(ctx, msg, from)
@@ -117,6 +120,32 @@ func (p *Pipeline) Handle(ctx context.Context, msg *moov.Message, from acquirer.
 		return networkManagementAnswer(msg)
 	}
 	return EchoAnswer(msg, iso8583.RCInvalidTransaction)
+}
+
+// HandleRequest answers a terminal's 0100 or 0200 read by ParseFields,
+// from sender from: the hot path's Handle, whose answer the caller packs
+// with an iso8583.Builder (Answer.Build). It does what Handle does for the
+// same request unpacked by moov, in the same order, and answers the same
+// fields.
+func (p *Pipeline) HandleRequest(ctx context.Context, req Request, from acquirer.Identity) Answer {
+	if rc, reason := CheckSender(from); rc != "" {
+		p.d.Log.Info().Str("mti", req.MTI).Str("terminal", from.TerminalID).
+			Str("stan", req.STAN).Str("acquirer", req.Acquirer).Str("merchant", req.MerchantID).
+			Str("rc", rc).Str("reason", reason).Msg("request refused: sender")
+		p.d.Metrics.Authorization(req.MTI, rc, "", 0)
+		return Answer{Request: req, RC: rc, echo: true}
+	}
+	return p.authorizeTimed(ctx, req, from, p.d.Now())
+}
+
+// authorizeTimed authorizes req and counts it in the metrics.
+func (p *Pipeline) authorizeTimed(ctx context.Context, req Request, from acquirer.Identity, start time.Time) Answer {
+	a, o := p.authorize(ctx, req, from, start)
+	if o.done.IsZero() {
+		o.done = p.d.Now()
+	}
+	p.d.Metrics.Authorization(req.MTI, o.rc, o.issuer, o.done.Sub(start))
+	return a
 }
 
 // refuse answers a message whose sender may not ask for it, without
@@ -145,17 +174,12 @@ type outcome struct {
 	done       time.Time
 }
 
-// authorize is the fixed order of one authorization: parse, hold the
+// authorize is the fixed order of one authorization (the request parsed
+// by the caller): hold the
 // sender to its registration, wait out an identical request in flight (and
 // any other on the refund's original), answer a duplicate from the
 // journal, decide, ask the issuer, journal durably, reply.
-func (p *Pipeline) authorize(ctx context.Context, msg *moov.Message, from acquirer.Identity, start time.Time) (*moov.Message, outcome) {
-	req, err := ParseRequest(msg)
-	if err != nil {
-		p.d.Log.Info().Err(err).Msg("request refused: format error")
-		p.d.Metrics.FormatError(metrics.StageRequest)
-		return EchoAnswer(msg, iso8583.RCFormatError), outcome{rc: iso8583.RCFormatError}
-	}
+func (p *Pipeline) authorize(ctx context.Context, req Request, from acquirer.Identity, start time.Time) (Answer, outcome) {
 	if rc, reason := CheckAcceptor(from, req.Acquirer, req.MerchantID, req.MCC); rc != "" {
 		p.logRefusal(req, rc, reason)
 		return answer(req, rc, ""), outcome{rc: rc}
@@ -181,7 +205,7 @@ func (p *Pipeline) authorize(ctx context.Context, msg *moov.Message, from acquir
 }
 
 // finish journals the outcome durably, then builds the terminal's answer.
-func (p *Pipeline) finish(req Request, entry journal.Entry, reply issuerReply, change *journal.Change, start time.Time) (*moov.Message, outcome) {
+func (p *Pipeline) finish(req Request, entry journal.Entry, reply issuerReply, change *journal.Change, start time.Time) (Answer, outcome) {
 	// The issuer's answer is the instant the commit starts; read the
 	// clock again only when no issuer was asked.
 	committing := reply.answered
@@ -207,9 +231,7 @@ func (p *Pipeline) finish(req Request, entry journal.Entry, reply issuerReply, c
 	}
 	p.logOutcome(req, entry, done.Sub(start))
 	resp := answer(req, entry.ResponseCode, entry.AuthCode)
-	if reply.balance != "" {
-		resp.Field(iso8583.FieldAdditionalAmounts, reply.balance)
-	}
+	resp.Balance = reply.balance
 	return resp, outcome{rc: entry.ResponseCode, issuer: entry.IssuerID, done: done}
 }
 
@@ -246,7 +268,7 @@ func (p *Pipeline) logRefusal(req Request, rc, reason string) {
 
 // duplicate answers a request whose key is already journaled: the first
 // answer again for a retransmission, 94 for other content under the key.
-func (p *Pipeline) duplicate(req Request, prior journal.Entry) (*moov.Message, outcome) {
+func (p *Pipeline) duplicate(req Request, prior journal.Entry) (Answer, outcome) {
 	if prior.RequestDigest != req.Digest() {
 		p.d.Log.Info().Str("stan", req.STAN).Str("terminal", req.TerminalID).Msg("duplicate key with other content: 94")
 		return answer(req, iso8583.RCDuplicate, ""), outcome{rc: iso8583.RCDuplicate}

@@ -3,6 +3,7 @@ package authorize
 import (
 	"crypto/sha256"
 	"fmt"
+	"strconv"
 
 	moov "github.com/moov-io/iso8583"
 
@@ -35,6 +36,9 @@ type Request struct {
 	// purchase's MTI and its key at this terminal. Zero when absent.
 	OriginalMTI string
 	Original    journal.Key
+	// networkCode is DE70 as sent (rare on a 0100/0200): a refusal
+	// echoes it, as EchoAnswer does.
+	networkCode string
 }
 
 // HasOriginal reports whether the request names an original in DE90.
@@ -58,15 +62,61 @@ var mandatoryFields = []int{
 	iso8583.FieldCurrency,
 }
 
+// fieldSource is a message's fields as ParseRequest reads them: a moov
+// message (off the hot path, and in tests) or a frame parsed in place.
+type fieldSource interface {
+	has(id int) bool
+	get(id int) string // as iso8583.FieldValue reads it; "" when absent
+	mti() string
+	icc() []byte // a copy the request owns
+}
+
+type moovSource struct{ msg *moov.Message }
+
+func (m moovSource) has(id int) bool   { return m.msg.GetField(id) != nil }
+func (m moovSource) get(id int) string { return iso8583.FieldValue(m.msg, id) }
+func (m moovSource) mti() string       { mti, _ := m.msg.GetMTI(); return mti }
+func (m moovSource) icc() []byte       { b, _ := m.msg.GetBytes(iso8583.FieldICC); return b }
+
+// fieldsSource reads a parsed frame: s is one copy of its payload, and
+// every string of the request is a slice of it.
+type fieldsSource struct {
+	f *iso8583.Fields
+	s string
+}
+
+func (v fieldsSource) has(id int) bool { return v.f.Has(id) }
+func (v fieldsSource) mti() string     { return v.f.MTI() }
+func (v fieldsSource) get(id int) string {
+	start, end, ok := v.f.Span(id)
+	if !ok {
+		return ""
+	}
+	return v.s[start:end]
+}
+func (v fieldsSource) icc() []byte { return []byte(v.get(iso8583.FieldICC)) }
+
 // ParseRequest reads a terminal's authorization or financial request. An
 // error means the answer is 30 (format error).
 func ParseRequest(msg *moov.Message) (Request, error) {
+	return parseRequest(moovSource{msg})
+}
+
+// ParseFields reads a terminal's authorization or financial request from
+// a frame the hot path's codec accepted, exactly as ParseRequest reads the
+// same frame unpacked by moov. The request owns its values (one copy of
+// the payload, plus DE55's bytes): f and its buffer may be reused at once.
+func ParseFields(f *iso8583.Fields) (Request, error) {
+	return parseRequest(fieldsSource{f: f, s: string(f.Payload())})
+}
+
+func parseRequest(src fieldSource) (Request, error) {
 	for _, id := range mandatoryFields {
-		if msg.GetField(id) == nil {
+		if !src.has(id) {
 			return Request{}, fmt.Errorf("mandatory DE%d missing", id)
 		}
 	}
-	get := func(id int) string { return iso8583.FieldValue(msg, id) }
+	get := src.get
 	r := Request{
 		ProcessingCode:   get(iso8583.FieldProcessingCode),
 		Token:            iso8583.PAN(get(iso8583.FieldPAN)),
@@ -81,13 +131,14 @@ func ParseRequest(msg *moov.Message) (Request, error) {
 		TerminalID:       get(iso8583.FieldTerminalID),
 		MerchantID:       get(iso8583.FieldMerchantID),
 		MerchantName:     get(iso8583.FieldMerchantNameLocation),
+		networkCode:      get(iso8583.FieldNetworkMgmtCode),
 	}
-	r.MTI, _ = msg.GetMTI()
+	r.MTI = src.mti()
 	r.LocalTime = get(iso8583.FieldLocalTime)
 	r.LocalDate = get(iso8583.FieldLocalDate)
 	r.POSCondition = get(iso8583.FieldPOSCondition)
-	if msg.GetField(iso8583.FieldICC) != nil {
-		r.ICC, _ = msg.GetBytes(iso8583.FieldICC)
+	if src.has(iso8583.FieldICC) {
+		r.ICC = src.icc()
 	}
 	amount, err := iso8583.ParseAmountField(get(iso8583.FieldAmount))
 	if err != nil {
@@ -120,12 +171,34 @@ func (r Request) Key() journal.Key {
 
 // Digest fingerprints what the request asks for, so that a second request
 // under the same key can be told apart from a retransmission.
+//
+// The digest is journaled, so its input never changes: the fields joined
+// by "|" in this order, DE4 in decimal, and DE90's parts only when present
+// (TestDigestInput holds it to the format it was first written with). It
+// is built in a stack buffer: a request's fields fit in digestBytesTypical,
+// and a longer one only costs an allocation.
 func (r Request) Digest() [32]byte {
-	b := fmt.Appendf(nil, "%s|%s|%s|%s|%d|%s|%s|%s|%s|%s|%s",
-		r.MTI, r.ProcessingCode, r.Token.Clear(), r.TokenExpiry, r.Amount, r.Currency,
-		r.RRN, r.MerchantID, r.MCC, r.Acquirer, r.POSEntryMode)
+	var buf [digestBytesTypical]byte
+	b := buf[:0]
+	for i, s := range [...]string{r.MTI, r.ProcessingCode, r.Token.Clear(), r.TokenExpiry} {
+		if i > 0 {
+			b = append(b, '|')
+		}
+		b = append(b, s...)
+	}
+	b = append(b, '|')
+	b = strconv.AppendInt(b, int64(r.Amount), 10)
+	for _, s := range [...]string{r.Currency, r.RRN, r.MerchantID, r.MCC, r.Acquirer, r.POSEntryMode} {
+		b = append(append(b, '|'), s...)
+	}
 	if r.HasOriginal() { // only then, so digests of requests without DE90 stay as they were
-		b = fmt.Appendf(b, "|%s|%s|%s", r.OriginalMTI, r.Original.STAN, r.Original.TransmissionTime)
+		for _, s := range [...]string{r.OriginalMTI, r.Original.STAN, r.Original.TransmissionTime} {
+			b = append(append(b, '|'), s...)
+		}
 	}
 	return sha256.Sum256(b)
 }
+
+// digestBytesTypical holds the digest input of any well-formed request
+// (its fields' maximum lengths add up to about 180 bytes).
+const digestBytesTypical = 256

@@ -1,6 +1,8 @@
 package authorize
 
 import (
+	"crypto/sha256"
+	"fmt"
 	"testing"
 	"time"
 
@@ -73,4 +75,34 @@ func TestParseRequestOriginal(t *testing.T) {
 
 func journalKey(terminal, stan, de7 string) journal.Key {
 	return journal.Key{TerminalID: terminal, STAN: stan, TransmissionTime: de7}
+}
+
+// The digest's input is the format it was first journaled with, so that a
+// retransmission after an upgrade is still recognized.
+func TestDigestInput(t *testing.T) {
+	at := time.Date(2026, 11, 25, 3, 4, 5, 0, time.UTC)
+	for _, tap := range []pos.Tap{
+		{Terminal: pos.DemoTerminal, ProcessingCode: "000000", Token: "6299901234567893",
+			TokenExpiry: "2912", Amount: 1234, STAN: "000042", Time: at},
+		{Terminal: pos.DemoTerminal, ProcessingCode: iso8583.ProcRefund, Token: "6299901234567893",
+			TokenExpiry: "2912", Amount: 500, STAN: "000043", Time: at,
+			Original: pos.Original{STAN: "000042", TransmissionTime: "1125030000"}},
+	} {
+		r, err := ParseRequest(tap.Message())
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := fmt.Appendf(nil, "%s|%s|%s|%s|%d|%s|%s|%s|%s|%s|%s",
+			r.MTI, r.ProcessingCode, r.Token.Clear(), r.TokenExpiry, r.Amount, r.Currency,
+			r.RRN, r.MerchantID, r.MCC, r.Acquirer, r.POSEntryMode)
+		if r.HasOriginal() {
+			in = fmt.Appendf(in, "|%s|%s|%s", r.OriginalMTI, r.Original.STAN, r.Original.TransmissionTime)
+		}
+		if r.Digest() != sha256.Sum256(in) {
+			t.Fatalf("digest of %q changed", in)
+		}
+		if n := testing.AllocsPerRun(10, func() { r.Digest() }); n != 0 {
+			t.Errorf("Digest: %v allocations", n)
+		}
+	}
 }

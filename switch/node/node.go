@@ -244,6 +244,7 @@ func (n *Node) bind(pipelineIssuers map[string]authorize.Issuer) error {
 		TransactionLevel: n.transactionLevel(),
 	})
 	tc := n.cfg.Terminals
+	var _ terminal.RequestHandler = n.Pipeline // the hot path's requests skip moov
 	srv, err := terminal.New(terminal.Config{
 		ConnectionsMax: tc.ConnectionsMax, InflightPerConnectionMax: tc.InflightPerConnectionMax,
 		FrameBytesMax: tc.FrameBytesMax, IdleTimeout: tc.IdleTimeout, WriteTimeout: tc.WriteTimeout,

@@ -4,8 +4,17 @@
 // buffer, the length checked before the payload is read), one goroutine per
 // request in flight (at most InflightPerConnectionMax; when all are busy the
 // reader stops reading, and TCP pushes back on the terminal), and one writer
-// that coalesces answers into one write per wakeup. Answers go out as they
-// complete, in any order: terminals match them by STAN.
+// that coalesces answers into one write per wakeup (writer.go). Answers go
+// out as they complete, in any order: terminals match them by STAN.
+//
+// The hot path (see the iso8583 package doc): when the handler is a
+// RequestHandler, the reader parses each frame in place (iso8583.Fields)
+// and a well-formed 0100 or 0200 is read straight into an
+// authorize.Request and answered as typed values, packed and MACed by an
+// iso8583.Builder into a reused buffer. Every other frame is read with
+// moov as before, so a refusal's log line and echoed answer are word for
+// word what they were; TestHotPathAnswersAsMoovPath holds the two paths
+// to the same bytes.
 //
 // Bad input never takes the server down: a frame whose MTI can be read but
 // that breaks the contract is answered 30; a frame over the size bound, a
@@ -32,6 +41,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tapswitch/tapswitch/switch/acquirer"
+	"github.com/tapswitch/tapswitch/switch/authorize"
 	"github.com/tapswitch/tapswitch/switch/listener"
 	"github.com/tapswitch/tapswitch/switch/metrics"
 )
@@ -42,12 +52,22 @@ type Handler interface {
 	Handle(ctx context.Context, msg *moov.Message, from acquirer.Identity) *moov.Message
 }
 
+// RequestHandler is a Handler that also answers the hot path's requests
+// (0100, 0200) read straight from the frame into an authorize.Request;
+// the session packs its typed answer with an iso8583.Builder. For the same
+// request it must answer as Handle would (authorize.Pipeline does). A
+// server whose handler is a plain Handler reads every frame with moov.
+type RequestHandler interface {
+	Handler
+	HandleRequest(ctx context.Context, req authorize.Request, from acquirer.Identity) authorize.Answer
+}
+
 // Config bounds the server.
 type Config struct {
 	ConnectionsMax           int           // connections at once; more are closed on accept
 	InflightPerConnectionMax int           // requests being processed per connection
 	FrameBytesMax            int           // one message, header excluded
-	IdleTimeout              time.Duration // a connection silent this long is closed
+	IdleTimeout              time.Duration // a connection silent this long (and at most 1/16 longer) is closed
 	WriteTimeout             time.Duration // one coalesced write
 	Logger                   zerolog.Logger
 	Metrics                  *metrics.Set // nil: none
@@ -77,6 +97,7 @@ func (c Config) validate() error {
 type Server struct {
 	cfg      Config
 	handler  Handler
+	fast     RequestHandler // handler, when it takes the hot path's requests
 	listener net.Listener
 	mu       sync.Mutex
 	conns    map[*session]struct{}
@@ -91,7 +112,8 @@ func New(cfg Config, h Handler) (*Server, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	return &Server{cfg: cfg, handler: h, conns: make(map[*session]struct{}), stop: make(chan struct{})}, nil
+	fast, _ := h.(RequestHandler)
+	return &Server{cfg: cfg, handler: h, fast: fast, conns: make(map[*session]struct{}), stop: make(chan struct{})}, nil
 }
 
 // Connections is the number of terminal connections open now.

@@ -23,20 +23,35 @@ import (
 type session struct {
 	srv      *Server
 	conn     net.Conn
-	writer   *iso8583.FrameWriter
+	writer   *answerWriter
 	slots    chan struct{} // one token per request in flight
 	requests sync.WaitGroup
 	stopping atomic.Bool
 	log      zerolog.Logger
+	// The reader's own: the frame parsed in place, and when the read
+	// deadline was last moved.
+	fields     iso8583.Fields
+	deadlineAt time.Time
 }
 
 func newSession(s *Server, nc net.Conn) *session {
 	return &session{
 		srv:    s,
 		conn:   nc,
-		writer: iso8583.NewFrameWriter(nc, s.cfg.InflightPerConnectionMax+1, s.cfg.WriteTimeout),
+		writer: newAnswerWriter(nc, s.cfg.WriteTimeout),
 		slots:  make(chan struct{}, s.cfg.InflightPerConnectionMax),
 		log:    s.cfg.Logger.With().Str("remote", nc.RemoteAddr().String()).Logger(),
+	}
+}
+
+// abort makes the coming Close reset the connection instead of closing it
+// gracefully. A terminal cut off for not reading would otherwise keep the
+// socket in FIN-WAIT behind answers it will never read (a half-written
+// batch among them), and, if the reader had drained its side, never learn
+// that it was cut off: its writes would block instead of failing.
+func abort(nc net.Conn) {
+	if l, ok := nc.(interface{ SetLinger(sec int) error }); ok {
+		l.SetLinger(0)
 	}
 }
 
@@ -55,6 +70,9 @@ func (c *session) run() {
 		// A failed write (a terminal that stopped reading) ends the
 		// connection; after a normal flush this closes it as well.
 		<-c.writer.Done()
+		if c.writer.failed() {
+			abort(c.conn)
+		}
 		c.conn.Close()
 	}()
 	c.readLoop()
@@ -69,7 +87,7 @@ func (c *session) readLoop() {
 	for {
 		// Deadline first, then the flag: a drain that lands between the two
 		// still finds the reader, since it sets the flag before its deadline.
-		c.conn.SetReadDeadline(time.Now().Add(c.srv.cfg.IdleTimeout))
+		c.moveReadDeadline()
 		if c.stopping.Load() {
 			return
 		}
@@ -77,6 +95,15 @@ func (c *session) readLoop() {
 		if err != nil {
 			c.logReadEnd(err)
 			return
+		}
+		if c.srv.fast != nil {
+			handled, ok := c.readRequest(frame)
+			if !ok {
+				return
+			}
+			if handled {
+				continue
+			}
 		}
 		msg, err := iso8583.Unpack(frame)
 		if err != nil {
@@ -95,6 +122,113 @@ func (c *session) readLoop() {
 		c.requests.Add(1)
 		go c.process(msg, from)
 	}
+}
+
+// idleSlackDivisor sets how lazily the idle deadline follows the frames:
+// it is moved only when it would move by more than IdleTimeout/16, and
+// then to IdleTimeout + IdleTimeout/16 ahead. Setting it on every frame
+// cost a timer update per request; this way a busy connection moves it a
+// few times per idle period, and a silent one is still closed after
+// between IdleTimeout and 17/16 of it.
+const idleSlackDivisor = 16
+
+func (c *session) moveReadDeadline() {
+	idle := c.srv.cfg.IdleTimeout
+	now := time.Now()
+	if now.Sub(c.deadlineAt) < idle/idleSlackDivisor {
+		return
+	}
+	c.deadlineAt = now
+	c.conn.SetReadDeadline(now.Add(idle + idle/idleSlackDivisor))
+}
+
+// readRequest takes frame down the hot path when it is a well-formed 0100
+// or 0200: parsed in place, read into the pipeline's Request, its MAC
+// checked, and handed to a request goroutine. handled is false for any
+// other frame, which the caller reads with moov as before: a malformed
+// one (so its FormatError, log line and echoed answer are moov's, word for
+// word), another MTI, or a request ParseFields refuses (the pipeline then
+// refuses it in its own order, the sender's check first). ok is false when
+// the connection is ending.
+func (c *session) readRequest(frame []byte) (handled, ok bool) {
+	if c.fields.Parse(frame) != nil {
+		return false, true
+	}
+	if mti := c.fields.MTI(); mti != iso8583.MTIAuthRequest && mti != iso8583.MTIFinancialRequest {
+		return false, true
+	}
+	req, err := authorize.ParseFields(&c.fields)
+	if err != nil {
+		return false, true
+	}
+	from := c.srv.cfg.Senders.Check(frame, req.TerminalID)
+	select {
+	case c.slots <- struct{}{}:
+	case <-c.writer.Done():
+		return true, false
+	}
+	c.requests.Add(1)
+	go c.processRequest(req, from)
+	return true, true
+}
+
+// processRequest is process for a request read by readRequest: the
+// pipeline answers it as typed values, and the answer is packed by a
+// Builder.
+func (c *session) processRequest(req authorize.Request, from acquirer.Identity) {
+	c.srv.cfg.Metrics.RequestStarted()
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error().Interface("panic", r).Msg("request panicked: answered 96")
+			a := authorize.EchoRequest(req, iso8583.RCSystemError)
+			c.sendAnswer(&a, from.AnswerKey())
+		}
+		<-c.slots
+		c.srv.cfg.Metrics.RequestFinished()
+		c.requests.Done()
+	}()
+	a := c.srv.fast.HandleRequest(context.Background(), req, from)
+	c.sendAnswer(&a, from.AnswerKey())
+}
+
+// packer is a Builder and its output buffer, reused across answers.
+type packer struct {
+	b   iso8583.Builder
+	buf []byte
+}
+
+var packers = sync.Pool{New: func() any { return &packer{buf: make([]byte, 0, 512)} }}
+
+// sendAnswer packs a, MACed under key unless key is nil, and queues it.
+// An answer that does not pack (a bug) is replaced by a bare one, as send
+// does.
+func (c *session) sendAnswer(a *authorize.Answer, key []byte) {
+	p := packers.Get().(*packer)
+	defer packers.Put(p)
+	a.Build(&p.b)
+	payload, err := packWith(&p.b, p.buf[:0], key)
+	if err != nil {
+		c.log.Error().Err(err).Msg("answer does not pack")
+		p.b.Reset(iso8583.ResponseMTI(a.Request.MTI))
+		if len(a.Request.STAN) <= 6 {
+			p.b.Set(iso8583.FieldSTAN, a.Request.STAN)
+		}
+		p.b.Set(iso8583.FieldResponseCode, iso8583.RCSystemError)
+		if payload, err = packWith(&p.b, p.buf[:0], key); err != nil {
+			return
+		}
+	}
+	p.buf = payload
+	if err := c.writer.Send(payload); err != nil {
+		c.log.Debug().Err(err).Msg("answer not sent: connection gone")
+	}
+}
+
+func packWith(b *iso8583.Builder, dst, key []byte) ([]byte, error) {
+	if key == nil {
+		return b.Append(dst)
+	}
+	return b.AppendSigned(dst, key)
 }
 
 // logReadEnd says why a connection stopped being read.
