@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
 	"os"
@@ -186,4 +187,66 @@ func indexOf(lines []string, prefix string) int {
 		}
 	}
 	return len(lines)
+}
+
+// TestDevJSONLogs runs switchd -dev as the bench harness does, with
+// -log-format json, once without the line per transaction and once with
+// it: every log line is a JSON object with a level and a time, and one tap
+// logs no line, then exactly one.
+func TestDevJSONLogs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs switchd")
+	}
+	bin := proctest.Build(t, t.TempDir(), ".", "switchd")
+	for _, tc := range []struct {
+		flag string
+		taps int
+	}{{"-log-transactions=false", 0}, {"-log-transactions", 1}} {
+		t.Run(tc.flag, func(t *testing.T) {
+			dir := t.TempDir()
+			data := filepath.Join(dir, "data")
+			out, err := os.Create(filepath.Join(dir, "switchd.log"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer out.Close()
+			cmd := exec.Command(bin, "-dev", "-data", data, "-log-format", "json", tc.flag,
+				"-listen", "127.0.0.1:0", "-public", "127.0.0.1:0", "-admin", "127.0.0.1:0")
+			cmd.Stdout, cmd.Stderr = out, out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { cmd.Process.Kill() })
+			waitFor(t, out.Name(), bannerEnd)
+			tapOnce(t, data)
+			time.Sleep(200 * time.Millisecond)
+			cmd.Process.Signal(syscall.SIGTERM)
+			waitExit(t, cmd)
+
+			text, _ := os.ReadFile(out.Name())
+			var logs, taps int
+			for _, l := range strings.Split(string(text), "\n") {
+				if !strings.HasPrefix(l, "{") {
+					continue // the banner, for people
+				}
+				var ev struct{ Level, Time, Message string }
+				if err := json.Unmarshal([]byte(l), &ev); err != nil || ev.Level == "" || ev.Time == "" {
+					t.Errorf("log line %q: not a JSON event with level and time (%v)", l, err)
+				}
+				logs++
+				if ev.Message == "authorization" {
+					taps++
+				}
+			}
+			if consoleLine.Match(text) || bytes.Contains(text, []byte(" INF ")) {
+				t.Errorf("console lines with -log-format json:\n%s", text)
+			}
+			if logs == 0 {
+				t.Errorf("no JSON log line at all:\n%s", text)
+			}
+			if taps != tc.taps {
+				t.Errorf("%d authorization lines for one tap with %s, want %d:\n%s", taps, tc.flag, tc.taps, text)
+			}
+		})
+	}
 }

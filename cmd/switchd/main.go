@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 
 	"github.com/tapswitch/tapswitch/internal/cli"
@@ -54,8 +55,21 @@ func parseFlags(args []string, stdout, stderr io.Writer) (daemon.Options, error)
 	fs.StringVar(&opts.AcquirerKeysFile, "acquirer-keys", "",
 		"the acquirers' key `FILE` (overrides acquirer_keys_file; create one with tapctl keys init-acquirers FILE)")
 	fs.StringVar(&opts.LogLevel, "log-level", "", "trace, debug, info, warn or error (overrides the config; -dev: info and one line per transaction)")
+	fs.StringVar(&opts.LogFormat, "log-format", "", "console (readable, the -dev default) or json (one JSON object per line, the default otherwise)")
+	fs.BoolFunc("log-transactions", "log one line per authorization at info (overrides log_transactions; on with -dev, =false turns it off)",
+		func(v string) error {
+			on, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("want true or false")
+			}
+			opts.LogTransactions = &on
+			return nil
+		})
 	fs.Int64Var(&opts.Seed, "seed", 1, "dev: seed of the simulated card base")
 	fs.BoolVar(&opts.DevExternalIssuers, "dev-external-issuers", false,
 		"dev: do not start issuers in-process; use the configured addresses (run issuersim with the same -seed)")
-	return opts, fs.Parse(args)
+	if err := fs.Parse(args); err != nil {
+		return opts, err
+	}
+	return opts, daemon.CheckLogFormat(opts.LogFormat)
 }

@@ -27,6 +27,12 @@ type Options struct {
 	Admin      string
 	Data       string
 	LogLevel   string
+	// LogFormat is "console" (one readable line per event) or "json"; ""
+	// is the mode's own: console with -dev, JSON otherwise.
+	LogFormat string
+	// LogTransactions, when set, overrides log_transactions (on with -dev):
+	// the one line per authorization at info.
+	LogTransactions *bool
 	// KeyFile and AcquirerKeysFile replace key_file (and key_env) and
 	// acquirer_keys_file; -dev generates its own instead.
 	KeyFile          string
@@ -54,7 +60,7 @@ func Run(ctx context.Context, opts Options) error {
 		return runDev(ctx, cfg, opts)
 	}
 	applyOverrides(&cfg, opts)
-	log, err := newLogger(cfg.LogLevel, opts.Out, false)
+	log, err := newLogger(cfg.LogLevel, opts.Out, opts.LogFormat == LogFormatConsole)
 	if err != nil {
 		return err
 	}
@@ -110,6 +116,9 @@ func applyOverrides(cfg *node.Config, opts Options) {
 	if opts.LogLevel != "" {
 		cfg.LogLevel = opts.LogLevel
 	}
+	if opts.LogTransactions != nil {
+		cfg.LogTransactions = *opts.LogTransactions
+	}
 	if opts.KeyFile != "" {
 		cfg.KeyFile, cfg.KeyEnv = opts.KeyFile, "" // the flag wins over the config's environment variable too
 	}
@@ -150,6 +159,21 @@ func serveUntilDone(ctx context.Context, n *node.Node, log zerolog.Logger) error
 	}
 	log.Info().Dur("took", time.Since(start)).Msg("switchd stopped")
 	return serveErr
+}
+
+// The log formats of -log-format.
+const (
+	LogFormatConsole = "console"
+	LogFormatJSON    = "json"
+)
+
+// CheckLogFormat refuses a -log-format other than console, json or "".
+func CheckLogFormat(format string) error {
+	switch format {
+	case "", LogFormatConsole, LogFormatJSON:
+		return nil
+	}
+	return fmt.Errorf("-log-format %q: want console or json", format)
 }
 
 // newLogger logs JSON lines, or with console (switchd -dev) one readable

@@ -85,7 +85,7 @@ func runDev(ctx context.Context, cfg node.Config, opts Options) error {
 	cfg.AdminPprof = true
 	cfg.CloseDayOnDemand = true // tapctl close-day: settle a day in minutes (README, "Settling a day")
 	applyOverrides(&cfg, opts)
-	log, err := newLogger(cfg.LogLevel, opts.Out, true)
+	log, err := newLogger(cfg.LogLevel, opts.Out, opts.LogFormat != LogFormatJSON)
 	if err != nil {
 		return err
 	}
