@@ -177,6 +177,10 @@ func notableLogLine(line string) bool {
 	return false
 }
 
+// The commands bench starts, built unless -bin names a directory that
+// holds them; cmd/relay only for -baseline relay.
+var worldCommands = []string{"cmd/switchd", "cmd/issuersim", "cmd/relay"}
+
 // World is what bench starts by default: switchd -dev, and unless the
 // issuers run inside it, cmd/issuersim beside it, each a child process so
 // each one's CPU is its own.
@@ -192,8 +196,12 @@ type World struct {
 // starts
 //
 //	issuersim -log-level warn     (with separateIssuers; on the addresses of configs/issuers.yaml)
-//	switchd -dev [-dev-external-issuers] -data DIR/data -listen 127.0.0.1:0 -public 127.0.0.1:0 -admin 127.0.0.1:0 -log-level warn
+//	switchd -dev [-dev-external-issuers] -data DIR/data -listen 127.0.0.1:0 -public 127.0.0.1:0 -admin 127.0.0.1:0 \
+//	        -log-level info -log-format json -log-transactions=false
 //
+// The switch logs as in production: JSON lines at info, no line per
+// transaction (the -dev console's readable line per tap is for people
+// trying it, and costs CPU a production switch does not spend).
 // and waits for switchd's dev wallet, which names its terminal listener
 // and the demo tokens. status gets one line per step.
 func StartWorld(ctx context.Context, binDir string, separateIssuers bool, status io.Writer) (*World, error) {
@@ -214,14 +222,15 @@ func (w *World) start(ctx context.Context, binDir string, separateIssuers bool, 
 	if binDir == "" {
 		fmt.Fprintln(status, "bench: building switchd and issuersim")
 		binDir = w.Dir
-		if err := goBuild(ctx, w.Dir, "cmd/switchd", "cmd/issuersim"); err != nil {
+		if err := goBuild(ctx, w.Dir, worldCommands...); err != nil {
 			return err
 		}
 	}
 	switchdBin, issuersimBin := filepath.Join(binDir, "switchd"), filepath.Join(binDir, "issuersim")
 	var err error
 	args := []string{"-dev", "-data", filepath.Join(w.Dir, "data"), "-listen", "127.0.0.1:0",
-		"-public", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-log-level", "warn"}
+		"-public", "127.0.0.1:0", "-admin", "127.0.0.1:0",
+		"-log-level", "info", "-log-format", "json", "-log-transactions=false"}
 	if separateIssuers {
 		if err := w.startIssuers(ctx, issuersimBin); err != nil {
 			return err
@@ -248,22 +257,30 @@ func (w *World) start(ctx context.Context, binDir string, separateIssuers bool, 
 	return nil
 }
 
-// startIssuers starts issuersim and waits for its "listening on" lines,
-// which it prints once every issuer listens.
+// startIssuers starts issuersim for the world.
 func (w *World) startIssuers(ctx context.Context, binary string) error {
-	logPath := filepath.Join(w.Dir, "issuersim.log")
 	var err error
-	if w.Issuers, err = startChild("issuersim", logPath, binary, "-log-level", "warn", "-cards", "200"); err != nil {
-		return err
+	w.Issuers, err = startIssuersim(ctx, binary, filepath.Join(w.Dir, "issuersim.log"))
+	return err
+}
+
+// startIssuersim starts issuersim on the addresses of configs/issuers.yaml
+// and waits for its "listening on" lines, which it prints once every
+// issuer listens. On an error the child, if started, is returned too, to
+// be stopped.
+func startIssuersim(ctx context.Context, binary, logPath string) (*child, error) {
+	c, err := startChild("issuersim", logPath, binary, "-log-level", "warn", "-cards", "200")
+	if err != nil {
+		return nil, err
 	}
-	err = w.Issuers.waitFor(ctx, "its issuers listened", func() bool {
+	err = c.waitFor(ctx, "its issuers listened", func() bool {
 		data, _ := os.ReadFile(logPath)
 		return bytes.Contains(data, []byte(" listening on "))
 	})
 	if err != nil && strings.Contains(err.Error(), "address already in use") {
-		return fmt.Errorf("%v\n(another issuersim holds the addresses of configs/issuers.yaml: stop it, or run bench -issuers inprocess)", err)
+		err = fmt.Errorf("%v\n(another issuersim holds the addresses of configs/issuers.yaml: stop it, or run bench -sim-issuers inprocess)", err)
 	}
-	return err
+	return c, err
 }
 
 func goBuild(ctx context.Context, dir string, pkgs ...string) error {

@@ -63,6 +63,9 @@ type Config struct {
 	// (inside switchd -dev).
 	Issuers string
 	BinDir  string // prebuilt switchd and issuersim instead of go build
+	// Baseline, when BaselineRelay, first runs the same load through a
+	// plain relay to the issuer, for the report to compare against.
+	Baseline string
 
 	// OutDir is where each run writes bench-<UTC time>.json and .html and
 	// points latest.json and latest.html at them; empty: no files.
@@ -124,7 +127,8 @@ func ParseFlags(args []string, stdout, stderr io.Writer) (Config, error) {
 	fs.IntVar(&c.SwitchPID, "switch-pid", 0, "with -switch: the switch's `PID`, to report its CPU")
 	fs.IntVar(&c.IssuersPID, "issuers-pid", 0, "with -switch: the issuer simulator's `PID`, to report its CPU")
 	fs.StringVar(&c.Issuers, "sim-issuers", c.Issuers, "where the simulated issuers run: child (issuersim, its own process) or inprocess (inside switchd -dev)")
-	fs.StringVar(&c.BinDir, "bin", "", "`DIR` holding prebuilt switchd and issuersim (default: go build them)")
+	fs.StringVar(&c.BinDir, "bin", "", "`DIR` holding prebuilt switchd, issuersim and relay (default: go build them)")
+	fs.StringVar(&c.Baseline, "baseline", "", "relay: first run the same load, purchases only, through a plain TCP relay to the issuer, and report the switch against it")
 	fs.StringVar(&c.OutDir, "out", c.OutDir, "report `DIR`: each run writes bench-<UTC time>.json and .html there and points latest.json, latest.html at them (\"\": no files)")
 	fs.BoolVar(&c.JSON, "json", false, "print the JSON report on stdout instead of the summary")
 	fs.BoolVar(&c.Quiet, "quiet", false, "no progress bar")
@@ -171,8 +175,8 @@ func (c *Config) applyModeFlags(set map[string]bool, max bool) error {
 	if (set["switch-pid"] || set["issuers-pid"]) && !existing {
 		return errors.New("-switch-pid and -issuers-pid go with -switch (without it bench measures the processes it starts)")
 	}
-	if (set["bin"] || set["sim-issuers"] || set["keep"]) && existing {
-		return errors.New("-bin, -sim-issuers and -keep are for the switch bench starts; -switch, -wallet and -acquirer-keys drive an existing one")
+	if (set["bin"] || set["sim-issuers"] || set["keep"] || set["baseline"]) && existing {
+		return errors.New("-bin, -sim-issuers, -keep and -baseline are for the switch bench starts; -switch, -wallet and -acquirer-keys drive an existing one")
 	}
 	return nil
 }
@@ -202,6 +206,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("-sim-issuers %q: want %s or %s", c.Issuers, IssuersChild, IssuersInProcess)
 	case len(c.Mix.Entries) == 0:
 		return errors.New("-mix is empty")
+	case c.Baseline != "" && c.Baseline != BaselineRelay:
+		return fmt.Errorf("-baseline %q: want %s", c.Baseline, BaselineRelay)
+	case c.Baseline != "" && c.Issuers != IssuersChild:
+		return fmt.Errorf("-baseline %s needs the issuers in their own process (-sim-issuers %s): the relay stands in front of them", c.Baseline, IssuersChild)
 	}
 	if c.Addr != "" {
 		if err := CheckLoopback(c.Addr); err != nil {

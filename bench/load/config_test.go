@@ -54,6 +54,9 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"-switch", "127.0.0.1:8583", "-keep"}, "are for the switch bench starts"},
 		{[]string{"-acquirer-keys", "k", "-sim-issuers", "inprocess"}, "are for the switch bench starts"},
 		{[]string{"-sim-issuers", "remote"}, `-sim-issuers "remote": want child or inprocess`},
+		{[]string{"-baseline", "naive"}, `-baseline "naive": want relay`},
+		{[]string{"-baseline", "relay", "-sim-issuers", "inprocess"}, "needs the issuers in their own process"},
+		{[]string{"-switch", "127.0.0.1:8583", "-baseline", "relay"}, "are for the switch bench starts"},
 		{[]string{"-json", "r.json"}, `unexpected argument "r.json"`}, // -json prints, it names no file
 		{[]string{"-duration", "ten"}, "invalid value"},
 		{[]string{"-nope"}, "flag provided but not defined: -nope"},

@@ -50,6 +50,12 @@ Switch: {{.R.Switch}}. Issuers: {{.R.Issuers}}.{{if .R.Interrupted}} <span class
 </table>
 <p class="note">Latency is measured {{.From}}. {{.R.CPUNote}}</p>
 
+{{if .R.Baseline}}<h2>Against one hop: the relay baseline</h2>
+<table><tr><th>run</th><th>TPS</th><th>p50</th><th>p99</th><th>p99.9</th><th>errors</th><th>CPU of the middle process per request</th></tr>
+{{range .Rows}}<tr><td>{{.Name}}</td><td class="n">{{.TPS}}</td><td class="n">{{.P50}}</td><td class="n">{{.P99}}</td><td class="n">{{.P999}}</td><td class="n">{{.Errors}}</td><td class="n">{{.CPU}}</td></tr>
+{{end}}</table>
+<p class="note">The baseline ran the same load, purchases only, through a plain TCP relay (cmd/relay) to the issuer, just before the switch's run: {{.R.Baseline.Switch}}.{{with .Cmp}} The switch reached {{printf "%.0f" .TPSPercent}} % of the relay's throughput.{{end}}</p>
+{{end}}
 <h2>Response codes</h2>
 <table><tr><th>DE39</th><th>meaning</th><th>count</th></tr>
 {{range .Codes}}<tr><td>{{.RC}}</td><td>{{.Text}}</td><td class="n">{{.Count}}</td></tr>
@@ -77,6 +83,21 @@ type htmlRow struct {
 	Kind                 Kind
 	Count                int64
 	KindCount
+}
+
+// baselineRow is one line of the baseline table.
+type baselineRow struct {
+	Name, TPS, P50, P99, P999, CPU string
+	Errors                         int64
+}
+
+func newBaselineRow(name string, r Report) baselineRow {
+	row := baselineRow{Name: name, TPS: fmt.Sprintf("%.0f", r.TPS), P50: fmtUS(r.P50US), P99: fmtUS(r.P99US),
+		P999: fmtUS(r.P999US), CPU: "not measured", Errors: r.Errors}
+	if r.CPUUSPerAuth != nil {
+		row.CPU = fmt.Sprintf("%.1f µs", *r.CPUUSPerAuth)
+	}
+	return row
 }
 
 // HTML renders the self-contained HTML report.
@@ -121,6 +142,10 @@ func (r Report) HTML() ([]byte, error) {
 	}
 	table = append(table, htmlRow{P: "max", L: fmtUS(r.MaxUS)})
 	data["Codes"], data["Errors"], data["Kinds"], data["Table"] = codes, errs, kinds, table
+	if r.Baseline != nil {
+		data["Rows"] = []baselineRow{newBaselineRow("relay (one hop)", *r.Baseline), newBaselineRow("switch", r)}
+		data["Cmp"] = r.Compare()
+	}
 	var b bytes.Buffer
 	if err := htmlReport.Execute(&b, data); err != nil {
 		return nil, err

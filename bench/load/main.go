@@ -65,7 +65,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bench: %v\n", err)
 		return 1
 	}
-	if rep.Errors > 0 || rep.Interrupted {
+	if rep.Errors > 0 || rep.Interrupted || rep.Baseline != nil && rep.Baseline.Errors > 0 {
 		return 1
 	}
 	return 0
@@ -89,6 +89,20 @@ func run(ctx context.Context, cfg Config, stderr io.Writer) (Report, error) {
 		}
 		return NewReport(res), nil
 	}
+	var baseline *Report
+	if cfg.Baseline != "" {
+		binDir, cleanup, err := binaries(ctx, cfg, stderr)
+		if err != nil {
+			return Report{}, err
+		}
+		defer cleanup()
+		cfg.BinDir = binDir
+		rep, err := runBaseline(ctx, cfg, binDir, stderr)
+		if err != nil {
+			return Report{}, err
+		}
+		baseline = &rep
+	}
 	world, err := StartWorld(ctx, cfg.BinDir, cfg.Issuers == IssuersChild, stderr)
 	if err != nil {
 		return Report{}, err
@@ -102,6 +116,7 @@ func run(ctx context.Context, cfg Config, stderr io.Writer) (Report, error) {
 		return Report{}, fmt.Errorf("%v%s", runErr, world.LogTail())
 	}
 	rep := NewReport(res)
+	rep.Baseline = baseline
 	if switchdTotal > 0 {
 		rep.CPUSwitchTotalS = seconds(switchdTotal)
 	}
@@ -117,6 +132,24 @@ func run(ctx context.Context, cfg Config, stderr io.Writer) (Report, error) {
 		fmt.Fprintf(stderr, "bench: binaries, data and logs kept in %s\n", world.Dir)
 	}
 	return rep, nil
+}
+
+// binaries is cfg.BinDir, or a temporary directory with switchd,
+// issuersim and relay built into it, removed by cleanup.
+func binaries(ctx context.Context, cfg Config, status io.Writer) (dir string, cleanup func(), err error) {
+	if cfg.BinDir != "" {
+		return cfg.BinDir, func() {}, nil
+	}
+	if dir, err = os.MkdirTemp("", "tapswitch-bench-bin-"); err != nil {
+		return "", nil, err
+	}
+	cleanup = func() { os.RemoveAll(dir) }
+	fmt.Fprintln(status, "bench: building switchd, issuersim and relay")
+	if err := goBuild(ctx, dir, worldCommands...); err != nil {
+		cleanup()
+		return "", nil, err
+	}
+	return dir, cleanup, nil
 }
 
 func worldTarget(w *World) Target {

@@ -66,6 +66,11 @@ type Report struct {
 	Machine         Machine      `json:"machine"`
 	PercentileTable []ChartPoint `json:"percentile_table"` // the usual percentiles the run reached
 	Percentiles     []ChartPoint `json:"percentiles"`      // the chart's points
+
+	// Baseline is the run of the same load through a plain relay to the
+	// issuer (-baseline relay), made just before this one; its "switch"
+	// figures are the relay's.
+	Baseline *Report `json:"baseline,omitempty"`
 }
 
 // Machine is where the run ran.
@@ -191,7 +196,56 @@ func (r Report) Summary() string {
 		w("connections  %d of %d closed by the switch during the run\n", r.ConnectionsLost, r.Connections)
 	}
 	w("cpu          %s\n", r.cpuLine())
+	if r.Baseline != nil {
+		w("%s", r.baselineLines())
+	}
 	return b.String()
+}
+
+// baselineLines sets the run beside its relay baseline: the relay's own
+// figures, then the switch's as shares and differences of them.
+func (r Report) baselineLines() string {
+	bl := r.Baseline
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	w("baseline     %s\n", bl.Switch)
+	relayCPU := "not measured"
+	if bl.CPUUSPerAuth != nil {
+		relayCPU = fmt.Sprintf("%.1f µs per request", *bl.CPUUSPerAuth)
+	}
+	w("  relay      %.0f TPS; p50 %s  p99 %s  p99.9 %s; errors %d; relay CPU %s\n",
+		bl.TPS, fmtUS(bl.P50US), fmtUS(bl.P99US), fmtUS(bl.P999US), bl.Errors, relayCPU)
+	if c := r.Compare(); c != nil {
+		w("  switch     %.0f %% of the relay's TPS; p50 %+.0f µs, p99 %+.0f µs over the relay's",
+			c.TPSPercent, c.P50DeltaUS, c.P99DeltaUS)
+		if c.CPURatio > 0 {
+			w("; CPU per authorization %.1f× the relay's per request", c.CPURatio)
+		}
+		w("\n")
+	}
+	return b.String()
+}
+
+// Comparison is the switch's run set against its relay baseline.
+type Comparison struct {
+	TPSPercent float64 // the switch's TPS as a percentage of the relay's
+	P50DeltaUS float64 // switch p50 minus relay p50
+	P99DeltaUS float64
+	CPURatio   float64 // switch CPU per authorization / relay CPU per request; 0: not measured
+}
+
+// Compare is nil without a baseline.
+func (r Report) Compare() *Comparison {
+	bl := r.Baseline
+	if bl == nil || bl.TPS <= 0 {
+		return nil
+	}
+	c := &Comparison{TPSPercent: 100 * r.TPS / bl.TPS,
+		P50DeltaUS: float64(r.P50US - bl.P50US), P99DeltaUS: float64(r.P99US - bl.P99US)}
+	if r.CPUUSPerAuth != nil && bl.CPUUSPerAuth != nil && *bl.CPUUSPerAuth > 0 {
+		c.CPURatio = *r.CPUUSPerAuth / *bl.CPUUSPerAuth
+	}
+	return c
 }
 
 func (r Report) modeLine() string {

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	moov "github.com/moov-io/iso8583"
+
 	"github.com/tapswitch/tapswitch/bench/pos"
 	"github.com/tapswitch/tapswitch/bench/wallet"
 	"github.com/tapswitch/tapswitch/iso8583"
@@ -29,6 +31,10 @@ type Target struct {
 	// when it cannot be measured (a process whose PID is not given, or
 	// issuers inside the switch process).
 	SwitchCPU, IssuersCPU func() (time.Duration, error)
+	// Direct, when set, makes the run a baseline: purchases of this card
+	// as the switch sends them to its issuer, unsigned, to Addr (a relay in
+	// front of that issuer). Wallet and Keys are not used.
+	Direct *directCard
 	// Description says what the switch is, Issuers where the issuers
 	// run, for the report.
 	Description, Issuers string
@@ -69,7 +75,7 @@ func Run(ctx context.Context, cfg Config, target Target, progressOut io.Writer) 
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	p, err := newPlan(cfg, target.Wallet)
+	p, err := newPlan(cfg, target)
 	if err != nil {
 		return nil, err
 	}
@@ -249,7 +255,13 @@ func (r *runner) do(t *terminal, i int64, intended time.Time) {
 func exchange(c *pos.Client, req request, deadline time.Time) (string, error) {
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
-	resp, err := c.Do(ctx, req.msg)
+	var resp *moov.Message
+	var err error
+	if req.unsigned {
+		resp, err = c.DoWithKey(ctx, req.msg, nil)
+	} else {
+		resp, err = c.Do(ctx, req.msg)
+	}
 	if err != nil {
 		return "", err
 	}

@@ -35,10 +35,18 @@ type plan struct {
 	declines   []wallet.Card
 	amount     iso8583.Amount
 	declineSeq atomic.Uint64
+	direct     *directCard // a baseline run: purchases of this card to its issuer
 }
 
-func newPlan(cfg Config, w wallet.File) (*plan, error) {
-	p := &plan{table: cfg.Mix.Table(), amount: cfg.Amount}
+func newPlan(cfg Config, target Target) (*plan, error) {
+	p := &plan{table: cfg.Mix.Table(), amount: cfg.Amount, direct: target.Direct}
+	if p.direct != nil {
+		if len(cfg.Mix.Entries) != 1 || !cfg.Mix.Has(KindPurchase) {
+			return nil, fmt.Errorf("a baseline run sends purchases only, not %s", cfg.Mix)
+		}
+		return p, nil
+	}
+	w := target.Wallet
 	needApprove := cfg.Mix.Has(KindPurchase) || cfg.Mix.Has(KindRefund) || cfg.Mix.Has(KindTopUp) ||
 		cfg.Mix.Has(KindReversal)
 	if needApprove {
@@ -127,13 +135,18 @@ type request struct {
 	kind Kind
 	msg  *moov.Message
 	want string
-	orig original // purchases: remembered for a reversal or a refund when approved
+	// unsigned: sent without a MAC (a baseline's issuer-format request).
+	unsigned bool
+	orig     original // purchases: remembered for a reversal or a refund when approved
 }
 
 // build makes the request of kind k. A reversal or a refund takes an
 // approved purchase of this terminal to name in DE90 (each purchase is
 // reversed or refunded once); with none yet, a purchase is sent instead.
 func (t *terminal) build(p *plan, k Kind) request {
+	if p.direct != nil {
+		return t.directPurchase(p.direct, p.amount)
+	}
 	var orig original
 	if k == KindReversal || k == KindRefund {
 		var ok bool

@@ -27,7 +27,7 @@ func testPlan(t *testing.T, mix string) *plan {
 		{Label: "suspended", Token: "6299904444444440", TokenExpiry: "2912", Outcome: "62"},
 		{Label: "unknown", Token: "6299905555555557", TokenExpiry: "2912", Outcome: "14"},
 	}}
-	p, err := newPlan(cfg, w)
+	p, err := newPlan(cfg, Target{Wallet: w})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func TestReversibleIsBounded(t *testing.T) {
 
 func TestPlanNeedsDemoWallet(t *testing.T) {
 	cfg := DefaultConfig()
-	if _, err := newPlan(cfg, wallet.File{Cards: []wallet.Card{{Label: "approve", Token: "1"}}}); err == nil {
+	if _, err := newPlan(cfg, Target{Wallet: wallet.File{Cards: []wallet.Card{{Label: "approve", Token: "1"}}}}); err == nil {
 		t.Fatal("plan from a wallet without outcomes")
 	}
 }

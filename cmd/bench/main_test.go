@@ -49,3 +49,49 @@ func TestBenchStartsItsWorld(t *testing.T) {
 		t.Errorf("HTML report: %v", err)
 	}
 }
+
+// TestBenchRelayBaseline runs bench -baseline relay for a second each: the
+// same load through cmd/relay straight to issuersim, then the switch. Both
+// runs get every answer right (the relay's purchases are approved by the
+// issuer, so they really reached it), the report carries the relay's
+// figures with its CPU, and the summary and HTML set the switch beside it.
+func TestBenchRelayBaseline(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and starts switchd, issuersim and relay")
+	}
+	dir := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	code := load.Main([]string{"-baseline", "relay", "-mix", "purchase=100", "-duration", "1s", "-warmup", "200ms",
+		"-concurrency", "8", "-connections", "4", "-out", dir}, &stdout, &stderr)
+	t.Logf("stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "latest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep load.Report
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatal(err)
+	}
+	bl := rep.Baseline
+	if bl == nil {
+		t.Fatal("no baseline in the report")
+	}
+	if bl.Answered == 0 || bl.Errors != 0 || bl.Codes["00"] != bl.Answered {
+		t.Errorf("relay run: %d answered, %d errors, codes %v: want every purchase approved", bl.Answered, bl.Errors, bl.Codes)
+	}
+	if !strings.Contains(bl.Switch, "relay") || bl.CPUUSPerAuth == nil || *bl.CPUUSPerAuth <= 0 {
+		t.Errorf("relay run: target %q, CPU per request %v", bl.Switch, bl.CPUUSPerAuth)
+	}
+	if rep.Errors != 0 || rep.Answered == 0 || strings.Contains(rep.Switch, "relay") {
+		t.Errorf("switch run: %d answered, %d errors, target %q", rep.Answered, rep.Errors, rep.Switch)
+	}
+	if !strings.Contains(stdout.String(), "of the relay's TPS") {
+		t.Error("summary does not compare the switch with the relay")
+	}
+	if html, err := os.ReadFile(filepath.Join(dir, "latest.html")); err != nil || !bytes.Contains(html, []byte("relay baseline")) {
+		t.Errorf("HTML report has no baseline table: %v", err)
+	}
+}
