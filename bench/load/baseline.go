@@ -9,8 +9,6 @@ import (
 	"regexp"
 	"time"
 
-	moov "github.com/moov-io/iso8583"
-
 	"github.com/tapswitch/tapswitch/bench/pos"
 	"github.com/tapswitch/tapswitch/bench/world"
 	"github.com/tapswitch/tapswitch/configs"
@@ -72,19 +70,15 @@ func approveCard(now time.Time) (directCard, error) {
 
 // directPurchase is a purchase of d.card as the switch sends it to the
 // issuer, from terminal t.
-func (t *terminal) directPurchase(d *directCard, amount iso8583.Amount) request {
+func (t *terminal) directPurchase(b *iso8583.Builder, d *directCard, amount iso8583.Amount) request {
 	stan, now := t.nextSTAN()
-	m := pos.Tap{Terminal: t.base, ProcessingCode: iso8583.ProcPurchase, Token: string(d.card.PAN),
-		TokenExpiry: d.card.Expiry, Amount: amount, STAN: stan, Time: now}.Message()
-	setIssuerFields(m, d)
-	return request{kind: KindPurchase, msg: m, want: iso8583.RCApproved, unsigned: true}
-}
-
-func setIssuerFields(m *moov.Message, d *directCard) {
-	m.Field(iso8583.FieldForwarder, relayForwarder)
+	pos.Tap{Terminal: t.base, ProcessingCode: iso8583.ProcPurchase, Token: string(d.card.PAN),
+		TokenExpiry: d.card.Expiry, Amount: amount, STAN: stan, Time: now}.Build(b)
+	b.Set(iso8583.FieldForwarder, relayForwarder)
 	td := iso8583.TokenData{Token: d.card.PAN, RequestorID: relayRequestor, DeviceID: relayDeviceID}
-	m.Field(iso8583.FieldPrivateTokenData, td.Encode())
-	m.Field(iso8583.FieldReceivingInstitution, d.institution)
+	b.Set(iso8583.FieldPrivateTokenData, td.Encode())
+	b.Set(iso8583.FieldReceivingInstitution, d.institution)
+	return request{kind: KindPurchase, stan: stan, want: iso8583.RCApproved}
 }
 
 // relayWorld is what -baseline relay starts: issuersim and, in front of

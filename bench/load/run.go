@@ -9,8 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	moov "github.com/moov-io/iso8583"
-
 	"github.com/tapswitch/tapswitch/bench/pos"
 	"github.com/tapswitch/tapswitch/bench/wallet"
 	"github.com/tapswitch/tapswitch/iso8583"
@@ -132,7 +130,7 @@ func (r *runner) dial(target Target) error {
 			r.close()
 			return fmt.Errorf("connection %d of %d to the switch at %s: %w", k+1, n, target.Addr, err)
 		}
-		r.terms = append(r.terms, newTerminal(terminalID(k+1), c, stanStart+k*7919, newStats()))
+		r.terms = append(r.terms, newTerminal(terminalID(k+1), c, target.Keys, stanStart+k*7919, newStats()))
 	}
 	return nil
 }
@@ -221,14 +219,14 @@ func (r *runner) do(t *terminal, i int64, intended time.Time) {
 	kind := r.plan.table[i%int64(len(r.plan.table))]
 	o := outcome{kind: kind}
 	var err error
+	var req request
 	if t.lost.Load() {
 		err = pos.ErrClosed
-	} else {
-		req := t.build(r.plan, kind)
+	} else if req, err = t.build(r.plan, kind); err == nil {
 		o.kind = req.kind
 		sent := time.Now()
 		o.sendLag = sent.Sub(intended)
-		o.rc, err = exchange(t.client, req, intended.Add(r.cfg.Timeout))
+		o.rc, err = t.exchange(req, intended.Add(r.cfg.Timeout))
 		o.latency = time.Since(intended)
 		if errors.Is(err, pos.ErrClosed) {
 			t.lost.Store(true)
@@ -251,21 +249,11 @@ func (r *runner) do(t *terminal, i int64, intended time.Time) {
 	t.stats.record(o)
 }
 
-// exchange sends req and returns the answer's DE39.
-func exchange(c *pos.Client, req request, deadline time.Time) (string, error) {
+// exchange sends req on t and returns the answer's DE39.
+func (t *terminal) exchange(req request, deadline time.Time) (string, error) {
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
-	var resp *moov.Message
-	var err error
-	if req.unsigned {
-		resp, err = c.DoWithKey(ctx, req.msg, nil)
-	} else {
-		resp, err = c.Do(ctx, req.msg)
-	}
-	if err != nil {
-		return "", err
-	}
-	return iso8583.FieldValue(resp, iso8583.FieldResponseCode), nil
+	return t.client.Exchange(ctx, req.stan, req.payload, t.key)
 }
 
 // preflightTimeout bounds the wait for the switch to answer every card as
@@ -286,7 +274,7 @@ func preflight(ctx context.Context, target Target, p *plan, mix Mix, id string) 
 		return fmt.Errorf("no connection to the switch at %s: %w", target.Addr, err)
 	}
 	defer c.Close()
-	t := newTerminal(id, c, int(time.Now().UnixMicro()%stanMax), newStats())
+	t := newTerminal(id, c, target.Keys, int(time.Now().UnixMicro()%stanMax), newStats())
 	var kinds []Kind
 	for _, k := range []Kind{KindPurchase, KindRefund, KindTopUp} {
 		if mix.Has(k) {
@@ -309,8 +297,11 @@ func preflight(ctx context.Context, target Target, p *plan, mix Mix, id string) 
 
 func preflightOne(ctx context.Context, t *terminal, p *plan, k Kind, deadline time.Time) error {
 	for attempt := 0; ; attempt++ {
-		req := t.build(p, k)
-		rc, err := exchange(t.client, req, time.Now().Add(2*time.Second))
+		req, err := t.build(p, k)
+		if err != nil {
+			return fmt.Errorf("pre-flight: %v", err)
+		}
+		rc, err := t.exchange(req, time.Now().Add(2*time.Second))
 		if err == nil && rc == req.want {
 			return nil
 		}

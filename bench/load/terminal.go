@@ -6,11 +6,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	moov "github.com/moov-io/iso8583"
-
 	"github.com/tapswitch/tapswitch/bench/pos"
 	"github.com/tapswitch/tapswitch/bench/wallet"
 	"github.com/tapswitch/tapswitch/iso8583"
+	"github.com/tapswitch/tapswitch/switch/acquirer"
 )
 
 // Bounds of a terminal's memory.
@@ -90,6 +89,7 @@ type terminal struct {
 	id     string
 	base   pos.Terminal
 	client *pos.Client
+	key    []byte // the terminal's MAC key (docs/wire.md section 11); nil: unsigned
 	stats  *stats
 	lost   atomic.Bool // the connection broke; nothing more is sent on it
 
@@ -98,10 +98,13 @@ type terminal struct {
 	reversible []original // oldest first
 }
 
-func newTerminal(id string, client *pos.Client, stanStart int, st *stats) *terminal {
+// newTerminal is terminal id of the demo acquirer on client, its key
+// derived from keys (none: it sends unsigned).
+func newTerminal(id string, client *pos.Client, keys acquirer.Keys, stanStart int, st *stats) *terminal {
 	base := pos.DemoTerminal
 	base.TerminalID = id
-	return &terminal{id: id, base: base, client: client, stats: st, stans: newSTANSeq(stanStart)}
+	key, _ := keys.TerminalKey(base.Acquirer, id)
+	return &terminal{id: id, base: base, client: client, key: key, stats: st, stans: newSTANSeq(stanStart)}
 }
 
 // terminalID is connection k's terminal, one of the fleet registered in
@@ -132,20 +135,48 @@ func (t *terminal) nextSTAN() (string, time.Time) {
 
 // request is one message to send and what its answer must say.
 type request struct {
-	kind Kind
-	msg  *moov.Message
-	want string
-	// unsigned: sent without a MAC (a baseline's issuer-format request).
-	unsigned bool
-	orig     original // purchases: remembered for a reversal or a refund when approved
+	kind    Kind
+	stan    string
+	payload []byte // packed and signed with the terminal's key
+	want    string
+	orig    original // purchases: remembered for a reversal or a refund when approved
+}
+
+// builders are reused across requests (a Builder keeps its value store);
+// each request's payload is a buffer of its own, as the connection's
+// writer holds it until it is written.
+var builders = sync.Pool{New: func() any { return new(iso8583.Builder) }}
+
+// requestBytesTypical sizes a payload so that it packs in one allocation.
+const requestBytesTypical = 320
+
+// pack packs what build set into b, signed with the terminal's key.
+func (t *terminal) pack(b *iso8583.Builder) ([]byte, error) {
+	dst := make([]byte, 0, requestBytesTypical)
+	if t.key == nil {
+		return b.Append(dst)
+	}
+	return b.AppendSigned(dst, t.key)
 }
 
 // build makes the request of kind k. A reversal or a refund takes an
 // approved purchase of this terminal to name in DE90 (each purchase is
 // reversed or refunded once); with none yet, a purchase is sent instead.
-func (t *terminal) build(p *plan, k Kind) request {
+func (t *terminal) build(p *plan, k Kind) (request, error) {
+	b := builders.Get().(*iso8583.Builder)
+	defer builders.Put(b)
+	r := t.set(b, p, k)
+	var err error
+	if r.payload, err = t.pack(b); err != nil {
+		return r, fmt.Errorf("%s request does not pack: %w", r.kind, err)
+	}
+	return r, nil
+}
+
+// set sets b to the request of kind k and returns what its answer must say.
+func (t *terminal) set(b *iso8583.Builder, p *plan, k Kind) request {
 	if p.direct != nil {
-		return t.directPurchase(p.direct, p.amount)
+		return t.directPurchase(b, p.direct, p.amount)
 	}
 	var orig original
 	if k == KindReversal || k == KindRefund {
@@ -153,7 +184,7 @@ func (t *terminal) build(p *plan, k Kind) request {
 		if orig, ok = t.popReversible(); !ok {
 			k = KindPurchase
 		} else if k == KindReversal {
-			return t.reversal(p, orig)
+			return t.reversal(b, p, orig)
 		}
 	}
 	stan, now := t.nextSTAN()
@@ -172,9 +203,9 @@ func (t *terminal) build(p *plan, k Kind) request {
 	// WithCard takes the card's next ATC last, just before the send, so
 	// that taps of the token reach the switch nearly in counter order (it
 	// accepts them up to 1024 out of order: docs/cryptogram.md).
-	tap := pos.Tap{Terminal: t.base, ProcessingCode: code, Amount: amount, STAN: stan, Time: now,
-		Original: names}.WithCard(card)
-	r := request{kind: k, msg: tap.Message(), want: card.Outcome}
+	pos.Tap{Terminal: t.base, ProcessingCode: code, Amount: amount, STAN: stan, Time: now,
+		Original: names}.WithCard(card).Build(b)
+	r := request{kind: k, stan: stan, want: card.Outcome}
 	if k == KindPurchase {
 		r.orig = original{stan: stan, transmissionTime: transmissionTime(now), rrn: pos.RRN(now, stan), amount: amount}
 	}
@@ -183,18 +214,17 @@ func (t *terminal) build(p *plan, k Kind) request {
 
 // reversal builds the 0400 of docs/wire.md for orig: its own STAN and DE7,
 // the original's RRN, and DE90 naming the original 0200.
-func (t *terminal) reversal(p *plan, orig original) request {
+func (t *terminal) reversal(b *iso8583.Builder, p *plan, orig original) request {
 	stan, now := t.nextSTAN()
-	tap := pos.Tap{Terminal: t.base, MTI: iso8583.MTIReversalRequest, ProcessingCode: iso8583.ProcPurchase,
-		Token: p.approve.Token, TokenExpiry: p.approve.TokenExpiry, Amount: orig.amount, STAN: stan, Time: now}
-	msg := tap.Message()
+	pos.Tap{Terminal: t.base, MTI: iso8583.MTIReversalRequest, ProcessingCode: iso8583.ProcPurchase,
+		Token: p.approve.Token, TokenExpiry: p.approve.TokenExpiry, Amount: orig.amount, STAN: stan, Time: now}.Build(b)
 	for _, id := range []int{iso8583.FieldExpiry, iso8583.FieldMCC, iso8583.FieldPOSEntryMode,
 		iso8583.FieldPOSCondition, iso8583.FieldMerchantNameLocation} {
-		msg.UnsetField(id)
+		b.Unset(id)
 	}
-	msg.Field(iso8583.FieldRRN, orig.rrn)
-	msg.Field(iso8583.FieldOriginalData, pos.Original{STAN: orig.stan, TransmissionTime: orig.transmissionTime}.DE90(t.base.Acquirer))
-	return request{kind: KindReversal, msg: msg, want: iso8583.RCApproved}
+	b.Set(iso8583.FieldRRN, orig.rrn)
+	b.Set(iso8583.FieldOriginalData, pos.Original{STAN: orig.stan, TransmissionTime: orig.transmissionTime}.DE90(t.base.Acquirer))
+	return request{kind: KindReversal, stan: stan, want: iso8583.RCApproved}
 }
 
 func transmissionTime(t time.Time) string {

@@ -36,7 +36,7 @@ func testPlan(t *testing.T, mix string) *plan {
 
 func TestBuildRequests(t *testing.T) {
 	p := testPlan(t, DefaultMix+",reversal=1")
-	term := newTerminal("BTST0001", nil, 41, newStats())
+	term := newTerminal("BTST0001", nil, nil, 41, newStats())
 	term.remember(original{stan: "000007", transmissionTime: "1125083015", amount: 100}) // for the refund
 	for _, tc := range []struct {
 		kind         Kind
@@ -46,7 +46,7 @@ func TestBuildRequests(t *testing.T) {
 		{KindRefund, "0200", "200000", "000000000100"},
 		{KindTopUp, "0200", "210000", "000000000100"},
 	} {
-		r := term.build(p, tc.kind)
+		r := mustBuild(t, term, p, tc.kind)
 		got := [...]string{field(r, 0), field(r, iso8583.FieldProcessingCode), field(r, iso8583.FieldAmount)}
 		if got != [...]string{tc.mti, tc.pc, tc.amt} || r.want != "00" || field(r, iso8583.FieldTerminalID) != "BTST0001" {
 			t.Errorf("%s: %v want %s", tc.kind, got, r.want)
@@ -54,7 +54,7 @@ func TestBuildRequests(t *testing.T) {
 	}
 	wants := map[string]bool{}
 	for range 4 {
-		r := term.build(p, KindDecline)
+		r := mustBuild(t, term, p, KindDecline)
 		wants[r.want] = true
 		if field(r, iso8583.FieldAmount) != "000001000000" {
 			t.Errorf("decline amount %s", field(r, iso8583.FieldAmount))
@@ -65,17 +65,17 @@ func TestBuildRequests(t *testing.T) {
 	}
 	// STANs so far: 42..48; every request its own. With no purchase left
 	// to name, a refund is sent as a purchase.
-	if r := term.build(p, KindRefund); field(r, iso8583.FieldSTAN) != "000049" || r.kind != KindPurchase {
+	if r := mustBuild(t, term, p, KindRefund); field(r, iso8583.FieldSTAN) != "000049" || r.kind != KindPurchase {
 		t.Errorf("STAN %s kind %s, want 000049 and a purchase", field(r, iso8583.FieldSTAN), r.kind)
 	}
 }
 
 func TestRefundNamesItsOriginal(t *testing.T) {
 	p := testPlan(t, "purchase=1,refund=1")
-	term := newTerminal("BTST0004", nil, 0, newStats())
-	purchase := term.build(p, KindPurchase)
+	term := newTerminal("BTST0004", nil, nil, 0, newStats())
+	purchase := mustBuild(t, term, p, KindPurchase)
 	term.remember(purchase.orig)
-	r := term.build(p, KindRefund)
+	r := mustBuild(t, term, p, KindRefund)
 	want := "0200" + field(purchase, iso8583.FieldSTAN) + field(purchase, iso8583.FieldTransmissionTime) + "00001020000" + "00000000000"
 	if r.kind != KindRefund || field(r, iso8583.FieldProcessingCode) != "200000" || field(r, iso8583.FieldOriginalData) != want ||
 		field(r, iso8583.FieldAmount) != field(purchase, iso8583.FieldAmount) {
@@ -86,13 +86,13 @@ func TestRefundNamesItsOriginal(t *testing.T) {
 
 func TestReversalNamesItsOriginal(t *testing.T) {
 	p := testPlan(t, "purchase=1,reversal=1")
-	term := newTerminal("BTST0002", nil, 0, newStats())
-	if r := term.build(p, KindReversal); r.kind != KindPurchase {
+	term := newTerminal("BTST0002", nil, nil, 0, newStats())
+	if r := mustBuild(t, term, p, KindReversal); r.kind != KindPurchase {
 		t.Fatalf("a reversal with nothing to reverse is sent as %s, want a purchase", r.kind)
 	}
-	purchase := term.build(p, KindPurchase)
+	purchase := mustBuild(t, term, p, KindPurchase)
 	term.remember(purchase.orig)
-	rev := term.build(p, KindReversal)
+	rev := mustBuild(t, term, p, KindReversal)
 	if rev.kind != KindReversal || rev.want != "00" || field(rev, 0) != "0400" {
 		t.Fatalf("reversal %s mti %s want %s", rev.kind, field(rev, 0), rev.want)
 	}
@@ -112,8 +112,8 @@ func TestReversalNamesItsOriginal(t *testing.T) {
 			t.Errorf("reversal carries DE%d, which docs/wire.md leaves out of a 0400", id)
 		}
 	}
-	if _, err := iso8583.Pack(rev.msg); err != nil {
-		t.Fatalf("reversal does not pack: %v", err)
+	if _, err := iso8583.Unpack(rev.payload); err != nil {
+		t.Fatalf("reversal does not unpack with moov: %v", err)
 	}
 	if _, ok := term.popReversible(); ok {
 		t.Fatal("the original can be reversed twice")
@@ -121,7 +121,7 @@ func TestReversalNamesItsOriginal(t *testing.T) {
 }
 
 func TestReversibleIsBounded(t *testing.T) {
-	term := newTerminal("BTST0003", nil, 0, newStats())
+	term := newTerminal("BTST0003", nil, nil, 0, newStats())
 	for i := range reversibleMax + 10 {
 		term.remember(original{stan: string(rune('0' + i%10))})
 	}
@@ -137,10 +137,25 @@ func TestPlanNeedsDemoWallet(t *testing.T) {
 	}
 }
 
+func mustBuild(t *testing.T, term *terminal, p *plan, k Kind) request {
+	t.Helper()
+	r, err := term.build(p, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// field reads data element id (0: the MTI) of r's payload with moov, the
+// oracle of the codec that packed it.
 func field(r request, id int) string {
+	m, err := iso8583.Unpack(r.payload)
+	if err != nil {
+		panic(err)
+	}
 	if id == 0 {
-		mti, _ := r.msg.GetMTI()
+		mti, _ := m.GetMTI()
 		return mti
 	}
-	return iso8583.FieldValue(r.msg, id)
+	return iso8583.FieldValue(m, id)
 }

@@ -110,6 +110,18 @@ func TestClientRefusesForgedApprovals(t *testing.T) {
 			if !tt.forged && iso8583.FieldValue(resp, iso8583.FieldResponseCode) != tt.rc {
 				t.Fatalf("answer %v", resp)
 			}
+			// The harness's fast path checks the same way.
+			payload, err := iso8583.PackSigned(Echo(DemoTerminal, "000002", time.Now()), own)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rc, err := c.Exchange(ctx, "000002", payload, own)
+			if tt.forged != errors.Is(err, ErrForged) {
+				t.Fatalf("Exchange: err %v, want forged %v", err, tt.forged)
+			}
+			if rc != tt.rc {
+				t.Fatalf("Exchange: code %q, want %q", rc, tt.rc)
+			}
 		})
 	}
 }
