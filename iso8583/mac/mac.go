@@ -27,6 +27,7 @@
 package mac
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"errors"
@@ -98,13 +99,7 @@ func Field(payload []byte) (field int, present bool, err error) {
 // Sum is the MAC of data (the message up to its MAC field) under key.
 func Sum(key, data []byte) [Size]byte {
 	var out [Size]byte
-	if len(key) > sha256.BlockSize || len(data) > sumStackBytes {
-		h := hmac.New(sha256.New, key)
-		h.Write(data)
-		copy(out[:], h.Sum(nil))
-		return out
-	}
-	full := hmacSHA256(key, data)
+	full := HMACSHA256(key, data)
 	copy(out[:], full[:])
 	return out
 }
@@ -114,12 +109,24 @@ func Sum(key, data []byte) [Size]byte {
 // A longer one goes through crypto/hmac.
 const sumStackBytes = 2048
 
-// hmacSHA256 is HMAC-SHA256 (RFC 2104) for a key of at most one block and
-// data of at most sumStackBytes, computed in buffers on the stack: crypto/
-// hmac allocates its two hash states on every call, a dozen allocations
-// per message on the switch's hot path. TestSumIsHMAC holds it to
+// HMACSHA256 is HMAC-SHA256 (RFC 2104) computed in buffers on the stack
+// for a key of at most one block and data of at most sumStackBytes (longer
+// ones go through crypto/hmac): crypto/hmac allocates its two hash states
+// on every call, a dozen allocations per MAC on the switch's hot path.
+// Every HMAC of an authorization uses it: the message MACs here, the
+// session key and ARQC of switch/cryptogram. TestSumIsHMAC holds it to
 // crypto/hmac.
-func hmacSHA256(key, data []byte) [sha256.Size]byte {
+func HMACSHA256(key, data []byte) [sha256.Size]byte {
+	if len(key) > sha256.BlockSize || len(data) > sumStackBytes {
+		// Copies, so that key and data do not escape on the stack path
+		// (crypto/hmac's interface calls would make every caller's
+		// buffers heap ones).
+		var out [sha256.Size]byte
+		h := hmac.New(sha256.New, bytes.Clone(key))
+		h.Write(bytes.Clone(data))
+		copy(out[:], h.Sum(nil))
+		return out
+	}
 	var inner [sha256.BlockSize + sumStackBytes]byte
 	for i := range sha256.BlockSize {
 		var k byte

@@ -2,12 +2,13 @@ package cryptogram
 
 import (
 	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/tapswitch/tapswitch/iso8583/mac"
 )
 
 // Sizes of the algorithm's parts.
@@ -49,9 +50,15 @@ var errKey = errors.New("cryptogram: token key must be 16 bytes")
 
 // SessionKey is the key of one tap: the token key's MAC of the counter.
 func SessionKey(tokenKey []byte, counter uint32) []byte {
-	m := hmac.New(sha256.New, tokenKey)
-	m.Write(binary.BigEndian.AppendUint32(nil, counter))
-	return m.Sum(nil)[:KeyBytes]
+	k := sessionKey(tokenKey, counter)
+	return k[:]
+}
+
+func sessionKey(tokenKey []byte, counter uint32) [KeyBytes]byte {
+	var c [4]byte
+	binary.BigEndian.PutUint32(c[:], counter)
+	sum := mac.HMACSHA256(tokenKey, c[:])
+	return [KeyBytes]byte(sum[:KeyBytes])
 }
 
 // appendMACInput appends the 41-byte MAC input of t (layout 2), refusing
@@ -71,7 +78,8 @@ func (t Tap) appendMACInput(dst []byte) ([]byte, error) {
 		return nil, fmt.Errorf("cryptogram: terminal ID %q is not 1..%d printable characters", t.Terminal, TerminalBytes)
 	}
 	dst = append(dst, Layout)
-	amount := strconv.FormatInt(t.Amount, 10)
+	var digitsBuf [amountDigitsMax]byte
+	amount := strconv.AppendInt(digitsBuf[:0], t.Amount, 10)
 	for range amountDigitsMax - len(amount) {
 		dst = append(dst, '0')
 	}
@@ -94,13 +102,14 @@ func ARQC(tokenKey []byte, t Tap) ([ARQCBytes]byte, error) {
 	if len(tokenKey) != KeyBytes {
 		return out, errKey
 	}
-	in, err := t.appendMACInput(make([]byte, 0, macInputBytes))
+	var buf [macInputBytes]byte
+	in, err := t.appendMACInput(buf[:0])
 	if err != nil {
 		return out, err
 	}
-	m := hmac.New(sha256.New, SessionKey(tokenKey, t.Counter))
-	m.Write(in)
-	copy(out[:], m.Sum(nil))
+	session := sessionKey(tokenKey, t.Counter)
+	sum := mac.HMACSHA256(session[:], in)
+	copy(out[:], sum[:])
 	return out, nil
 }
 

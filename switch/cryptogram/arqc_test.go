@@ -233,3 +233,36 @@ func TestDaysApart(t *testing.T) {
 		t.Errorf("the zero time is %d days from 2026 (%v)", got, ok)
 	}
 }
+
+// BenchmarkVerify is the switch's check of one tap's cryptogram: the
+// session key and the ARQC, both HMAC-SHA256.
+func BenchmarkVerify(b *testing.B) {
+	key := []byte("0123456789abcdef")
+	tap := Tap{Amount: 12_34, Currency: "156", Date: "261203", Type: "00", Terminal: "TSIM0001",
+		Unpredictable: [4]byte{1, 2, 3, 4}, Counter: 77, CVM: CVMDeviceVerified}
+	arqc, err := ARQC(key, tap)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if !Verify(key, tap, arqc) {
+			b.Fatal("does not verify")
+		}
+	}
+}
+
+// TestVerifyAllocatesNothing: the check of a tap's cryptogram, on every
+// authorization, computes both HMACs in stack buffers.
+func TestVerifyAllocatesNothing(t *testing.T) {
+	key := []byte("0123456789abcdef")
+	tap := Tap{Amount: 999_999_999_999, Currency: "156", Date: "261203", Type: "00", Terminal: "TSIM0001",
+		Counter: 1 << 20, CVM: CVMDeviceVerified}
+	arqc, err := ARQC(key, tap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(100, func() { Verify(key, tap, arqc) }); n != 0 {
+		t.Errorf("Verify: %v allocations", n)
+	}
+}
