@@ -8,15 +8,23 @@ import (
 	"github.com/tapswitch/tapswitch/switch/journal"
 )
 
-// counters holds the cryptogram counters of the tokens with a tap in
-// flight. A tap locks its token's entry across the cryptogram check only
-// (loading the window from the journal first when no other tap of the token
-// is in flight), accepts its counter in memory, and keeps the entry until
-// its outcome, counter included, is journaled. So two taps cannot spend one
-// counter, yet taps of one token still overlap at the issuer and share the
-// journal's fsync: holding the lock until the entry is durable would put
-// each token's taps in single file, and the bench harness sends dozens of
-// one token's taps at once.
+// counters holds the cryptogram counter windows of the tokens tapped
+// lately: those with a tap in flight, and up to windowsCached idle ones. A
+// tap locks its token's entry across the cryptogram check only (loading
+// the window from the journal first when the entry is new), accepts its
+// counter in memory, and holds the entry until its outcome, counter
+// included, is journaled. So two taps cannot spend one counter, yet taps
+// of one token still overlap at the issuer and share the journal's fsync:
+// holding the lock until the entry is durable would put each token's taps
+// in single file, and the bench harness sends dozens of one token's taps
+// at once.
+//
+// The switch is its journal's only writer, so an idle entry's window is
+// the stored one, and the next tap of the token needs no read: the read is
+// a Pebble iteration over the token's versions (and the tombstones of the
+// ones dropped), the costliest journal call of a tap. An entry one of
+// whose batches failed is not kept: its window holds a counter the journal
+// does not, and the next tap reads the journal again, as after a restart.
 //
 // Each accepted counter makes a new numbered snapshot of the window
 // (journal.ATCUpdate); batches that commit out of order cannot make the
@@ -26,10 +34,10 @@ import (
 // before the write it targets would not hold, and about half of a hot
 // token's batches commit out of order.
 //
-// Bound: one entry per token with a tap between its check and its journal
-// entry, so at most the terminal server's requests in flight; an entry's
-// versions to delete are at most its taps in flight, at most dropsMax per
-// batch.
+// Bound: windowsCached entries, or the tokens with a tap between its check
+// and its journal entry when they are more (at most the terminal server's
+// requests in flight); an entry's versions to delete are at most its taps in flight,
+// at most dropsMax per batch.
 type counters struct {
 	mu     sync.Mutex
 	tokens map[string]*tokenCounters
@@ -40,11 +48,15 @@ type counters struct {
 // every version below the highest.
 const dropsMax = 64
 
+// windowsCached bounds the windows kept (about 200 bytes each).
+const windowsCached = 1 << 16
+
 // tokenCounters is one token's window while taps of it are in flight.
 type tokenCounters struct {
 	mu      sync.Mutex // held across load, check and accept, and by journaled
 	refs    int        // taps holding the entry; guarded by counters.mu
 	loaded  bool
+	failed  bool // a batch of this entry failed; guarded by mu, read by the last release
 	window  cryptogram.Window
 	version uint64 // of the last snapshot handed out
 	// onDisk are versions written by committed batches that no batch
@@ -72,19 +84,38 @@ func (c *counters) acquire(token string) *tokenCounters {
 }
 
 // release ends the caller's hold, once the tap's outcome is journaled (or
-// failed to be). The last holder drops the entry: the journal then has
-// every counter it accepted, and the next tap loads the window from there.
+// failed to be). The last holder keeps the entry as an idle window when
+// it matches the journal, evicting an idle one beyond windowsCached
+// entries.
 func (c *counters) release(token string, t *tokenCounters) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	t.refs--
-	if t.refs == 0 {
-		delete(c.tokens, token)
+	if t.refs > 0 {
+		return
 	}
-	c.mu.Unlock()
+	if !t.loaded || t.failed {
+		delete(c.tokens, token)
+		return
+	}
+	if len(c.tokens) > windowsCached {
+		c.evictIdle(token)
+	}
 }
 
-// load reads the token's window from the journal unless an earlier tap of
-// the ones in flight did. The caller holds t.mu.
+// evictIdle drops one idle entry other than keep (map order is random).
+// The caller holds c.mu.
+func (c *counters) evictIdle(keep string) {
+	for tok, t := range c.tokens {
+		if t.refs == 0 && tok != keep {
+			delete(c.tokens, tok)
+			return
+		}
+	}
+}
+
+// load reads the token's window from the journal unless an earlier tap
+// did. The caller holds t.mu.
 func (t *tokenCounters) load(j *journal.Journal, token string) error {
 	if t.loaded {
 		return nil
@@ -125,5 +156,6 @@ func (t *tokenCounters) journaled(u *journal.ATCUpdate, committed bool) {
 		t.onDisk = append(t.onDisk, u.Version)
 	} else {
 		t.onDisk = append(t.onDisk, u.Drop...)
+		t.failed = true
 	}
 }

@@ -194,25 +194,27 @@ func (p *Pipeline) authorize(ctx context.Context, req Request, from acquirer.Ide
 	}
 	defer unlock()
 
-	if prior, found, err := p.d.Journal.Lookup(req.Key()); err != nil {
+	prior, found, absent, err := p.d.Journal.Find(req.Key())
+	if err != nil {
 		p.d.Log.Error().Err(err).Msg("journal look-up failed")
 		return answer(req, iso8583.RCSystemError, ""), outcome{rc: iso8583.RCSystemError}
 	} else if found {
 		return p.duplicate(req, prior)
 	}
 	entry, reply, change := p.decideRefund(ctx, req, from.Merchant, start)
-	return p.finish(req, entry, reply, change, start)
+	return p.finish(req, entry, reply, change, absent, start)
 }
 
 // finish journals the outcome durably, then builds the terminal's answer.
-func (p *Pipeline) finish(req Request, entry journal.Entry, reply issuerReply, change *journal.Change, start time.Time) (Answer, outcome) {
+// absent is the look-up's proof that the request's key was not journaled.
+func (p *Pipeline) finish(req Request, entry journal.Entry, reply issuerReply, change *journal.Change, absent journal.Absence, start time.Time) (Answer, outcome) {
 	// The issuer's answer is the instant the commit starts; read the
 	// clock again only when no issuer was asked.
 	committing := reply.answered
 	if committing.IsZero() {
 		committing = p.d.Now()
 	}
-	err := p.d.Journal.AppendWith(&entry, change)
+	err := p.d.Journal.AppendAbsent(&entry, change, absent)
 	if reply.release != nil {
 		reply.release(err == nil)
 	}

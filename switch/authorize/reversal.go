@@ -82,7 +82,8 @@ func (p *Pipeline) reverse(ctx context.Context, msg *moov.Message, from acquirer
 		return reversalAnswer(msg, iso8583.RCSystemError), outcome{rc: iso8583.RCSystemError}
 	}
 	defer unlock()
-	if prior, found, err := p.d.Journal.Lookup(rev.Key()); err != nil {
+	prior, found, absent, err := p.d.Journal.Find(rev.Key())
+	if err != nil {
 		return reversalAnswer(msg, iso8583.RCSystemError), outcome{rc: iso8583.RCSystemError}
 	} else if found {
 		rc := prior.ResponseCode
@@ -96,7 +97,7 @@ func (p *Pipeline) reverse(ctx context.Context, msg *moov.Message, from acquirer
 		p.d.Log.Error().Err(err).Msg("reversal look-up failed")
 		return reversalAnswer(msg, iso8583.RCSystemError), outcome{rc: iso8583.RCSystemError}
 	}
-	if err := p.d.Journal.AppendWith(&entry, change); err != nil {
+	if err := p.d.Journal.AppendAbsent(&entry, change, absent); err != nil {
 		p.d.Log.Error().Err(err).Str("stan", rev.STAN).Msg("reversal not journaled: 96")
 		return reversalAnswer(msg, iso8583.RCSystemError), outcome{rc: iso8583.RCSystemError}
 	}
