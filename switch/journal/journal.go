@@ -44,12 +44,15 @@ const blockCacheBytes = 64 << 20
 // memTableBytes sizes Pebble's memtable. A forwarded authorization writes
 // its reversal armed, then deletes it, and writes a counter window that a
 // later tap of the token deletes: pairs that cancel when both land in one
-// memtable, so the record never reaches a table. With Pebble's 4 MB default
-// they mostly do not; at 64 MB the table bytes written per authorization
-// fall about five-fold (BenchmarkAuthorizationWrites: table-B/op 808 ->
-// 177). The cost is memory (a second memtable may fill while one flushes)
-// and up to 64 MB of WAL replayed at start.
-const memTableBytes = 64 << 20
+// memtable, so the record never reaches a table. With Pebble's 4 MB
+// default they mostly do not. BenchmarkAuthorizationWrites, table bytes
+// per authorization: 808 at 4 MB, 291 at 16 MB, 177 at 64 MB. But every
+// duplicate look-up searches the memtable's skiplist, and at 64 MB that
+// search cost more CPU than the flushes it saved (switch CPU per
+// authorization under bench was higher in each of two side-by-side runs);
+// 16 MB keeps most of the saving. The cost is memory, and up to 16 MB of
+// WAL replayed at start.
+const memTableBytes = 16 << 20
 
 // storeOptions configures Pebble for the journal: a filter for the
 // duplicate check, which nearly always misses (without one each miss reads
