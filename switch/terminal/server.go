@@ -102,7 +102,8 @@ type Server struct {
 	mu       sync.Mutex
 	conns    map[*session]struct{}
 	draining bool
-	stop     chan struct{} // closed by Shutdown: ends an accept back-off
+	stop     chan struct{} // closed by Shutdown: ends an accept back-off and the idle workers
+	workers  *workers      // run the requests
 	wg       sync.WaitGroup
 	open     atomic.Int64
 }
@@ -113,7 +114,9 @@ func New(cfg Config, h Handler) (*Server, error) {
 		return nil, err
 	}
 	fast, _ := h.(RequestHandler)
-	return &Server{cfg: cfg, handler: h, fast: fast, conns: make(map[*session]struct{}), stop: make(chan struct{})}, nil
+	stop := make(chan struct{})
+	return &Server{cfg: cfg, handler: h, fast: fast, conns: make(map[*session]struct{}), stop: stop,
+		workers: newWorkers(stop)}, nil
 }
 
 // Connections is the number of terminal connections open now.

@@ -120,7 +120,7 @@ func (c *session) readLoop() {
 			return
 		}
 		c.requests.Add(1)
-		go c.process(msg, from)
+		c.srv.workers.run(func() { c.process(msg, from) })
 	}
 }
 
@@ -168,7 +168,7 @@ func (c *session) readRequest(frame []byte) (handled, ok bool) {
 		return true, false
 	}
 	c.requests.Add(1)
-	go c.processRequest(req, from)
+	c.srv.workers.run(func() { c.processRequest(req, from) })
 	return true, true
 }
 
