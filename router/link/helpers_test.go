@@ -78,7 +78,7 @@ func startLink(t *testing.T, cfg link.Config, configure ...func(*link.Link)) *li
 }
 
 // waitFor polls cond until it holds or waitMax passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(waitMax)
 	for !cond() {
@@ -106,7 +106,7 @@ func waitUp(t *testing.T, l *link.Link, up bool) {
 	waitFor(t, fmt.Sprintf("Up() == %v", up), func() bool { return l.Up() == up })
 }
 
-func listen(t *testing.T, addr string) net.Listener {
+func listen(t testing.TB, addr string) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -126,7 +126,7 @@ func simCards() []world.Card {
 }
 
 // startSim serves a simulated issuer on ln until the test ends.
-func startSim(t *testing.T, ln net.Listener, faults issuersim.Faults) *issuersim.Issuer {
+func startSim(t testing.TB, ln net.Listener, faults issuersim.Faults) *issuersim.Issuer {
 	t.Helper()
 	s, err := issuersim.New(issuersim.Config{
 		Issuer: issuers.Issuer{ID: "TST", Kind: issuers.KindBank, Institution: "01020000", Address: ln.Addr().String()},
@@ -161,14 +161,39 @@ func received(s *issuersim.Issuer, mti string) []issuersim.Received {
 
 // purchase builds a 0200 purchase the way the switch sends one to an
 // issuer; the link sets DE11.
-func purchase(t *testing.T, pan string, amount iso8583.Amount) *moov.Message {
+func purchase(t testing.TB, pan string, amount iso8583.Amount) *moov.Message {
 	t.Helper()
 	m := iso8583.NewMessage()
 	m.MTI(iso8583.MTIFinancialRequest)
-	for _, f := range []struct {
-		id int
-		v  string
-	}{
+	for _, f := range purchaseFields(pan, amount) {
+		if err := m.Field(f.id, f.v); err != nil {
+			t.Fatalf("DE%d: %v", f.id, err)
+		}
+	}
+	return m
+}
+
+// builtPurchase is purchase in a Builder, for ExchangeBuilt.
+func builtPurchase(t testing.TB, pan string, amount iso8583.Amount) *iso8583.Builder {
+	t.Helper()
+	var b iso8583.Builder
+	b.Reset(iso8583.MTIFinancialRequest)
+	for _, f := range purchaseFields(pan, amount) {
+		b.Set(f.id, f.v)
+	}
+	if err := b.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return &b
+}
+
+type fieldValue struct {
+	id int
+	v  string
+}
+
+func purchaseFields(pan string, amount iso8583.Amount) []fieldValue {
+	return []fieldValue{
 		{iso8583.FieldPAN, pan},
 		{iso8583.FieldProcessingCode, iso8583.ProcPurchase},
 		{iso8583.FieldAmount, amount.Field()},
@@ -188,12 +213,7 @@ func purchase(t *testing.T, pan string, amount iso8583.Amount) *moov.Message {
 		{iso8583.FieldPrivateTokenData, testToken.Encode()},
 		{iso8583.FieldCurrency, iso8583.CurrencyCNY},
 		{iso8583.FieldReceivingInstitution, "01020000"},
-	} {
-		if err := m.Field(f.id, f.v); err != nil {
-			t.Fatalf("DE%d: %v", f.id, err)
-		}
 	}
-	return m
 }
 
 // frameBytes is the size of m on the wire, length header included.

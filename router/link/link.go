@@ -21,6 +21,7 @@ import (
 	moov "github.com/moov-io/iso8583"
 	"github.com/rs/zerolog"
 
+	"github.com/tapswitch/tapswitch/iso8583"
 	"github.com/tapswitch/tapswitch/switch/metrics"
 )
 
@@ -170,28 +171,54 @@ func (l *Link) Up() bool {
 }
 
 // Exchange sends req to the issuer and waits for its response. It sets DE11
-// to a switch-assigned STAN; the caller sets every other field.
+// to a switch-assigned STAN unless the caller set one; the caller sets every
+// other field. It packs and unpacks with moov: for the messages off the hot
+// path (advices, token verification, tests); authorizations take
+// ExchangeBuilt.
 func (l *Link) Exchange(ctx context.Context, req *moov.Message) (*moov.Message, error) {
+	var resp *moov.Message
+	err := l.do(func(c *conn) (err error) {
+		resp, err = c.exchangeMoov(ctx, req, l.cfg.RequestTimeout)
+		return err
+	})
+	return resp, err
+}
+
+// ExchangeBuilt sends the request built in req and reads the issuer's
+// answer into ans, parsed in place, without moov: the hot path. DE11 is
+// set as Exchange sets it (the caller's, or a STAN from the link's
+// sequence written into req). The packed request is the exchange's one
+// allocation: the connection's writer may still hold it after a time-out.
+// Errors are Exchange's.
+func (l *Link) ExchangeBuilt(ctx context.Context, req *iso8583.Builder, ans *Answer) error {
+	return l.do(func(c *conn) error {
+		return c.exchange(ctx, builtRequest{req}, ans, l.cfg.RequestTimeout)
+	})
+}
+
+// do runs one exchange on a signed-on connection, within the link's bounds
+// (closed, breaker, in-flight maximum), and counts its outcome.
+func (l *Link) do(exchange func(*conn) error) error {
 	if l.isClosing() {
-		return nil, ErrClosed
+		return ErrClosed
 	}
 	if l.circuitOpen(time.Now()) {
-		return nil, ErrCircuitOpen
+		return ErrCircuitOpen
 	}
 	c := l.pick()
 	if c == nil {
-		return nil, ErrUnavailable
+		return ErrUnavailable
 	}
 	if l.inflight.Add(1) > int64(l.cfg.InflightMax) {
 		l.inflight.Add(-1)
-		return nil, ErrBusy
+		return ErrBusy
 	}
 	defer l.inflight.Add(-1)
 	l.cfg.Metrics.ExchangeStarted()
 	defer l.cfg.Metrics.ExchangeFinished()
-	resp, err := c.exchange(ctx, req, l.cfg.RequestTimeout)
+	err := exchange(c)
 	l.recordOutcome(err, time.Now())
-	return resp, err
+	return err
 }
 
 // circuitOpen reports whether the breaker refuses requests at now.
@@ -218,7 +245,7 @@ func (l *Link) CircuitOpen() bool { return l.circuitOpen(time.Now()) }
 // NextSTAN reserves a STAN from the link's sequence, for a request whose
 // DE11 must be known before it is sent (an advice resent with the same
 // STAN). Exchange uses a DE11 already set on the request.
-func (l *Link) NextSTAN() string { return l.nextSTAN() }
+func (l *Link) NextSTAN() string { return formatSTAN(l.nextSTAN()) }
 
 // publishState sets the link-up gauge from the slots as they are now. Each
 // slot publishes after its own change, under stateMu, so the last
@@ -241,13 +268,13 @@ func (l *Link) pick() *conn {
 	return nil
 }
 
-// nextSTAN returns a STAN in 000001..999999. A STAN still pending on the
+// nextSTAN returns a STAN in 1..999999. A STAN still pending on the
 // connection (after a full wrap) is skipped by the connection itself.
-func (l *Link) nextSTAN() string {
+func (l *Link) nextSTAN() uint32 {
 	for {
-		n := l.stan.Add(1) % 1000000
+		n := l.stan.Add(1) % (stanMax + 1)
 		if n != 0 {
-			return fmt.Sprintf("%06d", n)
+			return n
 		}
 	}
 }

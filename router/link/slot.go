@@ -131,7 +131,7 @@ func (s *slot) networkManagement(c *conn, code string) error {
 	req.MTI(iso8583.MTINetworkMgmtRequest)
 	req.Field(iso8583.FieldTransmissionTime, time.Now().UTC().Format("0102150405"))
 	req.Field(iso8583.FieldNetworkMgmtCode, code)
-	resp, err := c.exchange(context.Background(), req, s.link.cfg.RequestTimeout)
+	resp, err := c.exchangeMoov(context.Background(), req, s.link.cfg.RequestTimeout)
 	if err != nil {
 		return err
 	}
