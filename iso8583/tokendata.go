@@ -33,16 +33,27 @@ const (
 
 // Encode returns the DE48 value.
 func (t TokenData) Encode() string {
-	out := make([]byte, 0, 64)
-	out = appendSubelement(out, tokenDataTagToken, t.Token.Clear())
-	out = appendSubelement(out, tokenDataTagRequestor, t.RequestorID)
-	out = appendSubelement(out, tokenDataTagDevice, t.DeviceID)
-	return string(out)
+	return string(t.Append(make([]byte, 0, 64)))
 }
 
+// Append appends the DE48 value to dst, for a Builder (which copies it).
+func (t TokenData) Append(dst []byte) []byte {
+	dst = appendSubelement(dst, tokenDataTagToken, t.Token.Clear())
+	dst = appendSubelement(dst, tokenDataTagRequestor, t.RequestorID)
+	return appendSubelement(dst, tokenDataTagDevice, t.DeviceID)
+}
+
+// appendSubelement appends tag, the value's length in 3 digits and the
+// value. A value of 1000 bytes or more has no length in 3 digits: its
+// length is written as moov would refuse it ("1000"), never cut.
 func appendSubelement(out []byte, tag, value string) []byte {
 	out = append(out, tag...)
-	out = append(out, fmt.Sprintf("%03d", len(value))...)
+	n := len(value)
+	if n > 999 {
+		out = strconv.AppendInt(out, int64(n), 10)
+	} else {
+		out = append(out, byte('0'+n/100), byte('0'+n/10%10), byte('0'+n%10))
+	}
 	return append(out, value...)
 }
 

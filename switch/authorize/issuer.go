@@ -2,9 +2,9 @@ package authorize
 
 import (
 	"context"
+	"slices"
+	"sync"
 	"time"
-
-	moov "github.com/moov-io/iso8583"
 
 	"github.com/tapswitch/tapswitch/iso8583"
 	"github.com/tapswitch/tapswitch/router/bintable"
@@ -35,12 +35,15 @@ func (p *Pipeline) forward(ctx context.Context, req Request, tok vault.Token, ro
 		entry.ResponseCode = iso8583.RCIssuerUnavailable
 		return *entry, issuerReply{}, nil
 	}
+	x := issuerExchanges.Get().(*issuerExchange)
+	defer issuerExchanges.Put(x)
+	x.scratch = issuerRequest(&x.req, x.scratch, req, tok, is.Institution, p.d.Institution, entry)
 	sent := p.d.Now()
-	resp, err := is.Link.Exchange(ctx, issuerRequest(req, tok, is.Institution, p.d.Institution, entry))
+	err = is.Link.ExchangeBuilt(ctx, &x.req, &x.ans)
 	reply := issuerReply{answered: p.d.Now()}
 	if err == nil {
 		p.d.Metrics.IssuerTime(route.Issuer, reply.answered.Sub(sent))
-		reply.rc, reply.authCode, reply.balance = issuerAnswer(req, resp)
+		reply.rc, reply.authCode, reply.balance = issuerAnswer(req, &x.ans.Fields)
 		entry.ResponseCode, entry.AuthCode = reply.rc, reply.authCode
 		return *entry, reply, &journal.Change{Disarm: armID}
 	}
@@ -55,15 +58,59 @@ func (p *Pipeline) forward(ctx context.Context, req Request, tok vault.Token, ro
 	return p.standInOr91(ctx, req, route, is, entry, change, reply, now)
 }
 
+// issuerExchange is what one request to an issuer reuses: the Builder it
+// is packed with, the buffer for its DE48, and the Answer its response is
+// read into. The values read from the Answer are copied out (issuerAnswer)
+// before it goes back to the pool.
+type issuerExchange struct {
+	req     iso8583.Builder
+	scratch []byte
+	ans     link.Answer
+}
+
+var issuerExchanges = sync.Pool{New: func() any { return new(issuerExchange) }}
+
 // issuerAnswer maps the issuer's response to the terminal's rc, auth code
-// and balance.
-func issuerAnswer(req Request, resp *moov.Message) (rc, authCode, balance string) {
-	rc, authCode = IssuerAnswer(req.ProcessingCode, iso8583.FieldValue(resp, iso8583.FieldResponseCode),
-		iso8583.FieldValue(resp, iso8583.FieldAuthCode))
+// and balance. The values are read as moov read them (text fields less
+// their padding) and copied out of resp.
+func issuerAnswer(req Request, resp *iso8583.Fields) (rc, authCode, balance string) {
+	rc, authCode = IssuerAnswer(req.ProcessingCode, issuerCode(resp.Bytes(iso8583.FieldResponseCode)),
+		copyField(resp, iso8583.FieldAuthCode))
 	if rc == iso8583.RCApproved && req.ProcessingCode == iso8583.ProcBalanceInquiry {
-		balance = iso8583.FieldValue(resp, iso8583.FieldAdditionalAmounts)
+		balance = copyField(resp, iso8583.FieldAdditionalAmounts)
 	}
 	return rc, authCode, balance
+}
+
+// issuerCode is DE39 as one of the codes IssuerAnswer passes on, without
+// a copy; any other code reads as issuerCodeUnknown, which IssuerAnswer
+// turns into 05 as it would the code itself.
+func issuerCode(v []byte) string {
+	for _, code := range issuerCodes {
+		if string(v) == code {
+			return code
+		}
+	}
+	return issuerCodeUnknown
+}
+
+// issuerCodeUnknown stands for any DE39 outside knownIssuerCodes.
+const issuerCodeUnknown = "??"
+
+var issuerCodes = func() []string {
+	out := make([]string, 0, len(knownIssuerCodes))
+	for code := range knownIssuerCodes {
+		out = append(out, code)
+	}
+	slices.Sort(out)
+	return out
+}()
+
+func copyField(f *iso8583.Fields, id int) string {
+	if v := f.Bytes(id); len(v) > 0 {
+		return string(v)
+	}
+	return ""
 }
 
 // standInOr91 approves on the issuer's behalf when its rules and the

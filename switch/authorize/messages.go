@@ -136,42 +136,45 @@ func networkManagementAnswer(msg *moov.Message) *moov.Message {
 	return EchoAnswer(msg, iso8583.RCInvalidTransaction)
 }
 
-// issuerRequest builds what the issuer receives: the real PAN and card
-// expiry, the token data in DE48, the switch's own STAN and transmission
-// time (from the entry, where the armed reversal has them too).
-func issuerRequest(req Request, tok vault.Token, issuerInstitution, switchInstitution string, e *journal.Entry) *moov.Message {
-	m := iso8583.NewMessage()
-	m.MTI(req.MTI)
-	m.Field(iso8583.FieldPAN, tok.PAN.Clear())
-	m.Field(iso8583.FieldProcessingCode, req.ProcessingCode)
-	m.Field(iso8583.FieldAmount, req.Amount.Field())
-	m.Field(iso8583.FieldTransmissionTime, e.IssuerTransmissionTime)
-	m.Field(iso8583.FieldSTAN, e.IssuerSTAN)
-	setIfPresent(m, iso8583.FieldLocalTime, req.LocalTime)
-	setIfPresent(m, iso8583.FieldLocalDate, req.LocalDate)
-	m.Field(iso8583.FieldExpiry, tok.CardExpiry)
-	m.Field(iso8583.FieldMCC, req.MCC)
-	m.Field(iso8583.FieldPOSEntryMode, req.POSEntryMode)
-	setIfPresent(m, iso8583.FieldPOSCondition, req.POSCondition)
-	m.Field(iso8583.FieldAcquirer, req.Acquirer)
-	m.Field(iso8583.FieldForwarder, switchInstitution)
-	m.Field(iso8583.FieldRRN, req.RRN)
-	m.Field(iso8583.FieldTerminalID, req.TerminalID)
-	m.Field(iso8583.FieldMerchantID, req.MerchantID)
-	setIfPresent(m, iso8583.FieldMerchantNameLocation, req.MerchantName)
+// issuerRequest builds what the issuer receives into b: the real PAN and
+// card expiry, the token data in DE48, the switch's own STAN and
+// transmission time (from the entry, where the armed reversal has them
+// too). scratch is a reused buffer for DE48 (the Builder copies it), given
+// back grown. TestIssuerRequestPacksAsMoov holds the bytes to those of the
+// moov message the switch sent before the fast codec.
+func issuerRequest(b *iso8583.Builder, scratch []byte, req Request, tok vault.Token, issuerInstitution, switchInstitution string, e *journal.Entry) []byte {
+	b.Reset(req.MTI)
+	b.Set(iso8583.FieldPAN, tok.PAN.Clear())
+	b.Set(iso8583.FieldProcessingCode, req.ProcessingCode)
+	b.SetUint(iso8583.FieldAmount, uint64(req.Amount)) // never negative: read from digits
+	b.Set(iso8583.FieldTransmissionTime, e.IssuerTransmissionTime)
+	b.Set(iso8583.FieldSTAN, e.IssuerSTAN)
+	setIfPresent(b, iso8583.FieldLocalTime, req.LocalTime)
+	setIfPresent(b, iso8583.FieldLocalDate, req.LocalDate)
+	b.Set(iso8583.FieldExpiry, tok.CardExpiry)
+	b.Set(iso8583.FieldMCC, req.MCC)
+	b.Set(iso8583.FieldPOSEntryMode, req.POSEntryMode)
+	setIfPresent(b, iso8583.FieldPOSCondition, req.POSCondition)
+	b.Set(iso8583.FieldAcquirer, req.Acquirer)
+	b.Set(iso8583.FieldForwarder, switchInstitution)
+	b.Set(iso8583.FieldRRN, req.RRN)
+	b.Set(iso8583.FieldTerminalID, req.TerminalID)
+	b.Set(iso8583.FieldMerchantID, req.MerchantID)
+	setIfPresent(b, iso8583.FieldMerchantNameLocation, req.MerchantName)
 	requestor := tok.RequestorID
 	if requestor == "" {
 		requestor = tokenRequestorFallback
 	}
 	td := iso8583.TokenData{Token: req.Token, RequestorID: requestor, DeviceID: tok.DeviceID}
-	m.Field(iso8583.FieldPrivateTokenData, td.Encode())
-	m.Field(iso8583.FieldCurrency, req.Currency)
-	m.Field(iso8583.FieldReceivingInstitution, issuerInstitution)
-	return m
+	scratch = td.Append(scratch[:0])
+	b.SetBytes(iso8583.FieldPrivateTokenData, scratch)
+	b.Set(iso8583.FieldCurrency, req.Currency)
+	b.Set(iso8583.FieldReceivingInstitution, issuerInstitution)
+	return scratch
 }
 
-func setIfPresent(m *moov.Message, id int, v string) {
+func setIfPresent(b *iso8583.Builder, id int, v string) {
 	if v != "" {
-		m.Field(id, v)
+		b.Set(id, v)
 	}
 }

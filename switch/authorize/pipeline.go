@@ -13,6 +13,7 @@ import (
 
 	"github.com/tapswitch/tapswitch/iso8583"
 	"github.com/tapswitch/tapswitch/router/bintable"
+	"github.com/tapswitch/tapswitch/router/link"
 	"github.com/tapswitch/tapswitch/switch/acquirer"
 	"github.com/tapswitch/tapswitch/switch/journal"
 	"github.com/tapswitch/tapswitch/switch/metrics"
@@ -26,12 +27,12 @@ type Issuer struct {
 	Link        Exchanger
 }
 
-// Exchanger sends one request to an issuer and returns its answer
-// (router/link.Link in the switch, a fake in no test: tests use real links).
-// NextSTAN reserves a DE11 before the request is built, so the request's
-// reversal can be armed before it is sent.
+// Exchanger sends one request to an issuer, packed from a Builder, and
+// reads its answer in place (router/link.Link in the switch, a fake in no
+// test: tests use real links). NextSTAN reserves a DE11 before the request
+// is built, so the request's reversal can be armed before it is sent.
 type Exchanger interface {
-	Exchange(ctx context.Context, req *moov.Message) (*moov.Message, error)
+	ExchangeBuilt(ctx context.Context, req *iso8583.Builder, ans *link.Answer) error
 	NextSTAN() string
 }
 

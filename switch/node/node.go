@@ -128,8 +128,8 @@ func Open(cfg Config, log zerolog.Logger, addressOverride map[string]string) (_ 
 // links (card verification goes to the issuer like any authorization).
 func (n *Node) openTokenService(pipelineIssuers map[string]authorize.Issuer) error {
 	tsIssuers := make(map[string]tokensvc.Issuer, len(pipelineIssuers))
-	for id, is := range pipelineIssuers {
-		tsIssuers[id] = tokensvc.Issuer{Institution: is.Institution, Link: is.Link}
+	for _, l := range n.links { // the links behind pipelineIssuers, by the same IDs
+		tsIssuers[l.IssuerID()] = tokensvc.Issuer{Institution: pipelineIssuers[l.IssuerID()].Institution, Link: l}
 	}
 	svc, err := tokensvc.New(tokensvc.Config{
 		DataDir: filepath.Join(n.cfg.Data, "tokensvc"), Vault: n.Vault, Keys: n.Keys, Table: n.Table,
@@ -287,8 +287,8 @@ func (n *Node) LinksDown() []string {
 // newSender builds the store-and-forward sender over the issuer links.
 func (n *Node) newSender(pipelineIssuers map[string]authorize.Issuer) error {
 	issuers := make(map[string]saf.Issuer, len(pipelineIssuers))
-	for id, is := range pipelineIssuers {
-		issuers[id] = saf.Issuer{Institution: is.Institution, Link: is.Link}
+	for _, l := range n.links { // advices go by moov, off the hot path
+		issuers[l.IssuerID()] = saf.Issuer{Institution: pipelineIssuers[l.IssuerID()].Institution, Link: l}
 	}
 	ac := n.cfg.Advices
 	s, err := saf.New(saf.Config{
