@@ -17,12 +17,22 @@ const (
 )
 
 // ResponseMTI returns the response MTI for a request MTI (0100 → 0110),
-// or "" when mti is not a request of the contract.
+// or "" when mti is not a request of the contract. It returns the
+// constants, so answering costs no allocation.
 func ResponseMTI(mti string) string {
 	switch mti {
-	case MTIAuthRequest, MTIFinancialRequest, MTIAdvice, MTIReversalRequest,
-		MTIReversalAdvice, MTINetworkMgmtRequest:
-		return mti[:2] + string(mti[2]+1) + mti[3:]
+	case MTIAuthRequest:
+		return MTIAuthResponse
+	case MTIFinancialRequest:
+		return MTIFinancialResponse
+	case MTIAdvice:
+		return MTIAdviceResponse
+	case MTIReversalRequest:
+		return MTIReversalResponse
+	case MTIReversalAdvice:
+		return MTIReversalAdviceResp
+	case MTINetworkMgmtRequest:
+		return MTINetworkMgmtResponse
 	}
 	return ""
 }

@@ -323,7 +323,13 @@ func authCode(seq, salt uint64) string {
 	x := seq*0x9e3779b97f4a7c15 ^ salt
 	x *= 0xbf58476d1ce4e5b9
 	x ^= x >> 29
-	return fmt.Sprintf("%06d", x%1_000_000)
+	x %= 1_000_000
+	var code [6]byte // "%06d", without fmt's allocations
+	for i := len(code) - 1; i >= 0; i-- {
+		code[i] = byte('0' + x%10)
+		x /= 10
+	}
+	return string(code[:])
 }
 
 // orphanSet remembers the last orphanReversalsMax unmatched reversal keys.

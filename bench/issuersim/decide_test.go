@@ -233,3 +233,18 @@ func TestNewBookRejectsDuplicateCards(t *testing.T) {
 		t.Fatal("duplicate card accepted")
 	}
 }
+
+// Auth codes are the 6 zero-padded digits fmt gave them before they were
+// written without it: a replayed run answers with the same codes.
+func TestAuthCodeDigits(t *testing.T) {
+	for _, salt := range []uint64{0, 1, 0x9e3779b97f4a7c15, ^uint64(0)} {
+		for seq := uint64(0); seq < 2000; seq++ {
+			x := seq*0x9e3779b97f4a7c15 ^ salt
+			x *= 0xbf58476d1ce4e5b9
+			x ^= x >> 29
+			if got, want := authCode(seq, salt), fmt.Sprintf("%06d", x%1_000_000); got != want {
+				t.Fatalf("authCode(%d, %#x) = %s, want %s", seq, salt, got, want)
+			}
+		}
+	}
+}
