@@ -199,3 +199,28 @@ func (b *syncBuffer) lines(containing string) []string {
 	}
 	return out
 }
+
+// A request the Builder refused is never sent: ExchangeBuilt says why, the
+// issuer sees nothing, and the next request goes through.
+func TestExchangeBuiltRefusedRequestNotSent(t *testing.T) {
+	ln := listen(t, "127.0.0.1:0")
+	sim := startSim(t, ln, issuersim.Faults{})
+	l := startLink(t, testConfig(ln.Addr().String()))
+	waitUp(t, l, true)
+
+	bad := builtPurchase(t, panDebit, 1)
+	bad.Set(iso8583.FieldAmount, "12AB") // a letter in a numeric field
+	var ans link.Answer
+	err := l.ExchangeBuilt(t.Context(), bad, &ans)
+	if err == nil || link.Sent(err) || !strings.Contains(err.Error(), "pack request to issuer") {
+		t.Fatalf("ExchangeBuilt of a refused request: %v", err)
+	}
+	good := builtPurchase(t, panDebit, 2)
+	if err := l.ExchangeBuilt(t.Context(), good, &ans); err != nil {
+		t.Fatal(err)
+	}
+	got := received(sim, iso8583.MTIFinancialRequest)
+	if len(got) != 1 || got[0].STAN != string(good.Value(iso8583.FieldSTAN)) {
+		t.Fatalf("issuer received %+v, want the second purchase only", got)
+	}
+}

@@ -192,11 +192,11 @@ func (c *conn) send(ctx context.Context, req request, w *waiter, timeout time.Du
 	}
 	payload, err := req.pack(stan, make([]byte, 0, requestBytesTypical))
 	if err != nil {
-		c.unregister(stan)
+		c.abandon(stan, w)
 		return fmt.Errorf("pack request to issuer: %w", err)
 	}
 	if err := c.writer.Send(payload); err != nil {
-		c.unregister(stan)
+		c.abandon(stan, w)
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	w.timer.Reset(timeout)
@@ -222,6 +222,15 @@ func (c *conn) send(ctx context.Context, req request, w *waiter, timeout time.Du
 // an answer that is neither returned nor reported late.
 func claimed(w *waiter) error {
 	return <-w.ch
+}
+
+// abandon takes back a request that was never sent. When the connection
+// failed meanwhile, fail has claimed w and sends it its error: that is
+// received here, so w goes back to the pool empty.
+func (c *conn) abandon(stan uint32, w *waiter) {
+	if !c.unregister(stan) {
+		<-w.ch
+	}
 }
 
 // register reserves want as the request's STAN when set, or else a STAN

@@ -8,6 +8,15 @@
 // fail every request still pending on it, then dial again. Exchange only uses
 // connections that are signed on; with none, it fails at once with
 // ErrUnavailable instead of queueing, so the terminal gets 91 fast.
+//
+// Authorizations take ExchangeBuilt, which never touches moov: the request
+// is packed from an iso8583.Builder, and the reader parses each answer in
+// place (iso8583.Fields), matches it by DE11 and copies it into the
+// waiting request's reused Answer. Exchange, for the messages off the hot
+// path (network management, advices, token verification), packs and
+// unpacks with moov over the same framing and matching. Only a refused
+// answer (logged in moov's words) and a late one (handed to
+// OnLateResponse as a moov message) are unpacked by moov on the reader.
 package link
 
 import (
