@@ -224,3 +224,59 @@ func TestExchangeBuiltRefusedRequestNotSent(t *testing.T) {
 		t.Fatalf("issuer received %+v, want the second purchase only", got)
 	}
 }
+
+// Requests pending on a connection that breaks get ErrLost, and the
+// waiters they leave behind (reused from a pool) carry nothing over: every
+// request after the reconnect gets its own answer.
+func TestExchangeBuiltAfterConnectionLoss(t *testing.T) {
+	const pending = 32
+	ln := listen(t, "127.0.0.1:0")
+	sim := startSim(t, ln, issuersim.Faults{})
+	cfg := testConfig(ln.Addr().String())
+	cfg.InflightMax = pending * 2
+	l := startLink(t, cfg)
+	waitUp(t, l, true)
+	if err := sim.SetFaults(issuersim.Faults{Latency: time.Minute}); err != nil { // signed on: now hold every answer
+		t.Fatal(err)
+	}
+
+	var wg sync.WaitGroup
+	errs := make(chan error, pending)
+	for i := range pending {
+		wg.Go(func() {
+			var ans link.Answer
+			errs <- l.ExchangeBuilt(t.Context(), builtPurchase(t, panDebit, iso8583.Amount(1+i)), &ans)
+		})
+	}
+	waitFor(t, "every request at the issuer", func() bool { return len(received(sim, iso8583.MTIFinancialRequest)) == pending })
+	sim.Down()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if !errors.Is(err, link.ErrLost) {
+			t.Fatalf("pending request on a lost connection: %v, want ErrLost", err)
+		}
+	}
+	if err := sim.SetFaults(issuersim.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	sim.Up()
+	waitFor(t, "the link back up", func() bool { return l.Up() })
+	var wg2 sync.WaitGroup
+	for c := range 4 {
+		wg2.Go(func() {
+			var ans link.Answer
+			for i := range pending {
+				amount := iso8583.Amount(1_000 + c*pending + i)
+				if err := l.ExchangeBuilt(t.Context(), builtPurchase(t, panCredit, amount), &ans); err != nil {
+					t.Errorf("after the reconnect: %v", err)
+					return
+				}
+				if got := string(ans.Fields.Bytes(iso8583.FieldAmount)); got != amount.Field() {
+					t.Errorf("DE4 %s answered with %s", amount.Field(), got)
+				}
+			}
+		})
+	}
+	wg2.Wait()
+}
