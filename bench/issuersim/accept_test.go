@@ -1,11 +1,9 @@
 package issuersim
 
 import (
-	"bytes"
 	"net"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -13,6 +11,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/tapswitch/tapswitch/internal/syncbuf"
 	"github.com/tapswitch/tapswitch/router/issuers"
 )
 
@@ -30,27 +29,10 @@ func (l *emfileListener) Accept() (net.Conn, error) {
 	return l.Listener.Accept()
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // TestAcceptErrorsRetriedQuietly: a run of failed accepts leaves the issuer
 // serving, and logs one line for the run, not one per failure.
 func TestAcceptErrorsRetriedQuietly(t *testing.T) {
-	var logs lockedBuffer
+	var logs syncbuf.Buffer
 	s, err := New(Config{
 		Issuer: issuers.Issuer{ID: "TST", Kind: issuers.KindBank, Institution: "01020000"},
 		Cards:  testCards(), Seed: 7, Now: func() time.Time { return testNow }, Logger: zerolog.New(&logs),

@@ -20,6 +20,7 @@ import (
 	"github.com/tapswitch/tapswitch/bench/issuersim"
 	"github.com/tapswitch/tapswitch/bench/world"
 	"github.com/tapswitch/tapswitch/configs"
+	"github.com/tapswitch/tapswitch/internal/syncbuf"
 	"github.com/tapswitch/tapswitch/iso8583"
 	"github.com/tapswitch/tapswitch/router/bintable"
 )
@@ -129,7 +130,7 @@ func TestAdminAndLedgerDir(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dir := t.TempDir()
-	var stdout, stderr syncBuffer
+	var stdout, stderr syncbuf.Buffer
 	done := make(chan int, 1)
 	args := []string{"-issuers", issuersFile(t, "127.0.0.1:0", "127.0.0.1:0"), "-cards", "10", "-log-level", "warn",
 		"-admin", "127.0.0.1:0", "-ledger-dir", dir}
@@ -211,7 +212,7 @@ func TestSIGTERMWritesLedgers(t *testing.T) {
 	cmd := exec.Command(os.Args[0], "-issuers", issuersFile(t, "127.0.0.1:0", "127.0.0.1:0"), "-only", "ICBC",
 		"-cards", "10", "-log-level", "warn", "-admin", "", "-ledger-dir", dir)
 	cmd.Env = append(os.Environ(), "ISSUERSIM_TEST_MAIN=1")
-	var stdout, stderr syncBuffer
+	var stdout, stderr syncbuf.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

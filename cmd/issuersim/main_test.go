@@ -8,30 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/tapswitch/tapswitch/internal/syncbuf"
 	"github.com/tapswitch/tapswitch/iso8583"
 )
-
-// syncBuffer lets the test read what run writes from another goroutine.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // issuersFile writes an issuers.yaml with ICBC and SPTC at the given addresses.
 func issuersFile(t *testing.T, icbc, sptc string) string {
@@ -94,7 +76,7 @@ func TestPortInUse(t *testing.T) {
 
 func TestRunServesUntilCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr syncBuffer
+	var stdout, stderr syncbuf.Buffer
 	done := make(chan int, 1)
 	args := []string{"-issuers", issuersFile(t, "127.0.0.1:0", "127.0.0.1:0"), "-only", "SPTC", "-cards", "10", "-log-level", "warn", "-admin", ""}
 	go func() { done <- run(ctx, args, &stdout, &stderr) }()

@@ -1,7 +1,6 @@
 package link_test
 
 import (
-	"bytes"
 	"errors"
 	"strings"
 	"sync"
@@ -12,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tapswitch/tapswitch/bench/issuersim"
+	"github.com/tapswitch/tapswitch/internal/syncbuf"
 	"github.com/tapswitch/tapswitch/iso8583"
 	"github.com/tapswitch/tapswitch/router/link"
 )
@@ -127,7 +127,7 @@ func TestMalformedAnswerDropped(t *testing.T) {
 		}
 		return resp, 0
 	})
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	cfg := testConfig(stub.addr())
 	cfg.RequestTimeout = 100 * time.Millisecond
 	cfg.Logger = zerolog.New(&logs)
@@ -141,7 +141,7 @@ func TestMalformedAnswerDropped(t *testing.T) {
 	if _, err := l.Exchange(t.Context(), purchase(t, panDebit, 1)); !errors.Is(err, link.ErrTimeout) {
 		t.Fatalf("Exchange: %v, want ErrTimeout", err)
 	}
-	lines := logs.lines("unparseable response from issuer dropped")
+	lines := linesContaining(&logs, "unparseable response from issuer dropped")
 	if len(lines) != 2 {
 		t.Fatalf("%d drop lines, want 2; log:\n%s", len(lines), logs.String())
 	}
@@ -172,25 +172,7 @@ func TestExchangeBuiltCallerSTANKept(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink safe for the link's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *syncBuffer) lines(containing string) []string {
+func linesContaining(b *syncbuf.Buffer, containing string) []string {
 	var out []string
 	for _, line := range strings.Split(b.String(), "\n") {
 		if strings.Contains(line, containing) {

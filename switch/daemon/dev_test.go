@@ -15,6 +15,7 @@ import (
 	"github.com/tapswitch/tapswitch/bench/pos"
 	"github.com/tapswitch/tapswitch/bench/termsim"
 	"github.com/tapswitch/tapswitch/bench/wallet"
+	"github.com/tapswitch/tapswitch/internal/syncbuf"
 	"github.com/tapswitch/tapswitch/iso8583"
 	"github.com/tapswitch/tapswitch/switch/journal"
 	"github.com/tapswitch/tapswitch/switch/node"
@@ -323,31 +324,13 @@ func TestTermsimAgainstDevSwitch(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink shared by the switch's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
-}
-
 // TestNoClearPANInLogs taps every demo card with debug logging on and
 // searches the whole log for each card number in clear.
 func TestNoClearPANInLogs(t *testing.T) {
 	cfg, _ := node.LoadConfig("")
 	cfg.Data = t.TempDir()
 	cfg.Listen, cfg.Public, cfg.Admin = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	d, err := StartDev(cfg, 3, zerolog.New(&logs).Level(zerolog.DebugLevel))
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tapswitch/tapswitch/internal/syncbuf"
 	"github.com/tapswitch/tapswitch/switch/node"
 )
 
@@ -17,7 +18,7 @@ var jsonLogTime = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}(Z|[
 // component once, stamps it with milliseconds, and holds no console colour.
 // The token service's lines carried "component" twice.
 func TestJSONLogLines(t *testing.T) {
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	log, err := newLogger("info", &logs, false)
 	if err != nil {
 		t.Fatal(err)
