@@ -6,7 +6,6 @@
 package tokensvctest
 
 import (
-	"bytes"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -20,6 +19,7 @@ import (
 	"github.com/tapswitch/tapswitch/bench/issuersim"
 	"github.com/tapswitch/tapswitch/bench/world"
 	"github.com/tapswitch/tapswitch/configs"
+	"github.com/tapswitch/tapswitch/internal/syncbuf"
 	"github.com/tapswitch/tapswitch/iso8583"
 	"github.com/tapswitch/tapswitch/router/bintable"
 	"github.com/tapswitch/tapswitch/router/issuers"
@@ -64,7 +64,7 @@ type World struct {
 	Outbox  string // the SMS outbox file
 	DataDir string // the service's store
 	Clock   *Clock
-	Logs    *Buffer
+	Logs    *syncbuf.Buffer
 	Cards   map[string]world.Card
 	cfg     tokensvc.Config
 	server  *httptest.Server
@@ -80,7 +80,7 @@ func Start(t testing.TB) *World { return StartWith(t, nil) }
 func StartWith(t testing.TB, mutate func(*tokensvc.Config)) *World {
 	t.Helper()
 	dir := t.TempDir()
-	w := &World{Clock: NewClock(time.Now()), Logs: &Buffer{}, Outbox: sms.OutboxPath(dir), DataDir: filepath.Join(dir, "tokensvc")}
+	w := &World{Clock: NewClock(time.Now()), Logs: &syncbuf.Buffer{}, Outbox: sms.OutboxPath(dir), DataDir: filepath.Join(dir, "tokensvc")}
 	log := zerolog.New(w.Logs).Level(zerolog.DebugLevel).With().Timestamp().Logger()
 	list, err := issuers.Parse(configs.Issuers)
 	if err != nil {
@@ -249,25 +249,6 @@ func (c *Clock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
-}
-
-// Buffer is a bytes.Buffer safe for concurrent writers: the log.
-type Buffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *Buffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// String returns everything written so far.
-func (b *Buffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // swappable lets Restart put a new service behind the same listener.
