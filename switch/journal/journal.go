@@ -49,9 +49,11 @@ const blockCacheBytes = 64 << 20
 // per authorization: 808 at 4 MB, 291 at 16 MB, 177 at 64 MB. But every
 // duplicate look-up searches the memtable's skiplist, and at 64 MB that
 // search cost more CPU than the flushes it saved (switch CPU per
-// authorization under bench was higher in each of two side-by-side runs);
-// 16 MB keeps most of the saving. The cost is memory, and up to 16 MB of
-// WAL replayed at start.
+// authorization under bench was higher in each of two side-by-side runs).
+// 16 MB against 4 MB, three interleaved bench runs (bench/scripts/
+// profile.sh): 118-127 against 137-140 µs of switch CPU per authorization,
+// and 11-22 % more TPS. The cost is memory, and up to 16 MB of WAL replayed
+// at start.
 const memTableBytes = 16 << 20
 
 // storeOptions configures Pebble for the journal: a filter for the
