@@ -8,14 +8,14 @@ const idleWorkersMax = 256
 // workers runs each request on a goroutine that outlives it. A new
 // goroutine starts on a small stack, and a request grows it by copying
 // several times on its way down into Pebble's look-ups and commits
-// (runtime.newstack and copystack were 5 % of switchd's CPU under bench);
-// a goroutine that has served a request keeps its grown stack for the
-// next: in five interleaved bench runs (bench/scripts/profile.sh, 10 s),
-// median switch CPU per authorization 125 µs against 141 with a goroutine
-// per request (lower in four of the five). Up to idleWorkersMax wait for
-// work; beyond that a worker ends
-// when its request does, and when no worker is idle a request starts a
-// new one, so requests never queue here. Workers end once stop is closed.
+// (runtime.newstack and copystack were 5 % of switchd's CPU under bench); a
+// goroutine that has served a request keeps its grown stack for the next:
+// in five interleaved bench runs (bench/scripts/profile.sh, 10 s), median
+// switch CPU per authorization 125 µs against 141 with a goroutine per
+// request (lower in four of the five). Up to idleWorkersMax wait for work;
+// beyond that a worker ends when its request does, and when no worker is
+// idle a request starts a new one, so requests never queue here. Workers
+// end once stop is closed.
 type workers struct {
 	tasks   chan func() // unbuffered: a send succeeds only to a waiting worker
 	stop    <-chan struct{}
