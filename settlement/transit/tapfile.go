@@ -55,6 +55,9 @@ type TapFile struct {
 type RecordFault struct {
 	Line   int
 	Reason string
+	// Tap is the record when it parsed (a duplicate or a counter going
+	// back): ingestion judges it against the other files too.
+	Tap *Tap
 }
 
 // Reasons a record or file is refused, stable strings for reports.
@@ -195,7 +198,7 @@ func ReadTapFile(data []byte) (*TapFile, []RecordFault, error) {
 		nl := bytes.IndexByte(rest, '\n')
 		if nl < 0 {
 			// A last line without its end: the upload was cut.
-			faults = append(faults, RecordFault{line, ReasonTruncated})
+			faults = append(faults, RecordFault{line, ReasonTruncated, nil})
 			return f, faults, &FileFault{"missing trailer"}
 		}
 		text := string(rest[:nl])
@@ -219,13 +222,13 @@ func ReadTapFile(data []byte) (*TapFile, []RecordFault, error) {
 		}
 		switch {
 		case !ok && strings.HasPrefix(text, "T|") && strings.Count(text, "|") < 7:
-			faults = append(faults, RecordFault{line, ReasonTruncated})
+			faults = append(faults, RecordFault{line, ReasonTruncated, nil})
 		case !ok:
-			faults = append(faults, RecordFault{line, ReasonMalformed})
+			faults = append(faults, RecordFault{line, ReasonMalformed, nil})
 		case seen[key{t.Card, t.Counter}]:
-			faults = append(faults, RecordFault{line, ReasonDuplicate})
+			faults = append(faults, RecordFault{line, ReasonDuplicate, &t})
 		case t.Counter < last[t.Card]:
-			faults = append(faults, RecordFault{line, ReasonCounterBack})
+			faults = append(faults, RecordFault{line, ReasonCounterBack, &t})
 		default:
 			seen[key{t.Card, t.Counter}] = true
 			last[t.Card] = t.Counter
