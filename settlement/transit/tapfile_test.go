@@ -229,3 +229,24 @@ func trailer(count int, total int64, body []byte) string {
 	sum := sha256.Sum256(body)
 	return "Z|" + strconv.Itoa(count) + "|" + strconv.FormatInt(total, 10) + "|" + hex.EncodeToString(sum[:]) + "\n"
 }
+
+// TestDocExampleFile: the example file in docs/transit.md is testdata's.
+func TestDocExampleFile(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/transit.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := os.ReadFile(filepath.Join("testdata", "good.taps"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var indented strings.Builder
+	for _, l := range strings.SplitAfter(string(good), "\n") {
+		if l != "" {
+			indented.WriteString("    " + l)
+		}
+	}
+	if !strings.Contains(string(doc), indented.String()) {
+		t.Fatal("docs/transit.md's example tap file differs from testdata/good.taps")
+	}
+}
