@@ -16,6 +16,10 @@ func purseOf(op, card string, balance int64) Purse {
 func file(t *testing.T, name string, seq uint32, ts ...Tap) InFile {
 	h := testHeader
 	h.Sequence = seq
+	if len(ts) > 0 {
+		h.Operator = GateOperator(ts[0].Gate)
+		h.Batch = ts[0].Gate
+	}
 	data, err := WriteTapFile(h, ts)
 	if err != nil {
 		t.Fatal(err)

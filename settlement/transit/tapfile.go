@@ -72,7 +72,7 @@ const (
 	ReasonCounterGap  = "counter gap"
 	ReasonBalance     = "balance does not follow"
 	ReasonCloned      = "counter spent twice with different taps"
-	ReasonBlacklisted = "card blacklisted"
+	ReasonForeignGate = "gate of another operator"
 )
 
 // FileFault is a fault of the whole file.
@@ -225,6 +225,10 @@ func ReadTapFile(data []byte) (*TapFile, []RecordFault, error) {
 			faults = append(faults, RecordFault{line, ReasonTruncated, nil})
 		case !ok:
 			faults = append(faults, RecordFault{line, ReasonMalformed, nil})
+		case GateOperator(t.Gate) != h.Operator:
+			// An operator uploads its own gates' taps: the gate decides who
+			// is owed, so a file may not speak for another operator's gates.
+			faults = append(faults, RecordFault{line, ReasonForeignGate, nil})
 		case seen[key{t.Card, t.Counter}]:
 			faults = append(faults, RecordFault{line, ReasonDuplicate, &t})
 		case t.Counter < last[t.Card]:

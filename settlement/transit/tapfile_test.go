@@ -66,6 +66,9 @@ func TestTapFileRecordFaults(t *testing.T) {
 		{"counter goes back", []Tap{ts[1], ts[2], ts[0]}, nil, []RecordFault{{4, ReasonCounterBack, &ts[0]}}, 2},
 		{"malformed amount", ts, func(s string) string { return strings.Replace(s, "|300|2|", "|3x0|2|", 1) }, []RecordFault{{3, ReasonMalformed, nil}}, 2},
 		{"leading zero", ts, func(s string) string { return strings.Replace(s, "|300|2|", "|0300|2|", 1) }, []RecordFault{{3, ReasonMalformed, nil}}, 2},
+		{"gate of another operator", ts, func(s string) string {
+			return strings.Replace(s, "|300|2|9400|100000000007|", "|300|2|9400|200000000007|", 1)
+		}, []RecordFault{{3, ReasonForeignGate, nil}}, 2},
 		{"truncated record", ts, func(s string) string { return strings.Replace(s, "|300|2|9400|", "|300|2", 1) }, nil, 2},
 		{"upper-case TAC", ts, func(s string) string {
 			i := strings.Index(s, "T|1000000000000001|300|3|")
