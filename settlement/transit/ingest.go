@@ -57,6 +57,9 @@ type Result struct {
 	Blacklist  []string
 }
 
+// ReasonBadLoad is a load that is malformed or conflicts with another.
+const ReasonBadLoad = "malformed or conflicting load"
+
 // CardOperator is the operator that issued card c (its first four digits).
 func CardOperator(c string) string { return c[:OperatorIDBytes] }
 
@@ -175,7 +178,7 @@ func Ingest(masters map[string][]byte, files []InFile, loads []Load) Result {
 		i = j
 	}
 	// Rule 5.
-	credits := loadsByCard(loads)
+	credits := loadsByCard(loads, &r)
 	for i, c := range unique {
 		if i == 0 || unique[i-1].Card != c.Card {
 			r.Cleared = append(r.Cleared, c)
@@ -218,19 +221,28 @@ func compareTap(a, b *Tap) int {
 		cmp.Compare(a.BalanceAfter, b.BalanceAfter), bytes.Compare(a.TAC[:], b.TAC[:]))
 }
 
-// loadsByCard keeps one load per card and sequence.
-func loadsByCard(loads []Load) map[string][]Load {
+// loadsByCard keeps one load per card and sequence. A malformed load, or
+// two different loads under one sequence, is reported (file "loads", line
+// its index + 1) and not counted.
+func loadsByCard(loads []Load, r *Result) map[string][]Load {
 	type key struct {
 		card string
 		seq  uint32
 	}
-	seen := map[key]bool{}
+	seen := map[key]Load{}
 	out := map[string][]Load{}
-	for _, l := range loads {
-		if seen[key{l.Card, l.Sequence}] {
+	for i, l := range loads {
+		if !ValidCard(l.Card) || l.Amount <= 0 || l.Amount > AmountMax {
+			r.Rejections = append(r.Rejections, Rejection{"loads", i + 1, l.Card, ReasonBadLoad})
 			continue
 		}
-		seen[key{l.Card, l.Sequence}] = true
+		if prev, ok := seen[key{l.Card, l.Sequence}]; ok {
+			if prev != l {
+				r.Rejections = append(r.Rejections, Rejection{"loads", i + 1, l.Card, ReasonBadLoad})
+			}
+			continue
+		}
+		seen[key{l.Card, l.Sequence}] = l
 		out[l.Card] = append(out[l.Card], l)
 	}
 	return out

@@ -202,3 +202,21 @@ func TestIngestDeterministic(t *testing.T) {
 	}
 	_ = time.Second
 }
+
+func TestIngestBadLoads(t *testing.T) {
+	p := purseOf("1000", "1000000000000001", 1000)
+	p, a := taps(t, p, 1, 300, "100000000007")
+	p.Balance += 2000
+	_, b := taps(t, p, 1, 300, "100000000007")
+	good := Load{Card: p.Card, Amount: 2000, AfterCounter: 1, Sequence: 1}
+	conflict := good
+	conflict.Amount = 9000
+	negative := Load{Card: p.Card, Amount: -5, AfterCounter: 1, Sequence: 2}
+	r := Ingest(masters, []InFile{file(t, "a", 1, a[0], b[0])}, []Load{good, conflict, negative})
+	if len(r.Cleared) != 2 || len(r.Blacklist) != 0 {
+		t.Fatalf("%s", r.Report())
+	}
+	if got := reasons(r); !slices.Equal(got, []string{ReasonBadLoad, ReasonBadLoad}) || r.Rejections[0].Line != 2 || r.Rejections[1].Line != 3 {
+		t.Fatalf("%s", r.Report())
+	}
+}
