@@ -1,0 +1,165 @@
+package transit
+
+import (
+	"encoding/hex"
+	"errors"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+var testMaster = []byte("operator 1000 master key, test only")
+
+func testPurse(balance int64, counter uint16) Purse {
+	card := "1000000000000001"
+	return Purse{Operator: "1000", Card: card, Balance: balance, Counter: counter, Key: PurseKey(testMaster, card)}
+}
+
+var t0 = time.Date(2026, 12, 4, 8, 30, 15, 0, time.UTC)
+
+func TestPurseKeyDependsOnMasterAndCard(t *testing.T) {
+	a := PurseKey(testMaster, "1000000000000001")
+	if a == PurseKey(testMaster, "1000000000000002") {
+		t.Fatal("two cards share a purse key")
+	}
+	if a == PurseKey([]byte("another master"), "1000000000000001") {
+		t.Fatal("two masters give one purse key")
+	}
+	if a != PurseKey(testMaster, "1000000000000001") {
+		t.Fatal("derivation is not deterministic")
+	}
+}
+
+func TestDebit(t *testing.T) {
+	cases := []struct {
+		name    string
+		purse   Purse
+		amount  int64
+		gate    string
+		wantErr error
+		wantBal int64
+		wantCtr uint16
+	}{
+		{"plain", testPurse(1000, 0), 300, "100000000007", nil, 700, 1},
+		{"exact balance", testPurse(300, 41), 300, "100000000007", nil, 0, 42},
+		{"short", testPurse(299, 5), 300, "100000000007", ErrShort, 299, 5},
+		{"zero amount", testPurse(1000, 0), 0, "100000000007", ErrBadAmount, 1000, 0},
+		{"negative amount", testPurse(1000, 0), -1, "100000000007", ErrBadAmount, 1000, 0},
+		{"counter exhausted", testPurse(1000, CounterMax), 1, "100000000007", ErrCounterSpent, 1000, CounterMax},
+		{"last counter", testPurse(1000, CounterMax-1), 1, "100000000007", nil, 999, CounterMax},
+		{"bad gate", testPurse(1000, 0), 1, "10000000007", ErrBadGate, 1000, 0},
+		{"gate not digits", testPurse(1000, 0), 1, "10000000000x", ErrBadGate, 1000, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			after, tap, err := c.purse.Debit(c.amount, c.gate, t0)
+			if !errors.Is(err, c.wantErr) {
+				t.Fatalf("err %v, want %v", err, c.wantErr)
+			}
+			if after.Balance != c.wantBal || after.Counter != c.wantCtr {
+				t.Fatalf("purse after: balance %d counter %d, want %d %d", after.Balance, after.Counter, c.wantBal, c.wantCtr)
+			}
+			if err != nil {
+				return
+			}
+			if tap.BalanceAfter != c.wantBal || tap.Counter != c.wantCtr || tap.Amount != c.amount {
+				t.Fatalf("tap %+v", tap)
+			}
+			if !VerifyTAC(c.purse.Key, &tap) {
+				t.Fatal("TAC does not verify under the purse key")
+			}
+		})
+	}
+}
+
+func TestTACCoversEveryField(t *testing.T) {
+	_, tap, err := testPurse(1000, 0).Debit(300, "100000000007", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := testPurse(0, 0).Key
+	changes := map[string]func(*Tap){
+		"card":    func(x *Tap) { x.Card = "1000000000000002" },
+		"amount":  func(x *Tap) { x.Amount++ },
+		"counter": func(x *Tap) { x.Counter++ },
+		"balance": func(x *Tap) { x.BalanceAfter++ },
+		"gate":    func(x *Tap) { x.Gate = "100000000008" },
+		"time":    func(x *Tap) { x.Time = x.Time.Add(time.Second) },
+		"tac":     func(x *Tap) { x.TAC[7] ^= 1 },
+	}
+	for name, change := range changes {
+		x := tap
+		change(&x)
+		if VerifyTAC(key, &x) {
+			t.Errorf("a changed %s still verifies", name)
+		}
+	}
+	if VerifyTAC(PurseKey(testMaster, "1000000000000002"), &tap) {
+		t.Error("another card's key verifies the tap")
+	}
+}
+
+func TestDebitTruncatesTimeToUTCSeconds(t *testing.T) {
+	at := time.Date(2026, 12, 4, 16, 30, 15, 999, time.FixedZone("CST", 8*3600))
+	_, tap, err := testPurse(1000, 0).Debit(1, "100000000007", at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tap.Time.Location() != time.UTC || tap.Time.Nanosecond() != 0 || !tap.Time.Equal(t0) {
+		t.Fatalf("time %v", tap.Time)
+	}
+}
+
+// TestDocWorkedExample recomputes the worked example in docs/transit.md
+// from the values written there.
+func TestDocWorkedExample(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/transit.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := map[string]string{}
+	for _, line := range strings.Split(string(doc), "\n") {
+		name, val, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if ok {
+			v[name] = strings.TrimSpace(val)
+		}
+	}
+	num := func(name string) int64 {
+		n, err := strconv.ParseInt(v[name], 10, 64)
+		if err != nil {
+			t.Fatalf("docs/transit.md %s: %v", name, err)
+		}
+		return n
+	}
+	master, err := hex.DecodeString(v["master key"])
+	if err != nil || len(master) == 0 {
+		t.Fatalf("docs/transit.md master key %q", v["master key"])
+	}
+	at, err := time.Parse(time.RFC3339, v["time"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := PurseKey(master, v["card"])
+	tap := Tap{Card: v["card"], Amount: num("amount"), Counter: uint16(num("counter")),
+		BalanceAfter: num("balance after"), Gate: v["gate"], Time: at}
+	if err := tap.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if got := hex.EncodeToString(key[:]); got != v["purse key"] {
+		t.Errorf("purse key %s, docs/transit.md says %q", got, v["purse key"])
+	}
+	tac := ComputeTAC(key, &tap)
+	if got := hex.EncodeToString(tac[:]); got != v["TAC"] {
+		t.Errorf("TAC %s, docs/transit.md says %q", got, v["TAC"])
+	}
+}
+
+func TestComputeTACAllocatesNothing(t *testing.T) {
+	_, tap, _ := testPurse(1000, 0).Debit(300, "100000000007", t0)
+	key := testPurse(0, 0).Key
+	if n := testing.AllocsPerRun(100, func() { ComputeTAC(key, &tap) }); n != 0 {
+		t.Fatalf("%v allocations", n)
+	}
+}
