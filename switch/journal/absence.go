@@ -28,18 +28,18 @@ const absenceSlots = 1 << 14
 // Absence is Find's proof that no entry had a key. The zero value proves
 // nothing.
 type Absence struct {
+	journal *Journal // counts are per open journal
 	key     Key
 	slot    uint32
 	appends uint64
-	taken   bool
 }
 
 func (j *Journal) absenceSlot(index []byte) uint32 {
 	return uint32(maphash.Bytes(j.seed, index) >> 32 % absenceSlots)
 }
 
-// holds reports whether a proves key k absent now, given the slot's
-// current count of appends.
-func (a Absence) holds(k Key, slot uint32, appends uint64) bool {
-	return a.taken && a.key == k && a.slot == slot && a.appends == appends
+// holds reports whether a, taken by j, proves key k absent now, given the
+// slot's current count of appends.
+func (a Absence) holds(j *Journal, k Key, slot uint32, appends uint64) bool {
+	return a.journal == j && a.key == k && a.slot == slot && a.appends == appends
 }

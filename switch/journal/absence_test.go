@@ -85,3 +85,33 @@ func TestAbsenceUnderConcurrency(t *testing.T) {
 		}
 	}
 }
+
+// TestAbsenceOfAnotherJournalProvesNothing: a proof taken before the
+// journal was closed and opened again is not trusted by the new one, whose
+// counts start again from zero.
+func TestAbsenceOfAnotherJournalProvesNothing(t *testing.T) {
+	dir := t.TempDir()
+	first := openTest(t, dir)
+	e := newEntry("TERM0001", "000004")
+	_, _, absent, err := first.Find(e.Key())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := *e
+	if err := first.Append(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	second := openTest(t, dir)
+	defer second.Close()
+	// Each journal hashes keys to slots under its own seed: make the old
+	// proof name the new journal's slot, as it would by chance once in
+	// absenceSlots, so that only the journal's identity tells them apart.
+	absent.slot = second.absenceSlot(appendIndexKey(nil, e.Key()))
+	again := *e
+	if err := second.AppendAbsent(&again, nil, absent); !errors.Is(err, ErrDuplicate) {
+		t.Fatalf("append under a proof from the closed journal: %v, want ErrDuplicate", err)
+	}
+}

@@ -215,7 +215,7 @@ func (j *Journal) AppendAbsent(e *Entry, c *Change, a Absence) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	slot := j.absenceSlot(s.index)
-	if !a.holds(k, slot, j.indexed[slot].Load()) {
+	if !a.holds(j, k, slot, j.indexed[slot].Load()) {
 		if err := j.checkAbsent(s.index, k); err != nil {
 			return err
 		}
@@ -302,7 +302,7 @@ func (j *Journal) Find(k Key) (Entry, bool, Absence, error) {
 	defer j.life.leave()
 	index := appendIndexKey(make([]byte, 0, indexKeyBytesMax), k)
 	slot := j.absenceSlot(index)
-	absent := Absence{key: k, slot: slot, appends: j.indexed[slot].Load(), taken: true}
+	absent := Absence{journal: j, key: k, slot: slot, appends: j.indexed[slot].Load()}
 	day, seq, found, err := j.readPointer(index, k)
 	if err != nil {
 		return Entry{}, false, Absence{}, err
