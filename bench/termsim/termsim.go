@@ -35,6 +35,9 @@ commands:
   topup    transit top-up (210000)    termsim topup -card approve -amount 50
   balance  balance inquiry (310000)   termsim balance -card transit
   echo     network echo test (0800)   termsim echo
+  gate     a metro gate, offline      termsim gate -card metro -gate 100100000001 -fare 3.00
+           takes the fare from a transit card's purse in the wallet and
+           records the tap; -write-file YYYYMMDD writes the gate's tap file
 
 Each tap carries DE55 with an ARQC under the wallet card's key and its next
 ATC, saved back to the wallet first; the phone's fingerprint check is in it
@@ -49,7 +52,7 @@ Run 'termsim COMMAND -h' for the flags (docs/cli.md). Defaults fit
 'switchd -dev'.
 `
 
-var commands = []string{"pay", "refund", "topup", "balance", "echo"}
+var commands = []string{"pay", "refund", "topup", "balance", "echo", "gate"}
 
 var processingCodes = map[string]string{
 	"pay":     iso8583.ProcPurchase,
@@ -81,9 +84,12 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	}
 	cmd := args[0]
 	var err error
-	if cmd == "echo" {
+	switch cmd {
+	case "echo":
 		err = runEcho(args[1:], stdout, stderr)
-	} else {
+	case "gate":
+		err = runGate(args[1:], stdout, stderr)
+	default:
 		err = runTap(cmd, args[1:], stdout, stderr)
 	}
 	var ue usageError

@@ -71,8 +71,9 @@ type Purchase struct {
 
 // File is a wallet file.
 type File struct {
-	Switch string `json:"switch"` // terminal listener of the switch
-	Cards  []Card `json:"cards"`
+	Switch  string        `json:"switch"` // terminal listener of the switch
+	Cards   []Card        `json:"cards"`
+	Transit []TransitCard `json:"transit,omitempty"` // city transit cards (purse.go)
 	// The phone's side of the token service, written by cmd/wallet.
 	API      string   `json:"api,omitempty"`       // base URL of the token service
 	Login    string   `json:"login,omitempty"`     // the wallet account
@@ -117,10 +118,12 @@ func (f File) Card(label string) (Card, error) {
 	return Card{}, fmt.Errorf("wallet has no card %q (it has %v)", label, labels)
 }
 
-// Save writes the file atomically: a temporary file, fsync, rename. Each
-// card's ATC is saved as advanced by NextATC.
+// Save writes the file atomically and durably: a temporary file, fsync,
+// rename, fsync of the directory. Each card's ATC is saved as advanced by
+// NextATC.
 func Save(path string, f File) error {
 	f.Cards = slices.Clone(f.Cards)
+	f.Transit = slices.Clone(f.Transit)
 	for i := range f.Cards {
 		f.Cards[i].ATC = f.Cards[i].advancedATC()
 	}
@@ -144,5 +147,22 @@ func Save(path string, f File) error {
 	if err := out.Close(); err != nil {
 		return fmt.Errorf("wallet: %w", err)
 	}
-	return os.Rename(tmp, path)
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("wallet: %w", err)
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// syncDir makes a rename in dir durable: without it a crash can bring back
+// the file as it was, and with it a purse counter or ATC already spent.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("wallet: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("wallet: sync %s: %w", dir, err)
+	}
+	return nil
 }

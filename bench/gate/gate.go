@@ -1,0 +1,270 @@
+// Package gate plays a metro gate of one city (docs/transit.md). A gate
+// cannot wait for a network: it takes each tap offline from the phone's
+// purse, refuses a card on its blacklist or a purse short of the fare, and
+// keeps the taps it let through until its operator collects them as a tap
+// file (settlement/transit), which the operator uploads for clearing.
+//
+// A gate lives in a directory:
+//
+//	gate.json         its ID, fare and the sequence of the last tap file written
+//	pending.jsonl     the taps since that file, one JSON line each, fsynced per tap
+//	out/<ID>-<seq>.taps  the tap files, written whole (temporary file, fsync, rename)
+//
+// A crash loses no tap it let through: a tap is on disk before the gate
+// opens. A crash while a file is written makes the next file carry the
+// same taps again, which clearing counts once (files are resent in the
+// real world too).
+package gate
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/tapswitch/tapswitch/settlement/transit"
+)
+
+// ErrBlacklisted refuses a card the gate's blacklist names.
+var ErrBlacklisted = errors.New("gate: card is on the blacklist")
+
+// Gate is one gate, open on its directory. Not safe for concurrent use: a
+// gate takes one tap at a time.
+type Gate struct {
+	dir       string
+	state     state
+	blacklist map[string]bool
+	pending   []transit.Tap
+}
+
+type state struct {
+	ID       string `json:"id"`
+	Fare     int64  `json:"fare"`     // fen, flat
+	Sequence uint32 `json:"sequence"` // of the last tap file written
+}
+
+// pendingTap is a tap as pending.jsonl holds it.
+type pendingTap struct {
+	Card         string `json:"card"`
+	Amount       int64  `json:"amount"`
+	Counter      uint16 `json:"counter"`
+	BalanceAfter int64  `json:"balance_after"`
+	Gate         string `json:"gate"`
+	Time         int64  `json:"time"` // Unix seconds
+	TAC          string `json:"tac"`
+}
+
+// Open opens the gate in dir, creating it with id and fare if it is new.
+// A gate that exists keeps its ID; its fare becomes fare.
+func Open(dir, id string, fare int64) (*Gate, error) {
+	if !transit.ValidGate(id) {
+		return nil, fmt.Errorf("gate %q: want %d digits, the first %d its operator's", id, transit.GateIDBytes, transit.OperatorIDBytes)
+	}
+	if fare <= 0 || fare > transit.AmountMax {
+		return nil, fmt.Errorf("gate %s: fare %d fen out of range", id, fare)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "out"), 0o700); err != nil {
+		return nil, fmt.Errorf("gate: %w", err)
+	}
+	g := &Gate{dir: dir, state: state{ID: id, Fare: fare}, blacklist: map[string]bool{}}
+	data, err := os.ReadFile(filepath.Join(dir, "gate.json"))
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("gate: %w", err)
+	default:
+		var s state
+		if err := json.Unmarshal(data, &s); err != nil {
+			return nil, fmt.Errorf("gate %s: gate.json: %w", dir, err)
+		}
+		if s.ID != id {
+			return nil, fmt.Errorf("gate %s is gate %s, not %s", dir, s.ID, id)
+		}
+		g.state.Sequence = s.Sequence
+	}
+	if err := writeFileSynced(filepath.Join(dir, "gate.json"), mustJSON(g.state)); err != nil {
+		return nil, err
+	}
+	pending := filepath.Join(dir, "pending.jsonl")
+	good, err := readPending(pending)
+	if err != nil {
+		return nil, err
+	}
+	if good != nil {
+		// Rewritten without a torn last line, so the next tap starts a line.
+		if err := writeFileSynced(pending, good); err != nil {
+			return nil, err
+		}
+	}
+	if g.pending, err = parsePendingFile(pending, good); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// ID returns the gate's ID.
+func (g *Gate) ID() string { return g.state.ID }
+
+// Pending returns how many taps wait for the next tap file.
+func (g *Gate) Pending() int { return len(g.pending) }
+
+// SetBlacklist replaces the cards the gate refuses.
+func (g *Gate) SetBlacklist(cards []string) {
+	g.blacklist = make(map[string]bool, len(cards))
+	for _, c := range cards {
+		g.blacklist[c] = true
+	}
+}
+
+// Tap takes the fare from purse p at time at. The phone's save, given the
+// purse after the debit, runs before the tap leaves the phone; the gate
+// then records the tap on disk before it opens. On any error the gate stays
+// shut and records nothing: a blacklisted card or a short purse leaves the
+// purse as it was; a failed save means the tap never left the phone.
+func (g *Gate) Tap(p transit.Purse, save func(transit.Purse) error, at time.Time) (transit.Purse, transit.Tap, error) {
+	if g.blacklist[p.Card] {
+		return p, transit.Tap{}, ErrBlacklisted
+	}
+	after, tap, err := p.Debit(g.state.Fare, g.state.ID, at)
+	if err != nil {
+		return p, transit.Tap{}, err
+	}
+	if err := save(after); err != nil {
+		return p, transit.Tap{}, fmt.Errorf("gate %s: the phone could not save its purse: %w", g.state.ID, err)
+	}
+	if err := g.record(tap); err != nil {
+		return after, transit.Tap{}, err
+	}
+	return after, tap, nil
+}
+
+// record appends tap to pending.jsonl and syncs it.
+func (g *Gate) record(tap transit.Tap) error {
+	line := mustJSON(pendingTap{Card: tap.Card, Amount: tap.Amount, Counter: tap.Counter,
+		BalanceAfter: tap.BalanceAfter, Gate: tap.Gate, Time: tap.Time.Unix(), TAC: hex.EncodeToString(tap.TAC[:])})
+	f, err := os.OpenFile(filepath.Join(g.dir, "pending.jsonl"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("gate: %w", err)
+	}
+	defer f.Close()
+	if _, err := f.Write(append(line, '\n')); err != nil {
+		return fmt.Errorf("gate: record tap: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("gate: record tap: %w", err)
+	}
+	g.pending = append(g.pending, tap)
+	return nil
+}
+
+// WriteTapFile writes the pending taps as the gate's next tap file for
+// business day day (YYYYMMDD), and returns its path. A day without taps
+// gets a file with none, so the operator sees the gate was alive.
+func (g *Gate) WriteTapFile(day string) (string, error) {
+	seq := g.state.Sequence + 1
+	data, err := transit.WriteTapFile(transit.Header{Operator: transit.GateOperator(g.state.ID), Batch: g.state.ID,
+		Sequence: seq, Day: day}, g.pending)
+	if err != nil {
+		return "", fmt.Errorf("gate %s: %w", g.state.ID, err)
+	}
+	path := filepath.Join(g.dir, "out", fmt.Sprintf("%s-%08d.taps", g.state.ID, seq))
+	if err := writeFileSynced(path, data); err != nil {
+		return "", err
+	}
+	next := g.state
+	next.Sequence = seq
+	if err := writeFileSynced(filepath.Join(g.dir, "gate.json"), mustJSON(next)); err != nil {
+		return "", err
+	}
+	g.state = next
+	if err := writeFileSynced(filepath.Join(g.dir, "pending.jsonl"), nil); err != nil {
+		return "", err
+	}
+	g.pending = nil
+	return path, nil
+}
+
+// readPending returns the whole lines of pending.jsonl, nil if it does
+// not exist. A last line without its newline is a tap whose write a crash
+// cut short: the gate never opened for it, so it is dropped.
+func readPending(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("gate: %w", err)
+	}
+	return data[:bytes.LastIndexByte(data, '\n')+1], nil
+}
+
+// parsePendingFile parses the whole lines of pending.jsonl; a bad line is
+// an error.
+func parsePendingFile(path string, data []byte) ([]transit.Tap, error) {
+	var taps []transit.Tap
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for n := 1; sc.Scan(); n++ {
+		tap, err := parsePending(sc.Bytes())
+		if err != nil {
+			return nil, fmt.Errorf("gate: %s line %d: %w", path, n, err)
+		}
+		taps = append(taps, tap)
+	}
+	return taps, sc.Err()
+}
+
+func parsePending(line []byte) (transit.Tap, error) {
+	var p pendingTap
+	if err := json.Unmarshal(line, &p); err != nil {
+		return transit.Tap{}, err
+	}
+	t := transit.Tap{Card: p.Card, Amount: p.Amount, Counter: p.Counter, BalanceAfter: p.BalanceAfter,
+		Gate: p.Gate, Time: time.Unix(p.Time, 0).UTC()}
+	tac, err := hex.DecodeString(p.TAC)
+	if err != nil || len(tac) != transit.TACBytes {
+		return transit.Tap{}, errors.New("TAC is not 8 bytes of hex")
+	}
+	copy(t.TAC[:], tac)
+	return t, t.Validate()
+}
+
+// writeFileSynced replaces path with data durably: a temporary file,
+// fsync, rename, fsync of the directory.
+func writeFileSynced(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("gate: %w", err)
+	}
+	_, werr := f.Write(data)
+	serr := f.Sync()
+	cerr := f.Close()
+	if err := errors.Join(werr, serr, cerr); err != nil {
+		return fmt.Errorf("gate: write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("gate: %w", err)
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return fmt.Errorf("gate: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("gate: sync %s: %w", filepath.Dir(path), err)
+	}
+	return nil
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // only fixed structs of strings and numbers are marshalled
+	}
+	return b
+}

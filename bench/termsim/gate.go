@@ -1,0 +1,137 @@
+package termsim
+
+import (
+	"bufio"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/tapswitch/tapswitch/bench/gate"
+	"github.com/tapswitch/tapswitch/bench/wallet"
+	"github.com/tapswitch/tapswitch/internal/cli"
+	"github.com/tapswitch/tapswitch/iso8583"
+	"github.com/tapswitch/tapswitch/settlement/transit"
+)
+
+// GateTap is one tap at a gate as termsim reports it.
+type GateTap struct {
+	Gate    string `json:"gate"`
+	Card    string `json:"card"`
+	Fare    string `json:"fare"`
+	Balance string `json:"balance"` // after the tap
+	Counter uint16 `json:"counter"`
+	TAC     string `json:"tac"`
+}
+
+// runGate plays a metro gate offline: it takes the fare from a transit
+// card's purse in the wallet (saved first, as the phone does), records the
+// tap in the gate's directory, and with -write-file writes the gate's
+// pending taps as a tap file instead.
+func runGate(args []string, stdout, stderr io.Writer) error {
+	var walletPath, card, gateID, fareText, dir, day, blacklistPath string
+	var asJSON bool
+	fs := cli.New("termsim gate", "", stdout, stderr)
+	fs.StringVar(&walletPath, "wallet", wallet.DevFilePath(), "wallet `FILE` holding the transit card")
+	fs.StringVar(&card, "card", "", "`LABEL` of the wallet's transit card to tap")
+	fs.StringVar(&gateID, "gate", "", "gate `ID`: 12 digits, the first 4 its operator's")
+	fs.StringVar(&fareText, "fare", "2.00", "the gate's flat fare in yuan")
+	fs.StringVar(&dir, "dir", "", "the gate's `DIR` (default: gates/ID beside -wallet)")
+	fs.StringVar(&day, "write-file", "", "write the pending taps as the tap file of business day `YYYYMMDD`, and print its path; no tap")
+	fs.StringVar(&blacklistPath, "blacklist", "", "`FILE` of card numbers the gate refuses, one per line")
+	fs.BoolVar(&asJSON, "json", false, "print the tap as JSON")
+	if err := fs.Parse(args); err != nil {
+		return asUsage(err)
+	}
+	fare, err := iso8583.ParseDecimalAmount(fareText)
+	if err != nil {
+		return usageError{fmt.Errorf("-fare: %v", err)}
+	}
+	if dir == "" {
+		dir = filepath.Join(filepath.Dir(walletPath), "gates", gateID)
+	}
+	g, err := gate.Open(dir, gateID, int64(fare))
+	if err != nil {
+		return usageError{err}
+	}
+	if day != "" {
+		path, err := g.WriteTapFile(day)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, path)
+		return nil
+	}
+	if blacklistPath != "" {
+		cards, err := readBlacklist(blacklistPath)
+		if err != nil {
+			return err
+		}
+		g.SetBlacklist(cards)
+	}
+	return tapGate(g, walletPath, card, asJSON, stdout)
+}
+
+// tapGate takes one tap from the wallet's transit card at g.
+func tapGate(g *gate.Gate, walletPath, label string, asJSON bool, stdout io.Writer) error {
+	if label == "" {
+		return usageError{errors.New("-card: name the wallet's transit card")}
+	}
+	w, err := wallet.Load(walletPath)
+	if err != nil {
+		return err
+	}
+	c, err := w.TransitCard(label)
+	if err != nil {
+		return usageError{err}
+	}
+	p, err := c.Purse()
+	if err != nil {
+		return err
+	}
+	save := func(after transit.Purse) error {
+		if err := w.SetPurse(label, after); err != nil {
+			return err
+		}
+		return wallet.Save(walletPath, w)
+	}
+	after, tap, err := g.Tap(p, save, time.Now())
+	if err != nil {
+		return fmt.Errorf("gate %s refused card %s: %w", g.ID(), p.Card, err)
+	}
+	t := GateTap{Gate: g.ID(), Card: tap.Card, Fare: iso8583.Amount(tap.Amount).String(),
+		Balance: iso8583.Amount(after.Balance).String(), Counter: tap.Counter, TAC: hex.EncodeToString(tap.TAC[:])}
+	if asJSON {
+		return json.NewEncoder(stdout).Encode(t)
+	}
+	fmt.Fprintf(stdout, "gate %s  card %s  fare %s  balance %s  counter %d  TAC %s\n", t.Gate, t.Card, t.Fare, t.Balance, t.Counter, t.TAC)
+	return nil
+}
+
+// readBlacklist reads card numbers, one per line; blank lines and lines
+// starting with # are skipped.
+func readBlacklist(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var cards []string
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if !transit.ValidCard(line) {
+			return nil, fmt.Errorf("blacklist %s line %d: %q is not a transit card number", path, n, line)
+		}
+		cards = append(cards, line)
+	}
+	return cards, sc.Err()
+}

@@ -1,0 +1,94 @@
+package termsim
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tapswitch/tapswitch/bench/wallet"
+	"github.com/tapswitch/tapswitch/settlement/transit"
+)
+
+var operatorMaster = []byte("operator 1001 master key, 32 b..")
+
+// gateWallet writes a wallet holding one transit card with balance fen.
+func gateWallet(t *testing.T, balance int64) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "wallet.json")
+	card := "1001000000000017"
+	p := transit.Purse{Operator: "1001", Card: card, Balance: balance, Key: transit.PurseKey(operatorMaster, card)}
+	if err := wallet.Save(path, wallet.File{Transit: []wallet.TransitCard{wallet.TransitCardOf("metro", p)}}); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func runTermsim(args ...string) (code int, stdout, stderr string) {
+	var out, errOut bytes.Buffer
+	code = Run(args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+// TestGateTwoTapsAndTheirFile: two taps through a gate from the command
+// line debit the wallet's purse, and the gate's tap file clears both.
+func TestGateTwoTapsAndTheirFile(t *testing.T) {
+	w := gateWallet(t, 10_00)
+	for i := 1; i <= 2; i++ {
+		code, out, errOut := runTermsim("gate", "-wallet", w, "-card", "metro", "-gate", "100100000001", "-fare", "3.00", "-json")
+		if code != 0 {
+			t.Fatalf("tap %d: exit %d: %s", i, code, errOut)
+		}
+		var tap GateTap
+		if err := json.Unmarshal([]byte(out), &tap); err != nil || tap.Counter != uint16(i) {
+			t.Fatalf("tap %d: %q (%v)", i, out, err)
+		}
+	}
+	f, err := wallet.Load(w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := f.TransitCard("metro")
+	if c.Balance != 4_00 || c.Counter != 2 {
+		t.Fatalf("wallet purse after two taps: balance %d counter %d", c.Balance, c.Counter)
+	}
+	code, out, errOut := runTermsim("gate", "-wallet", w, "-gate", "100100000001", "-fare", "3.00", "-write-file", "20261204")
+	if code != 0 {
+		t.Fatalf("write-file: exit %d: %s", code, errOut)
+	}
+	data, err := os.ReadFile(strings.TrimSpace(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := transit.Ingest(map[string][]byte{"1001": operatorMaster}, []transit.InFile{{Name: "gate", Data: data}}, nil)
+	if len(r.Cleared) != 2 || len(r.Rejections) != 0 {
+		t.Fatalf("ingestion: %s", r.Report())
+	}
+}
+
+// TestGateRefusesBlacklistedAndShort: a blacklisted card and a purse short
+// of the fare exit 1 with the reason, and the purse is not debited.
+func TestGateRefusesBlacklistedAndShort(t *testing.T) {
+	w := gateWallet(t, 2_00)
+	bl := filepath.Join(t.TempDir(), "blacklist")
+	if err := os.WriteFile(bl, []byte("# lost phones\n1001000000000017\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runTermsim("gate", "-wallet", w, "-card", "metro", "-gate", "100100000001", "-fare", "1.00", "-blacklist", bl)
+	if code != 1 || !strings.Contains(errOut, "blacklist") {
+		t.Fatalf("blacklisted: exit %d: %s", code, errOut)
+	}
+	code, _, errOut = runTermsim("gate", "-wallet", w, "-card", "metro", "-gate", "100100000001", "-fare", "3.00")
+	if code != 1 || !strings.Contains(errOut, "short") {
+		t.Fatalf("short: exit %d: %s", code, errOut)
+	}
+	f, _ := wallet.Load(w)
+	if c, _ := f.TransitCard("metro"); c.Balance != 2_00 || c.Counter != 0 {
+		t.Fatalf("refused taps debited the purse: %+v", c)
+	}
+	if code, _, errOut := runTermsim("gate", "-wallet", w, "-card", "metro", "-gate", "1001", "-fare", "1.00"); code != 2 {
+		t.Fatalf("bad gate ID: exit %d: %s", code, errOut)
+	}
+}

@@ -1,0 +1,78 @@
+package wallet
+
+import (
+	"encoding/hex"
+	"fmt"
+
+	"github.com/tapswitch/tapswitch/settlement/transit"
+)
+
+// TransitCard is a city transit card in the phone: the purse its secure
+// element holds (docs/transit.md). The phone saves the purse after every
+// debit and before the tap leaves for the gate, as it saves a token's ATC,
+// so a crash can lose a tap the gate never saw but never spend a counter
+// twice.
+type TransitCard struct {
+	Label    string `json:"label"`
+	Operator string `json:"operator"` // 4 digits: the city operator
+	Card     string `json:"card"`     // the transit card number
+	Balance  int64  `json:"balance"`  // fen
+	Counter  uint16 `json:"counter"`  // of the last tap; 0 for a new purse
+	// Key is the purse key in hex, as the operator handed it to the phone
+	// once, when the card was opened.
+	Key string `json:"key"`
+}
+
+// Purse returns the card's purse. Its errors do not quote the key.
+func (c TransitCard) Purse() (transit.Purse, error) {
+	p := transit.Purse{Operator: c.Operator, Card: c.Card, Balance: c.Balance, Counter: c.Counter}
+	k, err := hex.DecodeString(c.Key)
+	if err != nil || len(k) != transit.PurseKeyBytes {
+		return transit.Purse{}, fmt.Errorf("wallet transit card %s: key must be %d bytes of hex", c.Label, transit.PurseKeyBytes)
+	}
+	copy(p.Key[:], k)
+	if !transit.ValidOperator(p.Operator) || !transit.ValidCard(p.Card) || p.Balance < 0 {
+		return transit.Purse{}, fmt.Errorf("wallet transit card %s: operator, card number or balance malformed", c.Label)
+	}
+	return p, nil
+}
+
+// TransitCardOf returns the wallet entry holding purse p under label.
+func TransitCardOf(label string, p transit.Purse) TransitCard {
+	return TransitCard{Label: label, Operator: p.Operator, Card: p.Card, Balance: p.Balance,
+		Counter: p.Counter, Key: hex.EncodeToString(p.Key[:])}
+}
+
+// TransitCard returns the transit card with the label.
+func (f File) TransitCard(label string) (TransitCard, error) {
+	for _, c := range f.Transit {
+		if c.Label == label {
+			return c, nil
+		}
+	}
+	labels := make([]string, 0, len(f.Transit))
+	for _, c := range f.Transit {
+		labels = append(labels, c.Label)
+	}
+	return TransitCard{}, fmt.Errorf("wallet has no transit card %q (it has %v)", label, labels)
+}
+
+// SetPurse replaces the purse of the transit card with the label, keeping
+// its label, and refuses a purse of another card or an older one: a purse
+// only moves forward.
+func (f *File) SetPurse(label string, p transit.Purse) error {
+	for i, c := range f.Transit {
+		if c.Label != label {
+			continue
+		}
+		if c.Card != p.Card || c.Operator != p.Operator {
+			return fmt.Errorf("wallet transit card %s holds card %s, not %s", label, c.Card, p.Card)
+		}
+		if p.Counter < c.Counter {
+			return fmt.Errorf("wallet transit card %s: counter %d would go back to %d", label, c.Counter, p.Counter)
+		}
+		f.Transit[i] = TransitCardOf(label, p)
+		return nil
+	}
+	return fmt.Errorf("wallet has no transit card %q", label)
+}
