@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/tapswitch/tapswitch/internal/durable"
 	"github.com/tapswitch/tapswitch/settlement/transit"
 )
 
@@ -233,30 +234,10 @@ func parsePending(line []byte) (transit.Tap, error) {
 	return t, t.Validate()
 }
 
-// writeFileSynced replaces path with data durably: a temporary file,
-// fsync, rename, fsync of the directory.
+// writeFileSynced replaces path with data durably (internal/durable).
 func writeFileSynced(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return fmt.Errorf("gate: %w", err)
-	}
-	_, werr := f.Write(data)
-	serr := f.Sync()
-	cerr := f.Close()
-	if err := errors.Join(werr, serr, cerr); err != nil {
+	if err := durable.WriteFile(path, data, 0o600); err != nil {
 		return fmt.Errorf("gate: write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("gate: %w", err)
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return fmt.Errorf("gate: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("gate: sync %s: %w", filepath.Dir(path), err)
 	}
 	return nil
 }

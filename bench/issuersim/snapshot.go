@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
 	"time"
 
+	"github.com/tapswitch/tapswitch/internal/durable"
 	"github.com/tapswitch/tapswitch/iso8583"
 	"github.com/tapswitch/tapswitch/router/bintable"
 )
@@ -280,10 +280,9 @@ func LedgerFileName(issuerID string) string { return "ledger-" + issuerID + ".js
 // fileSafeID keeps an issuer ID from naming a path outside the directory.
 var fileSafeID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
 
-// WriteLedgerFile writes snap to dir/ledger-ISSUER.json atomically: a
-// temporary file in dir, fsync, rename over the old file, fsync of dir. A
-// crash leaves the old file or the new one, never a partial one (a stray
-// temporary file at worst). It returns the file's path.
+// WriteLedgerFile writes snap to dir/ledger-ISSUER.json atomically and
+// durably (internal/durable): a crash leaves the old file or the new one,
+// never a partial one. It returns the file's path.
 func WriteLedgerFile(dir string, snap Snapshot) (path string, err error) {
 	if !fileSafeID.MatchString(snap.Issuer) {
 		return "", fmt.Errorf("issuer ID %q cannot name a file", snap.Issuer)
@@ -293,36 +292,9 @@ func WriteLedgerFile(dir string, snap Snapshot) (path string, err error) {
 		return "", fmt.Errorf("ledger of %s fails its own check: %w", snap.Issuer, err)
 	}
 	path = filepath.Join(dir, LedgerFileName(snap.Issuer))
-	tmp, err := os.CreateTemp(dir, "."+LedgerFileName(snap.Issuer)+".*.tmp")
+	data, err := json.Marshal(snap)
 	if err != nil {
 		return "", err
 	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err = json.NewEncoder(tmp).Encode(snap); err != nil {
-		return "", err
-	}
-	if err = tmp.Sync(); err != nil {
-		return "", err
-	}
-	if err = tmp.Close(); err != nil {
-		return "", err
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return "", err
-	}
-	return path, syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return path, durable.WriteFile(path, append(data, '\n'), 0o600)
 }

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"slices"
 	"sync/atomic"
+
+	"github.com/tapswitch/tapswitch/internal/durable"
 )
 
 // DevFileName is the dev wallet's name inside the data directory.
@@ -123,7 +125,6 @@ func (f File) Card(label string) (Card, error) {
 // NextATC.
 func Save(path string, f File) error {
 	f.Cards = slices.Clone(f.Cards)
-	f.Transit = slices.Clone(f.Transit)
 	for i := range f.Cards {
 		f.Cards[i].ATC = f.Cards[i].advancedATC()
 	}
@@ -131,38 +132,8 @@ func Save(path string, f File) error {
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
+	if err := durable.WriteFile(path, append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("wallet: %w", err)
-	}
-	if _, err := out.Write(append(data, '\n')); err != nil {
-		out.Close()
-		return fmt.Errorf("wallet: %w", err)
-	}
-	if err := out.Sync(); err != nil {
-		out.Close()
-		return fmt.Errorf("wallet: %w", err)
-	}
-	if err := out.Close(); err != nil {
-		return fmt.Errorf("wallet: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("wallet: %w", err)
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-// syncDir makes a rename in dir durable: without it a crash can bring back
-// the file as it was, and with it a purse counter or ATC already spent.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("wallet: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("wallet: sync %s: %w", dir, err)
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/tapswitch/tapswitch/internal/durable"
 	"github.com/tapswitch/tapswitch/settlement/clearing"
 )
 
@@ -183,7 +184,7 @@ func (l layout) link(run string) error {
 		return err
 	}
 	crashPoint("swapped")
-	return syncDir(l.out)
+	return durable.SyncDir(l.out)
 }
 
 // lockDay takes an exclusive, non-blocking lock on dir/.lock.
@@ -314,7 +315,7 @@ func (d *day) commit() ([]string, error) {
 		names = append(names, f.Name)
 	}
 	sort.Strings(names)
-	return names, syncDir(d.dir)
+	return names, durable.SyncDir(d.dir)
 }
 
 func (d *day) manifest() Manifest {
@@ -349,15 +350,6 @@ func (d *day) abandon() {
 			o.f.Close()
 		}
 	}
-}
-
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
 }
 
 // ReadManifest reads the manifest of a published day through OUT/<day>

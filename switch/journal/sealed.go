@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/tapswitch/tapswitch/internal/durable"
 )
 
 // Sealing: once a business day has closed (its cut-off plus a grace period
@@ -154,16 +156,7 @@ func (j *Journal) writeSealed(day, node, path string) error {
 	if err := os.Rename(tmp, path); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(path))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return durable.SyncDir(filepath.Dir(path))
 }
 
 // loadSealed reads the sealed-day marks at Open.
