@@ -102,20 +102,26 @@ func Decide(req Request, tok vault.Token, tokenFound bool, chip Chip, table *bin
 
 // knownIssuerCodes are the issuer answers passed on to the terminal as they
 // are; anything else becomes 05 so a terminal never sees a code outside the
-// contract.
-var knownIssuerCodes = map[string]bool{
-	iso8583.RCApproved: true, iso8583.RCDoNotHonor: true, iso8583.RCInvalidTransaction: true,
-	iso8583.RCInvalidAmount: true, iso8583.RCNoSuchCard: true, iso8583.RCFormatError: true,
-	iso8583.RCInsufficientFunds: true, iso8583.RCExpiredCard: true, iso8583.RCNotPermitted: true,
-	iso8583.RCSuspectedFraud: true, iso8583.RCRestrictedCard: true, iso8583.RCSystemError: true,
-}
+// contract. Each maps to itself, so issuerCode (issuer.go) can hand back
+// the code of an answer read in place without copying it.
+var knownIssuerCodes = func() map[string]string {
+	m := map[string]string{}
+	for _, code := range []string{
+		iso8583.RCApproved, iso8583.RCDoNotHonor, iso8583.RCInvalidTransaction, iso8583.RCInvalidAmount,
+		iso8583.RCNoSuchCard, iso8583.RCFormatError, iso8583.RCInsufficientFunds, iso8583.RCExpiredCard,
+		iso8583.RCNotPermitted, iso8583.RCSuspectedFraud, iso8583.RCRestrictedCard, iso8583.RCSystemError,
+	} {
+		m[code] = code
+	}
+	return m
+}()
 
 // IssuerAnswer maps the issuer's DE39 and DE38 to what the terminal gets. An
 // approval that moves money but carries no authorization code is not one
 // the network can settle, so it is refused as a system error; a balance
 // inquiry moves no money and needs none.
 func IssuerAnswer(processingCode, rc, authCode string) (string, string) {
-	if !knownIssuerCodes[rc] {
+	if _, known := knownIssuerCodes[rc]; !known {
 		return iso8583.RCDoNotHonor, ""
 	}
 	if rc == iso8583.RCApproved && authCode == "" && processingCode != iso8583.ProcBalanceInquiry {

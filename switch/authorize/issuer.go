@@ -2,7 +2,6 @@ package authorize
 
 import (
 	"context"
-	"slices"
 	"sync"
 	"time"
 
@@ -83,28 +82,18 @@ func issuerAnswer(req Request, resp *iso8583.Fields) (rc, authCode, balance stri
 }
 
 // issuerCode is DE39 as one of the codes IssuerAnswer passes on, without
-// a copy; any other code reads as issuerCodeUnknown, which IssuerAnswer
-// turns into 05 as it would the code itself.
+// a copy (the map holds each code as its own value); any other code reads
+// as issuerCodeUnknown, which IssuerAnswer turns into 05 as it would the
+// code itself.
 func issuerCode(v []byte) string {
-	for _, code := range issuerCodes {
-		if string(v) == code {
-			return code
-		}
+	if code, known := knownIssuerCodes[string(v)]; known {
+		return code
 	}
 	return issuerCodeUnknown
 }
 
 // issuerCodeUnknown stands for any DE39 outside knownIssuerCodes.
 const issuerCodeUnknown = "??"
-
-var issuerCodes = func() []string {
-	out := make([]string, 0, len(knownIssuerCodes))
-	for code := range knownIssuerCodes {
-		out = append(out, code)
-	}
-	slices.Sort(out)
-	return out
-}()
 
 func copyField(f *iso8583.Fields, id int) string {
 	if v := f.Bytes(id); len(v) > 0 {
