@@ -279,6 +279,18 @@ func (p *presence) ids() iter.Seq[int] {
 	}
 }
 
+// CopyTo makes dst what Parse of a copy of f's payload would make it,
+// without parsing again: the payload is copied into buf (reused, grown as
+// needed) and the parse result with it. It returns the buffer dst now
+// aliases, for the caller to hand back next time. A link's reader uses it
+// to hand an answer to the request that waits for it, whose Fields must
+// outlive the reader's buffer.
+func (f *Fields) CopyTo(dst *Fields, buf []byte) []byte {
+	*dst = *f
+	dst.payload = append(buf[:0], f.payload...)
+	return dst.payload
+}
+
 func (f *Fields) value(id int) []byte {
 	s := f.at[id]
 	return f.payload[s.start:s.end:s.end]

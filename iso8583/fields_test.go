@@ -359,3 +359,29 @@ func buildAnswer(b *Builder) {
 	b.Set(FieldMerchantID, "104110054110001")
 	b.Set(FieldCurrency, "156")
 }
+
+// TestCopyToIsAParseOfTheCopy: a Fields copied with CopyTo reads every
+// value as a fresh Parse of the copy does, and keeps them when the
+// original buffer is overwritten.
+func TestCopyToIsAParseOfTheCopy(t *testing.T) {
+	payload := bytes.Clone(benchRequest())
+	var orig, copied, fresh Fields
+	if err := orig.Parse(payload); err != nil {
+		t.Fatal(err)
+	}
+	buf := orig.CopyTo(&copied, nil)
+	if err := fresh.Parse(bytes.Clone(payload)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range payload {
+		payload[i] = 'X'
+	}
+	if copied.MTI() != fresh.MTI() || !bytes.Equal(buf, copied.Payload()) {
+		t.Fatalf("MTI %q, want %q", copied.MTI(), fresh.MTI())
+	}
+	for id := 2; id <= 128; id++ {
+		if copied.Has(id) != fresh.Has(id) || !bytes.Equal(copied.Bytes(id), fresh.Bytes(id)) {
+			t.Errorf("DE%d: %q, want %q", id, copied.Bytes(id), fresh.Bytes(id))
+		}
+	}
+}

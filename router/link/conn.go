@@ -26,7 +26,8 @@ const requestBytesTypical = 320
 const stanMax = 999999
 
 // Answer is an issuer's answer as ExchangeBuilt returns it: the payload
-// copied into a buffer the Answer owns and parsed in place, so its fields
+// copied into a buffer the Answer owns, with the reader's parse of it (read
+// once, never parsed again), so its fields
 // stay valid until the Answer is used again. An Answer is reused from one
 // exchange to the next (its buffer grows to the largest answer once) and is
 // not safe for concurrent use.
@@ -38,8 +39,8 @@ type Answer struct {
 // Payload is the answer's frame payload, without the length header.
 func (a *Answer) Payload() []byte { return a.buf }
 
-// waiter is one request waiting for its answer: deliver copies the answer
-// into ans and sends nil on ch; fail sends the connection's error. Only the
+// waiter is one request waiting for its answer: deliver copies the answer,
+// parsed, into ans and sends nil on ch; fail sends the connection's error. Only the
 // one that took the waiter out of pending (deliver, fail, or the request
 // itself giving up) touches it, so a waiter is reused once its request has
 // its result.
@@ -169,14 +170,7 @@ func (c *conn) exchange(ctx context.Context, req request, ans *Answer, timeout t
 	err := c.send(ctx, req, w, timeout)
 	w.ans = nil
 	waiters.Put(w)
-	if err != nil {
-		return err
-	}
-	if err := ans.Fields.Parse(ans.buf); err != nil {
-		// readLoop parsed the same bytes before handing them over.
-		panic(fmt.Sprintf("link: answer parsed once and refused the second time: %v", err))
-	}
-	return nil
+	return err
 }
 
 // send registers w, sends req and waits for its result. It returns only once
@@ -308,7 +302,7 @@ func (c *conn) deliver(f *iso8583.Fields, frame []byte) {
 		c.mu.Unlock()
 	}
 	if ok {
-		w.ans.buf = append(w.ans.buf[:0], frame...)
+		w.ans.buf = f.CopyTo(&w.ans.Fields, w.ans.buf)
 		w.ch <- nil
 		return
 	}
