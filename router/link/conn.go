@@ -27,10 +27,9 @@ const stanMax = 999999
 
 // Answer is an issuer's answer as ExchangeBuilt returns it: the payload
 // copied into a buffer the Answer owns, with the reader's parse of it (read
-// once, never parsed again), so its fields
-// stay valid until the Answer is used again. An Answer is reused from one
-// exchange to the next (its buffer grows to the largest answer once) and is
-// not safe for concurrent use.
+// once, never parsed again), so its fields stay valid until the Answer is
+// used again. An Answer is reused from one exchange to the next (its buffer
+// grows to the largest answer once) and is not safe for concurrent use.
 type Answer struct {
 	Fields iso8583.Fields
 	buf    []byte
