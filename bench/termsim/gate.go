@@ -52,14 +52,19 @@ func runGate(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageError{fmt.Errorf("-fare: %v", err)}
 	}
+	if day != "" {
+		if _, err := time.Parse("20060102", day); err != nil || len(day) != 8 {
+			return usageError{fmt.Errorf("-write-file %q: want a business day YYYYMMDD", day)}
+		}
+	}
 	if dir == "" {
 		dir = filepath.Join(filepath.Dir(walletPath), "gates", gateID)
 	}
-	g, err := gate.Open(dir, gateID, int64(fare))
-	if err != nil {
-		return usageError{err}
-	}
 	if day != "" {
+		g, err := gate.Open(dir, gateID, int64(fare))
+		if err != nil {
+			return usageError{err}
+		}
 		path, err := g.WriteTapFile(day)
 		if err != nil {
 			return err
@@ -67,26 +72,16 @@ func runGate(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, path)
 		return nil
 	}
-	if blacklistPath != "" {
-		cards, err := readBlacklist(blacklistPath)
-		if err != nil {
-			return err
-		}
-		g.SetBlacklist(cards)
-	}
-	return tapGate(g, walletPath, card, asJSON, stdout)
-}
-
-// tapGate takes one tap from the wallet's transit card at g.
-func tapGate(g *gate.Gate, walletPath, label string, asJSON bool, stdout io.Writer) error {
-	if label == "" {
+	// The phone and its card are checked before the gate's directory is
+	// touched: a tap that cannot happen leaves no gate behind.
+	if card == "" {
 		return usageError{errors.New("-card: name the wallet's transit card")}
 	}
 	w, err := wallet.Load(walletPath)
 	if err != nil {
 		return err
 	}
-	c, err := w.TransitCard(label)
+	c, err := w.TransitCard(card)
 	if err != nil {
 		return usageError{err}
 	}
@@ -94,11 +89,27 @@ func tapGate(g *gate.Gate, walletPath, label string, asJSON bool, stdout io.Writ
 	if err != nil {
 		return err
 	}
+	var blacklist []string
+	if blacklistPath != "" {
+		if blacklist, err = readBlacklist(blacklistPath); err != nil {
+			return err
+		}
+	}
+	g, err := gate.Open(dir, gateID, int64(fare))
+	if err != nil {
+		return usageError{err}
+	}
+	g.SetBlacklist(blacklist)
+	return tapGate(g, &w, walletPath, card, p, asJSON, stdout)
+}
+
+// tapGate takes one tap from purse p, the wallet's transit card label, at g.
+func tapGate(g *gate.Gate, w *wallet.File, walletPath, label string, p transit.Purse, asJSON bool, stdout io.Writer) error {
 	save := func(after transit.Purse) error {
 		if err := w.SetPurse(label, after); err != nil {
 			return err
 		}
-		return wallet.Save(walletPath, w)
+		return wallet.Save(walletPath, *w)
 	}
 	after, tap, err := g.Tap(p, save, time.Now())
 	if err != nil {

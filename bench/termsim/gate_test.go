@@ -92,3 +92,20 @@ func TestGateRefusesBlacklistedAndShort(t *testing.T) {
 		t.Fatalf("bad gate ID: exit %d: %s", code, errOut)
 	}
 }
+
+// TestGateBadInputLeavesNoGate: a tap from a wallet that does not exist,
+// and a tap file asked for a malformed day, fail with their reason and
+// create no gate directory.
+func TestGateBadInputLeavesNoGate(t *testing.T) {
+	dir := t.TempDir()
+	w := filepath.Join(dir, "missing.json")
+	if code, _, errOut := runTermsim("gate", "-wallet", w, "-card", "metro", "-gate", "100100000001"); code != 1 || !strings.Contains(errOut, "missing.json") {
+		t.Fatalf("missing wallet: exit %d: %s", code, errOut)
+	}
+	if code, _, errOut := runTermsim("gate", "-wallet", w, "-gate", "100100000001", "-write-file", "2026-12-04"); code != 2 || !strings.Contains(errOut, "YYYYMMDD") {
+		t.Fatalf("bad day: exit %d: %s", code, errOut)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Fatalf("bad input left %d entries behind, e.g. %s", len(entries), entries[0].Name())
+	}
+}

@@ -107,10 +107,10 @@ func WriteTapFile(h Header, taps []Tap) ([]byte, error) {
 
 func (h *Header) validate() error {
 	if !ValidOperator(h.Operator) || !ValidGate(h.Batch) {
-		return &FileFault{"bad header"}
+		return &FileFault{fmt.Sprintf("bad header: operator %q or batch %q malformed", h.Operator, h.Batch)}
 	}
 	if _, err := time.Parse(dayLayout, h.Day); err != nil || len(h.Day) != 8 {
-		return &FileFault{"bad header"}
+		return &FileFault{fmt.Sprintf("bad header: business day %q, want YYYYMMDD", h.Day)}
 	}
 	return nil
 }
