@@ -39,9 +39,16 @@ func ResponseMTI(mti string) string {
 
 // Processing codes (DE3).
 const (
-	ProcPurchase       = "000000"
-	ProcRefund         = "200000"
-	ProcTransitTopUp   = "210000"
+	ProcPurchase     = "000000"
+	ProcRefund       = "200000"
+	ProcTransitTopUp = "210000"
+	// ProcPurseLoad is the load of a transit purse at its operator, leg 2
+	// of a top-up (docs/wire.md, docs/transit.md): 22 is "credit (card
+	// load)".
+	ProcPurseLoad = "220000"
+	// ProcPurseOpen is the opening of a transit card at its operator with
+	// its first load: 72 is "prepaid activation and load".
+	ProcPurseOpen      = "720000"
 	ProcBalanceInquiry = "310000"
 )
 

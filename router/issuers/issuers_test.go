@@ -30,6 +30,7 @@ func TestParse(t *testing.T) {
     institution: "01020000"
     address: 127.0.0.1:9601
   - id: SPTC
+    operator: "0021"
     name: Shanghai Public Transportation Card
     kind: transit
     city: Shanghai
@@ -55,6 +56,13 @@ func TestParse(t *testing.T) {
 		{name: "duplicate id", doc: "issuers:\n" + icbc + entry("CCB", "bank", "01050000", "127.0.0.1:9604") +
 			entry("ICBC", "bank", "01020001", "127.0.0.1:9605"),
 			wantErr: "entry 3: id ICBC listed twice"},
+		{name: "transit without operator", doc: "issuers:\n" + entry("X", "transit", "31000009", "127.0.0.1:1"),
+			wantErr: `X: operator "": a transit member needs a 4-digit operator code`},
+		{name: "bank with operator", doc: "issuers:\n" + entry("X", "bank", "01020001", "127.0.0.1:1") + "    operator: \"0010\"\n",
+			wantErr: `only transit members have an operator code`},
+		{name: "operator twice", doc: "issuers:\n" + entry("X", "transit", "31000009", "127.0.0.1:1") + "    operator: \"0010\"\n" +
+			entry("Y", "transit", "31000008", "127.0.0.1:2") + "    operator: \"0010\"\n",
+			wantErr: `Y: operator 0010 is already X's`},
 		{name: "empty list", doc: "issuers: []\n", wantErr: "none listed"},
 		{name: "empty document", doc: "", wantErr: "none listed"},
 		{name: "invalid YAML", doc: "issuers:\n  - id: [ICBC\n", wantErr: "issuers: yaml:"},
@@ -77,7 +85,7 @@ func TestParse(t *testing.T) {
 				{ID: "ICBC", Name: "Industrial and Commercial Bank of China", Kind: issuers.KindBank,
 					Institution: "01020000", Address: "127.0.0.1:9601"},
 				{ID: "SPTC", Name: "Shanghai Public Transportation Card", Kind: issuers.KindTransit,
-					City: "Shanghai", Institution: "31000002", Address: "[::1]:9622"},
+					City: "Shanghai", Operator: "0021", Institution: "31000002", Address: "[::1]:9622"},
 			}
 			if len(list) != len(want) {
 				t.Fatalf("got %+v, want %+v", list, want)

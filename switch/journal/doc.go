@@ -50,8 +50,9 @@
 // Currency, TerminalID, STAN, TransmissionTime, RRN, MerchantID, MCC,
 // Acquirer, Token, IssuerID, Product, IssuerSTAN, ResponseCode, AuthCode,
 // CardExpiry, IssuerTransmissionTime, OriginalSTAN, OriginalTransmissionTime,
-// PANSealed. flags bit 0 is StandIn; the other bits must be zero. Time is
-// read back in UTC.
+// PANSealed. flags bit 0 is StandIn; bit 1 says a purse load follows
+// PANSealed: its Sequence (u32) and AfterCounter (u16), 6 bytes, before the
+// CRC; the other bits must be zero. Time is read back in UTC.
 //
 // # Pointer (value of an index key), version 1
 //

@@ -40,6 +40,19 @@ type Entry struct {
 	// STAN and transmission time.
 	OriginalSTAN             string
 	OriginalTransmissionTime string
+
+	// PurseLoad is set on the operator leg of a transit top-up (processing
+	// code 220000 or 720000): the purse load the operator authorized. Token
+	// then holds the transit card number (docs/transit.md).
+	PurseLoad *PurseLoad
+}
+
+// PurseLoad is a credit to a transit purse: the card's load sequence and
+// the purse's tap counter when the load was applied (it lands between tap
+// AfterCounter and tap AfterCounter+1).
+type PurseLoad struct {
+	Sequence     uint32
+	AfterCounter uint16
 }
 
 // Key identifies a terminal's request for duplicate detection: a terminal
@@ -167,6 +180,10 @@ func (e *Entry) validateRest() error {
 	}
 	if len(e.PANSealed) > panSealedBytesMax {
 		return fmt.Errorf("journal: PANSealed is %d bytes, more than %d", len(e.PANSealed), panSealedBytesMax)
+	}
+	if e.PurseLoad != nil && e.ProcessingCode != iso8583.ProcPurseLoad && e.ProcessingCode != iso8583.ProcPurseOpen {
+		return fmt.Errorf("journal: PurseLoad on processing code %s: only a purse load (%s, %s) carries one",
+			e.ProcessingCode, iso8583.ProcPurseLoad, iso8583.ProcPurseOpen)
 	}
 	if looksLikeClearPAN(e.PANSealed) {
 		// Refuse rather than write a card number to disk in the clear; the

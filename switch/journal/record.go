@@ -23,6 +23,8 @@ const (
 	pointerVersion   = 1
 	pointerBytes     = 1 + dayBytes + 8 + crcBytes
 	flagStandIn      = 1 << 0
+	flagPurseLoad    = 1 << 1
+	purseLoadBytes   = 4 + 2
 	fieldLenBytes    = 2
 	indexKeyBytesMax = 1 + 8 + 1 + 6 + 1 + 10 // the largest index key validate lets through
 )
@@ -87,6 +89,9 @@ func appendRecord(dst []byte, e *Entry) []byte {
 	if e.StandIn {
 		flags |= flagStandIn
 	}
+	if e.PurseLoad != nil {
+		flags |= flagPurseLoad
+	}
 	dst = append(dst, flags)
 	for _, p := range e.stringFields() {
 		dst = binary.BigEndian.AppendUint16(dst, uint16(len(*p)))
@@ -94,6 +99,10 @@ func appendRecord(dst []byte, e *Entry) []byte {
 	}
 	dst = binary.BigEndian.AppendUint16(dst, uint16(len(e.PANSealed)))
 	dst = append(dst, e.PANSealed...)
+	if l := e.PurseLoad; l != nil {
+		dst = binary.BigEndian.AppendUint32(dst, l.Sequence)
+		dst = binary.BigEndian.AppendUint16(dst, l.AfterCounter)
+	}
 	return binary.BigEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
 }
 
@@ -129,7 +138,7 @@ func decodeRecord(v []byte) (Entry, error) {
 	e.Amount = iso8583.Amount(int64(binary.BigEndian.Uint64(body[17:])))
 	copy(e.RequestDigest[:], body[25:57])
 	flags := body[57]
-	if flags&^flagStandIn != 0 {
+	if flags&^(flagStandIn|flagPurseLoad) != 0 {
 		return e, fmt.Errorf("unknown flags %08b", flags)
 	}
 	e.StandIn = flags&flagStandIn != 0
@@ -144,6 +153,16 @@ func decodeRecord(v []byte) (Entry, error) {
 	pan, rest, err := cutField(rest)
 	if err != nil {
 		return e, err
+	}
+	if flags&flagPurseLoad != 0 {
+		if len(rest) < purseLoadBytes {
+			return e, errTruncated
+		}
+		e.PurseLoad = &PurseLoad{
+			Sequence:     binary.BigEndian.Uint32([]byte(rest[:4])),
+			AfterCounter: binary.BigEndian.Uint16([]byte(rest[4:6])),
+		}
+		rest = rest[purseLoadBytes:]
 	}
 	if rest != "" {
 		return e, fmt.Errorf("%d bytes after the last field", len(rest))

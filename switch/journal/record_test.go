@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tapswitch/tapswitch/iso8583"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata golden files")
@@ -71,7 +73,10 @@ func TestRecordRoundTrip(t *testing.T) {
 	full := sampleEntry("TERM0001", "000123")
 	minimal := &Entry{Seq: 1, BusinessDay: "20240101", Time: time.Unix(0, 1).UTC(), NodeID: "n",
 		MTI: "0100", TerminalID: "T", STAN: "000001", TransmissionTime: "0101000000", ResponseCode: "96"}
-	for _, e := range []*Entry{full, minimal} {
+	load := sampleEntry("TU000010", "000124")
+	load.ProcessingCode = iso8583.ProcPurseLoad
+	load.PurseLoad = &PurseLoad{Sequence: 70_000, AfterCounter: 65_535}
+	for _, e := range []*Entry{full, minimal, load} {
 		got, err := decodeRecord(appendRecord(nil, e))
 		if err != nil {
 			t.Fatal(err)
@@ -178,4 +183,20 @@ func FuzzDecodeRecordBody(f *testing.F) {
 			t.Fatalf("re-encoding differs:\n got %x\nwant %x", again, rec)
 		}
 	})
+}
+
+// A purse load is only ever journaled on a load's processing code, and a
+// record whose flag promises one must hold its 6 bytes.
+func TestPurseLoadRules(t *testing.T) {
+	e := sampleEntry("TU000010", "000125")
+	e.PurseLoad = &PurseLoad{Sequence: 1}
+	if err := e.validate(); err == nil || !strings.Contains(err.Error(), "PurseLoad on processing code") {
+		t.Fatalf("purse load on a purchase: %v", err)
+	}
+	e.ProcessingCode = iso8583.ProcPurseOpen
+	rec := appendRecord(nil, e)
+	body := rec[:len(rec)-crcBytes-1] // the last byte of the load cut off
+	if _, err := decodeRecord(reseal(body)); err == nil {
+		t.Fatal("a record with a cut purse load decoded")
+	}
 }
