@@ -18,6 +18,9 @@ type TransitCard struct {
 	Card     string `json:"card"`     // the transit card number
 	Balance  int64  `json:"balance"`  // fen
 	Counter  uint16 `json:"counter"`  // of the last tap; 0 for a new purse
+	// LoadSequence is the sequence of the last online load; 0 before the
+	// opening load (docs/transit.md).
+	LoadSequence uint32 `json:"load_sequence"`
 	// Key is the purse key in hex, as the operator handed it to the phone
 	// once, when the card was opened.
 	Key string `json:"key"`
@@ -25,7 +28,7 @@ type TransitCard struct {
 
 // Purse returns the card's purse. Its errors do not quote the key.
 func (c TransitCard) Purse() (transit.Purse, error) {
-	p := transit.Purse{Operator: c.Operator, Card: c.Card, Balance: c.Balance, Counter: c.Counter}
+	p := transit.Purse{Operator: c.Operator, Card: c.Card, Balance: c.Balance, Counter: c.Counter, LoadSequence: c.LoadSequence}
 	k, err := hex.DecodeString(c.Key)
 	if err != nil || len(k) != transit.PurseKeyBytes {
 		return transit.Purse{}, fmt.Errorf("wallet transit card %s: key must be %d bytes of hex", c.Label, transit.PurseKeyBytes)
@@ -40,7 +43,7 @@ func (c TransitCard) Purse() (transit.Purse, error) {
 // TransitCardOf returns the wallet entry holding purse p under label.
 func TransitCardOf(label string, p transit.Purse) TransitCard {
 	return TransitCard{Label: label, Operator: p.Operator, Card: p.Card, Balance: p.Balance,
-		Counter: p.Counter, Key: hex.EncodeToString(p.Key[:])}
+		Counter: p.Counter, LoadSequence: p.LoadSequence, Key: hex.EncodeToString(p.Key[:])}
 }
 
 // TransitCard returns the transit card with the label.
@@ -70,6 +73,9 @@ func (f *File) SetPurse(label string, p transit.Purse) error {
 		}
 		if p.Counter < c.Counter {
 			return fmt.Errorf("wallet transit card %s: counter %d would go back to %d", label, c.Counter, p.Counter)
+		}
+		if p.LoadSequence < c.LoadSequence {
+			return fmt.Errorf("wallet transit card %s: load sequence %d would go back to %d", label, c.LoadSequence, p.LoadSequence)
 		}
 		f.Transit[i] = TransitCardOf(label, p)
 		return nil

@@ -152,7 +152,10 @@ type Purse struct {
 	Card     string
 	Balance  int64  // fen
 	Counter  uint16 // counter of the last tap; 0 for a new purse
-	Key      [PurseKeyBytes]byte
+	// LoadSequence is the sequence of the last load (load.go); 0 before
+	// the opening load.
+	LoadSequence uint32
+	Key          [PurseKeyBytes]byte
 }
 
 // Debit takes amount fen at gate at time at, and returns the purse after the
