@@ -51,7 +51,7 @@ func (s *Service) loadLeg(ctx context.Context, r Record) (Record, error) {
 		e.ProcessingCode = iso8583.ProcPurseOpen
 	}
 	if id, ok := s.cfg.Senders.Originated(r.Terminal); ok {
-		e.MerchantID, e.MCC = id.Merchant.ID, "4111"
+		e.MerchantID, e.MCC = id.Merchant.ID, MCC
 	}
 	e.PANSealed = s.cfg.Keys().Seal([]byte(r.Card), authorize.JournalAAD(r.Card))
 	armed := e
@@ -191,7 +191,7 @@ func (s *Service) reversal(r Record, from acquirer.Identity) *moov.Message {
 	m.Field(iso8583.FieldRRN, rrn(r.Bank))
 	m.Field(iso8583.FieldTerminalID, r.Terminal)
 	m.Field(iso8583.FieldMerchantID, from.Merchant.ID)
-	m.Field(iso8583.FieldMCC, "4111")
+	m.Field(iso8583.FieldMCC, MCC)
 	m.Field(iso8583.FieldCurrency, iso8583.CurrencyCNY)
 	m.Field(iso8583.FieldOriginalData, fmt.Sprintf("%s%s%s%011s%011d", iso8583.MTIFinancialRequest,
 		r.Bank.STAN, r.Bank.TransmissionTime, from.Merchant.Acquirer, 0))

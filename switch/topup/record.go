@@ -48,6 +48,8 @@ type Record struct {
 	Amount   int64     `json:"amount"`   // fen
 	Token    string    `json:"token"`    // the bank token paying
 	Terminal string    `json:"terminal"` // the operator's top-up terminal (DE41 of both legs)
+	Merchant string    `json:"merchant"` // its merchant (DE42 of the bank leg)
+	Acquirer string    `json:"acquirer"` // its acquirer: the operator's institution (DE32)
 
 	Bank     journal.Key `json:"bank"`     // the bank leg (210000)
 	Load     journal.Key `json:"load"`     // the operator leg (220000 or 720000)

@@ -39,6 +39,10 @@ import (
 	"github.com/tapswitch/tapswitch/switch/vault"
 )
 
+// MCC is the merchant category of a top-up: 4111, local and suburban
+// commuter passenger transportation.
+const MCC = "4111"
+
 // Operator is one city operator as the top-up sees it.
 type Operator struct {
 	ID          string // issuer ID, e.g. BJT
@@ -160,6 +164,9 @@ func (s *Service) Prepare(p Prepare) (Record, error) {
 		ID: hex.EncodeToString(id), Login: p.Login, Device: p.Device, Created: now.UTC(),
 		Operator: op.ID, Open: p.Card == "", Card: p.Card, Amount: p.Amount, Token: p.Token,
 		Terminal: op.Terminal, State: Prepared,
+	}
+	if id, ok := s.cfg.Senders.Originated(op.Terminal); ok {
+		r.Merchant, r.Acquirer = id.Merchant.ID, id.Merchant.Acquirer
 	}
 	if r.Open {
 		card, err := newCardNumber(op.BIN)
