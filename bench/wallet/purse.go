@@ -82,3 +82,31 @@ func (f *File) SetPurse(label string, p transit.Purse) error {
 	}
 	return fmt.Errorf("wallet has no transit card %q", label)
 }
+
+// PendingTopUp is a top-up the phone has paid (or is about to) and whose
+// outcome it has not applied: its ID at the token service and the purse's
+// signed request, which the grant must match (transit.Purse.Credit).
+type PendingTopUp struct {
+	ID       string `json:"id"`
+	Label    string `json:"label"`    // the transit card's label in the wallet
+	Open     bool   `json:"open"`     // an opening: the card is not in the wallet yet
+	Operator string `json:"operator"` // 4-digit operator code
+	Card     string `json:"card"`
+	Amount   int64  `json:"amount"`
+	Balance  int64  `json:"balance"`  // the purse's, when it signed
+	Counter  uint16 `json:"counter"`  // the purse's tap counter, when it signed
+	Sequence uint32 `json:"sequence"` // the load sequence it asked for
+	MAC      string `json:"mac,omitempty"`
+}
+
+// TopUpPending reports whether the transit card with the label has a
+// top-up whose outcome the phone has not applied: its purse must not be
+// tapped meanwhile, or the grant would no longer match it.
+func (f File) TopUpPending(label string) bool {
+	for _, t := range f.TopUps {
+		if t.Label == label {
+			return true
+		}
+	}
+	return false
+}

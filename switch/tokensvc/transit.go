@@ -32,8 +32,8 @@ const topUpPayTimeout = 30 * time.Second
 var topUpPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)
 
 type topUpRequest struct {
-	Operator string `json:"operator"` // issuer ID, e.g. BJT
-	Card     string `json:"card"`     // "" to open a new card
+	Operator string `json:"operator"` // issuer ID, e.g. BJT, of a card to open
+	Card     string `json:"card"`     // the card to load; "" to open a new card
 	Token    string `json:"token"`    // the bank token that pays
 	Amount   int64  `json:"amount"`   // fen
 }
@@ -58,6 +58,7 @@ type topUpView struct {
 	State    topup.State `json:"state"`
 	RC       string      `json:"rc,omitempty"`
 	Operator string      `json:"operator"`
+	Code     string      `json:"operator_code"`
 	Open     bool        `json:"open"`
 	Card     string      `json:"card"`
 	Amount   int64       `json:"amount"`
@@ -93,7 +94,7 @@ func (s *Service) topUpService() (TopUps, *apiError) {
 }
 
 func (s *Service) topUpView(r topup.Record) (topUpView, *apiError) {
-	v := topUpView{ID: r.ID, State: r.State, RC: r.RC, Operator: r.Operator, Open: r.Open, Card: r.Card, Amount: r.Amount}
+	v := topUpView{ID: r.ID, State: r.State, RC: r.RC, Operator: r.Operator, Code: r.Code, Open: r.Open, Card: r.Card, Amount: r.Amount}
 	v.BankLeg = bankLegView{TerminalID: r.Terminal, STAN: r.Bank.STAN, TransmissionTime: r.Bank.TransmissionTime,
 		Time: r.Created.Format(time.RFC3339)}
 	v.BankLeg.MerchantID, v.BankLeg.Acquirer, v.BankLeg.MCC = r.Merchant, r.Acquirer, topup.MCC

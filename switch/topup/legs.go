@@ -63,8 +63,12 @@ func (s *Service) loadLeg(ctx context.Context, r Record) (Record, error) {
 		r.State, r.RC = Undoing, iso8583.RCIssuerUnavailable
 		return r, s.put(&r)
 	}
+	req, err := s.loadRequest(r, e, op)
+	if err != nil {
+		return r, fmt.Errorf("topup %s: %w", r.ID, err) // Validate bounded the balance: a bug
+	}
 	lctx, cancel := context.WithTimeout(ctx, s.cfg.LoadTimeout)
-	resp, err := op.Link.Exchange(lctx, s.loadRequest(r, e, op))
+	resp, err := op.Link.Exchange(lctx, req)
 	cancel()
 	change := &journal.Change{Disarm: armID}
 	switch {
@@ -112,7 +116,7 @@ func (s *Service) loadLeg(ctx context.Context, r Record) (Record, error) {
 func rrn(k journal.Key) string { return k.TransmissionTime[4:10] + k.STAN }
 
 // loadRequest is the operator leg (docs/wire.md, "The purse load").
-func (s *Service) loadRequest(r Record, e journal.Entry, op Operator) *moov.Message {
+func (s *Service) loadRequest(r Record, e journal.Entry, op Operator) (*moov.Message, error) {
 	m := iso8583.NewMessage()
 	m.MTI(iso8583.MTIFinancialRequest)
 	m.Field(iso8583.FieldPAN, r.Card)
@@ -127,33 +131,40 @@ func (s *Service) loadRequest(r Record, e journal.Entry, op Operator) *moov.Mess
 	m.Field(iso8583.FieldCurrency, iso8583.CurrencyCNY)
 	m.Field(iso8583.FieldReceivingInstitution, op.Institution)
 	if !r.Open {
-		m.Field(iso8583.FieldPrivateTokenData, purseRequestData{
-			Balance: r.PurseBalance, Counter: r.PurseCounter, Sequence: r.PurseSequence, MAC: r.PurseMAC,
-		}.Encode())
+		req := iso8583.PurseLoadRequest{Balance: r.PurseBalance, Counter: r.PurseCounter, Sequence: r.PurseSequence}
+		hex.Decode(req.MAC[:], []byte(r.PurseMAC)) // Pay wrote it from 8 bytes
+		de48, err := iso8583.PurseLoadData{Request: &req}.Encode()
+		if err != nil {
+			return nil, err
+		}
+		m.Field(iso8583.FieldPrivateTokenData, de48)
 	}
-	return m
+	return m, nil
 }
 
 // takeGrant reads the operator's grant into the record and the entry.
 func (s *Service) takeGrant(r *Record, e *journal.Entry, resp *moov.Message) error {
-	g, err := parsePurseAnswer(iso8583.FieldValue(resp, iso8583.FieldPrivateTokenData))
+	d, err := iso8583.ParsePurseLoadData(iso8583.FieldValue(resp, iso8583.FieldPrivateTokenData))
 	if err != nil {
 		return err
+	}
+	g := d.Grant
+	if g == nil {
+		return fmt.Errorf("approval without a grant (DE48 tag 41)")
 	}
 	seq, counter := r.PurseSequence, r.PurseCounter
 	if r.Open {
 		seq, counter = 1, 0
-		key, err := hex.DecodeString(g.PurseKey)
-		if err != nil || len(key) != 16 {
-			return fmt.Errorf("opening answered without a purse key")
+		if d.Key == nil {
+			return fmt.Errorf("opening approved without a purse key (DE48 tag 42)")
 		}
-		r.PurseKeySealed = s.cfg.Keys().Seal(key, purseKeyAAD(r.ID))
+		r.PurseKeySealed = s.cfg.Keys().Seal(d.Key[:], purseKeyAAD(r.ID))
 	}
 	want := r.PurseBalance + r.Amount
 	if g.BalanceAfter != want {
 		return fmt.Errorf("grant's balance after %d, want %d", g.BalanceAfter, want)
 	}
-	r.BalanceAfter, r.GrantMAC, r.Sequence = g.BalanceAfter, g.MAC, seq
+	r.BalanceAfter, r.GrantMAC, r.Sequence = g.BalanceAfter, hex.EncodeToString(g.MAC[:]), seq
 	e.PurseLoad = &journal.PurseLoad{Sequence: seq, AfterCounter: counter}
 	return nil
 }

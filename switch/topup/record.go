@@ -43,6 +43,7 @@ type Record struct {
 	Device   string    `json:"device"`
 	Created  time.Time `json:"created"`
 	Operator string    `json:"operator"` // the operator's issuer ID, e.g. BJT
+	Code     string    `json:"code"`     // its 4-digit operator code
 	Open     bool      `json:"open"`     // an opening: the card is new
 	Card     string    `json:"card"`     // the transit card number
 	Amount   int64     `json:"amount"`   // fen

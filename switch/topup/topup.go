@@ -24,6 +24,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -140,7 +141,7 @@ func (s *Service) key(terminal string, at time.Time) journal.Key {
 // time, which the phone's cryptogram covers.
 type Prepare struct {
 	Login, Device string
-	Operator      string // issuer ID; for a load, the card's
+	Operator      string // issuer ID, for an opening; a load's is its card's
 	Card          string // "" for an opening
 	Token         string // the bank token that pays
 	Amount        int64
@@ -148,6 +149,9 @@ type Prepare struct {
 
 // Prepare records a new top-up and returns it.
 func (s *Service) Prepare(p Prepare) (Record, error) {
+	if p.Card != "" {
+		p.Operator = s.operatorOf(p.Card)
+	}
 	op, ok := s.cfg.Operators[p.Operator]
 	if !ok {
 		return Record{}, ErrOperator
@@ -162,7 +166,7 @@ func (s *Service) Prepare(p Prepare) (Record, error) {
 	now := s.cfg.Now()
 	r := Record{
 		ID: hex.EncodeToString(id), Login: p.Login, Device: p.Device, Created: now.UTC(),
-		Operator: op.ID, Open: p.Card == "", Card: p.Card, Amount: p.Amount, Token: p.Token,
+		Operator: op.ID, Code: op.Code, Open: p.Card == "", Card: p.Card, Amount: p.Amount, Token: p.Token,
 		Terminal: op.Terminal, State: Prepared,
 	}
 	if id, ok := s.cfg.Senders.Originated(op.Terminal); ok {
@@ -174,8 +178,6 @@ func (s *Service) Prepare(p Prepare) (Record, error) {
 			return Record{}, err
 		}
 		r.Card = card
-	} else if !transit.ValidCard(p.Card) || p.Card[:len(op.BIN)] != op.BIN {
-		return Record{}, fmt.Errorf("topup: card %q is not one of %s's", p.Card, op.ID)
 	}
 	r.Bank = s.key(op.Terminal, now)
 	r.Load = s.key(op.Terminal, now)
@@ -184,6 +186,16 @@ func (s *Service) Prepare(p Prepare) (Record, error) {
 		return Record{}, err
 	}
 	return r, nil
+}
+
+// operatorOf is the operator whose BIN card is numbered under, "" for none.
+func (s *Service) operatorOf(card string) string {
+	for id, op := range s.cfg.Operators {
+		if transit.ValidCard(card) && strings.HasPrefix(card, op.BIN) {
+			return id
+		}
+	}
+	return ""
 }
 
 // newCardNumber is a new 19-digit card number under bin: 10 random digits
