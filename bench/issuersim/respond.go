@@ -100,4 +100,7 @@ func buildResponse(b *iso8583.Builder, req request, d decision) {
 	if d.rc == iso8583.RCApproved && d.phone != "" {
 		b.Set(iso8583.FieldPrivateTokenData, iso8583.VerificationAnswer{Phone: d.phone}.Encode())
 	}
+	if d.rc == iso8583.RCApproved && d.purseData != "" {
+		b.Set(iso8583.FieldPrivateTokenData, d.purseData)
+	}
 }
