@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tapswitch/tapswitch/router/issuers"
+	"github.com/tapswitch/tapswitch/settlement/transit"
 	"github.com/tapswitch/tapswitch/switch/acquirer"
 	"github.com/tapswitch/tapswitch/switch/node"
 	"github.com/tapswitch/tapswitch/switch/vault"
@@ -49,6 +51,24 @@ func TestKeysInit(t *testing.T) {
 			for _, id := range reg.Acquirers() {
 				if _, ok := keys[id]; !ok {
 					t.Errorf("no key for acquirer %s", id)
+				}
+			}
+			return err
+		}},
+		{"init-operators", "operator.keys", func(path string) error {
+			keys, err := transit.LoadMasterKeys(path)
+			var want []string
+			for _, is := range list {
+				if is.Kind == issuers.KindTransit {
+					want = append(want, is.Operator)
+				}
+			}
+			if err == nil && (len(keys) != len(want) || len(want) != 6) {
+				t.Errorf("%d operator keys, want one for each of %v", len(keys), want)
+			}
+			for _, op := range want {
+				if _, ok := keys[op]; !ok {
+					t.Errorf("no master key for operator %s", op)
 				}
 			}
 			return err

@@ -8,6 +8,7 @@
 //	tapctl close-day                             # switchd -dev only: close and seal today's business day now
 //	tapctl keys init /etc/tapswitch/vault.keys                # a new switch key file
 //	tapctl keys init-acquirers /etc/tapswitch/acquirer.keys   # a key per acquirer of the registry
+//	tapctl keys init-operators /etc/tapswitch/operator.keys   # a master key per transit operator (settle -operator-keys)
 //	tapctl keys init-admin-token /etc/tapswitch/admin.token   # a bearer token for the admin listener
 //
 // close-day exists so that settlement can be tried in minutes (README,
@@ -68,7 +69,7 @@ commands:
   close-day    switchd -dev only: close and seal today's business day now
                tapctl close-day [-admin 127.0.0.1:8584]
   keys         create the switch's secret files (0600, never replacing one)
-               tapctl keys init|init-acquirers|init-admin-token FILE
+               tapctl keys init|init-acquirers|init-operators|init-admin-token FILE
 
 Run 'tapctl COMMAND -h' for the flags (docs/cli.md).
 `

@@ -26,12 +26,14 @@ type InFile struct {
 	Data []byte
 }
 
-// Cleared is a tap that clears, with the business day of its file.
+// Cleared is a tap that clears, with the business day of its file and
+// the operator that issued its card.
 type Cleared struct {
 	Tap
-	Day  string
-	File string
-	Line int
+	Day      string
+	File     string
+	Line     int
+	Operator string // the card's operator (Operators), who owes the fare
 }
 
 // Rejection is a record (Line > 0) or a whole file (Line 0) that does not
@@ -60,21 +62,35 @@ type Result struct {
 // ReasonBadLoad is a load that is malformed or conflicts with another.
 const ReasonBadLoad = "malformed or conflicting load"
 
-// CardOperator is the operator that issued card c (its first four digits).
-func CardOperator(c string) string { return c[:OperatorIDBytes] }
-
 type candidate struct {
 	Cleared
 	reason string // a reason it was already refused for, or ""
 }
 
-// Ingest verifies and checks tap files against the operators' master keys
-// (by operator ID) and the loads. The rules, in order:
+// Batch is what one ingestion takes: the look-up of a card's operator, the
+// operators' master keys by operator code, the tap files and the loads.
+type Batch struct {
+	Cards   Operators
+	Masters map[string][]byte
+	Files   []InFile
+	Loads   []Load
+}
+
+// Ingest is Batch.Ingest with the numbering from before the BIN table: a
+// card's operator is its first four digits. Kept for the gate's tests,
+// whose cards are numbered so; settlement uses a Batch with Operators.
+func Ingest(masters map[string][]byte, files []InFile, loads []Load) Result {
+	return Batch{Cards: leadingDigits, Masters: masters, Files: files, Loads: loads}.Ingest()
+}
+
+// Ingest verifies and checks the tap files against the operators' master
+// keys and the loads. The rules, in order:
 //
 //  1. a file without a good header is rejected whole; the reader's record
 //     faults are rejections;
-//  2. a record whose card's operator has no master key is rejected
-//     (unknown card); a record whose TAC does not verify is rejected;
+//  2. a record whose card no operator issued (Operators), or whose
+//     operator has no master key, is rejected (unknown card); a record
+//     whose TAC does not verify is rejected;
 //  3. records with the same card and counter: if identical, the first (in
 //     sorted order) clears and the rest are rejected as already cleared (a
 //     resent file clears once); if they differ, the purse was cloned or
@@ -88,10 +104,10 @@ type candidate struct {
 //     card blacklisted.
 //
 // Inputs are sorted first, so the result does not depend on their order.
-func Ingest(masters map[string][]byte, files []InFile, loads []Load) Result {
+func (b Batch) Ingest() Result {
 	var r Result
 	black := map[string]bool{}
-	files = slices.Clone(files)
+	files := slices.Clone(b.Files)
 	slices.SortStableFunc(files, func(a, b InFile) int {
 		return cmp.Or(cmp.Compare(a.Name, b.Name), bytes.Compare(a.Data, b.Data))
 	})
@@ -114,18 +130,18 @@ func Ingest(masters map[string][]byte, files []InFile, loads []Load) Result {
 			if x.Reason == ReasonCounterBack {
 				reason = ReasonCounterBack
 			}
-			cands = append(cands, candidate{Cleared{*x.Tap, f.Header.Day, in.Name, x.Line}, reason})
+			cands = append(cands, candidate{Cleared{Tap: *x.Tap, Day: f.Header.Day, File: in.Name, Line: x.Line}, reason})
 		}
 		for i, t := range f.Taps {
-			cands = append(cands, candidate{Cleared{t, f.Header.Day, in.Name, f.Lines[i]}, ""})
+			cands = append(cands, candidate{Cleared{Tap: t, Day: f.Header.Day, File: in.Name, Line: f.Lines[i]}, ""})
 		}
 	}
 	// Rule 2: the TAC.
 	verified := cands[:0]
 	for _, c := range cands {
-		op := CardOperator(c.Card)
-		master, ok := masters[op]
-		if !ok {
+		op, known := b.Cards.Of(c.Card)
+		master, ok := b.Masters[op]
+		if !known || !ok {
 			r.Rejections = append(r.Rejections, Rejection{c.File, c.Line, c.Card, ReasonUnknownCard})
 			continue
 		}
@@ -138,6 +154,7 @@ func Ingest(masters map[string][]byte, files []InFile, loads []Load) Result {
 			r.Rejections = append(r.Rejections, Rejection{c.File, c.Line, c.Card, ReasonBadTAC})
 			continue
 		}
+		c.Operator = op
 		verified = append(verified, c)
 	}
 	// Rule 4, now that the TAC says the card really did it.
@@ -178,7 +195,7 @@ func Ingest(masters map[string][]byte, files []InFile, loads []Load) Result {
 		i = j
 	}
 	// Rule 5.
-	credits := loadsByCard(loads, &r)
+	credits := loadsByCard(b.Loads, &r)
 	for i, c := range unique {
 		if i == 0 || unique[i-1].Card != c.Card {
 			r.Cleared = append(r.Cleared, c)

@@ -5,9 +5,30 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/tapswitch/tapswitch/configs"
+	"github.com/tapswitch/tapswitch/router/bintable"
+	"github.com/tapswitch/tapswitch/router/issuers"
 )
 
-var masters = map[string][]byte{"1000": testMaster, "2000": []byte("operator 2000 master key, test only")}
+var masters = map[string][]byte{"0010": testMaster, "0021": []byte("operator 0021 master key, test only")}
+
+// cards is the network's own numbering: configs/bins.yaml and issuers.yaml.
+var cards = func() Operators {
+	table, err := bintable.Parse(configs.Bins)
+	if err != nil {
+		panic(err)
+	}
+	list, err := issuers.Parse(configs.Issuers)
+	if err != nil {
+		panic(err)
+	}
+	return NewOperators(table, list)
+}()
+
+func ingest(files []InFile, loads []Load) Result {
+	return Batch{Cards: cards, Masters: masters, Files: files, Loads: loads}.Ingest()
+}
 
 func purseOf(op, card string, balance int64) Purse {
 	return Purse{Operator: op, Card: card, Balance: balance, Key: PurseKey(masters[op], card)}
@@ -36,19 +57,19 @@ func reasons(r Result) []string {
 }
 
 func TestIngestClean(t *testing.T) {
-	_, ts := taps(t, purseOf("1000", "1000000000000001", 5000), 3, 300, "100000000007")
-	r := Ingest(masters, []InFile{file(t, "a", 1, ts...)}, nil)
+	_, ts := taps(t, purseOf("0010", "9910000100000000017", 5000), 3, 300, "001000000007")
+	r := ingest([]InFile{file(t, "a", 1, ts...)}, nil)
 	if len(r.Cleared) != 3 || len(r.Rejections) != 0 || len(r.Blacklist) != 0 || len(r.Gaps) != 0 {
 		t.Fatalf("%s", r.Report())
 	}
 }
 
 func TestIngestResentFileClearsOnce(t *testing.T) {
-	_, ts := taps(t, purseOf("1000", "1000000000000001", 5000), 3, 300, "100000000007")
+	_, ts := taps(t, purseOf("0010", "9910000100000000017", 5000), 3, 300, "001000000007")
 	f := file(t, "a", 1, ts...)
 	again := f
 	again.Name = "a-resent"
-	r := Ingest(masters, []InFile{f, again}, nil)
+	r := ingest([]InFile{f, again}, nil)
 	if len(r.Cleared) != 3 || len(r.Blacklist) != 0 {
 		t.Fatalf("%s", r.Report())
 	}
@@ -65,12 +86,12 @@ func TestIngestResentFileClearsOnce(t *testing.T) {
 }
 
 func TestIngestClonedPurse(t *testing.T) {
-	p := purseOf("1000", "1000000000000001", 5000)
+	p := purseOf("0010", "9910000100000000017", 5000)
 	clone := p // the purse copied out of the secure element
-	p, a := taps(t, p, 2, 300, "100000000007")
-	_, b := taps(t, clone, 2, 500, "100000000008")
+	p, a := taps(t, p, 2, 300, "001000000007")
+	_, b := taps(t, clone, 2, 500, "001000000008")
 	// The same counters 1 and 2 spent twice with different balances.
-	r := Ingest(masters, []InFile{file(t, "gate7", 1, a...), file(t, "gate8", 1, b...)}, nil)
+	r := ingest([]InFile{file(t, "gate7", 1, a...), file(t, "gate8", 1, b...)}, nil)
 	if !slices.Equal(r.Blacklist, []string{p.Card}) {
 		t.Fatalf("blacklist %v\n%s", r.Blacklist, r.Report())
 	}
@@ -88,86 +109,118 @@ func TestIngestClonedPurse(t *testing.T) {
 }
 
 func TestIngestCloneInOneFile(t *testing.T) {
-	p := purseOf("1000", "1000000000000001", 5000)
-	_, a := taps(t, p, 1, 300, "100000000007")
-	_, b := taps(t, p, 1, 400, "100000000007")
-	r := Ingest(masters, []InFile{file(t, "gate7", 1, a[0], b[0])}, nil)
+	p := purseOf("0010", "9910000100000000017", 5000)
+	_, a := taps(t, p, 1, 300, "001000000007")
+	_, b := taps(t, p, 1, 400, "001000000007")
+	r := ingest([]InFile{file(t, "gate7", 1, a[0], b[0])}, nil)
 	if !slices.Equal(r.Blacklist, []string{p.Card}) || len(r.Cleared) != 0 {
 		t.Fatalf("%s", r.Report())
 	}
 }
 
 func TestIngestBadTACRejectedGoodRecordsClear(t *testing.T) {
-	_, ts := taps(t, purseOf("1000", "1000000000000001", 5000), 3, 300, "100000000007")
+	_, ts := taps(t, purseOf("0010", "9910000100000000017", 5000), 3, 300, "001000000007")
 	ts[1].TAC[0] ^= 0xff
-	r := Ingest(masters, []InFile{file(t, "a", 1, ts...)}, nil)
+	r := ingest([]InFile{file(t, "a", 1, ts...)}, nil)
 	if len(r.Cleared) != 2 || !slices.Equal(reasons(r), []string{ReasonBadTAC}) || r.Rejections[0].Line != 3 {
 		t.Fatalf("%s", r.Report())
 	}
 	// Counter 2 missing from the clean taps is a gap, and 3 still follows.
-	if len(r.Gaps) != 1 || r.Gaps[0] != (Gap{"1000000000000001", 2, 2}) {
+	if len(r.Gaps) != 1 || r.Gaps[0] != (Gap{"9910000100000000017", 2, 2}) {
 		t.Fatalf("gaps %v", r.Gaps)
 	}
 }
 
 func TestIngestUnknownCard(t *testing.T) {
-	q := Purse{Operator: "3000", Card: "3000000000000001", Balance: 900, Key: PurseKey([]byte("x"), "3000000000000001")}
-	_, ts := taps(t, q, 1, 300, "100000000007")
-	r := Ingest(masters, []InFile{file(t, "a", 1, ts...)}, nil)
+	q := Purse{Operator: "0099", Card: "9910009900000000011", Balance: 900, Key: PurseKey([]byte("x"), "9910009900000000011")}
+	_, ts := taps(t, q, 1, 300, "001000000007")
+	r := ingest([]InFile{file(t, "a", 1, ts...)}, nil)
 	if len(r.Cleared) != 0 || !slices.Equal(reasons(r), []string{ReasonUnknownCard}) {
 		t.Fatalf("%s", r.Report())
 	}
 }
 
+// TestOperatorsFromTheBINTable: a card's operator is the operator code of
+// the transit member its BIN routes to, not its first digits.
+func TestOperatorsFromTheBINTable(t *testing.T) {
+	for card, want := range map[string]string{
+		"9910000100000000017": "0010", // BJT
+		"9910000200000000093": "0021", // SPTC
+		"9910000400000000015": "0755", // SZT
+		"9910000600000000013": "0757", // FST
+		"9910009900000000011": "",     // no BIN
+		"6222020000000001234": "",     // a bank card (ICBC debit)
+		"991000010000000001x": "",     // not digits
+	} {
+		got, ok := cards.Of(card)
+		if got != want || ok != (want != "") {
+			t.Errorf("Of(%s) = %q %v, want %q", card, got, ok, want)
+		}
+	}
+}
+
+// TestIngestLegacyNumbering: Ingest still reads the first four digits as
+// the operator (the gate's tests number cards so); a card of the BIN
+// table is unknown to it.
+func TestIngestLegacyNumbering(t *testing.T) {
+	old := Purse{Operator: "0010", Card: "0010000000000017", Balance: 900, Key: PurseKey(masters["0010"], "0010000000000017")}
+	_, a := taps(t, old, 1, 300, "001000000007")
+	_, b := taps(t, purseOf("0010", "9910000100000000017", 900), 1, 300, "001000000007")
+	r := Ingest(masters, []InFile{file(t, "a", 1, a[0], b[0])}, nil)
+	if len(r.Cleared) != 1 || r.Cleared[0].Card != old.Card || r.Cleared[0].Operator != "0010" || !slices.Equal(reasons(r), []string{ReasonUnknownCard}) {
+		t.Fatalf("%s", r.Report())
+	}
+}
+
 func TestIngestBalanceAndLoads(t *testing.T) {
-	p := purseOf("1000", "1000000000000001", 1000)
-	p, a := taps(t, p, 1, 300, "100000000007") // 700 after, counter 1
+	p := purseOf("0010", "9910000100000000017", 1000)
+	p, a := taps(t, p, 1, 300, "001000000007") // 700 after, counter 1
 	p.Balance += 2000                          // an online load of 2000 after counter 1
 	load := Load{Card: p.Card, Amount: 2000, AfterCounter: 1, Sequence: 1}
-	_, b := taps(t, p, 1, 300, "100000000007") // 2400 after, counter 2
+	_, b := taps(t, p, 1, 300, "001000000007") // 2400 after, counter 2
 	files := []InFile{file(t, "a", 1, a[0], b[0])}
-	if r := Ingest(masters, files, []Load{load, load}); len(r.Cleared) != 2 || len(r.Rejections) != 0 {
+	if r := ingest(files, []Load{load, load}); len(r.Cleared) != 2 || len(r.Rejections) != 0 {
 		t.Fatalf("with the load (sent twice):\n%s", r.Report())
 	}
 	// Without the load, 2400 does not follow from 700: a tampered purse.
-	r := Ingest(masters, files, nil)
+	r := ingest(files, nil)
 	if !slices.Equal(reasons(r), []string{ReasonBalance}) || !slices.Equal(r.Blacklist, []string{p.Card}) || len(r.Cleared) != 1 {
 		t.Fatalf("without the load:\n%s", r.Report())
 	}
 }
 
 func TestIngestGapBound(t *testing.T) {
-	p := purseOf("1000", "1000000000000001", 1000)
-	_, ts := taps(t, p, 4, 100, "100000000007") // 900 800 700 600
+	p := purseOf("0010", "9910000100000000017", 1000)
+	_, ts := taps(t, p, 4, 100, "001000000007") // 900 800 700 600
 	// Counters 2 and 3 missing: 600 <= 900 - 2 - 100 holds.
-	r := Ingest(masters, []InFile{file(t, "a", 1, ts[0], ts[3])}, nil)
+	r := ingest([]InFile{file(t, "a", 1, ts[0], ts[3])}, nil)
 	if len(r.Cleared) != 2 || len(r.Gaps) != 1 || r.Gaps[0] != (Gap{p.Card, 2, 3}) || len(r.Blacklist) != 0 {
 		t.Fatalf("%s", r.Report())
 	}
 	// A purse that gained money across a gap with no load is tampered.
 	q := p
 	q.Counter, q.Balance = 3, 5000
-	_, x := taps(t, q, 1, 100, "100000000007") // counter 4, 4900 after
-	r = Ingest(masters, []InFile{file(t, "a", 1, ts[0], x[0])}, nil)
+	_, x := taps(t, q, 1, 100, "001000000007") // counter 4, 4900 after
+	r = ingest([]InFile{file(t, "a", 1, ts[0], x[0])}, nil)
 	if !slices.Equal(reasons(r), []string{ReasonBalance}) || len(r.Blacklist) != 1 {
 		t.Fatalf("%s", r.Report())
 	}
 }
 
 func TestIngestCounterBackBlacklists(t *testing.T) {
-	_, ts := taps(t, purseOf("1000", "1000000000000001", 5000), 3, 300, "100000000007")
-	r := Ingest(masters, []InFile{file(t, "a", 1, ts[0], ts[2], ts[1])}, nil)
+	_, ts := taps(t, purseOf("0010", "9910000100000000017", 5000), 3, 300, "001000000007")
+	r := ingest([]InFile{file(t, "a", 1, ts[0], ts[2], ts[1])}, nil)
 	if !slices.Equal(reasons(r), []string{ReasonCounterBack}) || len(r.Blacklist) != 1 {
 		t.Fatalf("%s", r.Report())
 	}
 }
 
 func TestIngestFileFaults(t *testing.T) {
-	_, ts := taps(t, purseOf("1000", "1000000000000001", 5000), 2, 300, "100000000007")
+	_, ts := taps(t, purseOf("0010", "9910000100000000017", 5000), 2, 300, "001000000007")
 	f := file(t, "a", 1, ts...)
 	cut := InFile{Name: "cut", Data: f.Data[:len(f.Data)-20]}
 	bad := InFile{Name: "bad", Data: []byte("garbage\n")}
-	r := Ingest(masters, []InFile{cut, bad}, nil)
+	r := ingest([]InFile{cut, bad}, nil)
 	if len(r.Cleared) != 2 {
 		t.Fatalf("%s", r.Report())
 	}
@@ -177,15 +230,15 @@ func TestIngestFileFaults(t *testing.T) {
 }
 
 func TestIngestDeterministic(t *testing.T) {
-	p := purseOf("1000", "1000000000000001", 5000)
+	p := purseOf("0010", "9910000100000000017", 5000)
 	clone := p
-	_, a := taps(t, p, 3, 300, "100000000007")
-	_, b := taps(t, clone, 1, 500, "100000000008")
-	_, c := taps(t, purseOf("2000", "2000000000000009", 900), 2, 200, "100000000007")
+	_, a := taps(t, p, 3, 300, "001000000007")
+	_, b := taps(t, clone, 1, 500, "001000000008")
+	_, c := taps(t, purseOf("0021", "9910000200000000093", 900), 2, 200, "001000000007")
 	a[2].TAC[3] ^= 1
 	files := []InFile{file(t, "x", 1, a...), file(t, "y", 2, b...), file(t, "z", 3, c...), file(t, "x2", 1, a...)}
 	loads := []Load{{Card: c[0].Card, Amount: 5, AfterCounter: 1, Sequence: 1}}
-	want := Ingest(masters, files, loads).Report()
+	want := ingest(files, loads).Report()
 	for i := range 20 {
 		shuffled := slices.Clone(files)
 		rot := i % len(files)
@@ -193,7 +246,7 @@ func TestIngestDeterministic(t *testing.T) {
 		if i%2 == 1 {
 			slices.Reverse(shuffled)
 		}
-		if got := Ingest(masters, shuffled, loads).Report(); !bytes.Equal(got, want) {
+		if got := ingest(shuffled, loads).Report(); !bytes.Equal(got, want) {
 			t.Fatalf("order %d:\n%s\nwant\n%s", i, got, want)
 		}
 	}
@@ -204,15 +257,15 @@ func TestIngestDeterministic(t *testing.T) {
 }
 
 func TestIngestBadLoads(t *testing.T) {
-	p := purseOf("1000", "1000000000000001", 1000)
-	p, a := taps(t, p, 1, 300, "100000000007")
+	p := purseOf("0010", "9910000100000000017", 1000)
+	p, a := taps(t, p, 1, 300, "001000000007")
 	p.Balance += 2000
-	_, b := taps(t, p, 1, 300, "100000000007")
+	_, b := taps(t, p, 1, 300, "001000000007")
 	good := Load{Card: p.Card, Amount: 2000, AfterCounter: 1, Sequence: 1}
 	conflict := good
 	conflict.Amount = 9000
 	negative := Load{Card: p.Card, Amount: -5, AfterCounter: 1, Sequence: 2}
-	r := Ingest(masters, []InFile{file(t, "a", 1, a[0], b[0])}, []Load{good, conflict, negative})
+	r := ingest([]InFile{file(t, "a", 1, a[0], b[0])}, []Load{good, conflict, negative})
 	if len(r.Cleared) != 2 || len(r.Blacklist) != 0 {
 		t.Fatalf("%s", r.Report())
 	}

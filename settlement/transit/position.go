@@ -23,7 +23,7 @@ func Positions(cleared []Cleared) []Position {
 	type key struct{ day, debtor, creditor string }
 	sums := map[key]*Position{}
 	for _, c := range cleared {
-		k := key{c.Day, CardOperator(c.Card), GateOperator(c.Gate)}
+		k := key{c.Day, c.Operator, GateOperator(c.Gate)}
 		if k.debtor == k.creditor {
 			continue
 		}

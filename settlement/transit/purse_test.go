@@ -10,24 +10,24 @@ import (
 	"time"
 )
 
-var testMaster = []byte("operator 1000 master key, test only")
+var testMaster = []byte("operator 0010 master key, test only")
 
 func testPurse(balance int64, counter uint16) Purse {
-	card := "1000000000000001"
-	return Purse{Operator: "1000", Card: card, Balance: balance, Counter: counter, Key: PurseKey(testMaster, card)}
+	card := "9910000100000000017"
+	return Purse{Operator: "0010", Card: card, Balance: balance, Counter: counter, Key: PurseKey(testMaster, card)}
 }
 
 var t0 = time.Date(2026, 12, 4, 8, 30, 15, 0, time.UTC)
 
 func TestPurseKeyDependsOnMasterAndCard(t *testing.T) {
-	a := PurseKey(testMaster, "1000000000000001")
-	if a == PurseKey(testMaster, "1000000000000002") {
+	a := PurseKey(testMaster, "9910000100000000017")
+	if a == PurseKey(testMaster, "9910000100000000025") {
 		t.Fatal("two cards share a purse key")
 	}
-	if a == PurseKey([]byte("another master"), "1000000000000001") {
+	if a == PurseKey([]byte("another master"), "9910000100000000017") {
 		t.Fatal("two masters give one purse key")
 	}
-	if a != PurseKey(testMaster, "1000000000000001") {
+	if a != PurseKey(testMaster, "9910000100000000017") {
 		t.Fatal("derivation is not deterministic")
 	}
 }
@@ -42,15 +42,15 @@ func TestDebit(t *testing.T) {
 		wantBal int64
 		wantCtr uint16
 	}{
-		{"plain", testPurse(1000, 0), 300, "100000000007", nil, 700, 1},
-		{"exact balance", testPurse(300, 41), 300, "100000000007", nil, 0, 42},
-		{"short", testPurse(299, 5), 300, "100000000007", ErrShort, 299, 5},
-		{"zero amount", testPurse(1000, 0), 0, "100000000007", ErrBadAmount, 1000, 0},
-		{"negative amount", testPurse(1000, 0), -1, "100000000007", ErrBadAmount, 1000, 0},
-		{"counter exhausted", testPurse(1000, CounterMax), 1, "100000000007", ErrCounterSpent, 1000, CounterMax},
-		{"last counter", testPurse(1000, CounterMax-1), 1, "100000000007", nil, 999, CounterMax},
-		{"bad gate", testPurse(1000, 0), 1, "10000000007", ErrBadGate, 1000, 0},
-		{"gate not digits", testPurse(1000, 0), 1, "10000000000x", ErrBadGate, 1000, 0},
+		{"plain", testPurse(1000, 0), 300, "001000000007", nil, 700, 1},
+		{"exact balance", testPurse(300, 41), 300, "001000000007", nil, 0, 42},
+		{"short", testPurse(299, 5), 300, "001000000007", ErrShort, 299, 5},
+		{"zero amount", testPurse(1000, 0), 0, "001000000007", ErrBadAmount, 1000, 0},
+		{"negative amount", testPurse(1000, 0), -1, "001000000007", ErrBadAmount, 1000, 0},
+		{"counter exhausted", testPurse(1000, CounterMax), 1, "001000000007", ErrCounterSpent, 1000, CounterMax},
+		{"last counter", testPurse(1000, CounterMax-1), 1, "001000000007", nil, 999, CounterMax},
+		{"bad gate", testPurse(1000, 0), 1, "00100000007", ErrBadGate, 1000, 0},
+		{"gate not digits", testPurse(1000, 0), 1, "00100000000x", ErrBadGate, 1000, 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -75,17 +75,17 @@ func TestDebit(t *testing.T) {
 }
 
 func TestTACCoversEveryField(t *testing.T) {
-	_, tap, err := testPurse(1000, 0).Debit(300, "100000000007", t0)
+	_, tap, err := testPurse(1000, 0).Debit(300, "001000000007", t0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	key := testPurse(0, 0).Key
 	changes := map[string]func(*Tap){
-		"card":    func(x *Tap) { x.Card = "1000000000000002" },
+		"card":    func(x *Tap) { x.Card = "9910000100000000025" },
 		"amount":  func(x *Tap) { x.Amount++ },
 		"counter": func(x *Tap) { x.Counter++ },
 		"balance": func(x *Tap) { x.BalanceAfter++ },
-		"gate":    func(x *Tap) { x.Gate = "100000000008" },
+		"gate":    func(x *Tap) { x.Gate = "001000000008" },
 		"time":    func(x *Tap) { x.Time = x.Time.Add(time.Second) },
 		"tac":     func(x *Tap) { x.TAC[7] ^= 1 },
 	}
@@ -96,14 +96,14 @@ func TestTACCoversEveryField(t *testing.T) {
 			t.Errorf("a changed %s still verifies", name)
 		}
 	}
-	if VerifyTAC(PurseKey(testMaster, "1000000000000002"), &tap) {
+	if VerifyTAC(PurseKey(testMaster, "9910000100000000025"), &tap) {
 		t.Error("another card's key verifies the tap")
 	}
 }
 
 func TestDebitTruncatesTimeToUTCSeconds(t *testing.T) {
 	at := time.Date(2026, 12, 4, 16, 30, 15, 999, time.FixedZone("CST", 8*3600))
-	_, tap, err := testPurse(1000, 0).Debit(1, "100000000007", at)
+	_, tap, err := testPurse(1000, 0).Debit(1, "001000000007", at)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func TestDocWorkedExample(t *testing.T) {
 }
 
 func TestComputeTACAllocatesNothing(t *testing.T) {
-	_, tap, _ := testPurse(1000, 0).Debit(300, "100000000007", t0)
+	_, tap, _ := testPurse(1000, 0).Debit(300, "001000000007", t0)
 	key := testPurse(0, 0).Key
 	if n := testing.AllocsPerRun(100, func() { ComputeTAC(key, &tap) }); n != 0 {
 		t.Fatalf("%v allocations", n)

@@ -67,7 +67,7 @@ const (
 	ReasonDuplicate   = "duplicate card and counter in file"
 	ReasonCounterBack = "counter goes back"
 	ReasonBadTAC      = "bad TAC"
-	ReasonUnknownCard = "unknown operator or card"
+	ReasonUnknownCard = "unknown card"
 	ReasonResent      = "already cleared"
 	ReasonCounterGap  = "counter gap"
 	ReasonBalance     = "balance does not follow"

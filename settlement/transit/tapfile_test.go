@@ -14,7 +14,7 @@ import (
 	"time"
 )
 
-var testHeader = Header{Operator: "1000", Batch: "100000000007", Sequence: 12, Day: "20261204"}
+var testHeader = Header{Operator: "0010", Batch: "001000000007", Sequence: 12, Day: "20261204"}
 
 // taps debits p n times at gate, a minute apart.
 func taps(t testing.TB, p Purse, n int, amount int64, gate string) (Purse, []Tap) {
@@ -32,7 +32,7 @@ func taps(t testing.TB, p Purse, n int, amount int64, gate string) (Purse, []Tap
 }
 
 func TestTapFileRoundTrip(t *testing.T) {
-	_, ts := taps(t, testPurse(10000, 0), 3, 300, "100000000007")
+	_, ts := taps(t, testPurse(10000, 0), 3, 300, "001000000007")
 	data, err := WriteTapFile(testHeader, ts)
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +50,7 @@ func TestTapFileRoundTrip(t *testing.T) {
 }
 
 func TestTapFileRecordFaults(t *testing.T) {
-	p, ts := taps(t, testPurse(10000, 0), 3, 300, "100000000007")
+	p, ts := taps(t, testPurse(10000, 0), 3, 300, "001000000007")
 	_ = p
 	dup := ts[1]
 	back := ts[0]
@@ -67,11 +67,11 @@ func TestTapFileRecordFaults(t *testing.T) {
 		{"malformed amount", ts, func(s string) string { return strings.Replace(s, "|300|2|", "|3x0|2|", 1) }, []RecordFault{{3, ReasonMalformed, nil}}, 2},
 		{"leading zero", ts, func(s string) string { return strings.Replace(s, "|300|2|", "|0300|2|", 1) }, []RecordFault{{3, ReasonMalformed, nil}}, 2},
 		{"gate of another operator", ts, func(s string) string {
-			return strings.Replace(s, "|300|2|9400|100000000007|", "|300|2|9400|200000000007|", 1)
+			return strings.Replace(s, "|300|2|9400|001000000007|", "|300|2|9400|002100000007|", 1)
 		}, []RecordFault{{3, ReasonForeignGate, nil}}, 2},
 		{"truncated record", ts, func(s string) string { return strings.Replace(s, "|300|2|9400|", "|300|2", 1) }, nil, 2},
 		{"upper-case TAC", ts, func(s string) string {
-			i := strings.Index(s, "T|1000000000000001|300|3|")
+			i := strings.Index(s, "T|9910000100000000017|300|3|")
 			j := strings.Index(s[i:], "\n") + i
 			return s[:j-16] + strings.ToUpper(s[j-16:j]) + s[j:]
 		}, nil, -1},
@@ -120,7 +120,7 @@ func writeEdited(t *testing.T, ts []Tap, edit func(string) string) []byte {
 }
 
 func TestTapFileFileFaults(t *testing.T) {
-	_, ts := taps(t, testPurse(10000, 0), 3, 300, "100000000007")
+	_, ts := taps(t, testPurse(10000, 0), 3, 300, "001000000007")
 	good, _ := WriteTapFile(testHeader, ts)
 	z := bytes.LastIndex(good[:len(good)-1], []byte("\n")) + 1
 	cases := []struct {
@@ -157,11 +157,11 @@ func TestTapFileFileFaults(t *testing.T) {
 }
 
 func TestWriteTapFileRefusesBadInput(t *testing.T) {
-	_, ts := taps(t, testPurse(10000, 0), 1, 300, "100000000007")
-	if _, err := WriteTapFile(Header{Operator: "10", Batch: "100000000007", Day: "20261204"}, ts); err == nil {
+	_, ts := taps(t, testPurse(10000, 0), 1, 300, "001000000007")
+	if _, err := WriteTapFile(Header{Operator: "10", Batch: "001000000007", Day: "20261204"}, ts); err == nil {
 		t.Error("bad operator written")
 	}
-	if _, err := WriteTapFile(Header{Operator: "1000", Batch: "100000000007", Day: "20261340"}, ts); err == nil {
+	if _, err := WriteTapFile(Header{Operator: "0010", Batch: "001000000007", Day: "20261340"}, ts); err == nil {
 		t.Error("bad day written")
 	}
 	ts[0].Amount = -5
