@@ -14,6 +14,14 @@
 // opens. A crash while a file is written makes the next file carry the
 // same taps again, which clearing counts once (files are resent in the
 // real world too).
+//
+// A gate charges a flat fare at one tap, or a distance fare over two: the
+// gate reads the purse to tell which tap this is. A purse that is not in
+// (or whose entry is older than JourneyTimeMax: its tap-out was missed)
+// taps in: the purse records the entry, the phone saves it, the gate
+// opens, and nothing is debited or recorded. A purse that is in taps out:
+// the fare from its entry gate to this one, plus the city's maximum fare
+// for each tap-out it missed, is debited and recorded as one tap.
 package gate
 
 import (
@@ -34,19 +42,58 @@ import (
 // ErrBlacklisted refuses a card the gate's blacklist names.
 var ErrBlacklisted = errors.New("gate: card is on the blacklist")
 
+// JourneyTimeMax is how long a journey on a distance fare may last (the
+// Beijing subway's 4 hours). A purse whose entry is older taps in again,
+// and its missed tap-out costs the maximum fare at its next exit.
+const JourneyTimeMax = 4 * time.Hour
+
+// Fare is how a gate charges: Flat fen at one tap, or by Distance from a
+// tap-in to a tap-out. Exactly one is set.
+type Fare struct {
+	Flat     int64
+	Distance DistanceFare
+}
+
+// DistanceFare prices journeys in one city (bench/world's City is one).
+type DistanceFare interface {
+	// Between is the fare from entry gate to exit gate; false when the
+	// entry is not one of the city's gates.
+	Between(entry, exit string) (int64, bool)
+	// Max is the city's highest fare: what an unknown entry or a missed
+	// tap-out costs.
+	Max() int64
+}
+
+// Flat is a flat fare of fen.
+func Flat(fen int64) Fare { return Fare{Flat: fen} }
+
+func (f Fare) validate() error {
+	switch {
+	case f.Distance != nil && f.Flat != 0:
+		return errors.New("a flat fare and a distance fare")
+	case f.Distance != nil && (f.Distance.Max() <= 0 || f.Distance.Max() > transit.AmountMax/(transit.MissedExitsMax+1)):
+		return fmt.Errorf("maximum fare %d fen out of range", f.Distance.Max())
+	case f.Distance == nil && (f.Flat <= 0 || f.Flat > transit.AmountMax):
+		return fmt.Errorf("fare %d fen out of range", f.Flat)
+	}
+	return nil
+}
+
 // Gate is one gate, open on its directory. Not safe for concurrent use: a
 // gate takes one tap at a time.
 type Gate struct {
 	dir       string
 	state     state
+	fare      Fare
 	blacklist map[string]bool
 	pending   []transit.Tap
 }
 
 type state struct {
 	ID       string `json:"id"`
-	Fare     int64  `json:"fare"`     // fen, flat
-	Sequence uint32 `json:"sequence"` // of the last tap file written
+	Fare     int64  `json:"fare"`               // fen, flat; 0 for a distance fare
+	Distance bool   `json:"distance,omitempty"` // the gate charges by distance
+	Sequence uint32 `json:"sequence"`           // of the last tap file written
 }
 
 // pendingTap is a tap as pending.jsonl holds it.
@@ -62,17 +109,17 @@ type pendingTap struct {
 
 // Open opens the gate in dir, creating it with id and fare if it is new.
 // A gate that exists keeps its ID; its fare becomes fare.
-func Open(dir, id string, fare int64) (*Gate, error) {
+func Open(dir, id string, fare Fare) (*Gate, error) {
 	if !transit.ValidGate(id) {
 		return nil, fmt.Errorf("gate %q: want %d digits, the first %d its operator's", id, transit.GateIDBytes, transit.OperatorIDBytes)
 	}
-	if fare <= 0 || fare > transit.AmountMax {
-		return nil, fmt.Errorf("gate %s: fare %d fen out of range", id, fare)
+	if err := fare.validate(); err != nil {
+		return nil, fmt.Errorf("gate %s: %w", id, err)
 	}
 	if err := os.MkdirAll(filepath.Join(dir, "out"), 0o700); err != nil {
 		return nil, fmt.Errorf("gate: %w", err)
 	}
-	g := &Gate{dir: dir, state: state{ID: id, Fare: fare}, blacklist: map[string]bool{}}
+	g := &Gate{dir: dir, state: state{ID: id, Fare: fare.Flat, Distance: fare.Distance != nil}, fare: fare, blacklist: map[string]bool{}}
 	data, err := os.ReadFile(filepath.Join(dir, "gate.json"))
 	switch {
 	case errors.Is(err, os.ErrNotExist):
@@ -122,16 +169,38 @@ func (g *Gate) SetBlacklist(cards []string) {
 	}
 }
 
-// Tap takes the fare from purse p at time at. The phone's save, given the
-// purse after the debit, runs before the tap leaves the phone; the gate
-// then records the tap on disk before it opens. On any error the gate stays
+// Tap takes the fare from purse p at time at, or at a distance gate
+// records its tap-in (see the package doc): then the tap returned is the
+// zero Tap (counter 0) and the purse after is in. The phone's save, given
+// the purse after, runs before the tap leaves the phone; the gate then
+// records a debit on disk before it opens. On any error the gate stays
 // shut and records nothing: a blacklisted card or a short purse leaves the
 // purse as it was; a failed save means the tap never left the phone.
 func (g *Gate) Tap(p transit.Purse, save func(transit.Purse) error, at time.Time) (transit.Purse, transit.Tap, error) {
 	if g.blacklist[p.Card] {
 		return p, transit.Tap{}, ErrBlacklisted
 	}
-	after, tap, err := p.Debit(g.state.Fare, g.state.ID, at)
+	var after transit.Purse
+	var tap transit.Tap
+	var err error
+	switch d := g.fare.Distance; {
+	case d == nil:
+		after, tap, err = p.Debit(g.fare.Flat, g.state.ID, at)
+	case !p.In() || at.Sub(p.EntryTime) > JourneyTimeMax:
+		if after, err = p.Enter(g.state.ID, at); err != nil {
+			return p, transit.Tap{}, err
+		}
+		if err := save(after); err != nil {
+			return p, transit.Tap{}, fmt.Errorf("gate %s: the phone could not save its purse: %w", g.state.ID, err)
+		}
+		return after, transit.Tap{}, nil
+	default:
+		fare, ok := d.Between(p.EntryGate, g.state.ID)
+		if !ok {
+			fare = d.Max() // an entry this city does not know
+		}
+		after, tap, err = p.Exit(fare+int64(p.MissedExits)*d.Max(), g.state.ID, at)
+	}
 	if err != nil {
 		return p, transit.Tap{}, err
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tapswitch/tapswitch/bench/world"
 	"github.com/tapswitch/tapswitch/settlement/transit"
 )
 
@@ -39,7 +40,7 @@ func (ph *phone) save(p transit.Purse) error {
 // file, and the network's ingestion: both clear, with their TACs, and the
 // phone saved each purse before the gate recorded the tap.
 func TestTwoTapsClearThroughTheOperator(t *testing.T) {
-	g, err := Open(t.TempDir(), gateID, 3_00)
+	g, err := Open(t.TempDir(), gateID, Flat(3_00))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +79,7 @@ func TestTwoTapsClearThroughTheOperator(t *testing.T) {
 // purse and a phone that cannot save are refused; nothing is debited or
 // recorded.
 func TestRefusalsLeaveThePurseAndTheGateAlone(t *testing.T) {
-	g, err := Open(t.TempDir(), gateID, 3_00)
+	g, err := Open(t.TempDir(), gateID, Flat(3_00))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +117,7 @@ func TestRefusalsLeaveThePurseAndTheGateAlone(t *testing.T) {
 // line cut short by the crash is dropped.
 func TestReopenKeepsTapsAndSequence(t *testing.T) {
 	dir := t.TempDir()
-	g, err := Open(dir, gateID, 3_00)
+	g, err := Open(dir, gateID, Flat(3_00))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +139,7 @@ func TestReopenKeepsTapsAndSequence(t *testing.T) {
 	f.WriteString(`{"card":"1001000000000017","amo`)
 	f.Close()
 
-	again, err := Open(dir, gateID, 3_00)
+	again, err := Open(dir, gateID, Flat(3_00))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +149,7 @@ func TestReopenKeepsTapsAndSequence(t *testing.T) {
 	if _, _, err := again.Tap(newPurse("1001000000000025", 10_00), ph.save, at.Add(2*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if third, err := Open(dir, gateID, 3_00); err != nil || third.Pending() != 2 {
+	if third, err := Open(dir, gateID, Flat(3_00)); err != nil || third.Pending() != 2 {
 		t.Fatalf("a tap after the torn line: reopened with %v, err %v", third, err)
 	}
 	path, err := again.WriteTapFile("20261204")
@@ -158,7 +159,7 @@ func TestReopenKeepsTapsAndSequence(t *testing.T) {
 	if !strings.HasSuffix(path, gateID+"-00000002.taps") {
 		t.Fatalf("second file %s, want sequence 2", path)
 	}
-	if _, err := Open(dir, "100100000008", 3_00); err == nil {
+	if _, err := Open(dir, "100100000008", Flat(3_00)); err == nil {
 		t.Fatal("a gate directory opened as another gate")
 	}
 }
@@ -167,10 +168,129 @@ func TestReopenKeepsTapsAndSequence(t *testing.T) {
 func TestOpenRefusesBadGates(t *testing.T) {
 	for _, c := range []struct {
 		id   string
-		fare int64
-	}{{"1001", 3_00}, {"10010000000X", 3_00}, {gateID, 0}, {gateID, -1}, {gateID, transit.AmountMax + 1}} {
+		fare Fare
+	}{{"1001", Flat(3_00)}, {"10010000000X", Flat(3_00)}, {gateID, Flat(0)}, {gateID, Flat(-1)}, {gateID, Flat(transit.AmountMax + 1)},
+		{gateID, Fare{Flat: 3_00, Distance: testCity{}}}, {gateID, Fare{Distance: testCity{max: 0}}}} {
 		if _, err := Open(t.TempDir(), c.id, c.fare); err == nil {
-			t.Errorf("gate %q fare %d opened", c.id, c.fare)
+			t.Errorf("gate %q fare %+v opened", c.id, c.fare)
 		}
+	}
+}
+
+// testCity is a distance fare whose every journey costs max.
+type testCity struct{ max int64 }
+
+func (c testCity) Between(entry, exit string) (int64, bool) { return c.max, true }
+func (c testCity) Max() int64                               { return c.max }
+
+// beijing opens a gate at each named Beijing station of the world.
+func beijing(t *testing.T, names ...string) map[string]*Gate {
+	t.Helper()
+	gates := map[string]*Gate{}
+	for _, n := range names {
+		c, s, err := world.StationNamed(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if gates[n], err = Open(t.TempDir(), s.Gate, Fare{Distance: c}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return gates
+}
+
+// TestDistanceFareInAndOut: a tap-in at Pingguoyuan records the entry
+// (saved by the phone, no debit, nothing pending); the tap-out at Xidan,
+// 15.8 km on, debits 5 yuan and clears the entry; its tap file clears.
+func TestDistanceFareInAndOut(t *testing.T) {
+	g := beijing(t, "Pingguoyuan", "Xidan")
+	var ph phone
+	p := newPurse("1001000000000017", 20_00)
+	in, tap, err := g["Pingguoyuan"].Tap(p, ph.save, at)
+	if err != nil || tap.Counter != 0 || !in.In() || in.EntryGate != g["Pingguoyuan"].ID() || in.Balance != 20_00 {
+		t.Fatalf("tap-in: %v, tap %+v, purse %+v", err, tap, in)
+	}
+	if len(ph.saved) != 1 || ph.saved[0] != in || g["Pingguoyuan"].Pending() != 0 {
+		t.Fatalf("tap-in: phone saved %v, gate pending %d", ph.saved, g["Pingguoyuan"].Pending())
+	}
+	out, tap, err := g["Xidan"].Tap(in, ph.save, at.Add(30*time.Minute))
+	if err != nil || tap.Amount != 5_00 || tap.Counter != 1 || out.In() || out.Balance != 15_00 || ph.saved[1] != out {
+		t.Fatalf("tap-out: %v, tap %+v, purse %+v", err, tap, out)
+	}
+	path, err := g["Xidan"].WriteTapFile("20261204")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(path)
+	r := transit.Ingest(map[string][]byte{"1001": master}, []transit.InFile{{Name: "xidan", Data: data}}, nil)
+	if len(r.Cleared) != 1 || len(r.Rejections) != 0 || len(r.Gaps) != 0 {
+		t.Fatalf("ingestion: %s", r.Report())
+	}
+}
+
+// TestDistanceFareMissedTapOut: an entry older than JourneyTimeMax makes
+// the next tap a tap-in again, and the exit after it pays its own fare and
+// the city's maximum for the journey that never tapped out. An entry the
+// city does not know pays the maximum.
+func TestDistanceFareMissedTapOut(t *testing.T) {
+	g := beijing(t, "Xidan", "Guomao", "Tuqiao")
+	var ph phone
+	p := newPurse("1001000000000017", 50_00)
+	p, _, err := g["Xidan"].Tap(p, ph.save, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Within the journey time the next tap is the exit; past it, a tap-in.
+	p, tap, err := g["Guomao"].Tap(p, ph.save, at.Add(JourneyTimeMax+time.Second))
+	if err != nil || tap.Counter != 0 || p.MissedExits != 1 || p.EntryGate != g["Guomao"].ID() || p.Balance != 50_00 {
+		t.Fatalf("tap after the journey time: %v, tap %+v, purse %+v", err, tap, p)
+	}
+	// Guomao to Tuqiao is 27.2 km: 6 yuan, and 7 for the missed tap-out.
+	p, tap, err = g["Tuqiao"].Tap(p, ph.save, at.Add(JourneyTimeMax+time.Hour))
+	if err != nil || tap.Amount != 13_00 || p.In() || p.MissedExits != 0 || p.Balance != 37_00 {
+		t.Fatalf("exit after a missed tap-out: %v, tap %+v, purse %+v", err, tap, p)
+	}
+	// A purse short of fare and penalty cannot leave, and keeps its entry.
+	short := newPurse("1001000000000025", 10_00)
+	short.EntryGate, short.EntryTime, short.MissedExits = g["Guomao"].ID(), at, 1
+	if got, _, err := g["Tuqiao"].Tap(short, ph.save, at.Add(time.Minute)); !errors.Is(err, transit.ErrShort) || got != short {
+		t.Fatalf("short exit: %v, purse %+v", err, got)
+	}
+	// An entry at a Shanghai gate, tapped out in Beijing: the maximum.
+	odd := newPurse("1001000000000033", 10_00)
+	odd.EntryGate, odd.EntryTime = "002102010001", at
+	if _, tap, err := g["Xidan"].Tap(odd, ph.save, at.Add(time.Minute)); err != nil || tap.Amount != 7_00 {
+		t.Fatalf("unknown entry: %v, tap %+v", err, tap)
+	}
+}
+
+// TestFlatGateIgnoresTheEntry: a flat-fare gate debits its fare whatever
+// the purse's entry in another city, and leaves the entry alone.
+func TestFlatGateIgnoresTheEntry(t *testing.T) {
+	g, err := Open(t.TempDir(), "002102010001", Flat(3_00))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ph phone
+	p := newPurse("1001000000000017", 10_00)
+	p.EntryGate, p.EntryTime = "001001040001", at
+	after, tap, err := g.Tap(p, ph.save, at.Add(time.Hour))
+	if err != nil || tap.Amount != 3_00 || after.EntryGate != p.EntryGate || after.Balance != 7_00 {
+		t.Fatalf("flat tap of a purse in Beijing: %v, tap %+v, purse %+v", err, tap, after)
+	}
+}
+
+// TestBlacklistedAtTapOut: a card blacklisted while its passenger is
+// inside is refused at the exit too.
+func TestBlacklistedAtTapOut(t *testing.T) {
+	g := beijing(t, "Xidan", "Guomao")
+	var ph phone
+	p, _, err := g["Xidan"].Tap(newPurse("1001000000000017", 10_00), ph.save, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g["Guomao"].SetBlacklist([]string{p.Card})
+	if got, _, err := g["Guomao"].Tap(p, ph.save, at.Add(time.Minute)); !errors.Is(err, ErrBlacklisted) || got != p {
+		t.Fatalf("blacklisted exit: %v", err)
 	}
 }

@@ -109,3 +109,70 @@ func TestGateBadInputLeavesNoGate(t *testing.T) {
 		t.Fatalf("bad input left %d entries behind, e.g. %s", len(entries), entries[0].Name())
 	}
 }
+
+// TestGateBeijingInAndOut: at the world's Beijing stations the first tap
+// is the tap-in (the wallet saves the entry, nothing is debited), the
+// second the tap-out at the distance fare (Pingguoyuan to Gongzhufen,
+// 10.5 km: 4 yuan), and the exit gate's tap file clears it.
+func TestGateBeijingInAndOut(t *testing.T) {
+	w := gateWallet(t, 10_00)
+	tap := func(station string) GateTap {
+		t.Helper()
+		code, out, errOut := runTermsim("gate", "-wallet", w, "-card", "metro", "-station", station, "-json")
+		if code != 0 {
+			t.Fatalf("%s: exit %d: %s", station, code, errOut)
+		}
+		var g GateTap
+		if err := json.Unmarshal([]byte(out), &g); err != nil {
+			t.Fatalf("%s: %q (%v)", station, out, err)
+		}
+		return g
+	}
+	in := tap("Pingguoyuan")
+	f, _ := wallet.Load(w)
+	c, _ := f.TransitCard("metro")
+	if in.Passage != PassageIn || in.Gate != "001001010001" || in.TAC != "" || c.EntryGate != in.Gate || c.Balance != 10_00 || c.Counter != 0 {
+		t.Fatalf("tap-in: %+v, wallet %+v", in, c)
+	}
+	out := tap("gongzhufen")
+	f, _ = wallet.Load(w)
+	c, _ = f.TransitCard("metro")
+	if out.Passage != PassageOut || out.Station != "Gongzhufen" || out.Fare != "4.00" || out.Counter != 1 || c.EntryGate != "" || c.Balance != 6_00 {
+		t.Fatalf("tap-out: %+v, wallet %+v", out, c)
+	}
+	code, path, errOut := runTermsim("gate", "-wallet", w, "-station", "Gongzhufen", "-write-file", "20261204")
+	if code != 0 {
+		t.Fatalf("write-file: exit %d: %s", code, errOut)
+	}
+	data, err := os.ReadFile(strings.TrimSpace(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := transit.Ingest(map[string][]byte{"1001": operatorMaster}, []transit.InFile{{Name: "gate", Data: data}}, nil)
+	if len(r.Cleared) != 1 || r.Cleared[0].Amount != 4_00 || len(r.Rejections) != 0 {
+		t.Fatalf("ingestion: %s", r.Report())
+	}
+	// Shanghai's flat 3 yuan, at a gate named by its ID.
+	code, text, errOut := runTermsim("gate", "-wallet", w, "-card", "metro", "-gate", "002101010001")
+	if code != 0 || !strings.Contains(text, "(Xujiahui)") || !strings.Contains(text, "single  fare 3.00  balance 3.00") {
+		t.Fatalf("Shanghai: exit %d: %s%s", code, text, errOut)
+	}
+}
+
+// TestGateStationFlagsRefused: a world gate with its own -fare, a gate
+// named twice, an unknown station and no gate at all are usage errors.
+func TestGateStationFlagsRefused(t *testing.T) {
+	w := gateWallet(t, 10_00)
+	for _, args := range [][]string{
+		{"-station", "Xidan", "-fare", "1.00"},
+		{"-gate", "001001040001", "-fare", "1.00"},
+		{"-station", "Xidan", "-gate", "001001040001"},
+		{"-station", "Atlantis"},
+		{},
+	} {
+		code, _, errOut := runTermsim(append([]string{"gate", "-wallet", w, "-card", "metro"}, args...)...)
+		if code != 2 {
+			t.Errorf("%v: exit %d: %s", args, code, errOut)
+		}
+	}
+}
