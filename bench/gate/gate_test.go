@@ -1,7 +1,10 @@
 package gate
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -85,7 +88,9 @@ func TestRefusalsLeaveThePurseAndTheGateAlone(t *testing.T) {
 	}
 	var ph phone
 	listed := newPurse("1001000000000025", 10_00)
-	g.SetBlacklist([]string{listed.Card})
+	if err := g.LoadBlacklist(blacklistFile(t, 1, listed.Card)); err != nil {
+		t.Fatal(err)
+	}
 	short := newPurse("1001000000000033", 2_99)
 	broken := &phone{fail: errors.New("disk full")}
 	for _, c := range []struct {
@@ -289,8 +294,118 @@ func TestBlacklistedAtTapOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g["Guomao"].SetBlacklist([]string{p.Card})
+	if err := g["Guomao"].LoadBlacklist(blacklistFile(t, 1, p.Card)); err != nil {
+		t.Fatal(err)
+	}
 	if got, _, err := g["Guomao"].Tap(p, ph.save, at.Add(time.Minute)); !errors.Is(err, ErrBlacklisted) || got != p {
 		t.Fatalf("blacklisted exit: %v", err)
 	}
+}
+
+// blacklistFile writes version v of a blacklist naming cards, as lost.
+func blacklistFile(t *testing.T, v uint32, cards ...string) []byte {
+	t.Helper()
+	var entries []transit.BlacklistEntry
+	for _, c := range cards {
+		entries = append(entries, transit.BlacklistEntry{Card: c, Reason: transit.ReasonLost})
+	}
+	data, err := transit.WriteBlacklist(transit.BlacklistHeader{Version: v, Issued: at, Day: "20261204"}, entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// TestBlacklistVersions: a blacklisted card is refused; an older version,
+// another list under the version held, a tampered file and a file with a
+// faulty line are refused and the gate keeps its list; the list and its
+// version survive a reopen; a newer list without the card lets it through
+// and the old list's file is gone.
+func TestBlacklistVersions(t *testing.T) {
+	dir := t.TempDir()
+	g, err := Open(dir, gateID, Flat(3_00))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ph phone
+	listed := newPurse("1001000000000025", 10_00)
+	v2 := blacklistFile(t, 2, listed.Card, "1001000000000033")
+	if err := g.LoadBlacklist(v2); err != nil || g.BlacklistVersion() != 2 {
+		t.Fatalf("load v2: %v, version %d", err, g.BlacklistVersion())
+	}
+	refused := func(g *Gate, when string) {
+		t.Helper()
+		if _, _, err := g.Tap(listed, ph.save, at); !errors.Is(err, ErrBlacklisted) || !strings.Contains(err.Error(), "lost") {
+			t.Fatalf("%s: blacklisted card: %v", when, err)
+		}
+	}
+	refused(g, "v2")
+	tampered := bytes.Replace(v2, []byte(listed.Card), []byte("1001000000000026"), 1)
+	faulty := []byte(strings.Replace(string(blacklistFile(t, 3, listed.Card)), "|lost\n", "|stolen\n", 1))
+	faulty = append(faulty[:bytes.Index(faulty, []byte("Z|"))], trailerOf(faulty[:bytes.Index(faulty, []byte("Z|"))], 1)...)
+	for _, c := range []struct {
+		name string
+		data []byte
+		want error
+	}{
+		{"older", blacklistFile(t, 1), ErrBlacklistOlder},
+		{"another list as v2", blacklistFile(t, 2), ErrBlacklistOlder},
+		{"tampered", tampered, ErrBlacklistCorrupt},
+		{"faulty line", faulty, ErrBlacklistCorrupt},
+		{"cut", v2[:len(v2)-10], ErrBlacklistCorrupt},
+	} {
+		if err := g.LoadBlacklist(c.data); !errors.Is(err, c.want) || g.BlacklistVersion() != 2 {
+			t.Errorf("%s: %v, version %d", c.name, err, g.BlacklistVersion())
+		}
+		refused(g, c.name)
+	}
+	if err := g.LoadBlacklist(v2); err != nil {
+		t.Fatalf("the list held, again: %v", err)
+	}
+	again, err := Open(dir, gateID, Flat(3_00))
+	if err != nil || again.BlacklistVersion() != 2 {
+		t.Fatalf("reopened: %v, version %d", err, again.BlacklistVersion())
+	}
+	refused(again, "reopened")
+	if err := again.LoadBlacklist(blacklistFile(t, 3, "1001000000000033")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := again.Tap(listed, ph.save, at); err != nil {
+		t.Fatalf("a card off the list: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "blacklist-0000000002")); !os.IsNotExist(err) {
+		t.Fatalf("the old list's file: %v", err)
+	}
+}
+
+// TestOpenRefusesATamperedStoredBlacklist: a gate whose stored list no
+// longer matches gate.json does not open without it.
+func TestOpenRefusesATamperedStoredBlacklist(t *testing.T) {
+	dir := t.TempDir()
+	g, err := Open(dir, gateID, Flat(3_00))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.LoadBlacklist(blacklistFile(t, 4, "1001000000000025")); err != nil {
+		t.Fatal(err)
+	}
+	stored := filepath.Join(dir, "blacklist-0000000004")
+	// Another well-formed list put in its place is refused too.
+	if err := os.WriteFile(stored, blacklistFile(t, 4), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(dir, gateID, Flat(3_00)); err == nil || !strings.Contains(err.Error(), "blacklist-0000000004") {
+		t.Fatalf("opened with another list: %v", err)
+	}
+	if err := os.Remove(stored); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(dir, gateID, Flat(3_00)); err == nil {
+		t.Fatal("opened without the list it holds")
+	}
+}
+
+func trailerOf(body []byte, count int) []byte {
+	sum := sha256.Sum256(body)
+	return []byte(fmt.Sprintf("Z|%d|%x\n", count, sum))
 }

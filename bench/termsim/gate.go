@@ -1,7 +1,6 @@
 package termsim
 
 import (
-	"bufio"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -9,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/tapswitch/tapswitch/bench/gate"
@@ -98,7 +96,7 @@ func runGate(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&fareText, "fare", "", "flat fare in `YUAN` of a gate outside the world's six cities (default "+defaultFare+")")
 	fs.StringVar(&dir, "dir", "", "the gate's `DIR` (default: gates/ID beside -wallet)")
 	fs.StringVar(&day, "write-file", "", "write the pending taps as the tap file of business day `YYYYMMDD`, and print its path; no tap")
-	fs.StringVar(&blacklistPath, "blacklist", "", "`FILE` of card numbers the gate refuses, one per line")
+	fs.StringVar(&blacklistPath, "blacklist", "", "load the blacklist `FILE` (docs/transit.md) into the gate first; alone, without -card, load it only")
 	fs.BoolVar(&asJSON, "json", false, "print the tap as JSON")
 	if err := fs.Parse(args); err != nil {
 		return asUsage(err)
@@ -115,10 +113,23 @@ func runGate(args []string, stdout, stderr io.Writer) error {
 	if dir == "" {
 		dir = filepath.Join(filepath.Dir(walletPath), "gates", gateID)
 	}
-	if day != "" {
-		g, err := gate.Open(dir, gateID, fare)
+	var blacklist []byte
+	if blacklistPath != "" {
+		if blacklist, err = os.ReadFile(blacklistPath); err != nil {
+			return err
+		}
+	}
+	if day != "" || card == "" {
+		if day == "" && blacklist == nil {
+			return usageError{errors.New("-card: name the wallet's transit card (or -blacklist FILE to load a list, -write-file DAY to write the tap file)")}
+		}
+		g, err := openGate(dir, gateID, fare, blacklist)
 		if err != nil {
-			return usageError{err}
+			return err
+		}
+		if day == "" {
+			fmt.Fprintf(stdout, "gate %s holds blacklist version %d\n", g.ID(), g.BlacklistVersion())
+			return nil
 		}
 		path, err := g.WriteTapFile(day)
 		if err != nil {
@@ -129,9 +140,6 @@ func runGate(args []string, stdout, stderr io.Writer) error {
 	}
 	// The phone and its card are checked before the gate's directory is
 	// touched: a tap that cannot happen leaves no gate behind.
-	if card == "" {
-		return usageError{errors.New("-card: name the wallet's transit card")}
-	}
 	w, err := wallet.Load(walletPath)
 	if err != nil {
 		return err
@@ -144,17 +152,10 @@ func runGate(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var blacklist []string
-	if blacklistPath != "" {
-		if blacklist, err = readBlacklist(blacklistPath); err != nil {
-			return err
-		}
-	}
-	g, err := gate.Open(dir, gateID, fare)
+	g, err := openGate(dir, gateID, fare, blacklist)
 	if err != nil {
-		return usageError{err}
+		return err
 	}
-	g.SetBlacklist(blacklist)
 	return tapGate(g, name, &w, walletPath, card, p, asJSON, stdout)
 }
 
@@ -197,25 +198,17 @@ func tapGate(g *gate.Gate, station string, w *wallet.File, walletPath, label str
 	return nil
 }
 
-// readBlacklist reads card numbers, one per line; blank lines and lines
-// starting with # are skipped.
-func readBlacklist(path string) ([]string, error) {
-	f, err := os.Open(path)
+// openGate opens the gate and loads the blacklist file data into it, if
+// any. A malformed gate is a usage error; a refused list is not.
+func openGate(dir, id string, fare gate.Fare, blacklist []byte) (*gate.Gate, error) {
+	g, err := gate.Open(dir, id, fare)
 	if err != nil {
-		return nil, err
+		return nil, usageError{err}
 	}
-	defer f.Close()
-	var cards []string
-	sc := bufio.NewScanner(f)
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
+	if blacklist != nil {
+		if err := g.LoadBlacklist(blacklist); err != nil {
+			return nil, err
 		}
-		if !transit.ValidCard(line) {
-			return nil, fmt.Errorf("blacklist %s line %d: %q is not a transit card number", path, n, line)
-		}
-		cards = append(cards, line)
 	}
-	return cards, sc.Err()
+	return g, nil
 }

@@ -3,10 +3,12 @@ package termsim
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tapswitch/tapswitch/bench/wallet"
 	"github.com/tapswitch/tapswitch/settlement/transit"
@@ -72,15 +74,17 @@ func TestGateTwoTapsAndTheirFile(t *testing.T) {
 // of the fare exit 1 with the reason, and the purse is not debited.
 func TestGateRefusesBlacklistedAndShort(t *testing.T) {
 	w := gateWallet(t, 2_00)
-	bl := filepath.Join(t.TempDir(), "blacklist")
-	if err := os.WriteFile(bl, []byte("# lost phones\n1001000000000017\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	bl := writeBlacklist(t, 1, "1001000000000017")
 	code, _, errOut := runTermsim("gate", "-wallet", w, "-card", "metro", "-gate", "100100000001", "-fare", "1.00", "-blacklist", bl)
 	if code != 1 || !strings.Contains(errOut, "blacklist") {
 		t.Fatalf("blacklisted: exit %d: %s", code, errOut)
 	}
-	code, _, errOut = runTermsim("gate", "-wallet", w, "-card", "metro", "-gate", "100100000001", "-fare", "3.00")
+	// The gate keeps the list: refused again without -blacklist.
+	code, _, errOut = runTermsim("gate", "-wallet", w, "-card", "metro", "-gate", "100100000001", "-fare", "1.00")
+	if code != 1 || !strings.Contains(errOut, "blacklist") {
+		t.Fatalf("blacklisted, list held: exit %d: %s", code, errOut)
+	}
+	code, _, errOut = runTermsim("gate", "-wallet", w, "-card", "metro", "-gate", "100100000002", "-fare", "3.00")
 	if code != 1 || !strings.Contains(errOut, "short") {
 		t.Fatalf("short: exit %d: %s", code, errOut)
 	}
@@ -174,5 +178,60 @@ func TestGateStationFlagsRefused(t *testing.T) {
 		if code != 2 {
 			t.Errorf("%v: exit %d: %s", args, code, errOut)
 		}
+	}
+}
+
+// writeBlacklist writes version v of a blacklist naming cards, as lost,
+// and returns its path.
+func writeBlacklist(t *testing.T, v uint32, cards ...string) string {
+	t.Helper()
+	var entries []transit.BlacklistEntry
+	for _, c := range cards {
+		entries = append(entries, transit.BlacklistEntry{Card: c, Reason: transit.ReasonLost})
+	}
+	data, err := transit.WriteBlacklist(transit.BlacklistHeader{Version: v, Issued: time.Date(2026, 12, 4, 2, 0, 0, 0, time.UTC), Day: "20261204"}, entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), fmt.Sprintf("v%d.blacklist", v))
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestGateBlacklistVersions: -blacklist alone loads a list into a
+// Beijing gate; an older version and a tampered file exit 1 and the gate
+// keeps its version; the listed card is refused at the tap-out.
+func TestGateBlacklistVersions(t *testing.T) {
+	w := gateWallet(t, 10_00)
+	if code, _, errOut := runTermsim("gate", "-wallet", w, "-card", "metro", "-station", "Xidan"); code != 0 {
+		t.Fatalf("tap-in: exit %d: %s", code, errOut)
+	}
+	load := func(path string) (int, string) {
+		code, out, errOut := runTermsim("gate", "-wallet", w, "-station", "Guomao", "-blacklist", path)
+		return code, out + errOut
+	}
+	if code, out := load(writeBlacklist(t, 5, "1001000000000017")); code != 0 || !strings.Contains(out, "holds blacklist version 5") {
+		t.Fatalf("load v5: exit %d: %s", code, out)
+	}
+	if code, out := load(writeBlacklist(t, 4)); code != 1 || !strings.Contains(out, "not newer") || !strings.Contains(out, "keeps blacklist version 5") {
+		t.Fatalf("older v4: exit %d: %s", code, out)
+	}
+	v6 := writeBlacklist(t, 6, "1001000000000025")
+	data, _ := os.ReadFile(v6)
+	if err := os.WriteFile(v6, bytes.Replace(data, []byte("1001000000000025"), []byte("1001000000000026"), 1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := load(v6); code != 1 || !strings.Contains(out, "corrupt") {
+		t.Fatalf("tampered v6: exit %d: %s", code, out)
+	}
+	code, _, errOut := runTermsim("gate", "-wallet", w, "-card", "metro", "-station", "Guomao")
+	if code != 1 || !strings.Contains(errOut, "blacklist") {
+		t.Fatalf("blacklisted tap-out: exit %d: %s", code, errOut)
+	}
+	f, _ := wallet.Load(w)
+	if c, _ := f.TransitCard("metro"); c.EntryGate == "" || c.Balance != 10_00 {
+		t.Fatalf("a refused tap-out changed the purse: %+v", c)
 	}
 }
