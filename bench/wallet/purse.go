@@ -3,6 +3,7 @@ package wallet
 import (
 	"encoding/hex"
 	"fmt"
+	"time"
 
 	"github.com/tapswitch/tapswitch/settlement/transit"
 )
@@ -24,6 +25,12 @@ type TransitCard struct {
 	// Key is the purse key in hex, as the operator handed it to the phone
 	// once, when the card was opened.
 	Key string `json:"key"`
+	// The tap-in of a journey on a distance fare not yet tapped out of:
+	// the entry gate ("" when out), its time in Unix seconds, and the
+	// tap-outs missed before it (transit.Purse, docs/transit.md "Fares").
+	EntryGate   string `json:"entry_gate,omitempty"`
+	EntryTime   int64  `json:"entry_time,omitempty"`
+	MissedExits uint8  `json:"missed_exits,omitempty"`
 }
 
 // Purse returns the card's purse. Its errors do not quote the key.
@@ -37,13 +44,25 @@ func (c TransitCard) Purse() (transit.Purse, error) {
 	if !transit.ValidOperator(p.Operator) || !transit.ValidCard(p.Card) || p.Balance < 0 {
 		return transit.Purse{}, fmt.Errorf("wallet transit card %s: operator, card number or balance malformed", c.Label)
 	}
+	if c.EntryGate != "" {
+		if !transit.ValidGate(c.EntryGate) || c.EntryTime < 0 || c.MissedExits > transit.MissedExitsMax {
+			return transit.Purse{}, fmt.Errorf("wallet transit card %s: entry gate, time or missed exits malformed", c.Label)
+		}
+		p.EntryGate, p.EntryTime, p.MissedExits = c.EntryGate, time.Unix(c.EntryTime, 0).UTC(), c.MissedExits
+	} else if c.EntryTime != 0 || c.MissedExits != 0 {
+		return transit.Purse{}, fmt.Errorf("wallet transit card %s: an entry time or missed exits without an entry gate", c.Label)
+	}
 	return p, nil
 }
 
 // TransitCardOf returns the wallet entry holding purse p under label.
 func TransitCardOf(label string, p transit.Purse) TransitCard {
-	return TransitCard{Label: label, Operator: p.Operator, Card: p.Card, Balance: p.Balance,
+	c := TransitCard{Label: label, Operator: p.Operator, Card: p.Card, Balance: p.Balance,
 		Counter: p.Counter, LoadSequence: p.LoadSequence, Key: hex.EncodeToString(p.Key[:])}
+	if p.In() {
+		c.EntryGate, c.EntryTime, c.MissedExits = p.EntryGate, p.EntryTime.Unix(), p.MissedExits
+	}
+	return c
 }
 
 // TransitCard returns the transit card with the label.
