@@ -2,11 +2,15 @@ package daemon
 
 import (
 	"bytes"
+	"errors"
+	"io"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tapswitch/tapswitch/bench/gate"
 	"github.com/tapswitch/tapswitch/bench/issuersim"
 	"github.com/tapswitch/tapswitch/bench/wallet"
 	"github.com/tapswitch/tapswitch/bench/walletcli"
@@ -154,5 +158,93 @@ func TestTopUpLoadTimeoutTakesNoMoney(t *testing.T) {
 	if code, out := cli("transit-topup", "-transit", "SPTC", "-card", bank, "-amount", "10.00"); code != 0 ||
 		!strings.Contains(out, "balance 40.00") {
 		t.Fatalf("the next load: exit %d: %s", code, out)
+	}
+}
+
+// adminGet fetches an admin path of the dev world.
+func adminGet(t *testing.T, d *DevWorld, path string) []byte {
+	t.Helper()
+	resp, err := http.Get("http://" + d.Node.AdminAddr() + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", path, resp.StatusCode, body)
+	}
+	return body
+}
+
+// Turning a lost phone off blacklists its transit cards in the next
+// version of the file the gates load, and a gate holding it refuses the
+// card offline; turning the phone on again takes the card off.
+func TestLostPhoneBlacklistsItsTransitCards(t *testing.T) {
+	d, _ := startWorld(t)
+	cli, file, bank := phoneWithBankCard(t, d)
+	if code, out := cli("transit-open", "-operator", "SZT", "-card", bank, "-amount", "30.00"); code != 0 {
+		t.Fatalf("transit-open: exit %d: %s", code, out)
+	}
+	w, _ := wallet.Load(file)
+	tc, _ := w.TransitCard("SZT")
+	purse, err := tc.Purse()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := gate.Open(t.TempDir(), "075500000001", gate.Flat(200))
+	if err != nil {
+		t.Fatal(err)
+	}
+	save := func(transit.Purse) error { return nil }
+	if err := g.LoadBlacklist(adminGet(t, d, "/admin/transit/blacklist")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := g.Tap(purse, save, time.Now()); err != nil {
+		t.Fatalf("tap before the loss: %v", err)
+	}
+
+	status, body := apiCall(t, d.Node.PublicURL()+"/v1/devices/"+w.DeviceID+"/suspend", "POST", w.Session, "")
+	if status != http.StatusOK {
+		t.Fatalf("suspend: %d %s", status, body)
+	}
+	list := adminGet(t, d, "/admin/transit/blacklist")
+	bl, faults, err := transit.ReadBlacklist(list)
+	if err != nil || len(faults) != 0 || len(bl.Entries) != 1 || bl.Entries[0].Card != tc.Card ||
+		bl.Entries[0].Reason != transit.ReasonLost || bl.Header.Version < 1 {
+		t.Fatalf("blacklist after the loss: %+v %v %v", bl, faults, err)
+	}
+	if err := g.LoadBlacklist(list); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := g.Tap(purse, save, time.Now()); !errors.Is(err, gate.ErrBlacklisted) {
+		t.Fatalf("the lost phone's card at the gate: %v", err)
+	}
+	// A gate offered the older list keeps the newer one.
+	if err := g.LoadBlacklist(adminGet(t, d, "/admin/transit/blacklist")); err != nil {
+		t.Fatalf("the same version again: %v", err)
+	}
+
+	// The owner finds the phone and turns it on from another device: the
+	// card is off the next list.
+	other := filepath.Join(t.TempDir(), "laptop.json")
+	var out bytes.Buffer
+	if code := walletcli.Run([]string{"login", "-wallet", other, "-api", d.Node.PublicURL(), "-login", "tess",
+		"-password", "correct horse", "-device", "LAPTOP-1"}, &out, &out); code != 0 {
+		t.Fatalf("login from the laptop: %s", out.String())
+	}
+	lw, _ := wallet.Load(other)
+	status, body = apiCall(t, d.Node.PublicURL()+"/v1/devices/"+w.DeviceID+"/resume", "POST", lw.Session, `{"password": "correct horse"}`)
+	if status != http.StatusOK {
+		t.Fatalf("resume: %d %s", status, body)
+	}
+	list = adminGet(t, d, "/admin/transit/blacklist")
+	if bl, _, _ := transit.ReadBlacklist(list); len(bl.Entries) != 0 || bl.Header.Version != 3 {
+		t.Fatalf("blacklist after the phone was found: %+v", bl)
+	}
+	if err := g.LoadBlacklist(list); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := g.Tap(purse, save, time.Now()); err != nil {
+		t.Fatalf("tap after the phone was found: %v", err)
 	}
 }

@@ -19,6 +19,9 @@ type TopUps interface {
 	Pay(ctx context.Context, p topup.Pay) (topup.Record, error)
 	Get(id string) (topup.Record, error)
 	PurseKey(r topup.Record) (string, error)
+	// Cards are the transit cards opened on a device (the lost-phone
+	// blacklist, blacklist.go).
+	Cards(login, deviceID string) ([]string, error)
 }
 
 // SetTopUps gives the service its top-ups, which the node builds after the

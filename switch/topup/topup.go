@@ -24,6 +24,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -351,4 +352,24 @@ func (s *Service) bankRequest(r Record, packed []byte) (authorize.Request, error
 		return req, fmt.Errorf("%w: merchant, acquirer or cryptogram missing or wrong", ErrMismatch)
 	}
 	return req, nil
+}
+
+// Cards returns the transit cards opened on a device of login, in card
+// order. It reads every top-up record: the lost-phone switch is rare, and
+// the records are few per device. (An index by device would make this a
+// prefix scan when the records grow.)
+func (s *Service) Cards(login, device string) ([]string, error) {
+	var cards []string
+	err := s.cfg.Journal.EachTopUp(func(jr journal.TopUpRecord) error {
+		r, err := decodeRecord(jr.Value)
+		if err != nil {
+			return fmt.Errorf("top-up %s: %w", jr.ID, err)
+		}
+		if r.Open && r.State == Loaded && r.Login == login && r.Device == device {
+			cards = append(cards, r.Card)
+		}
+		return nil
+	})
+	slices.Sort(cards)
+	return slices.Compact(cards), err
 }
