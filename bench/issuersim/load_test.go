@@ -2,9 +2,13 @@ package issuersim
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -432,4 +436,66 @@ func TestFleetOperatorKeys(t *testing.T) {
 	if got := strings.Count(string(js), `"loads":`); got != 1 {
 		t.Fatalf("%d issuers list loads, want SPTC alone", got)
 	}
+}
+
+// docs/wire.md's purse load test vector is what the operator answers.
+func TestWireDocPurseLoadVector(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "wire.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, text, ok := strings.Cut(string(doc), "### Purse load test vector")
+	if !ok {
+		t.Fatal("docs/wire.md has no purse load test vector")
+	}
+	_, text, _ = strings.Cut(text, "```text\n")
+	text, _, _ = strings.Cut(text, "```")
+	v := map[string]string{}
+	for line := range strings.Lines(text) {
+		name, value, ok := strings.Cut(strings.TrimSpace(line), ": ")
+		if !ok {
+			t.Fatalf("vector line %q", line)
+		}
+		v[name] = value
+	}
+	unhex := func(name string) []byte {
+		b, err := hex.DecodeString(v[name])
+		if err != nil || len(b) == 0 {
+			t.Fatalf("%s %q: %v", name, v[name], err)
+		}
+		return b
+	}
+	amount := func(name string) int64 {
+		n, err := strconv.ParseInt(v[name], 10, 64)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return n
+	}
+	master, card := unhex("master key"), v["card"]
+	key := transit.PurseKey(master, card)
+	if !bytes.Equal(key[:], unhex("purse key")) {
+		t.Fatalf("purse key %x, the doc says %s", key, v["purse key"])
+	}
+	_, c := startOperator(t, master)
+	a := c.wantLoad(loadSpec{pc: iso8583.ProcPurseOpen, card: card, amount: amount("opening amount"), stan: 1}, "00")
+	if a.de48 != v["opening answer DE48"] {
+		t.Fatalf("opening answered DE48 %q, the doc says %q", a.de48, v["opening answer DE48"])
+	}
+	purse := transit.Purse{Operator: "0021", Card: card, Key: key}
+	purse = credit(t, purse, transit.LoadRequest{Card: card, Amount: amount("opening amount"), Sequence: 1}, a)
+	purse, _, _ = purse.Debit(3_00, "002100000001", testNow)
+	purse, _, _ = purse.Debit(2_00, "002100000001", testNow)
+	r, err := purse.LoadRequest(amount("load amount"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tag40(t, r); got != v["load request DE48"] {
+		t.Fatalf("the purse asks %q, the doc says %q", got, v["load request DE48"])
+	}
+	a = c.wantLoad(loadSpec{pc: iso8583.ProcPurseLoad, card: card, amount: r.Amount, stan: 2, purse: &r}, "00")
+	if a.de48 != v["load answer DE48"] {
+		t.Fatalf("load answered DE48 %q, the doc says %q", a.de48, v["load answer DE48"])
+	}
+	credit(t, purse, r, a)
 }
