@@ -222,7 +222,7 @@ func decideVoid(b *book, i int, req request, now time.Time) decision {
 	return d
 }
 
-// applyLoad carries out the load part of a decision.
+// apply carries out the load part of a decision (book.apply calls it).
 func (op *operatorBook) apply(d decision) {
 	if d.load != nil {
 		i := len(op.loads)

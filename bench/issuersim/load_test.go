@@ -15,7 +15,9 @@ import (
 
 	moov "github.com/moov-io/iso8583"
 
+	"github.com/tapswitch/tapswitch/configs"
 	"github.com/tapswitch/tapswitch/iso8583"
+	"github.com/tapswitch/tapswitch/router/bintable"
 	"github.com/tapswitch/tapswitch/router/issuers"
 	"github.com/tapswitch/tapswitch/settlement/transit"
 )
@@ -498,4 +500,52 @@ func TestWireDocPurseLoadVector(t *testing.T) {
 		t.Fatalf("load answered DE48 %q, the doc says %q", a.de48, v["load answer DE48"])
 	}
 	credit(t, purse, r, a)
+}
+
+// The registry on the pure decision: voiding an older grant leaves the
+// card known at its latest, and keys are shared with the bank ledger.
+func TestDecideLoadRegistry(t *testing.T) {
+	bins, err := bintable.Parse(configs.Bins)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := newBook("SPTC", nil, 1, DefaultCutoff())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.operator = newOperatorBook("SPTC", testMaster, bins)
+	purse := transit.Purse{Operator: "0021", Card: cardNew, Key: transit.PurseKey(testMaster, cardNew)}
+	req := func(stan int, pc string, amount int64, r *transit.LoadRequest) request {
+		q := request{MTI: "0200", ProcessingCode: pc, PAN: iso8583.PAN(cardNew), Amount: iso8583.Amount(amount),
+			STAN: pad6(stan), TransmissionTime: "0315100000"}
+		if r != nil {
+			q.Purse.Request = &iso8583.PurseLoadRequest{Balance: r.Balance, Counter: r.Counter, Sequence: r.Sequence, MAC: r.MAC}
+		}
+		return q
+	}
+	open := req(1, iso8583.ProcPurseOpen, 10_00, nil)
+	step(t, b, open, "00")
+	purse.Balance, purse.LoadSequence = 10_00, 1
+	r2, _ := purse.LoadRequest(5_00)
+	step(t, b, req(2, iso8583.ProcPurseLoad, 5_00, &r2), "00")
+	purse.Balance, purse.LoadSequence = 15_00, 2
+
+	// A (late, odd) void of the opening: the card stays known at sequence 2.
+	step(t, b, reversalOf(iso8583.MTIReversalAdvice, open), "00")
+	if got := b.operator.purses[cardNew]; len(got) != 1 || b.operator.loads[got[0]].Sequence != 2 {
+		t.Fatalf("grants standing %v", got)
+	}
+	step(t, b, req(3, iso8583.ProcPurseLoad, 5_00, &r2), "94")
+	r3, _ := purse.LoadRequest(1_00)
+	step(t, b, req(4, iso8583.ProcPurseLoad, 1_00, &r3), "00")
+
+	// A bank request under a load's key, and a load under a bank posting's.
+	bank := fin("0200", iso8583.ProcPurchase, cardNew, 1_00)
+	bank.STAN, bank.TransmissionTime = pad6(4), "0315100000"
+	step(t, b, bank, "94")
+	b.byKey[txKey{pad6(5), "0315100000"}] = 0 // a bank posting holds key 5; only the key matters
+	purse.Balance, purse.LoadSequence = 16_00, 3
+	r4, _ := purse.LoadRequest(1_00)
+	step(t, b, req(5, iso8583.ProcPurseLoad, 1_00, &r4), "94")
+	step(t, b, req(6, iso8583.ProcPurseLoad, 1_00, &r4), "00")
 }
