@@ -132,6 +132,8 @@ type decision struct {
 	load      *LoadEntry
 	void      int
 	purseData string
+	// note says why, for the request's log line.
+	note string
 }
 
 func answer(rc string) decision { return decision{rc: rc, reverse: -1, void: -1} }

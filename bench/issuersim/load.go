@@ -109,7 +109,7 @@ func decideLoad(b *book, req request, now time.Time) decision {
 		return answer(iso8583.RCNoSuchCard)
 	}
 	if op.master == nil {
-		return answer(iso8583.RCIssuerUnavailable)
+		return noted(iso8583.RCIssuerUnavailable, "no operator master key")
 	}
 	opening := req.ProcessingCode == iso8583.ProcPurseOpen
 	pk := op.purseKey(card)
@@ -124,16 +124,16 @@ func decideLoad(b *book, req request, now time.Time) decision {
 	case errors.Is(err, transit.ErrBadAmount) || errors.Is(err, transit.ErrOverBalance):
 		return answer(iso8583.RCInvalidAmount)
 	case errors.Is(err, transit.ErrLoadMAC):
-		return answer(iso8583.RCSecurityViolation)
+		return noted(iso8583.RCSecurityViolation, "MAC1 does not verify")
 	case err != nil: // the card and the sequence were checked before: a bug
 		return answer(iso8583.RCSystemError)
 	}
 	grants, known := op.purses[card]
 	switch {
 	case opening && known:
-		return answer(iso8583.RCDuplicate)
+		return noted(iso8583.RCDuplicate, "opening of a card already registered")
 	case known && lr.Sequence != op.loads[grants[len(grants)-1]].Sequence+1:
-		return answer(iso8583.RCDuplicate)
+		return noted(iso8583.RCDuplicate, "load sequence is not the last granted + 1")
 	}
 	if len(op.loads) >= loadEntriesMax {
 		return answer(iso8583.RCSystemError)
@@ -149,6 +149,12 @@ func decideLoad(b *book, req request, now time.Time) decision {
 		AuthCode: d.authCode, mac1: lr.MAC,
 	}
 	d.purseData = grantField(g, pk, opening)
+	return d
+}
+
+func noted(rc, note string) decision {
+	d := answer(rc)
+	d.note = note
 	return d
 }
 
@@ -216,7 +222,7 @@ func decideVoid(b *book, i int, req request, now time.Time) decision {
 	return d
 }
 
-// applyLoad carries out the load part of a decision.
+// apply carries out the load part of a decision (book.apply calls it).
 func (op *operatorBook) apply(d decision) {
 	if d.load != nil {
 		i := len(op.loads)

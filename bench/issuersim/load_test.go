@@ -2,16 +2,22 @@ package issuersim
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	moov "github.com/moov-io/iso8583"
 
+	"github.com/tapswitch/tapswitch/configs"
 	"github.com/tapswitch/tapswitch/iso8583"
+	"github.com/tapswitch/tapswitch/router/bintable"
 	"github.com/tapswitch/tapswitch/router/issuers"
 	"github.com/tapswitch/tapswitch/settlement/transit"
 )
@@ -432,4 +438,114 @@ func TestFleetOperatorKeys(t *testing.T) {
 	if got := strings.Count(string(js), `"loads":`); got != 1 {
 		t.Fatalf("%d issuers list loads, want SPTC alone", got)
 	}
+}
+
+// docs/wire.md's purse load test vector is what the operator answers.
+func TestWireDocPurseLoadVector(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "wire.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, text, ok := strings.Cut(string(doc), "### Purse load test vector")
+	if !ok {
+		t.Fatal("docs/wire.md has no purse load test vector")
+	}
+	_, text, _ = strings.Cut(text, "```text\n")
+	text, _, _ = strings.Cut(text, "```")
+	v := map[string]string{}
+	for line := range strings.Lines(text) {
+		name, value, ok := strings.Cut(strings.TrimSpace(line), ": ")
+		if !ok {
+			t.Fatalf("vector line %q", line)
+		}
+		v[name] = value
+	}
+	unhex := func(name string) []byte {
+		b, err := hex.DecodeString(v[name])
+		if err != nil || len(b) == 0 {
+			t.Fatalf("%s %q: %v", name, v[name], err)
+		}
+		return b
+	}
+	amount := func(name string) int64 {
+		n, err := strconv.ParseInt(v[name], 10, 64)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return n
+	}
+	master, card := unhex("master key"), v["card"]
+	key := transit.PurseKey(master, card)
+	if !bytes.Equal(key[:], unhex("purse key")) {
+		t.Fatalf("purse key %x, the doc says %s", key, v["purse key"])
+	}
+	_, c := startOperator(t, master)
+	a := c.wantLoad(loadSpec{pc: iso8583.ProcPurseOpen, card: card, amount: amount("opening amount"), stan: 1}, "00")
+	if a.de48 != v["opening answer DE48"] {
+		t.Fatalf("opening answered DE48 %q, the doc says %q", a.de48, v["opening answer DE48"])
+	}
+	purse := transit.Purse{Operator: "0021", Card: card, Key: key}
+	purse = credit(t, purse, transit.LoadRequest{Card: card, Amount: amount("opening amount"), Sequence: 1}, a)
+	purse, _, _ = purse.Debit(3_00, "002100000001", testNow)
+	purse, _, _ = purse.Debit(2_00, "002100000001", testNow)
+	r, err := purse.LoadRequest(amount("load amount"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tag40(t, r); got != v["load request DE48"] {
+		t.Fatalf("the purse asks %q, the doc says %q", got, v["load request DE48"])
+	}
+	a = c.wantLoad(loadSpec{pc: iso8583.ProcPurseLoad, card: card, amount: r.Amount, stan: 2, purse: &r}, "00")
+	if a.de48 != v["load answer DE48"] {
+		t.Fatalf("load answered DE48 %q, the doc says %q", a.de48, v["load answer DE48"])
+	}
+	credit(t, purse, r, a)
+}
+
+// The registry on the pure decision: voiding an older grant leaves the
+// card known at its latest, and keys are shared with the bank ledger.
+func TestDecideLoadRegistry(t *testing.T) {
+	bins, err := bintable.Parse(configs.Bins)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := newBook("SPTC", nil, 1, DefaultCutoff())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.operator = newOperatorBook("SPTC", testMaster, bins)
+	purse := transit.Purse{Operator: "0021", Card: cardNew, Key: transit.PurseKey(testMaster, cardNew)}
+	req := func(stan int, pc string, amount int64, r *transit.LoadRequest) request {
+		q := request{MTI: "0200", ProcessingCode: pc, PAN: iso8583.PAN(cardNew), Amount: iso8583.Amount(amount),
+			STAN: pad6(stan), TransmissionTime: "0315100000"}
+		if r != nil {
+			q.Purse.Request = &iso8583.PurseLoadRequest{Balance: r.Balance, Counter: r.Counter, Sequence: r.Sequence, MAC: r.MAC}
+		}
+		return q
+	}
+	open := req(1, iso8583.ProcPurseOpen, 10_00, nil)
+	step(t, b, open, "00")
+	purse.Balance, purse.LoadSequence = 10_00, 1
+	r2, _ := purse.LoadRequest(5_00)
+	step(t, b, req(2, iso8583.ProcPurseLoad, 5_00, &r2), "00")
+	purse.Balance, purse.LoadSequence = 15_00, 2
+
+	// A (late, odd) void of the opening: the card stays known at sequence 2.
+	step(t, b, reversalOf(iso8583.MTIReversalAdvice, open), "00")
+	if got := b.operator.purses[cardNew]; len(got) != 1 || b.operator.loads[got[0]].Sequence != 2 {
+		t.Fatalf("grants standing %v", got)
+	}
+	step(t, b, req(3, iso8583.ProcPurseLoad, 5_00, &r2), "94")
+	r3, _ := purse.LoadRequest(1_00)
+	step(t, b, req(4, iso8583.ProcPurseLoad, 1_00, &r3), "00")
+
+	// A bank request under a load's key, and a load under a bank posting's.
+	bank := fin("0200", iso8583.ProcPurchase, cardNew, 1_00)
+	bank.STAN, bank.TransmissionTime = pad6(4), "0315100000"
+	step(t, b, bank, "94")
+	b.byKey[txKey{pad6(5), "0315100000"}] = 0 // a bank posting holds key 5; only the key matters
+	purse.Balance, purse.LoadSequence = 16_00, 3
+	r4, _ := purse.LoadRequest(1_00)
+	step(t, b, req(5, iso8583.ProcPurseLoad, 1_00, &r4), "94")
+	step(t, b, req(6, iso8583.ProcPurseLoad, 1_00, &r4), "00")
 }

@@ -256,7 +256,7 @@ func start(o options, log zerolog.Logger) (*issuersim.Fleet, error) {
 		return nil, err
 	}
 	return issuersim.StartConfigured(list, issuersim.FleetConfig{
-		Cards: cards, Faults: o.faults, Seed: o.seed, Cutoff: cutoff, Logger: log,
+		Cards: cards, Faults: o.faults, Seed: o.seed, Cutoff: cutoff, Logger: log, Bins: table,
 	})
 }
 
