@@ -11,6 +11,9 @@ import (
 	"github.com/tapswitch/tapswitch/bench/gate"
 	"github.com/tapswitch/tapswitch/bench/wallet"
 	"github.com/tapswitch/tapswitch/bench/world"
+	"github.com/tapswitch/tapswitch/configs"
+	"github.com/tapswitch/tapswitch/router/bintable"
+	"github.com/tapswitch/tapswitch/router/issuers"
 	"github.com/tapswitch/tapswitch/settlement/transit"
 )
 
@@ -64,14 +67,22 @@ type gatePurse struct {
 func runGateTaps(n int, dir string, start time.Time) (*GateReport, error) {
 	began := time.Now()
 	cities := world.Cities()
+	table, members, err := transitNetwork()
+	if err != nil {
+		return nil, err
+	}
 	masters := map[string][]byte{}
 	var w wallet.File
 	var purses []gatePurse
 	for ci, c := range cities {
 		sum := sha256.Sum256([]byte("tapswitch bench operator master key v1:" + c.Operator))
 		masters[c.Operator] = sum[:]
+		bin := table.PrefixOf(c.Issuer, bintable.ProductTransit)
+		if bin == "" {
+			return nil, fmt.Errorf("bench gates: no transit BIN routes to %s (configs/bins.yaml)", c.Issuer)
+		}
 		for k := range gateCardsPerCity {
-			card := fmt.Sprintf("%s9%014d", c.Operator, k+1)
+			card := fmt.Sprintf("%s%0*d", bin, 19-len(bin), k+1)
 			p := transit.Purse{Operator: c.Operator, Card: card, Balance: gatePurseBalance, Key: transit.PurseKey(sum[:], card)}
 			label := fmt.Sprintf("%s-%d", c.Name, k+1)
 			w.Transit = append(w.Transit, wallet.TransitCardOf(label, p))
@@ -107,7 +118,7 @@ func runGateTaps(n int, dir string, start time.Time) (*GateReport, error) {
 		}
 		rep.ByCity[cities[ci].Name]++
 	}
-	if err := writeAndIngest(gates, masters, start, rep); err != nil {
+	if err := writeAndIngest(gates, transit.NewOperators(table, members), masters, start, rep); err != nil {
 		return nil, err
 	}
 	if err := wallet.Save(filepath.Join(dir, "wallet.json"), w); err != nil {
@@ -139,7 +150,7 @@ func gateTap(w *wallet.File, label string, g *gate.Gate, at time.Time, rep *Gate
 	}
 	rep.Debits++
 	rep.AmountFen += tap.Amount
-	if transit.CardOperator(tap.Card) != transit.GateOperator(tap.Gate) {
+	if p.Operator != transit.GateOperator(tap.Gate) {
 		rep.InterCity++
 	}
 	return nil
@@ -147,7 +158,7 @@ func gateTap(w *wallet.File, label string, g *gate.Gate, at time.Time, rep *Gate
 
 // writeAndIngest writes every gate's tap file for start's business day
 // and checks that ingestion clears every debit.
-func writeAndIngest(gates [][]*gate.Gate, masters map[string][]byte, start time.Time, rep *GateReport) error {
+func writeAndIngest(gates [][]*gate.Gate, cards transit.Operators, masters map[string][]byte, start time.Time, rep *GateReport) error {
 	day := start.In(time.FixedZone("CST", 8*3600)).Format("20060102") // Asia/Shanghai, no DST
 	var files []transit.InFile
 	for _, city := range gates {
@@ -164,7 +175,7 @@ func writeAndIngest(gates [][]*gate.Gate, masters map[string][]byte, start time.
 			rep.TapFiles++
 		}
 	}
-	r := transit.Ingest(masters, files, nil)
+	r := transit.Batch{Cards: cards, Masters: masters, Files: files}.Ingest()
 	rep.Cleared = int64(len(r.Cleared))
 	var problems []string
 	for _, x := range r.Rejections {
@@ -182,4 +193,15 @@ func writeAndIngest(gates [][]*gate.Gate, masters map[string][]byte, start time.
 	sort.Strings(problems)
 	rep.Errors = append(rep.Errors, problems...)
 	return nil
+}
+
+// transitNetwork is the built-in BIN table and members: the run's cards are
+// numbered under their operator's transit BIN, as the network's are.
+func transitNetwork() (*bintable.Table, []issuers.Issuer, error) {
+	table, err := bintable.Parse(configs.Bins)
+	if err != nil {
+		return nil, nil, err
+	}
+	members, err := issuers.Parse(configs.Issuers)
+	return table, members, err
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/tapswitch/tapswitch/bench/wallet"
 	"github.com/tapswitch/tapswitch/bench/world"
 	"github.com/tapswitch/tapswitch/iso8583"
+	"github.com/tapswitch/tapswitch/router/bintable"
 	"github.com/tapswitch/tapswitch/router/issuers"
 	"github.com/tapswitch/tapswitch/settlement/transit"
 	"github.com/tapswitch/tapswitch/switch/acquirer"
@@ -420,6 +421,13 @@ func keepWalletSide(w wallet.File, path, api string) wallet.File {
 
 // bindable picks the first active, unexpired debit card of the generated
 // base with a balance: a card the dev user can bind and pay with.
+// DevBindableCard is the card the dev world of seed offers for binding
+// (the banner's 'wallet add-card' line): tests that run switchd as a
+// process bind it without reading the banner.
+func DevBindableCard(table *bintable.Table, seed int64, now time.Time) world.Card {
+	return bindable(world.Generate(table, seed, devCardsPerBIN, now), now)
+}
+
 func bindable(cards []world.Card, now time.Time) world.Card {
 	for _, c := range cards {
 		if c.Product == "debit" && c.Status == world.CardStatus("active") && !c.ExpiredAt(now) && c.Balance > 100_00 {

@@ -29,7 +29,7 @@ func (n *Node) openTopUps() error {
 		if is.Kind != issuers.KindTransit {
 			continue
 		}
-		bin := transitBIN(n.Table, is.ID)
+		bin := n.Table.PrefixOf(is.ID, bintable.ProductTransit)
 		terminal := topUpTerminalPrefix + is.Operator
 		if _, ok := n.senders.Originated(terminal); !ok || bin == "" || links[is.ID] == nil {
 			n.log.Warn().Str("operator", is.ID).Msg("no top-ups for this operator: it needs a transit BIN, a link and top-up terminal " + terminal)
@@ -55,14 +55,4 @@ func (n *Node) openTopUps() error {
 	}
 	n.Tokens.SetTopUps(svc)
 	return nil
-}
-
-// transitBIN is the 8-digit BIN the table routes to transit issuer id.
-func transitBIN(t *bintable.Table, id string) string {
-	for _, e := range t.Entries() {
-		if e.Issuer == id && e.Product == bintable.ProductTransit && len(e.Prefix) == 8 {
-			return e.Prefix
-		}
-	}
-	return ""
 }
