@@ -148,6 +148,11 @@ func runGate(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageError{err}
 	}
+	if w.TopUpPending(card) {
+		// The operator's grant matches the purse as it signed the load: a
+		// tap now would make the grant useless and the load lost.
+		return fmt.Errorf("card %s has a top-up whose outcome the phone has not applied: run 'wallet transit' first", card)
+	}
 	p, err := c.Purse()
 	if err != nil {
 		return err

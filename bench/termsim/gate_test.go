@@ -95,6 +95,15 @@ func TestGateRefusesBlacklistedAndShort(t *testing.T) {
 	if code, _, errOut := runTermsim("gate", "-wallet", w, "-card", "metro", "-gate", "1001", "-fare", "1.00"); code != 2 {
 		t.Fatalf("bad gate ID: exit %d: %s", code, errOut)
 	}
+	// A top-up paid but not applied: the purse takes no tap until it is.
+	f.TopUps = append(f.TopUps, wallet.PendingTopUp{ID: "0123456789abcdef0123456789abcdef", Label: "metro", Card: "1001000000000017", Amount: 1_00})
+	if err := wallet.Save(w, f); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut = runTermsim("gate", "-wallet", w, "-card", "metro", "-gate", "100100000002", "-fare", "1.00")
+	if code != 1 || !strings.Contains(errOut, "wallet transit") {
+		t.Fatalf("tap with a top-up pending: exit %d: %s", code, errOut)
+	}
 }
 
 // TestGateBadInputLeavesNoGate: a tap from a wallet that does not exist,
