@@ -154,6 +154,13 @@ func TestTopUpLoadTimeoutTakesNoMoney(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	metrics := string(adminGet(t, d, "/metrics"))
+	for _, want := range []string{`tapswitch_transit_topups_total{operator="SPTC",state="undone"} 1`,
+		`tapswitch_transit_topups_total{operator="SPTC",state="loaded"} 1`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
 	// The purse can still load at the sequence the void freed.
 	if code, out := cli("transit-topup", "-transit", "SPTC", "-card", bank, "-amount", "10.00"); code != 0 ||
 		!strings.Contains(out, "balance 40.00") {

@@ -99,6 +99,7 @@ type Set struct {
 	inflight      prometheus.Gauge
 	connections   prometheus.Gauge
 	refused       prometheus.Counter
+	topups        *prometheus.CounterVec
 	formatErrors  [stageCount]prometheus.Counter
 	vaultLookups  [vaultResultCount]prometheus.Counter
 
@@ -178,7 +179,12 @@ func New(issuerIDs []string) *Set {
 			late: late.WithLabelValues(id), roundTrip: m.issuerTime.WithLabelValues(id),
 		}
 	}
+	m.topups = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "transit_topups_total",
+		Help: "Transit top-ups that reached an end, by operator and end state: loaded (both legs stand), declined (the bank declined), undone (the bank leg reversed).",
+	}, []string{"operator", "state"})
 	m.reg.MustRegister(
+		m.topups,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.transactions, m.switchTime, m.journalCommit, m.issuerTime, m.inflight,
@@ -385,4 +391,12 @@ func (c adviceCollector) Collect(ch chan<- prometheus.Metric) {
 	for state, n := range map[string]int{"armed": armed, "due": due, "dead": dead} {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), state)
 	}
+}
+
+// TopUp counts one transit top-up that reached its end state.
+func (m *Set) TopUp(operator, state string) {
+	if m == nil {
+		return
+	}
+	m.topups.WithLabelValues(operator, state).Inc()
 }

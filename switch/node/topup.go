@@ -41,7 +41,7 @@ func (n *Node) openTopUps() error {
 	svc, err := topup.New(topup.Config{
 		Journal: n.Journal, Bank: n.Pipeline, Senders: n.senders, Operators: ops, Keys: n.Vault.Keys,
 		NodeID: n.cfg.NodeID, Institution: n.cfg.Institution, Now: time.Now,
-		Log: n.log.With().Str("component", "topup").Logger(), LoadTimeout: 5 * time.Second, Sent: link.Sent,
+		Log: n.log.With().Str("component", "topup").Logger(), Metrics: n.metrics, LoadTimeout: 5 * time.Second, Sent: link.Sent,
 	})
 	if err != nil {
 		return err

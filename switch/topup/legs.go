@@ -262,6 +262,7 @@ func (s *Service) finish(ctx context.Context, r Record) (Record, error) {
 			return r, s.put(&r)
 		case bank.ResponseCode != iso8583.RCApproved:
 			r.State, r.RC = Declined, bank.ResponseCode
+			s.log(r, "top-up declined at recovery")
 			return r, s.put(&r)
 		}
 		r.State, r.RC = Undoing, iso8583.RCIssuerUnavailable
@@ -273,6 +274,9 @@ func (s *Service) finish(ctx context.Context, r Record) (Record, error) {
 }
 
 func (s *Service) log(r Record, msg string) {
+	if r.State.Final() {
+		s.cfg.Metrics.TopUp(r.Operator, string(r.State))
+	}
 	s.cfg.Log.Info().Str("topup", r.ID).Str("operator", r.Operator).Bool("open", r.Open).
 		Str("card", maskCard(r.Card)).Int64("amount", r.Amount).Str("state", string(r.State)).
 		Str("rc", r.RC).Msg(msg)

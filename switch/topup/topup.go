@@ -38,6 +38,7 @@ import (
 	"github.com/tapswitch/tapswitch/switch/acquirer"
 	"github.com/tapswitch/tapswitch/switch/authorize"
 	"github.com/tapswitch/tapswitch/switch/journal"
+	"github.com/tapswitch/tapswitch/switch/metrics"
 	"github.com/tapswitch/tapswitch/switch/vault"
 )
 
@@ -78,6 +79,7 @@ type Config struct {
 	Institution string // the switch's, DE33
 	Now         func() time.Time
 	Log         zerolog.Logger
+	Metrics     *metrics.Set // nil: none
 	// LoadTimeout bounds the operator leg; past it the pair is undone.
 	LoadTimeout time.Duration
 	// Sent reports whether an exchange error means the request may have
