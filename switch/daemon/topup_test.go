@@ -2,7 +2,10 @@ package daemon
 
 import (
 	"bytes"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -12,6 +15,7 @@ import (
 
 	"github.com/tapswitch/tapswitch/bench/gate"
 	"github.com/tapswitch/tapswitch/bench/issuersim"
+	"github.com/tapswitch/tapswitch/bench/pos"
 	"github.com/tapswitch/tapswitch/bench/wallet"
 	"github.com/tapswitch/tapswitch/bench/walletcli"
 	"github.com/tapswitch/tapswitch/iso8583"
@@ -253,5 +257,173 @@ func TestLostPhoneBlacklistsItsTransitCards(t *testing.T) {
 	}
 	if _, _, err := g.Tap(purse, save, time.Now()); err != nil {
 		t.Fatalf("tap after the phone was found: %v", err)
+	}
+}
+
+// prepared is a top-up as prepare answered it.
+type prepared struct {
+	ID    string            `json:"id"`
+	State string            `json:"state"`
+	RC    string            `json:"rc"`
+	Card  string            `json:"card"`
+	Leg   map[string]string `json:"bank_leg"`
+}
+
+// bankLeg packs the bank leg of p as the phone would, with edit applied to
+// the tap first, and spends one counter of the wallet's card.
+func bankLeg(t *testing.T, file, label string, p prepared, amount int64, edit func(*pos.Tap)) string {
+	t.Helper()
+	w, err := wallet.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := w.Card(label)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := c.TokenKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	atc := c.NextATC()
+	if err := wallet.Save(file, w); err != nil {
+		t.Fatal(err)
+	}
+	at, err := time.Parse(time.RFC3339, p.Leg["time"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	tap := pos.Tap{
+		Terminal: pos.Terminal{TerminalID: p.Leg["terminal_id"], MerchantID: p.Leg["merchant_id"],
+			MerchantName: "TRANSIT TOP-UP", MCC: p.Leg["mcc"], Acquirer: p.Leg["acquirer"]},
+		ProcessingCode: iso8583.ProcTransitTopUp, Token: c.Token, TokenExpiry: c.TokenExpiry,
+		Amount: iso8583.Amount(amount), STAN: p.Leg["stan"], Time: at, Key: key, ATC: atc,
+	}
+	if edit != nil {
+		edit(&tap)
+	}
+	packed, err := iso8583.Pack(tap.Message())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(packed)
+}
+
+// Each refusal of a top-up, attacked on a running switch over HTTP: a
+// phone may pay only its own prepared top-up, with the bank leg exactly as
+// prepared and a cryptogram for that terminal, and a purse request the
+// purse signed; anything else moves no money.
+func TestTopUpAttacks(t *testing.T) {
+	d, _ := startWorld(t)
+	cli, file, bank := phoneWithBankCard(t, d)
+	if code, out := cli("transit-open", "-operator", "WHT", "-card", bank, "-amount", "20.00"); code != 0 {
+		t.Fatalf("transit-open: exit %d: %s", code, out)
+	}
+	w, _ := wallet.Load(file)
+	tc, _ := w.TransitCard("WHT")
+	bankCard, _ := w.Card(bank)
+	api := d.Node.PublicURL() + "/v1/devices/" + w.DeviceID + "/transit/topups"
+	issuer := d.Fleet.Issuer(d.Bindable.IssuerID)
+	before, _ := issuer.Account(d.Bindable.PAN.Clear())
+	prepare := func(body string) prepared {
+		t.Helper()
+		status, out := apiCall(t, api, "POST", w.Session, body)
+		if status != http.StatusCreated {
+			t.Fatalf("prepare %s: %d %s", body, status, out)
+		}
+		var p prepared
+		if err := json.Unmarshal([]byte(out), &p); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	loadBody := fmt.Sprintf(`{"card": %q, "token": %q, "amount": 500}`, tc.Card, bankCard.Token)
+	purse := func(edit func(*transit.LoadRequest)) string {
+		p, _ := tc.Purse()
+		r, err := p.LoadRequest(500)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if edit != nil {
+			edit(&r)
+			if r.Amount == 500 && r.Balance == tc.Balance {
+				r.MAC[0] ^= 1 // the phone forges MAC1
+			}
+		}
+		return fmt.Sprintf(`"purse": {"card": %q, "amount": %d, "balance": %d, "counter": %d, "sequence": %d, "mac": %q}`,
+			r.Card, r.Amount, r.Balance, r.Counter, r.Sequence, hex.EncodeToString(r.MAC[:]))
+	}
+	pay := func(p prepared, leg, purseJSON string) (int, prepared) {
+		t.Helper()
+		body := fmt.Sprintf(`{"bank_leg": %q, %s}`, leg, purseJSON)
+		status, out := apiCall(t, api+"/"+p.ID+"/pay", "POST", w.Session, body)
+		var got prepared
+		json.Unmarshal([]byte(out), &got)
+		return status, got
+	}
+
+	// Refused before any money moves.
+	for _, tc := range []struct{ name, body, want string }{
+		{"another account's token", `{"operator": "WHT", "token": "6299900000000000017", "amount": 500}`, "not_found"},
+		{"an unknown operator", fmt.Sprintf(`{"operator": "XYZ", "token": %q, "amount": 500}`, bankCard.Token), "bad_operator"},
+		{"a card of no operator", fmt.Sprintf(`{"card": "1234567890123456789", "token": %q, "amount": 500}`, bankCard.Token), "bad_operator"},
+		{"a zero amount", fmt.Sprintf(`{"operator": "WHT", "token": %q, "amount": 0}`, bankCard.Token), "bad_amount"},
+	} {
+		status, out := apiCall(t, api, "POST", w.Session, tc.body)
+		if status < 400 || !strings.Contains(out, tc.want) {
+			t.Errorf("%s: %d %s, want %s", tc.name, status, out, tc.want)
+		}
+	}
+	p := prepare(loadBody)
+	for _, tc := range []struct {
+		name string
+		edit func(*pos.Tap)
+	}{
+		{"a larger amount than prepared", func(tp *pos.Tap) { tp.Amount = 50_000 }},
+		{"another STAN", func(tp *pos.Tap) { tp.STAN = "999999" }},
+		{"another merchant", func(tp *pos.Tap) { tp.Terminal.MerchantID = "104110054110001" }},
+		{"a purchase instead of a top-up", func(tp *pos.Tap) { tp.ProcessingCode = iso8583.ProcPurchase }},
+	} {
+		if status, _ := pay(p, bankLeg(t, file, bank, p, 500, tc.edit), purse(nil)); status != http.StatusBadRequest {
+			t.Errorf("%s: %d, want 400", tc.name, status)
+		}
+	}
+	// Another account cannot pay, nor see, this phone's top-up.
+	status, _ := apiCall(t, d.Node.PublicURL()+"/v1/devices/"+w.DeviceID+"/transit/topups/"+p.ID, "GET", "not-a-session", "")
+	if status != http.StatusUnauthorized {
+		t.Errorf("a stranger's GET: %d", status)
+	}
+
+	// A replayed counter (the opening's cryptogram counter again): the bank
+	// leg is declined 59 and nothing else runs.
+	if status, got := pay(p, bankLeg(t, file, bank, p, 500, func(tp *pos.Tap) { tp.ATC = 1 }), purse(nil)); status != http.StatusOK ||
+		got.State != "declined" || got.RC != "59" {
+		t.Errorf("a replayed cryptogram counter: %d %+v, want declined 59", status, got)
+	}
+	// A purse request the purse did not sign: the operator refuses it 63,
+	// and the bank leg is reversed.
+	p = prepare(loadBody)
+	if status, got := pay(p, bankLeg(t, file, bank, p, 500, nil), purse(func(r *transit.LoadRequest) {})); status != http.StatusOK ||
+		got.State != "undone" || got.RC != "63" {
+		t.Errorf("a forged MAC1: %d %+v, want undone 63", status, got)
+	}
+	// Paying an undone top-up again does nothing new.
+	if status, got := pay(p, bankLeg(t, file, bank, p, 500, nil), purse(nil)); status != http.StatusOK || got.State != "undone" {
+		t.Errorf("paying again: %d %+v", status, got)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		after, _ := issuer.Account(d.Bindable.PAN.Clear())
+		if after.Held == before.Held {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the bank holds %v after the attacks, %v before", after.Held, before.Held)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	w, _ = wallet.Load(file)
+	if got, _ := w.TransitCard("WHT"); got.Balance != 2_000 || got.LoadSequence != 1 {
+		t.Fatalf("the purse moved: %+v", got)
 	}
 }
