@@ -74,6 +74,9 @@ type Batch struct {
 	Masters map[string][]byte
 	Files   []InFile
 	Loads   []Load
+	// Day, when set, is the business day being cleared: a file whose
+	// header names another day is rejected whole (ReasonOtherDay).
+	Day string
 }
 
 // Ingest is Batch.Ingest with the numbering from before the BIN table: a
@@ -119,6 +122,10 @@ func (b Batch) Ingest() Result {
 			r.Rejections = append(r.Rejections, Rejection{File: in.Name, Reason: err.Error()})
 		}
 		if f == nil {
+			continue
+		}
+		if reason := b.refuseFile(f.Header); reason != "" {
+			r.Rejections = append(r.Rejections, Rejection{File: in.Name, Reason: reason})
 			continue
 		}
 		for _, x := range faults {
@@ -230,6 +237,25 @@ func (b Batch) Ingest() Result {
 		return cmp.Or(cmp.Compare(a.File, b.File), cmp.Compare(a.Line, b.Line), cmp.Compare(a.Reason, b.Reason))
 	})
 	return r
+}
+
+// Reasons a whole file is refused at ingestion.
+const (
+	ReasonOtherDay        = "file of another business day"
+	ReasonUnknownOperator = "file of an operator without a master key"
+)
+
+// refuseFile is the reason a file with header h is refused whole, or "".
+// A file speaks for its operator's gates (ReadTapFile); an operator
+// without a master key is not one the clearing knows.
+func (b *Batch) refuseFile(h Header) string {
+	if b.Day != "" && h.Day != b.Day {
+		return ReasonOtherDay
+	}
+	if _, ok := b.Masters[h.Operator]; !ok {
+		return ReasonUnknownOperator
+	}
+	return ""
 }
 
 func compareTap(a, b *Tap) int {

@@ -273,3 +273,20 @@ func TestIngestBadLoads(t *testing.T) {
 		t.Fatalf("%s", r.Report())
 	}
 }
+
+// TestIngestDayAndOperatorOfFile: with a Day, a file of another business
+// day is rejected whole, and so is a file of an operator without a
+// master key; the other files clear.
+func TestIngestDayAndOperatorOfFile(t *testing.T) {
+	_, ts := taps(t, purseOf("0010", "9910000100000000017", 5000), 2, 300, "001000000007")
+	good := file(t, "good", 1, ts[0])
+	h := testHeader
+	h.Day = "20261203"
+	other, _ := WriteTapFile(h, ts[1:])
+	h = Header{Operator: "0755", Batch: "075500000001", Sequence: 1, Day: "20261204"}
+	stranger, _ := WriteTapFile(h, nil)
+	r := Batch{Cards: cards, Masters: masters, Day: "20261204", Files: []InFile{good, {"other", other}, {"stranger", stranger}}}.Ingest()
+	if len(r.Cleared) != 1 || !slices.Equal(reasons(r), []string{ReasonOtherDay, ReasonUnknownOperator}) || r.Rejections[0].Line != 0 {
+		t.Fatalf("%s", r.Report())
+	}
+}
