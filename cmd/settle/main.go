@@ -180,7 +180,12 @@ func settle(o options, now time.Time) (settleday.Result, error) {
 		if err != nil {
 			return settleday.Result{}, err
 		}
-		tr = &settleday.Transit{TapDir: filepath.Join(o.taps, day), Masters: masters, Cards: transit.NewOperators(table, list)}
+		cutoff, err := nodesCutoff(nodes, cfg)
+		if err != nil {
+			return settleday.Result{}, err
+		}
+		tr = &settleday.Transit{TapDir: filepath.Join(o.taps, day), Masters: masters, Cards: transit.NewOperators(table, list),
+			DayOf: func(t time.Time) string { return journal.BusinessDay(t, cutoff) }}
 	}
 	feeDoc := configs.Fees
 	if o.feesFile != "" {

@@ -26,7 +26,8 @@ const (
 	cardA             = "9910000100000000017" // BJT
 	cardB             = "9910000200000000093" // SPTC
 	cardC             = "9910000200000000101" // SPTC
-	bjGate            = "001000000007"
+	cardD             = "9910000100000000025" // BJT
+	bjGate, bjGate2   = "001000000007", "001000000008"
 	shGate1, shGate2  = "002100000001", "002100000002"
 )
 
@@ -96,6 +97,7 @@ func (w *sealedWorld) transitJournal(t *testing.T, withReversal bool) string {
 //	    been loaded 20.00 after tap 1 (the second load was reversed)
 //	the same SPTC file uploaded again under another name
 //	SPTC gate 002100000002, file 1: C's two taps (1.50), cut mid-record
+//	BJT gate 001000000008, file 1: D's tap timed on the next business day
 func tapWorld(t *testing.T, dir string) (keysPath, tapsDir string) {
 	t.Helper()
 	keysPath = filepath.Join(dir, "operator.keys")
@@ -156,6 +158,11 @@ func tapWorld(t *testing.T, dir string) (keysPath, tapsDir string) {
 	sh := write(shGate1+"-00000001.taps", shGate1, 0, a2, a3)
 	os.WriteFile(filepath.Join(day, shGate1+"-00000001-resent.taps"), sh, 0o600)
 	write(shGate2+"-00000001.taps", shGate2, 30, c1, c2)
+	// A BJT gate whose clock ran a day ahead: 04:00 UTC + 20h is 08:00 on
+	// the 15th in Beijing, after the day's 23:00 cut-off.
+	d := purse("0010", cardD, 1000)
+	clock = clock.Add(20 * time.Hour)
+	write(bjGate2+"-00000001.taps", bjGate2, 0, debit(&d, 200, bjGate2))
 	return keysPath, tapsDir
 }
 
@@ -223,6 +230,7 @@ func TestSettleClearsTheTransitDay(t *testing.T) {
 	for _, f := range []struct{ file, want string }{
 		{bjFile, bjGate + "-00000001.taps|4|" + cardB + "|" + transit.ReasonBadTAC},
 		{bjFile, bjGate + "-00000001.taps|5|9910009900000000011|" + transit.ReasonUnknownCard},
+		{bjFile, bjGate2 + "-00000001.taps|2|" + cardD + "|" + transit.ReasonOutsideDay},
 		// Of two identical records the first in name order clears:
 		// "-resent.taps" sorts before ".taps".
 		{shFile, shGate1 + "-00000001.taps|2|" + cardA + "|" + transit.ReasonResent},
@@ -234,10 +242,10 @@ func TestSettleClearsTheTransitDay(t *testing.T) {
 			t.Errorf("%s-rejected.txt lacks %q:\n%s", f.file, f.want, files[f.file+"-rejected.txt"])
 		}
 	}
-	if n := bytes.Count(files[bjFile+"-rejected.txt"], []byte("\n")) + bytes.Count(files[shFile+"-rejected.txt"], []byte("\n")); n != 2+6 {
-		t.Errorf("%d lines of rejections, want 6 and two comment lines", n)
+	if n := bytes.Count(files[bjFile+"-rejected.txt"], []byte("\n")) + bytes.Count(files[shFile+"-rejected.txt"], []byte("\n")); n != 2+7 {
+		t.Errorf("%d lines of rejections, want 7 and two comment lines", n)
 	}
-	if m.Transit == nil || m.Transit.Cleared != 5 || m.Transit.Rejected != 6 || len(m.Transit.TapFiles) != 4 {
+	if m.Transit == nil || m.Transit.Cleared != 5 || m.Transit.Rejected != 7 || len(m.Transit.TapFiles) != 5 {
 		t.Fatalf("manifest transit %+v", m.Transit)
 	}
 	if bl := files["transit-blacklist-"+sampleDay+".txt"]; bytes.Count(bl, []byte("\n")) != 1 {

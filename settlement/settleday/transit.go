@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/tapswitch/tapswitch/iso8583"
 	"github.com/tapswitch/tapswitch/router/issuers"
@@ -31,6 +32,9 @@ type Transit struct {
 	TapDir  string
 	Masters map[string][]byte // operators' master keys by operator code
 	Cards   transit.Operators
+	// DayOf is the business day of a time under the network's cut-off: a
+	// tap outside its file's day is rejected.
+	DayOf func(time.Time) string
 }
 
 // Bounds of a day's tap files: they are held in memory together.
@@ -179,10 +183,10 @@ func (d *day) clearTransit() error {
 	if err != nil {
 		return err
 	}
-	r := transit.Batch{Cards: tc.Cards, Masters: tc.Masters, Files: named, Loads: loads, Day: d.cfg.Day}.Ingest()
+	r := transit.Batch{Cards: tc.Cards, Masters: tc.Masters, Files: named, Loads: loads, Day: d.cfg.Day, DayOf: tc.DayOf}.Ingest()
 	r.Rejections = append(r.Rejections, badNames...)
 	slices.SortFunc(r.Rejections, func(a, b transit.Rejection) int {
-		return cmp.Or(cmp.Compare(a.File, b.File), cmp.Compare(a.Line, b.Line), cmp.Compare(a.Reason, b.Reason))
+		return cmp.Or(cmp.Compare(a.File, b.File), cmp.Compare(a.Line, b.Line), cmp.Compare(a.Reason, b.Reason), cmp.Compare(a.Card, b.Card))
 	})
 	d.net.EnableTransit()
 	for _, p := range transit.Positions(r.Cleared) {
