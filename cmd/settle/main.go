@@ -138,8 +138,12 @@ file per member and role (zero records when it had no traffic), the net
 report, the exceptions report and manifest-YYYYMMDD.json (every file and its
 SHA-256), published whole as OUT/YYYYMMDD (docs/clearing-format.md). Every
 node of the config's nodes: list must have sealed the day; -without NODE
-leaves a lost node out, on the record. settle reconcile -h: compare the
-issuers' ledgers with their files.
+leaves a lost node out, on the record. With -taps DIR -operator-keys FILE
+the day's tap files (DIR/YYYYMMDD/*.taps) are cleared too: fares between
+transit operators in the same net report, per operator a transit clearing
+file and its rejections, the day's blacklist (docs/transit.md); rejected
+taps are the operators' to handle and leave the exit status as it is.
+settle reconcile -h: compare the issuers' ledgers with their files.
 
 exit status:
   0  settled: every settling record is in the files

@@ -101,3 +101,32 @@ func TestLoadLog(t *testing.T) {
 		t.Fatal("a card not wanted kept")
 	}
 }
+
+// FuzzReadClearing: the reader never panics, and what it accepts is in
+// its one canonical form: written again from what was read, the same bytes.
+func FuzzReadClearing(f *testing.F) {
+	bj := purseOf("0010", "9910000100000000017", 5000)
+	_, home := taps(f, bj, 2, 300, "001000000007")
+	r := Batch{Cards: cards, Masters: masters, Files: []InFile{file(f, "bj.taps", 1, home...)}}.Ingest()
+	h := ClearingHeader{Day: "20261204", Operator: "0010", Member: "BJT", Institution: "31000001", SwitchInstitution: "00010000"}
+	data, _, err := WriteClearing(h, r.Cleared)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(data)
+	empty, _, _ := WriteClearing(h, nil)
+	f.Add(empty)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > fuzzBytesMax {
+			return
+		}
+		gh, recs, tot, err := ReadClearing(data)
+		if err != nil {
+			return
+		}
+		again, tot2, err := WriteClearing(gh, clearedOf(recs))
+		if err != nil || !bytes.Equal(again, data) || tot != tot2 {
+			t.Fatalf("accepted a file it does not write back: %v\n%q\n%q", err, data, again)
+		}
+	})
+}

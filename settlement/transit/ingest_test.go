@@ -34,7 +34,7 @@ func purseOf(op, card string, balance int64) Purse {
 	return Purse{Operator: op, Card: card, Balance: balance, Key: PurseKey(masters[op], card)}
 }
 
-func file(t *testing.T, name string, seq uint32, ts ...Tap) InFile {
+func file(t testing.TB, name string, seq uint32, ts ...Tap) InFile {
 	h := testHeader
 	h.Sequence = seq
 	if len(ts) > 0 {
