@@ -23,6 +23,13 @@
 // run's directory, with manifest-<day>.json listing every file and its
 // SHA-256 (docs/clearing-format.md, "Publication").
 //
+// With -taps DIR and -operator-keys FILE settle also clears the transit
+// day: the tap files the operators uploaded to DIR/YYYYMMDD/, checked
+// against the operators' master keys and the purse loads of the journals;
+// the fares between operators go into the same net settlement, and each
+// operator gets a transit clearing file and a rejections report, beside
+// the day's blacklist (docs/transit.md, "Inter-city clearing").
+//
 // The key file holds the vault's data keys only (v1:, v2: ... lines): settle
 // opens the journal's sealed PANs and needs nothing else. A file holding
 // the switch's index key or token master is refused (docs/keys.md).
@@ -42,6 +49,7 @@ import (
 	"github.com/tapswitch/tapswitch/settlement/fees"
 	"github.com/tapswitch/tapswitch/settlement/quarantine"
 	"github.com/tapswitch/tapswitch/settlement/settleday"
+	"github.com/tapswitch/tapswitch/settlement/transit"
 	"github.com/tapswitch/tapswitch/switch/journal"
 	"github.com/tapswitch/tapswitch/switch/node"
 	"github.com/tapswitch/tapswitch/switch/vault"
@@ -53,6 +61,7 @@ func main() {
 
 type options struct {
 	date, journals, without, keys, keyEnv, out, config, feesFile string
+	taps, operatorKeys                                           string
 	quiet                                                        bool
 }
 
@@ -85,12 +94,18 @@ func run(args []string, now time.Time, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.out, "out", "", "output `DIR`; files go to DIR/YYYYMMDD/")
 	fs.StringVar(&o.config, "config", "", "switch configuration `FILE`: institution, members and the nodes: list (default: built in, this node alone)")
 	fs.StringVar(&o.feesFile, "fees", "", "fee schedule `FILE` (default: the built-in configs/fees.yaml)")
+	fs.StringVar(&o.taps, "taps", "", "uploaded tap files `DIR`: clears DIR/YYYYMMDD/*.taps of the day between the transit operators, in the same net settlement (needs -operator-keys)")
+	fs.StringVar(&o.operatorKeys, "operator-keys", "", "the transit operators' master key `FILE` (tapctl keys init-operators), to verify the taps' TACs (with -taps)")
 	fs.BoolVar(&o.quiet, "quiet", false, "print nothing on success")
 	if err := fs.Parse(args); err != nil {
 		return parseFailed(fs, err, stderr)
 	}
 	if fs.NArg() > 0 || o.out == "" || (o.keys == "") == (o.keyEnv == "") {
 		fmt.Fprintln(stderr, "settle: need -out and one of -keys or -key-env (settle -h)")
+		return 2
+	}
+	if (o.taps == "") != (o.operatorKeys == "") {
+		fmt.Fprintln(stderr, "settle: -taps and -operator-keys go together: the taps' TACs are verified under the operators' master keys (settle -h)")
 		return 2
 	}
 	res, err := settle(o, now)
@@ -101,6 +116,10 @@ func run(args []string, now time.Time, stdout, stderr io.Writer) int {
 	if !o.quiet {
 		fmt.Fprintf(stdout, "settled %s: %d entries, %d settling transactions, %d files in %s (read %s first)\n",
 			filepath.Base(res.Dir), res.Entries, res.Transactions, len(res.Files), res.Dir, settleday.ManifestName(filepath.Base(res.Dir)))
+		if o.taps != "" {
+			fmt.Fprintf(stdout, "transit %s: %d taps cleared, %d records or files rejected, %d cards blacklisted (transit-%s.txt)\n",
+				filepath.Base(res.Dir), res.TransitCleared, res.TransitRejected, res.TransitBlacklisted, filepath.Base(res.Dir))
+		}
 	}
 	if res.Entries == 0 {
 		fmt.Fprintf(stderr, "settle: warning: day %s: no node journaled a single entry; every file has zero records. "+
@@ -119,8 +138,12 @@ file per member and role (zero records when it had no traffic), the net
 report, the exceptions report and manifest-YYYYMMDD.json (every file and its
 SHA-256), published whole as OUT/YYYYMMDD (docs/clearing-format.md). Every
 node of the config's nodes: list must have sealed the day; -without NODE
-leaves a lost node out, on the record. settle reconcile -h: compare the
-issuers' ledgers with their files.
+leaves a lost node out, on the record. With -taps DIR -operator-keys FILE
+the day's tap files (DIR/YYYYMMDD/*.taps) are cleared too: fares between
+transit operators in the same net report, per operator a transit clearing
+file and its rejections, the day's blacklist (docs/transit.md); rejected
+taps are the operators' to handle and leave the exit status as it is.
+settle reconcile -h: compare the issuers' ledgers with their files.
 
 exit status:
   0  settled: every settling record is in the files
@@ -151,9 +174,22 @@ func settle(o options, now time.Time) (settleday.Result, error) {
 	if err != nil {
 		return settleday.Result{}, err
 	}
-	list, _, err := cfg.Network()
+	list, table, err := cfg.Network()
 	if err != nil {
 		return settleday.Result{}, err
+	}
+	var tr *settleday.Transit
+	if o.taps != "" {
+		masters, err := transit.LoadMasterKeys(o.operatorKeys)
+		if err != nil {
+			return settleday.Result{}, err
+		}
+		cutoff, err := nodesCutoff(nodes, cfg)
+		if err != nil {
+			return settleday.Result{}, err
+		}
+		tr = &settleday.Transit{TapDir: filepath.Join(o.taps, day), Masters: masters, Cards: transit.NewOperators(table, list),
+			DayOf: func(t time.Time) string { return journal.BusinessDay(t, cutoff) }}
 	}
 	feeDoc := configs.Fees
 	if o.feesFile != "" {
@@ -166,7 +202,7 @@ func settle(o options, now time.Time) (settleday.Result, error) {
 		return settleday.Result{}, err
 	}
 	return settleday.Run(settleday.Config{Day: day, Nodes: nodes, Without: splitList(o.without), Keys: keys,
-		Issuers: list, Fees: schedule, SwitchInstitution: cfg.Institution, Out: o.out})
+		Issuers: list, Fees: schedule, SwitchInstitution: cfg.Institution, Out: o.out, Transit: tr})
 }
 
 // nodeList is the config's nodes, or the directories of -journals with

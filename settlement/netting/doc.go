@@ -18,6 +18,17 @@
 // not balance is a bug, never an input to be reported. The same member may
 // be issuer and acquirer of one transaction (on-us); the rules still hold.
 //
+// On a day settled with tap files (EnableTransit) the transit operators'
+// fares between them are netted too (AddTransit): for fares F owed by the
+// operator whose cards were tapped (debtor) to the operator whose gates
+// carried them (creditor),
+//
+//	debtor     -F
+//	creditor   +F
+//
+// with no fee; the transit columns are left out of the reports on a day
+// without tap files, so such a day's reports are as before.
+//
 // A positive net position is owed to the member; a negative one the member
 // pays. The network itself is a member ("00010000" in configs/switch.yaml)
 // whose only flow is switch fees.

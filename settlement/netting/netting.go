@@ -39,17 +39,29 @@ type Position struct {
 	InterchangeReceived iso8583.Amount `json:"interchange_received_fen"`
 	SwitchFeesPaid      iso8583.Amount `json:"switch_fees_paid_fen"`
 	SwitchFeesReceived  iso8583.Amount `json:"switch_fees_received_fen"`
+	// Transit fares (AddTransit), on a day settled with tap files only:
+	// paid for this operator's cards tapped on other operators' gates,
+	// received for other operators' cards tapped on its gates.
+	TransitTapsPaid     int64          `json:"transit_taps_paid,omitempty"`
+	TransitPaid         iso8583.Amount `json:"transit_paid_fen,omitempty"`
+	TransitTapsReceived int64          `json:"transit_taps_received,omitempty"`
+	TransitReceived     iso8583.Amount `json:"transit_received_fen,omitempty"`
 	Net                 iso8583.Amount `json:"net_fen"`
 }
 
 // Report is the day's net settlement.
 type Report struct {
-	BusinessDay  string     `json:"business_day"`
-	Currency     string     `json:"currency"`
-	Switch       string     `json:"switch_institution"`
-	Transactions int64      `json:"transactions"`
-	Positions    []Position `json:"positions"` // sorted by institution ID
-	Total        Position   `json:"total"`     // column sums; Net is always 0
+	BusinessDay  string `json:"business_day"`
+	Currency     string `json:"currency"`
+	Switch       string `json:"switch_institution"`
+	Transactions int64  `json:"transactions"`
+	// Transit is set on a day settled with tap files (EnableTransit):
+	// the text report then has its transit table, even on a day without
+	// a tap between cities. TransitTaps counts the taps netted.
+	Transit     bool       `json:"transit,omitempty"`
+	TransitTaps int64      `json:"transit_taps,omitempty"`
+	Positions   []Position `json:"positions"` // sorted by institution ID
+	Total       Position   `json:"total"`     // column sums; Net is always 0
 }
 
 // Netting accumulates one business day's transactions, one at a time, so a
@@ -59,6 +71,8 @@ type Netting struct {
 	pos             map[string]*Position
 	txns            int64
 	volume          int64
+	transit         bool
+	transitTaps     int64
 }
 
 // New starts the netting of day for the switch institution switchInst. Every
@@ -150,10 +164,52 @@ func (n *Netting) apply(t *settlement.Txn, f fees.Fees) {
 	sw.Net += 2 * s
 }
 
+// EnableTransit marks the day as settled with tap files: the reports show
+// the transit columns, zero or not.
+func (n *Netting) EnableTransit() { n.transit = true }
+
+// AddTransit nets the fares of taps cards of debtor's made on creditor's
+// gates (docs/transit.md, "Inter-city clearing"): debtor holds the purses'
+// money and pays creditor, who carried the passengers. No fee is charged
+// on a fare. Both are institutions, neither the switch's, and different:
+// a tap on the card's own operator's gates moves no money between members.
+// An error leaves the netting as it was.
+func (n *Netting) AddTransit(debtor, creditor string, amount iso8583.Amount, taps int64) error {
+	switch {
+	case !n.transit:
+		return fmt.Errorf("netting: transit fares on a day not settled with tap files (EnableTransit)")
+	case debtor == creditor:
+		return fmt.Errorf("netting: transit fares from %s to itself", debtor)
+	case debtor == n.switchInst || creditor == n.switchInst:
+		return fmt.Errorf("netting: transit fares name the switch's institution %s as an operator", n.switchInst)
+	case amount <= 0 || taps <= 0 || int64(amount) < taps:
+		return fmt.Errorf("netting: transit fares %s to %s: %d fen over %d taps: want at least a fen a tap", debtor, creditor, int64(amount), taps)
+	}
+	for _, inst := range []string{debtor, creditor} {
+		if err := settlement.RuleInstitution.Check("transit operator institution", inst); err != nil {
+			return fmt.Errorf("netting: %w", err)
+		}
+	}
+	if n.volume > volumeMax-int64(amount) {
+		return fmt.Errorf("netting: transit fares %s to %s: the day's volume would exceed %d fen", debtor, creditor, int64(volumeMax))
+	}
+	n.volume += int64(amount)
+	n.transitTaps += taps
+	d, c := n.position(debtor), n.position(creditor)
+	d.TransitTapsPaid += taps
+	d.TransitPaid += amount
+	d.Net -= amount
+	c.TransitTapsReceived += taps
+	c.TransitReceived += amount
+	c.Net += amount
+	return nil
+}
+
 // Report returns the positions so far, sorted by institution ID, with their
 // totals. It panics if the positions do not balance: that is a bug.
 func (n *Netting) Report() Report {
-	r := Report{BusinessDay: n.day, Currency: settlement.Currency, Switch: n.switchInst, Transactions: n.txns}
+	r := Report{BusinessDay: n.day, Currency: settlement.Currency, Switch: n.switchInst, Transactions: n.txns,
+		Transit: n.transit, TransitTaps: n.transitTaps}
 	for _, p := range n.pos {
 		r.Positions = append(r.Positions, *p)
 	}
@@ -176,6 +232,10 @@ func sum(ps []Position) Position {
 		t.InterchangeReceived += p.InterchangeReceived
 		t.SwitchFeesPaid += p.SwitchFeesPaid
 		t.SwitchFeesReceived += p.SwitchFeesReceived
+		t.TransitTapsPaid += p.TransitTapsPaid
+		t.TransitPaid += p.TransitPaid
+		t.TransitTapsReceived += p.TransitTapsReceived
+		t.TransitReceived += p.TransitReceived
 		t.Net += p.Net
 	}
 	return t
@@ -195,6 +255,9 @@ func mustBalance(r Report) {
 		{"issuer credits vs acquirer credits", t.IssuerCredits, t.AcquirerCredits},
 		{"interchange paid vs received", t.InterchangePaid, t.InterchangeReceived},
 		{"switch fees paid vs received", t.SwitchFeesPaid, t.SwitchFeesReceived},
+		{"transit fares paid vs received", t.TransitPaid, t.TransitReceived},
+		{"transit taps paid vs received", iso8583.Amount(t.TransitTapsPaid), iso8583.Amount(t.TransitTapsReceived)},
+		{"transit taps paid vs netted", iso8583.Amount(t.TransitTapsPaid), iso8583.Amount(r.TransitTaps)},
 	} {
 		if c.a != c.b {
 			panic(fmt.Sprintf("netting: day %s does not balance: %s: %d != %d fen", r.BusinessDay, c.what, int64(c.a), int64(c.b)))
@@ -206,7 +269,8 @@ func mustBalance(r Report) {
 	}
 	for _, p := range r.Positions {
 		net := -p.IssuerDebits + p.IssuerCredits + p.AcquirerDebits - p.AcquirerCredits +
-			p.InterchangeReceived - p.InterchangePaid - p.SwitchFeesPaid + p.SwitchFeesReceived
+			p.InterchangeReceived - p.InterchangePaid - p.SwitchFeesPaid + p.SwitchFeesReceived -
+			p.TransitPaid + p.TransitReceived
 		if net != p.Net {
 			panic(fmt.Sprintf("netting: day %s: %s's columns give a net of %d fen, its position says %d",
 				r.BusinessDay, p.Institution, int64(net), int64(p.Net)))

@@ -296,3 +296,71 @@ func TestReportPanicsWhenUnbalanced(t *testing.T) {
 		}()
 	}
 }
+
+// TestTransitFares: fares between operators net with the bank traffic of
+// the day: the debtor's position falls and the creditor's rises by the
+// fares, the positions still sum to zero, and the reports show them.
+func TestTransitFares(t *testing.T) {
+	const bjt, sptc = testday.BJT, "31000002"
+	n, err := New(testday.Day, testday.Switch, members())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.AddTransit(bjt, sptc, 300, 1); err == nil {
+		t.Fatal("fares on a day without EnableTransit")
+	}
+	n.EnableTransit()
+	sched := testday.Schedule()
+	for _, tx := range testday.Txns() {
+		f, _ := sched.For(&tx)
+		if err := n.Add(&tx, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := n.Report()
+	for _, bad := range []struct {
+		d, c   string
+		amount iso8583.Amount
+		taps   int64
+	}{
+		{bjt, bjt, 300, 1},
+		{bjt, testday.Switch, 300, 1},
+		{bjt, sptc, 0, 0},
+		{bjt, sptc, 2, 3},
+		{bjt, "x", 300, 1},
+	} {
+		if err := n.AddTransit(bad.d, bad.c, bad.amount, bad.taps); err == nil {
+			t.Errorf("AddTransit%v accepted", bad)
+		}
+	}
+	if err := n.AddTransit(bjt, sptc, 700, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.AddTransit(sptc, bjt, 200, 1); err != nil {
+		t.Fatal(err)
+	}
+	r := n.Report() // panics unless the positions sum to zero
+	pos := map[string]Position{}
+	for _, p := range r.Positions {
+		pos[p.Institution] = p
+	}
+	was := map[string]Position{}
+	for _, p := range before.Positions {
+		was[p.Institution] = p
+	}
+	if pos[bjt].Net-was[bjt].Net != -500 || pos[sptc].Net-was[sptc].Net != 500 {
+		t.Fatalf("BJT moved %d, SPTC %d; want -500 and +500", pos[bjt].Net-was[bjt].Net, pos[sptc].Net-was[sptc].Net)
+	}
+	if p := pos[bjt]; p.TransitPaid != 700 || p.TransitTapsPaid != 2 || p.TransitReceived != 200 || p.TransitTapsReceived != 1 {
+		t.Fatalf("BJT %+v", p)
+	}
+	if r.TransitTaps != 3 || r.Total.Net != 0 || r.Total.TransitPaid != 900 {
+		t.Fatalf("report transit taps %d total %+v", r.TransitTaps, r.Total)
+	}
+	if !bytes.Contains(r.Text(), []byte("TRANSIT FARES BETWEEN OPERATORS (3 taps")) || !bytes.Contains(r.JSON(), []byte(`"transit_paid_fen": 700`)) {
+		t.Fatalf("reports:\n%s\n%s", r.Text(), r.JSON())
+	}
+	if bytes.Contains(before.JSON(), []byte("transit_paid")) {
+		t.Fatal("a member without fares shows transit columns in JSON")
+	}
+}

@@ -49,6 +49,12 @@ var (
 		amountCol("switch fees recv", func(p *Position) iso8583.Amount { return p.SwitchFeesReceived }),
 		amountCol("net position", func(p *Position) iso8583.Amount { return p.Net }),
 	)
+	transitCols = append(append([]column{}, idCols...),
+		countCol("taps paid", func(p *Position) int64 { return p.TransitTapsPaid }),
+		amountCol("fares paid", func(p *Position) iso8583.Amount { return p.TransitPaid }),
+		countCol("taps recv", func(p *Position) int64 { return p.TransitTapsReceived }),
+		amountCol("fares recv", func(p *Position) iso8583.Amount { return p.TransitReceived }),
+	)
 )
 
 // Text renders the report for people: fixed columns, amounts in yuan with
@@ -61,6 +67,10 @@ func (r Report) Text() []byte {
 	b.WriteString("to the member by the network, a negative one is owed by the member.\n")
 	b.WriteString("\nGROSS AMOUNTS (debit: cardholder debited; credit: cardholder credited)\n")
 	r.table(&b, grossCols)
+	if r.Transit {
+		fmt.Fprintf(&b, "\nTRANSIT FARES BETWEEN OPERATORS (%d taps; a card's operator pays the gate's operator)\n", r.TransitTaps)
+		r.table(&b, transitCols)
+	}
 	b.WriteString("\nFEES AND NET POSITIONS (switch fees net of refunds on reversals)\n")
 	r.table(&b, netCols)
 	return b.Bytes()

@@ -57,7 +57,19 @@ type Manifest struct {
 	Entries           int            `json:"entries"`
 	Transactions      int            `json:"transactions"`
 	Quarantined       int            `json:"quarantined"`
-	Files             []ManifestFile `json:"files"`
+	// Transit is set on a day cleared with tap files (settle -taps).
+	Transit *ManifestTransit `json:"transit,omitempty"`
+	Files   []ManifestFile   `json:"files"`
+}
+
+// ManifestTransit is the transit part of a day: the tap files read (name,
+// size and SHA-256 of what was read, so a file changed after the run is
+// seen) and the ingestion's counts.
+type ManifestTransit struct {
+	TapFiles    []ManifestFile `json:"tap_files"`
+	Cleared     int            `json:"cleared"`
+	Rejected    int            `json:"rejected"`
+	Blacklisted int            `json:"blacklisted"`
 }
 
 // ManifestNode is one node's sealed file of the day.
@@ -323,6 +335,10 @@ func (d *day) manifest() Manifest {
 		NodesLeftOut: append([]string{}, d.cfg.Without...), Entries: d.entries, Transactions: d.txns,
 		Quarantined: d.exceptions.Count}
 	sort.Strings(m.NodesLeftOut)
+	if d.cfg.Transit != nil {
+		m.Transit = &ManifestTransit{TapFiles: append([]ManifestFile{}, d.tapFiles...), Cleared: d.transitCleared,
+			Rejected: d.transitRejected, Blacklisted: d.transitBlacklisted}
+	}
 	for _, in := range d.inputs {
 		m.Nodes = append(m.Nodes, ManifestNode{Node: in.node, SealedFile: filepath.Base(in.path), Entries: d.perNode[in.node]})
 	}

@@ -14,6 +14,12 @@
 // sealed file failing its digest or a record its CRC, a sealed PAN the keys
 // cannot open) still fails the whole run, with nothing written.
 //
+// With Config.Transit the day's tap files are cleared too (transit.go):
+// the fares between transit operators go into the same netting, and each
+// operator gets a transit clearing file and a rejections report, with the
+// day's blacklist and ingestion report, in the same directory and
+// manifest. Without it the output is the bank traffic's alone.
+//
 // Inputs, order and atomicity:
 //
 //   - Every node of the network seals every closed business day, traffic
@@ -68,6 +74,9 @@ type Config struct {
 	Fees              *fees.Schedule
 	SwitchInstitution string
 	Out               string // the day is published as Out/<Day>
+	// Transit, when set, clears the day's tap files too (transit.go);
+	// without it the output is the bank traffic's alone.
+	Transit *Transit
 }
 
 // Result says what a run wrote.
@@ -81,6 +90,8 @@ type Result struct {
 	Quarantined       int
 	QuarantinedAmount iso8583.Amount // gross, in fen
 	Exceptions        string
+	// Transit taps cleared and records or files rejected (Config.Transit).
+	TransitCleared, TransitRejected, TransitBlacklisted int
 }
 
 // ErrLocked is returned when another run holds the day's lock.
@@ -120,7 +131,13 @@ func Run(cfg Config) (Result, error) {
 	if err := d.read(); err != nil {
 		return res, err
 	}
+	if cfg.Transit != nil {
+		if err := d.clearTransit(); err != nil {
+			return res, err
+		}
+	}
 	res.Entries, res.Transactions = d.entries, d.txns
+	res.TransitCleared, res.TransitRejected, res.TransitBlacklisted = d.transitCleared, d.transitRejected, d.transitBlacklisted
 	res.Quarantined, res.QuarantinedAmount = d.exceptions.Count, d.exceptions.Amount
 	res.Exceptions = filepath.Join(res.Dir, exceptionsName(cfg.Day)+".txt")
 	if res.Files, err = d.commit(); err != nil {
@@ -167,6 +184,10 @@ type day struct {
 	outputs       []*output
 	perNode       map[string]int
 	entries, txns int
+	// The transit part (Config.Transit): the tap files read and the
+	// ingestion's counts, for the manifest.
+	tapFiles                                            []ManifestFile
+	transitCleared, transitRejected, transitBlacklisted int
 }
 
 func newDay(cfg Config, dir string, inputs []input) (*day, error) {

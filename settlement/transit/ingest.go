@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"slices"
+	"time"
 )
 
 // Load is a credit to a purse made online (the top-up built later). It
@@ -74,6 +75,13 @@ type Batch struct {
 	Masters map[string][]byte
 	Files   []InFile
 	Loads   []Load
+	// Day, when set, is the business day being cleared: a file whose
+	// header names another day is rejected whole (ReasonOtherDay).
+	Day string
+	// DayOf, when set, is the business day of a time (the network's
+	// cut-off): a tap whose time is not in its file's business day is
+	// rejected (ReasonOutsideDay).
+	DayOf func(time.Time) string
 }
 
 // Ingest is Batch.Ingest with the numbering from before the BIN table: a
@@ -86,22 +94,27 @@ func Ingest(masters map[string][]byte, files []InFile, loads []Load) Result {
 // Ingest verifies and checks the tap files against the operators' master
 // keys and the loads. The rules, in order:
 //
-//  1. a file without a good header is rejected whole; the reader's record
-//     faults are rejections;
+//  1. a file without a good header is rejected whole, and so is a file of
+//     an operator without a master key and, with Day, a file of another
+//     day; the reader's record faults are rejections;
 //  2. a record whose card no operator issued (Operators), or whose
 //     operator has no master key, is rejected (unknown card); a record
-//     whose TAC does not verify is rejected;
+//     whose TAC does not verify is rejected; with DayOf, a record whose
+//     time is outside its file's business day is rejected;
 //  3. records with the same card and counter: if identical, the first (in
 //     sorted order) clears and the rest are rejected as already cleared (a
 //     resent file clears once); if they differ, the purse was cloned or
 //     tampered with: every one is rejected and the card blacklisted;
 //  4. a counter going back within one gate's file blacklists the card (a
 //     purse's counter only rises) and the record is rejected;
-//  5. per card, in counter order, a tap that follows the previous one
-//     directly must have balance after = previous balance after + loads in
-//     between - amount; across a gap (reported) it can be at most that less
-//     one fen per missing tap. A tap that breaks this is rejected and the
-//     card blacklisted.
+//  5. per card, in counter order, a tap must follow the card's last
+//     cleared tap (a tap refused for its balance is no base): right after
+//     it, balance after = its balance after + loads in between - amount;
+//     across counters between (a gap, reported when unseen) at most that
+//     less one fen per counter. A tap that breaks this is rejected and the
+//     card blacklisted. Loads are taken whatever their order; different
+//     loads under one card and sequence are all rejected, and no balance
+//     is checked across them.
 //
 // Inputs are sorted first, so the result does not depend on their order.
 func (b Batch) Ingest() Result {
@@ -119,6 +132,10 @@ func (b Batch) Ingest() Result {
 			r.Rejections = append(r.Rejections, Rejection{File: in.Name, Reason: err.Error()})
 		}
 		if f == nil {
+			continue
+		}
+		if reason := b.refuseFile(f.Header); reason != "" {
+			r.Rejections = append(r.Rejections, Rejection{File: in.Name, Reason: reason})
 			continue
 		}
 		for _, x := range faults {
@@ -152,6 +169,13 @@ func (b Batch) Ingest() Result {
 		}
 		if !VerifyTAC(key, &c.Tap) {
 			r.Rejections = append(r.Rejections, Rejection{c.File, c.Line, c.Card, ReasonBadTAC})
+			continue
+		}
+		if b.DayOf != nil && b.DayOf(c.Time) != c.Day {
+			// The TAC verified, so the purse signed this time: the gate's
+			// clock is wrong, or the tap is another day's (a gate that
+			// crashed sends its pending taps again in its next file).
+			r.Rejections = append(r.Rejections, Rejection{c.File, c.Line, c.Card, ReasonOutsideDay})
 			continue
 		}
 		c.Operator = op
@@ -194,42 +218,59 @@ func (b Batch) Ingest() Result {
 		}
 		i = j
 	}
-	// Rule 5.
-	credits := loadsByCard(b.Loads, &r)
+	// Rule 5. base is the card's last tap that cleared: a tap refused for
+	// its balance is no base for the next (its balance is the one thing
+	// known to be wrong), and the counters from base to the next are then
+	// bounded like a gap's, though only unseen counters are reported as
+	// one.
+	credits, unsure := loadsByCard(b.Loads, &r)
+	var base *Cleared
 	for i, c := range unique {
 		if i == 0 || unique[i-1].Card != c.Card {
 			r.Cleared = append(r.Cleared, c)
+			base = &r.Cleared[len(r.Cleared)-1]
 			continue
 		}
-		p := unique[i-1]
-		var loaded int64
-		for _, l := range credits[c.Card] {
-			if l.AfterCounter >= p.Counter && l.AfterCounter < c.Counter {
-				loaded += l.Amount
-			}
-		}
-		want := p.BalanceAfter + loaded - c.Amount
-		missing := int64(c.Counter) - int64(p.Counter) - 1
-		ok := c.BalanceAfter == want
-		if missing > 0 {
+		if p := unique[i-1]; c.Counter-p.Counter > 1 {
 			r.Gaps = append(r.Gaps, Gap{c.Card, p.Counter + 1, c.Counter - 1})
-			ok = c.BalanceAfter <= want-missing
 		}
-		if !ok {
+		if !balanceFollows(base, &c, credits[c.Card], unsure[c.Card]) {
 			black[c.Card] = true
 			r.Rejections = append(r.Rejections, Rejection{c.File, c.Line, c.Card, ReasonBalance})
 			continue
 		}
 		r.Cleared = append(r.Cleared, c)
+		base = &r.Cleared[len(r.Cleared)-1]
 	}
 	for c := range black {
 		r.Blacklist = append(r.Blacklist, c)
 	}
 	slices.Sort(r.Blacklist)
 	slices.SortFunc(r.Rejections, func(a, b Rejection) int {
-		return cmp.Or(cmp.Compare(a.File, b.File), cmp.Compare(a.Line, b.Line), cmp.Compare(a.Reason, b.Reason))
+		return cmp.Or(cmp.Compare(a.File, b.File), cmp.Compare(a.Line, b.Line), cmp.Compare(a.Reason, b.Reason), cmp.Compare(a.Card, b.Card))
 	})
 	return r
+}
+
+// Reasons a whole file is refused at ingestion.
+const (
+	ReasonOtherDay        = "file of another business day"
+	ReasonUnknownOperator = "file of an operator without a master key"
+	// ReasonOutsideDay is a tap whose time is not in its file's business day.
+	ReasonOutsideDay = "time outside the file's business day"
+)
+
+// refuseFile is the reason a file with header h is refused whole, or "".
+// A file speaks for its operator's gates (ReadTapFile); an operator
+// without a master key is not one the clearing knows.
+func (b *Batch) refuseFile(h Header) string {
+	if b.Day != "" && h.Day != b.Day {
+		return ReasonOtherDay
+	}
+	if _, ok := b.Masters[h.Operator]; !ok {
+		return ReasonUnknownOperator
+	}
+	return ""
 }
 
 func compareTap(a, b *Tap) int {
@@ -238,31 +279,71 @@ func compareTap(a, b *Tap) int {
 		cmp.Compare(a.BalanceAfter, b.BalanceAfter), bytes.Compare(a.TAC[:], b.TAC[:]))
 }
 
-// loadsByCard keeps one load per card and sequence. A malformed load, or
-// two different loads under one sequence, is reported (file "loads", line
-// its index + 1) and not counted.
-func loadsByCard(loads []Load, r *Result) map[string][]Load {
+// balanceFollows reports whether tap c's balance follows from base, the
+// card's last cleared tap, and the loads between them. Right after base
+// the balance must be exact; with counters between (unseen or refused),
+// lower by at least a fen per counter. Across a load whose amount is not
+// known (unsure: conflicting loads of one sequence) nothing is checked.
+func balanceFollows(base *Cleared, c *Cleared, credits []Load, unsure []uint16) bool {
+	for _, after := range unsure {
+		if after >= base.Counter && after < c.Counter {
+			return true
+		}
+	}
+	var loaded int64
+	for _, l := range credits {
+		if l.AfterCounter >= base.Counter && l.AfterCounter < c.Counter {
+			loaded += l.Amount
+		}
+	}
+	want := base.BalanceAfter + loaded - c.Amount
+	if missing := int64(c.Counter) - int64(base.Counter) - 1; missing > 0 {
+		return c.BalanceAfter <= want-missing
+	}
+	return c.BalanceAfter == want
+}
+
+// loadsByCard keeps one load per card and sequence, whatever the order of
+// loads. A malformed load is reported (file "loads", line its sequence)
+// and not counted. Different loads under one card and sequence are all
+// reported and none is counted; the operator grants a sequence once, so
+// the journals disagree with themselves, and the balance check does not
+// guess which the purse took: across such a load (at any of their
+// AfterCounters, returned in unsure) it checks nothing.
+func loadsByCard(loads []Load, r *Result) (credits map[string][]Load, unsure map[string][]uint16) {
 	type key struct {
 		card string
 		seq  uint32
 	}
-	seen := map[key]Load{}
-	out := map[string][]Load{}
-	for i, l := range loads {
+	loads = slices.Clone(loads)
+	slices.SortFunc(loads, compareLoad)
+	loads = slices.Compact(loads)
+	bySeq := map[key][]Load{}
+	var keys []key
+	for _, l := range loads {
 		if !ValidCard(l.Card) || l.Amount <= 0 || l.Amount > AmountMax {
-			r.Rejections = append(r.Rejections, Rejection{"loads", i + 1, l.Card, ReasonBadLoad})
+			r.Rejections = append(r.Rejections, Rejection{"loads", int(l.Sequence), l.Card, ReasonBadLoad})
 			continue
 		}
-		if prev, ok := seen[key{l.Card, l.Sequence}]; ok {
-			if prev != l {
-				r.Rejections = append(r.Rejections, Rejection{"loads", i + 1, l.Card, ReasonBadLoad})
-			}
-			continue
+		k := key{l.Card, l.Sequence}
+		if bySeq[k] == nil {
+			keys = append(keys, k)
 		}
-		seen[key{l.Card, l.Sequence}] = l
-		out[l.Card] = append(out[l.Card], l)
+		bySeq[k] = append(bySeq[k], l)
 	}
-	return out
+	credits, unsure = map[string][]Load{}, map[string][]uint16{}
+	for _, k := range keys {
+		ls := bySeq[k]
+		if len(ls) == 1 {
+			credits[k.card] = append(credits[k.card], ls[0])
+			continue
+		}
+		for _, l := range ls {
+			r.Rejections = append(r.Rejections, Rejection{"loads", int(l.Sequence), l.Card, ReasonBadLoad})
+			unsure[k.card] = append(unsure[k.card], l.AfterCounter)
+		}
+	}
+	return credits, unsure
 }
 
 // Report renders a result as text, the same bytes for the same result.

@@ -34,7 +34,7 @@ func purseOf(op, card string, balance int64) Purse {
 	return Purse{Operator: op, Card: card, Balance: balance, Key: PurseKey(masters[op], card)}
 }
 
-func file(t *testing.T, name string, seq uint32, ts ...Tap) InFile {
+func file(t testing.TB, name string, seq uint32, ts ...Tap) InFile {
 	h := testHeader
 	h.Sequence = seq
 	if len(ts) > 0 {
@@ -265,11 +265,95 @@ func TestIngestBadLoads(t *testing.T) {
 	conflict := good
 	conflict.Amount = 9000
 	negative := Load{Card: p.Card, Amount: -5, AfterCounter: 1, Sequence: 2}
-	r := ingest([]InFile{file(t, "a", 1, a[0], b[0])}, []Load{good, conflict, negative})
+	files := []InFile{file(t, "a", 1, a[0], b[0])}
+	r := ingest(files, []Load{good, conflict, negative})
+	// Both loads of sequence 1 are reported and neither counts; the tap
+	// after them is not checked against a guess, so it clears and the card
+	// stays off the blacklist.
 	if len(r.Cleared) != 2 || len(r.Blacklist) != 0 {
 		t.Fatalf("%s", r.Report())
 	}
-	if got := reasons(r); !slices.Equal(got, []string{ReasonBadLoad, ReasonBadLoad}) || r.Rejections[0].Line != 2 || r.Rejections[1].Line != 3 {
+	if got := reasons(r); !slices.Equal(got, []string{ReasonBadLoad, ReasonBadLoad, ReasonBadLoad}) ||
+		r.Rejections[0].Line != 1 || r.Rejections[1].Line != 1 || r.Rejections[2].Line != 2 {
+		t.Fatalf("%s", r.Report())
+	}
+	// Whatever the order of the loads, the same result.
+	want := r.Report()
+	for _, order := range [][]Load{{conflict, good, negative}, {negative, conflict, good}, {good, negative, conflict, good}} {
+		if got := ingest(files, order).Report(); !bytes.Equal(got, want) {
+			t.Fatalf("loads %v:\n%s\nwant\n%s", order, got, want)
+		}
+	}
+	// A conflict elsewhere does not switch off the check: a tap that gained
+	// money with no load between is still refused.
+	q := purseOf("0010", "9910000100000000025", 1000)
+	q, c := taps(t, q, 1, 300, "001000000007")
+	q.Balance += 500
+	_, d := taps(t, q, 1, 300, "001000000007")
+	r = ingest([]InFile{file(t, "q", 1, c[0], d[0])}, []Load{{Card: q.Card, Amount: 1, AfterCounter: 5, Sequence: 1}, {Card: q.Card, Amount: 2, AfterCounter: 5, Sequence: 1}})
+	if !slices.Equal(r.Blacklist, []string{q.Card}) {
+		t.Fatalf("%s", r.Report())
+	}
+}
+
+// TestIngestRefusedTapIsNoBase: a tap refused for its balance is not the
+// base of the next tap's check: the next is checked against the last tap
+// that cleared, as across a gap, and no gap is reported for the counter
+// that was seen.
+func TestIngestRefusedTapIsNoBase(t *testing.T) {
+	p := purseOf("0010", "9910000100000000017", 1000)
+	p, ts := taps(t, p, 1, 100, "001000000007") // counter 1, 900
+	bad := p
+	bad.Balance = 5000                           // a tampered purse
+	_, x := taps(t, bad, 1, 100, "001000000007") // counter 2, 4900: refused
+	p.Counter = 2
+	p.Balance = 800                            // what the honest purse holds after counter 2
+	_, y := taps(t, p, 1, 100, "001000000007") // counter 3, 700
+	r := ingest([]InFile{file(t, "a", 1, ts[0], x[0], y[0])}, nil)
+	if !slices.Equal(reasons(r), []string{ReasonBalance}) || len(r.Cleared) != 2 || len(r.Gaps) != 0 {
+		t.Fatalf("%s", r.Report())
+	}
+	// A tap that follows the refused one (4900 - 100) does not follow the
+	// last cleared tap, and is refused too.
+	bad.Counter, bad.Balance = 2, 4900
+	_, z := taps(t, bad, 1, 100, "001000000007")
+	r = ingest([]InFile{file(t, "a", 1, ts[0], x[0], z[0])}, nil)
+	if !slices.Equal(reasons(r), []string{ReasonBalance, ReasonBalance}) || len(r.Cleared) != 1 {
+		t.Fatalf("%s", r.Report())
+	}
+}
+
+// TestIngestDayAndOperatorOfFile: with a Day, a file of another business
+// day is rejected whole, and so is a file of an operator without a
+// master key; the other files clear.
+func TestIngestDayAndOperatorOfFile(t *testing.T) {
+	_, ts := taps(t, purseOf("0010", "9910000100000000017", 5000), 2, 300, "001000000007")
+	good := file(t, "good", 1, ts[0])
+	h := testHeader
+	h.Day = "20261203"
+	other, _ := WriteTapFile(h, ts[1:])
+	h = Header{Operator: "0755", Batch: "075500000001", Sequence: 1, Day: "20261204"}
+	stranger, _ := WriteTapFile(h, nil)
+	r := Batch{Cards: cards, Masters: masters, Day: "20261204", Files: []InFile{good, {"other", other}, {"stranger", stranger}}}.Ingest()
+	if len(r.Cleared) != 1 || !slices.Equal(reasons(r), []string{ReasonOtherDay, ReasonUnknownOperator}) || r.Rejections[0].Line != 0 {
+		t.Fatalf("%s", r.Report())
+	}
+}
+
+// TestIngestTimeOutsideTheDay: with DayOf, a tap whose (signed) time is
+// not in its file's business day is rejected; the card's other taps clear.
+func TestIngestTimeOutsideTheDay(t *testing.T) {
+	p := purseOf("0010", "9910000100000000017", 5000)
+	p, in := taps(t, p, 1, 300, "001000000007")
+	after, late, err := p.Debit(300, "001000000007", t0.Add(16*time.Hour)) // 2026-12-05 00:30 UTC
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, next := taps(t, after, 1, 300, "001000000007")
+	dayOf := func(at time.Time) string { return at.UTC().Format("20060102") }
+	r := Batch{Cards: cards, Masters: masters, Day: "20261204", DayOf: dayOf,
+		Files: []InFile{file(t, "a", 1, in[0], late, next[0])}}.Ingest()
+	if !slices.Equal(reasons(r), []string{ReasonOutsideDay}) || len(r.Cleared) != 2 || r.Rejections[0].Line != 3 {
 		t.Fatalf("%s", r.Report())
 	}
 }

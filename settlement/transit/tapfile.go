@@ -156,6 +156,25 @@ func parseTap(line string) (Tap, bool) {
 	return t, true
 }
 
+// ReadHeader parses a tap file's first line alone; the error is a
+// *FileFault.
+func ReadHeader(data []byte) (Header, error) {
+	nl := bytes.IndexByte(data, '\n')
+	if nl < 0 {
+		return Header{}, &FileFault{"bad header"}
+	}
+	hf := strings.Split(string(data[:nl]), "|")
+	if len(hf) != 6 || hf[0] != "H" || hf[1] != tapFileMagic {
+		return Header{}, &FileFault{"bad header"}
+	}
+	seq, ok := number(hf[4], 1<<32-1)
+	h := Header{Operator: hf[2], Batch: hf[3], Sequence: uint32(seq), Day: hf[5]}
+	if !ok || h.validate() != nil {
+		return Header{}, &FileFault{"bad header"}
+	}
+	return h, nil
+}
+
 // ReadTapFile parses a tap file. It returns the good records and a fault per
 // refused record; err is a *FileFault for a fault of the whole file (bad
 // header: nothing is returned; missing trailer, bad trailer, count or total
@@ -164,19 +183,11 @@ func ReadTapFile(data []byte) (*TapFile, []RecordFault, error) {
 	if len(data) > tapFileBytesMax {
 		return nil, nil, &FileFault{"file over the size limit"}
 	}
+	h, err := ReadHeader(data)
+	if err != nil {
+		return nil, nil, err
+	}
 	nl := bytes.IndexByte(data, '\n')
-	if nl < 0 {
-		return nil, nil, &FileFault{"bad header"}
-	}
-	hf := strings.Split(string(data[:nl]), "|")
-	if len(hf) != 6 || hf[0] != "H" || hf[1] != tapFileMagic {
-		return nil, nil, &FileFault{"bad header"}
-	}
-	seq, ok := number(hf[4], 1<<32-1)
-	h := Header{Operator: hf[2], Batch: hf[3], Sequence: uint32(seq), Day: hf[5]}
-	if !ok || h.validate() != nil {
-		return nil, nil, &FileFault{"bad header"}
-	}
 	f := &TapFile{Header: h}
 	var faults []RecordFault
 	type key struct {
