@@ -227,7 +227,7 @@ func TestDistanceFareInAndOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	data, _ := os.ReadFile(path)
-	r := transit.Ingest(map[string][]byte{"1001": master}, []transit.InFile{{Name: "xidan", Data: data}}, nil)
+	r := transit.Ingest(map[string][]byte{"1001": master, "0010": master}, []transit.InFile{{Name: "xidan", Data: data}}, nil)
 	if len(r.Cleared) != 1 || len(r.Rejections) != 0 || len(r.Gaps) != 0 {
 		t.Fatalf("ingestion: %s", r.Report())
 	}

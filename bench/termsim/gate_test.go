@@ -161,7 +161,7 @@ func TestGateBeijingInAndOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := transit.Ingest(map[string][]byte{"1001": operatorMaster}, []transit.InFile{{Name: "gate", Data: data}}, nil)
+	r := transit.Ingest(map[string][]byte{"1001": operatorMaster, "0010": operatorMaster}, []transit.InFile{{Name: "gate", Data: data}}, nil)
 	if len(r.Cleared) != 1 || r.Cleared[0].Amount != 4_00 || len(r.Rejections) != 0 {
 		t.Fatalf("ingestion: %s", r.Report())
 	}

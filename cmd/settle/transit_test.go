@@ -248,7 +248,7 @@ func TestSettleClearsTheTransitDay(t *testing.T) {
 	if m.Transit == nil || m.Transit.Cleared != 5 || m.Transit.Rejected != 7 || len(m.Transit.TapFiles) != 5 {
 		t.Fatalf("manifest transit %+v", m.Transit)
 	}
-	if bl := files["transit-blacklist-"+sampleDay+".txt"]; bytes.Count(bl, []byte("\n")) != 1 {
+	if bl := files["transit-clones-"+sampleDay+".txt"]; bytes.Count(bl, []byte("\n")) != 1 {
 		t.Errorf("blacklist (no card should be on it):\n%s", bl)
 	}
 
@@ -307,7 +307,7 @@ func TestSettleTransitRefusals(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	_, files := published(t, out, sampleDay)
-	if bl := files["transit-blacklist-"+sampleDay+".txt"]; !bytes.HasSuffix(bl, []byte("\n"+cardA+"\n")) {
+	if bl := files["transit-clones-"+sampleDay+".txt"]; !bytes.HasSuffix(bl, []byte("\n"+cardA+"\n")) {
 		t.Fatalf("blacklist:\n%s", bl)
 	}
 	rej := files[settleday.TransitFileBase(sampleDay, sptcInst)+"-rejected.txt"]

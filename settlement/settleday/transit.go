@@ -245,7 +245,7 @@ func (d *day) writeTransit(r transit.Result, files []transit.InFile, ops map[str
 			return err
 		}
 	}
-	if err := write("transit-blacklist-"+day+".txt", transit.WriteBlacklist(day, r.Blacklist)); err != nil {
+	if err := write("transit-clones-"+day+".txt", transit.WriteClones(day, r.Blacklist)); err != nil {
 		return err
 	}
 	return write("transit-"+day+".txt", r.Report())

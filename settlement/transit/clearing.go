@@ -204,11 +204,14 @@ func WriteRejections(day, operator, member string, rejections []Rejection) []byt
 	return b.Bytes()
 }
 
-// WriteBlacklist renders the cards to blacklist in the form gates load
-// (termsim gate -blacklist): a comment line, then one card per line.
-func WriteBlacklist(day string, cards []string) []byte {
+// WriteClones renders the cards the day's ingestion found cloned or
+// tampered with: a comment line, then one card per line. The clearing
+// hands them to the switch (POST /admin/transit/blacklist, reason clone),
+// which publishes them in the next version of the blacklist file the
+// gates load (WriteBlacklist).
+func WriteClones(day string, cards []string) []byte {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "# tapswitch transit blacklist, business day %s: cards every gate refuses, one per line\n", day)
+	fmt.Fprintf(&b, "# tapswitch transit clones, business day %s: cards to blacklist (reason clone), one per line; POST them to the switch's /admin/transit/blacklist\n", day)
 	for _, c := range cards {
 		b.WriteString(c + "\n")
 	}
