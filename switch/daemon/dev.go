@@ -364,7 +364,7 @@ tapswitch dev switch is up
   admin      http://%s   (operators: /healthz /readyz /metrics /admin/rotate /debug/pprof/)
   issuers    %d simulated banks and transit operators %s
   data       %s
-  keys       %s (switch), %s (settle: data keys only)
+  keys       %s (switch), %s (settle: data keys only), %s (transit operators)
   wallet     %s
   acquirers  %s   (the acquirers' keys: terminal MAC keys derive from them)
 try, in another shell:
@@ -375,11 +375,15 @@ bind a card of your own (the four steps), then tap it:
   go run ./cmd/wallet add-card -pan %s -expiry %s -cvn2 %s
   go run ./cmd/wallet confirm -code $(go run ./cmd/wallet dev-code)
   go run ./cmd/termsim pay -card card-%s
+a city transit card in the phone, paid by it, tapped offline at a metro gate:
+  go run ./cmd/wallet transit-open -operator BJT -card card-%s -amount 50.00
+  go run ./cmd/termsim gate -card BJT -station Lujiazui
 lost phone: %s/lost/
 
 `, d.Node.TerminalAddr(), d.Node.PublicURL(), publicNote(d), d.Node.AdminAddr(), len(d.Node.Issuers), issuerPlace(d), d.Data,
-		devKeyFileName, devSettleKeys, d.WalletPath, wallet.DevAcquirerKeysPath(d.WalletPath),
-		d.Bindable.PAN.Clear(), d.Bindable.Expiry, d.Bindable.CVN2().Clear(), d.Bindable.PAN.Clear()[len(d.Bindable.PAN)-4:], d.Node.PublicURL())
+		devKeyFileName, devSettleKeys, DevOperatorKeysFileName, d.WalletPath, wallet.DevAcquirerKeysPath(d.WalletPath),
+		d.Bindable.PAN.Clear(), d.Bindable.Expiry, d.Bindable.CVN2().Clear(), d.Bindable.PAN.Clear()[len(d.Bindable.PAN)-4:],
+		d.Bindable.PAN.Clear()[len(d.Bindable.PAN)-4:], d.Node.PublicURL())
 }
 
 // publicNote says, in the banner, why the public listener may be plain.
