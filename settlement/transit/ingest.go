@@ -84,13 +84,6 @@ type Batch struct {
 	DayOf func(time.Time) string
 }
 
-// Ingest is Batch.Ingest with the numbering from before the BIN table: a
-// card's operator is its first four digits. Kept for the gate's tests,
-// whose cards are numbered so; settlement uses a Batch with Operators.
-func Ingest(masters map[string][]byte, files []InFile, loads []Load) Result {
-	return Batch{Cards: leadingDigits, Masters: masters, Files: files, Loads: loads}.Ingest()
-}
-
 // Ingest verifies and checks the tap files against the operators' master
 // keys and the loads. The rules, in order:
 //

@@ -159,19 +159,6 @@ func TestOperatorsFromTheBINTable(t *testing.T) {
 	}
 }
 
-// TestIngestLegacyNumbering: Ingest still reads the first four digits as
-// the operator (the gate's tests number cards so); a card of the BIN
-// table is unknown to it.
-func TestIngestLegacyNumbering(t *testing.T) {
-	old := Purse{Operator: "0010", Card: "0010000000000017", Balance: 900, Key: PurseKey(masters["0010"], "0010000000000017")}
-	_, a := taps(t, old, 1, 300, "001000000007")
-	_, b := taps(t, purseOf("0010", "9910000100000000017", 900), 1, 300, "001000000007")
-	r := Ingest(masters, []InFile{file(t, "a", 1, a[0], b[0])}, nil)
-	if len(r.Cleared) != 1 || r.Cleared[0].Card != old.Card || r.Cleared[0].Operator != "0010" || !slices.Equal(reasons(r), []string{ReasonUnknownCard}) {
-		t.Fatalf("%s", r.Report())
-	}
-}
-
 func TestIngestBalanceAndLoads(t *testing.T) {
 	p := purseOf("0010", "9910000100000000017", 1000)
 	p, a := taps(t, p, 1, 300, "001000000007") // 700 after, counter 1

@@ -45,8 +45,3 @@ func (o Operators) Of(card string) (string, bool) {
 	}
 	return o.of(card)
 }
-
-// leadingDigits is the numbering before the BIN table: a card's operator
-// was its first four digits. Only Ingest, kept for the callers that still
-// number cards so, uses it.
-var leadingDigits = OperatorsFunc(func(card string) (string, bool) { return card[:OperatorIDBytes], true })
