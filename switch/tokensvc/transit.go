@@ -113,6 +113,29 @@ func (s *Service) topUpView(r topup.Record) (topUpView, *apiError) {
 	return v, nil
 }
 
+// topUpOf is the service and the top-up ID of a request naming one.
+func (s *Service) topUpOf(r *http.Request) (TopUps, string, *apiError) {
+	t, e := s.topUpService()
+	if e != nil {
+		return nil, "", e
+	}
+	id := r.PathValue("id")
+	if !topUpPattern.MatchString(id) {
+		return nil, "", errNotFound("top-up")
+	}
+	return t, id, nil
+}
+
+// writeTopUp answers with the top-up as the phone sees it.
+func (s *Service) writeTopUp(w http.ResponseWriter, status int, rec topup.Record) {
+	v, e := s.topUpView(rec)
+	if e != nil {
+		writeError(w, e)
+		return
+	}
+	writeJSON(w, status, v)
+}
+
 // handleTopUp prepares an opening (no card) or a load of a transit card,
 // paid by one of the device's bank tokens.
 func (s *Service) handleTopUp(w http.ResponseWriter, r *http.Request, login string) {
@@ -154,28 +177,21 @@ func (s *Service) handleTopUp(w http.ResponseWriter, r *http.Request, login stri
 	case errors.Is(err, topup.ErrOperator):
 		writeError(w, errBadRequest("bad_operator", "no transit operator "+req.Operator))
 		return
-	case err != nil:
+	case errors.Is(err, topup.ErrInvalid):
 		writeError(w, errBadRequest("bad_topup", err.Error()))
 		return
-	}
-	v, e := s.topUpView(rec)
-	if e != nil {
-		writeError(w, e)
+	case err != nil:
+		s.internal(w, "top-up", err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, v)
+	s.writeTopUp(w, http.StatusCreated, rec)
 }
 
 // handleTopUpPay runs the prepared top-up's two legs.
 func (s *Service) handleTopUpPay(w http.ResponseWriter, r *http.Request, login string) {
-	t, e := s.topUpService()
+	t, id, e := s.topUpOf(r)
 	if e != nil {
 		writeError(w, e)
-		return
-	}
-	id := r.PathValue("id")
-	if !topUpPattern.MatchString(id) {
-		writeError(w, errNotFound("top-up"))
 		return
 	}
 	var req payRequest
@@ -215,25 +231,15 @@ func (s *Service) handleTopUpPay(w http.ResponseWriter, r *http.Request, login s
 		s.internal(w, "top-up", err)
 		return
 	}
-	v, e := s.topUpView(rec)
-	if e != nil {
-		writeError(w, e)
-		return
-	}
-	writeJSON(w, http.StatusOK, v)
+	s.writeTopUp(w, http.StatusOK, rec)
 }
 
 // handleTopUpGet returns a top-up of the caller's device: after a lost
 // answer, the phone asks for the outcome (and the grant) here.
 func (s *Service) handleTopUpGet(w http.ResponseWriter, r *http.Request, login string) {
-	t, e := s.topUpService()
+	t, id, e := s.topUpOf(r)
 	if e != nil {
 		writeError(w, e)
-		return
-	}
-	id := r.PathValue("id")
-	if !topUpPattern.MatchString(id) {
-		writeError(w, errNotFound("top-up"))
 		return
 	}
 	rec, err := t.Get(id)
@@ -245,10 +251,5 @@ func (s *Service) handleTopUpGet(w http.ResponseWriter, r *http.Request, login s
 		s.internal(w, "top-up", err)
 		return
 	}
-	v, e := s.topUpView(rec)
-	if e != nil {
-		writeError(w, e)
-		return
-	}
-	writeJSON(w, http.StatusOK, v)
+	s.writeTopUp(w, http.StatusOK, rec)
 }

@@ -127,6 +127,7 @@ var (
 	ErrMismatch = errors.New("topup: the bank leg is not the one prepared")
 	ErrState    = errors.New("topup: the top-up is not waiting for payment")
 	ErrOperator = errors.New("topup: no such operator")
+	ErrInvalid  = errors.New("topup: invalid request")
 )
 
 // nextSTAN is a STAN for a leg: unique among this process's recent legs,
@@ -160,7 +161,7 @@ func (s *Service) Prepare(p Prepare) (Record, error) {
 		return Record{}, ErrOperator
 	}
 	if p.Amount <= 0 || p.Amount > transit.AmountMax {
-		return Record{}, fmt.Errorf("topup: amount %d fen: want 1 to %d", p.Amount, transit.AmountMax)
+		return Record{}, fmt.Errorf("%w: amount %d fen: want 1 to %d", ErrInvalid, p.Amount, transit.AmountMax)
 	}
 	id := make([]byte, 16)
 	if _, err := rand.Read(id); err != nil {
