@@ -6,14 +6,25 @@
 //
 // A gate lives in a directory:
 //
-//	gate.json         its ID, fare and the sequence of the last tap file written
+//	gate.json         its ID, fare, the sequence of the last tap file written,
+//	                  and the version and digest of the blacklist it holds
 //	pending.jsonl     the taps since that file, one JSON line each, fsynced per tap
 //	out/<ID>-<seq>.taps  the tap files, written whole (temporary file, fsync, rename)
+//	blacklist-<version>  the blacklist file it holds, as published
+//	                  (settlement/transit), written whole
 //
 // A crash loses no tap it let through: a tap is on disk before the gate
 // opens. A crash while a file is written makes the next file carry the
 // same taps again, which clearing counts once (files are resent in the
 // real world too).
+//
+// A gate charges a flat fare at one tap, or a distance fare over two: the
+// gate reads the purse to tell which tap this is. A purse that is not in
+// (or whose entry is older than JourneyTimeMax: its tap-out was missed)
+// taps in: the purse records the entry, the phone saves it, the gate
+// opens, and nothing is debited or recorded. A purse that is in taps out:
+// the fare from its entry gate to this one, plus the city's maximum fare
+// for each tap-out it missed, is debited and recorded as one tap.
 package gate
 
 import (
@@ -31,22 +42,72 @@ import (
 	"github.com/tapswitch/tapswitch/settlement/transit"
 )
 
-// ErrBlacklisted refuses a card the gate's blacklist names.
-var ErrBlacklisted = errors.New("gate: card is on the blacklist")
+// Errors of a tap or of a blacklist load.
+var (
+	// ErrBlacklisted refuses a card the gate's blacklist names.
+	ErrBlacklisted = errors.New("gate: card is on the blacklist")
+	// ErrBlacklistCorrupt refuses a blacklist file with any fault.
+	ErrBlacklistCorrupt = errors.New("gate: blacklist file is corrupt")
+	// ErrBlacklistOlder refuses a blacklist older than the one the gate
+	// holds, or another list under the version it holds.
+	ErrBlacklistOlder = errors.New("gate: blacklist is not newer than the one held")
+)
+
+// JourneyTimeMax is how long a journey on a distance fare may last (the
+// Beijing subway's 4 hours). A purse whose entry is older taps in again,
+// and its missed tap-out costs the maximum fare at its next exit.
+const JourneyTimeMax = 4 * time.Hour
+
+// Fare is how a gate charges: Flat fen at one tap, or by Distance from a
+// tap-in to a tap-out. Exactly one is set.
+type Fare struct {
+	Flat     int64
+	Distance DistanceFare
+}
+
+// DistanceFare prices journeys in one city (bench/world's City is one).
+type DistanceFare interface {
+	// Between is the fare from entry gate to exit gate; false when the
+	// entry is not one of the city's gates.
+	Between(entry, exit string) (int64, bool)
+	// Max is the city's highest fare: what an unknown entry or a missed
+	// tap-out costs.
+	Max() int64
+}
+
+// Flat is a flat fare of fen.
+func Flat(fen int64) Fare { return Fare{Flat: fen} }
+
+func (f Fare) validate() error {
+	switch {
+	case f.Distance != nil && f.Flat != 0:
+		return errors.New("a flat fare and a distance fare")
+	case f.Distance != nil && (f.Distance.Max() <= 0 || f.Distance.Max() > transit.AmountMax/(transit.MissedExitsMax+1)):
+		return fmt.Errorf("maximum fare %d fen out of range", f.Distance.Max())
+	case f.Distance == nil && (f.Flat <= 0 || f.Flat > transit.AmountMax):
+		return fmt.Errorf("fare %d fen out of range", f.Flat)
+	}
+	return nil
+}
 
 // Gate is one gate, open on its directory. Not safe for concurrent use: a
 // gate takes one tap at a time.
 type Gate struct {
 	dir       string
 	state     state
-	blacklist map[string]bool
+	fare      Fare
+	blacklist map[string]transit.BlacklistReason
 	pending   []transit.Tap
 }
 
 type state struct {
 	ID       string `json:"id"`
-	Fare     int64  `json:"fare"`     // fen, flat
-	Sequence uint32 `json:"sequence"` // of the last tap file written
+	Fare     int64  `json:"fare"`               // fen, flat; 0 for a distance fare
+	Distance bool   `json:"distance,omitempty"` // the gate charges by distance
+	Sequence uint32 `json:"sequence"`           // of the last tap file written
+	// The blacklist held: its version (0: none) and its SHA-256, hex.
+	BlacklistVersion uint32 `json:"blacklist_version,omitempty"`
+	BlacklistDigest  string `json:"blacklist_sha256,omitempty"`
 }
 
 // pendingTap is a tap as pending.jsonl holds it.
@@ -62,17 +123,17 @@ type pendingTap struct {
 
 // Open opens the gate in dir, creating it with id and fare if it is new.
 // A gate that exists keeps its ID; its fare becomes fare.
-func Open(dir, id string, fare int64) (*Gate, error) {
+func Open(dir, id string, fare Fare) (*Gate, error) {
 	if !transit.ValidGate(id) {
 		return nil, fmt.Errorf("gate %q: want %d digits, the first %d its operator's", id, transit.GateIDBytes, transit.OperatorIDBytes)
 	}
-	if fare <= 0 || fare > transit.AmountMax {
-		return nil, fmt.Errorf("gate %s: fare %d fen out of range", id, fare)
+	if err := fare.validate(); err != nil {
+		return nil, fmt.Errorf("gate %s: %w", id, err)
 	}
 	if err := os.MkdirAll(filepath.Join(dir, "out"), 0o700); err != nil {
 		return nil, fmt.Errorf("gate: %w", err)
 	}
-	g := &Gate{dir: dir, state: state{ID: id, Fare: fare}, blacklist: map[string]bool{}}
+	g := &Gate{dir: dir, state: state{ID: id, Fare: fare.Flat, Distance: fare.Distance != nil}, fare: fare}
 	data, err := os.ReadFile(filepath.Join(dir, "gate.json"))
 	switch {
 	case errors.Is(err, os.ErrNotExist):
@@ -87,6 +148,10 @@ func Open(dir, id string, fare int64) (*Gate, error) {
 			return nil, fmt.Errorf("gate %s is gate %s, not %s", dir, s.ID, id)
 		}
 		g.state.Sequence = s.Sequence
+		g.state.BlacklistVersion, g.state.BlacklistDigest = s.BlacklistVersion, s.BlacklistDigest
+	}
+	if err := g.openBlacklist(); err != nil {
+		return nil, err
 	}
 	if err := writeFileSynced(filepath.Join(dir, "gate.json"), mustJSON(g.state)); err != nil {
 		return nil, err
@@ -114,24 +179,122 @@ func (g *Gate) ID() string { return g.state.ID }
 // Pending returns how many taps wait for the next tap file.
 func (g *Gate) Pending() int { return len(g.pending) }
 
-// SetBlacklist replaces the cards the gate refuses.
-func (g *Gate) SetBlacklist(cards []string) {
-	g.blacklist = make(map[string]bool, len(cards))
-	for _, c := range cards {
-		g.blacklist[c] = true
+// BlacklistVersion returns the version of the blacklist the gate holds, 0
+// for none.
+func (g *Gate) BlacklistVersion() uint32 { return g.state.BlacklistVersion }
+
+// LoadBlacklist makes the blacklist file data the gate's list
+// (docs/transit.md, "The blacklist file"). It refuses, keeping the list it
+// holds, a file with any fault (ErrBlacklistCorrupt) and a version older
+// than the one held or another list under it (ErrBlacklistOlder); the
+// list it holds again is a no-op. An accepted list is on disk before it
+// is used: the file, then gate.json, then the old file is removed.
+func (g *Gate) LoadBlacklist(data []byte) error {
+	bl, err := readWholeBlacklist(data)
+	if err != nil {
+		return fmt.Errorf("gate %s keeps blacklist version %d: %w", g.state.ID, g.state.BlacklistVersion, err)
 	}
+	v, digest := bl.Header.Version, hex.EncodeToString(bl.Digest[:])
+	switch held := g.state.BlacklistVersion; {
+	case v == held && digest == g.state.BlacklistDigest:
+		return nil
+	case v <= held:
+		return fmt.Errorf("gate %s keeps blacklist version %d, refused version %d: %w", g.state.ID, held, v, ErrBlacklistOlder)
+	}
+	if err := writeFileSynced(filepath.Join(g.dir, blacklistName(v)), data); err != nil {
+		return err
+	}
+	next := g.state
+	next.BlacklistVersion, next.BlacklistDigest = v, digest
+	if err := writeFileSynced(filepath.Join(g.dir, "gate.json"), mustJSON(next)); err != nil {
+		return err
+	}
+	old := g.state.BlacklistVersion
+	g.state = next
+	g.blacklist = blacklistMap(bl)
+	if old != 0 {
+		// A file left by a failed removal is never read: gate.json names
+		// the one the gate holds.
+		_ = os.Remove(filepath.Join(g.dir, blacklistName(old)))
+	}
+	return nil
 }
 
-// Tap takes the fare from purse p at time at. The phone's save, given the
-// purse after the debit, runs before the tap leaves the phone; the gate
-// then records the tap on disk before it opens. On any error the gate stays
+// openBlacklist reads back the blacklist gate.json says the gate holds.
+func (g *Gate) openBlacklist() error {
+	v := g.state.BlacklistVersion
+	if v == 0 {
+		return nil
+	}
+	data, err := os.ReadFile(filepath.Join(g.dir, blacklistName(v)))
+	if err != nil {
+		return fmt.Errorf("gate %s: the blacklist it holds: %w", g.state.ID, err)
+	}
+	bl, err := readWholeBlacklist(data)
+	if err == nil && (bl.Header.Version != v || hex.EncodeToString(bl.Digest[:]) != g.state.BlacklistDigest) {
+		err = fmt.Errorf("version %d digest %x, gate.json says version %d digest %s", bl.Header.Version, bl.Digest, v, g.state.BlacklistDigest)
+	}
+	if err != nil {
+		return fmt.Errorf("gate %s: the blacklist it holds, %s: %w", g.state.ID, blacklistName(v), err)
+	}
+	g.blacklist = blacklistMap(bl)
+	return nil
+}
+
+// readWholeBlacklist reads a blacklist file that has no fault at all.
+func readWholeBlacklist(data []byte) (*transit.Blacklist, error) {
+	bl, faults, err := transit.ReadBlacklist(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBlacklistCorrupt, err)
+	}
+	if len(faults) > 0 {
+		return nil, fmt.Errorf("%w: line %d: %s (%d faulty lines)", ErrBlacklistCorrupt, faults[0].Line, faults[0].Reason, len(faults))
+	}
+	return bl, nil
+}
+
+func blacklistMap(bl *transit.Blacklist) map[string]transit.BlacklistReason {
+	m := make(map[string]transit.BlacklistReason, len(bl.Entries))
+	for _, e := range bl.Entries {
+		m[e.Card] = e.Reason
+	}
+	return m
+}
+
+func blacklistName(version uint32) string { return fmt.Sprintf("blacklist-%010d", version) }
+
+// Tap takes the fare from purse p at time at, or at a distance gate
+// records its tap-in (see the package doc): then the tap returned is the
+// zero Tap (counter 0) and the purse after is in. The phone's save, given
+// the purse after, runs before the tap leaves the phone; the gate then
+// records a debit on disk before it opens. On any error the gate stays
 // shut and records nothing: a blacklisted card or a short purse leaves the
 // purse as it was; a failed save means the tap never left the phone.
 func (g *Gate) Tap(p transit.Purse, save func(transit.Purse) error, at time.Time) (transit.Purse, transit.Tap, error) {
-	if g.blacklist[p.Card] {
-		return p, transit.Tap{}, ErrBlacklisted
+	if reason, listed := g.blacklist[p.Card]; listed {
+		return p, transit.Tap{}, fmt.Errorf("%w (%s)", ErrBlacklisted, reason)
 	}
-	after, tap, err := p.Debit(g.state.Fare, g.state.ID, at)
+	var after transit.Purse
+	var tap transit.Tap
+	var err error
+	switch d := g.fare.Distance; {
+	case d == nil:
+		after, tap, err = p.Debit(g.fare.Flat, g.state.ID, at)
+	case !p.In() || at.Sub(p.EntryTime) > JourneyTimeMax:
+		if after, err = p.Enter(g.state.ID, at); err != nil {
+			return p, transit.Tap{}, err
+		}
+		if err := save(after); err != nil {
+			return p, transit.Tap{}, fmt.Errorf("gate %s: the phone could not save its purse: %w", g.state.ID, err)
+		}
+		return after, transit.Tap{}, nil
+	default:
+		fare, ok := d.Between(p.EntryGate, g.state.ID)
+		if !ok {
+			fare = d.Max() // an entry this city does not know
+		}
+		after, tap, err = p.Exit(fare+int64(p.MissedExits)*d.Max(), g.state.ID, at)
+	}
 	if err != nil {
 		return p, transit.Tap{}, err
 	}

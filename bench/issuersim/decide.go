@@ -89,6 +89,9 @@ type book struct {
 	orphans  orphanSet
 	authSalt uint64
 	cutoff   Cutoff
+	// operator is a transit member's book of purse loads (load.go); nil
+	// for a bank.
+	operator *operatorBook
 }
 
 func newBook(issuerID string, cards []world.Card, authSalt uint64, cutoff Cutoff) (*book, error) {
@@ -124,9 +127,16 @@ type decision struct {
 	reverse  int           // ledger index to reverse, -1 for none
 	reversal Reversal      // the reversal's record, when reverse >= 0
 	orphan   *txKey        // an unmatched reversal to remember
+	// Purse loads (load.go): a new grant, a grant to void (-1 for none;
+	// its record in reversal), and DE48 of the answer (tags 41, 42).
+	load      *LoadEntry
+	void      int
+	purseData string
+	// note says why, for the request's log line.
+	note string
 }
 
-func answer(rc string) decision { return decision{rc: rc, reverse: -1} }
+func answer(rc string) decision { return decision{rc: rc, reverse: -1, void: -1} }
 
 // decide is the issuer's whole decision: state and request in, decision out.
 // It reads b and changes nothing; package doc lists the rules in order.
@@ -144,11 +154,14 @@ func decide(b *book, req request, now time.Time) decision {
 		}
 		return answer(iso8583.RCInvalidTransaction)
 	}
+	if b.operator != nil && isLoad(req) {
+		return decideLoad(b, req, now)
+	}
 	key := txKey{req.STAN, req.TransmissionTime}
 	if i, ok := b.byKey[key]; ok {
 		return repeat(b.ledger[i], req)
 	}
-	if b.orphans.member[key] {
+	if b.orphans.member[key] || b.operator.holds(key) {
 		return answer(iso8583.RCDuplicate)
 	}
 	acct, ok := b.accounts[req.PAN.Clear()]
@@ -252,6 +265,11 @@ func repeat(e LedgerEntry, req request) decision {
 
 func decideReversal(b *book, req request, now time.Time) decision {
 	key := txKey{req.Original.STAN, req.Original.TransmissionTime}
+	if b.operator != nil {
+		if i, ok := b.operator.byKey[key]; ok {
+			return decideVoid(b, i, req, now)
+		}
+	}
 	i, ok := b.byKey[key]
 	if !ok {
 		d := answer(iso8583.RCOriginalNotFound)
@@ -296,6 +314,9 @@ func (b *book) apply(d decision) {
 	}
 	if d.orphan != nil {
 		b.orphans.add(*d.orphan)
+	}
+	if b.operator != nil {
+		b.operator.apply(d)
 	}
 }
 

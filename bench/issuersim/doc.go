@@ -1,8 +1,8 @@
 // Package issuersim is a simulated issuing bank or city transit operator: a
 // real TCP server on the network's wire contract (2-byte big-endian length,
 // then an ISO 8583 message on iso8583.Spec) that holds card accounts with
-// balances, credit limits, holds and a ledger, and answers with configurable
-// latency and faults.
+// balances, credit limits, holds and a ledger, a transit operator's purse
+// loads too, and answers with configurable latency and faults.
 //
 // # Requests and answers
 //
@@ -17,7 +17,8 @@
 //	    (CVN2) when present must be 3 digits
 //	--  same DE11+DE7 as an approved request: the first answer again when
 //	    MTI, PAN, DE3 and DE4 agree and it was not reversed, else 94
-//	94  a reversal for this DE11+DE7 arrived before the request (late original)
+//	94  a reversal for this DE11+DE7 arrived before the request (late
+//	    original), or a transit operator's purse load holds the key
 //	14  no such card
 //	05  card blocked                         (not for 0220)
 //	54  card expired, or DE14 is not the card's expiry   (not for 0220)
@@ -51,6 +52,46 @@
 // last orphanReversalsMax of them) so that a late original is answered 94
 // instead of taking money the switch already gave back. DE4 of a reversal is
 // not compared: the contract has no partial reversals.
+//
+// # Purse loads
+//
+// A transit member (issuers.KindTransit) is also the city's operator side
+// of a top-up's leg 2 (load.go; docs/wire.md section 12 is the contract):
+// an 0200 with DE3 220000 loads a purse, 720000 opens a card with its first
+// load. Its mandatory fields are DE2, 3, 4, 7, 11, 32, 33, 37, 41, 49 and
+// 100 (no DE14). The operator derives each card's purse key from its
+// master key (Config.OperatorKey, 32 bytes; FleetConfig.OperatorKeys by
+// operator code) with transit.PurseKey, and decides, first failure wins:
+//
+//	30  a field missing or malformed; DE48 not iso8583.PurseLoadData; tag 40
+//	    missing on a load, present on an opening, or of sequence 0; tag 41
+//	    or 42 in a request
+//	--  same DE11+DE7 as a granted load: the first answer again (DE38,
+//	    grant, key) when MTI, DE2, DE3, DE4 and tag 40 agree and it was
+//	    not voided, else 94
+//	94  a reversal for this DE11+DE7 came first, or a bank posting holds it
+//	14  the card's BIN (Config.Bins, configs/bins.yaml by default) is not
+//	    this operator's
+//	91  no master key: the member starts without one (its bank-side
+//	    traffic needs none, and the dev world runs it so) and cannot sign
+//	13  amount 0 or over transit.AmountMax, or balance after over it
+//	63  MAC1 does not verify (transit.Grant); an opening has no MAC1 and
+//	    is granted as if its purse had signed {balance 0, counter 0,
+//	    sequence 1}
+//	94  an opening of a card the operator knows; a load of a known card
+//	    whose sequence is not exactly the last granted + 1
+//	96  loadEntriesMax loads booked
+//	00  DE38 and DE48 tag 41 (balance after, MAC2), and for an opening
+//	    tag 42 (the purse key): the load is booked (Loads)
+//
+// A card is known while a grant of it stands. The registry is in memory:
+// a restarted operator knows no card and grants a load at the sequence its
+// purse states, on a valid MAC1, which only the purse can sign. A 0420 (or
+// 0400) whose DE90 names a granted load's DE11 and DE7, with its MTI and
+// card, voids it: the purse never took it, so its sequence is free again
+// and a voided opening's card unknown again; answered 00, again 00 and
+// nothing changes. Not found is 25 and remembered, as below. Loads live
+// in a book of their own beside the ledger: they are no hold on an account.
 //
 // 0800 network management answers 0810 with 00 for DE70 001, 002 and 301,
 // 12 for another code, 30 without DE7, DE11 or DE70.
@@ -119,8 +160,9 @@
 // Limits: connsMax connections (more are closed at once), inflightPerConnMax
 // requests in flight per connection (the reader stops reading until one is
 // answered), frames of iso8583.FrameBytesMaxDefault bytes, ledgerEntriesMax
-// ledger entries (then 96), the last receivedMax requests kept for Received,
-// delays (Latency+Jitter, and LateBy) of faultDelayMax. A frame that does
+// ledger entries and loadEntriesMax purse loads (then 96), the last
+// receivedMax requests kept for Received, delays (Latency+Jitter, and
+// LateBy) of faultDelayMax. A frame that does
 // not unpack closes its connection: the stream cannot be trusted after it.
 //
 // # Business days and the ledger export
@@ -153,11 +195,19 @@
 //	              "stan", "transmission_time"} (only when reversed)}],
 //	 "holds":   [{"seq", "business_day", "stan", "transmission_time", "pan",
 //	              "amount", "rrn", "terminal_id", "auth_code"}],
-//	 "accounts": [{"pan", "product", "available", "held", "credited"}]}
+//	 "accounts": [{"pan", "product", "available", "held", "credited"}],
+//	 "loads":   [{"seq", "business_day", "time", "card", "mti",
+//	              "processing_code", "amount", "balance_before", "counter",
+//	              "sequence", "balance_after", "stan", "transmission_time",
+//	              "rrn", "terminal_id", "auth_code", "voided",
+//	              "void": {as "reversal"} (only when voided)}]}
 //
 // totals, days and holds are derived from ledger, and the accounts' held
 // and credited sum to the totals'; traffic is counted apart and is not
-// checked. A day's debits and credits count what was posted that day,
+// checked. loads, a transit operator's granted loads and openings (absent
+// when there are none), are checked one by one: sequence numbers 1..n,
+// balance_before + amount = balance_after, an opening at balance 0,
+// counter 0, sequence 1. They hold neither MAC nor key. A day's debits and credits count what was posted that day,
 // reversed or not; its reversed_* count the reversals processed that day,
 // so a day's net is debits - credits - reversed_debits + reversed_credits.
 // The rejected alternative, a hash of the PAN to match on, would put a

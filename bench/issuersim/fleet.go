@@ -10,6 +10,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tapswitch/tapswitch/bench/world"
+	"github.com/tapswitch/tapswitch/configs"
+	"github.com/tapswitch/tapswitch/router/bintable"
 	"github.com/tapswitch/tapswitch/router/issuers"
 )
 
@@ -30,6 +32,13 @@ type FleetConfig struct {
 	Seed   int64
 	Cutoff Cutoff // zero means DefaultCutoff
 	Logger zerolog.Logger
+	// OperatorKeys are the transit members' master keys by operator code
+	// (issuers.Issuer.Operator, e.g. "0021"), each OperatorKeyBytes long.
+	// A transit member without one answers loads and openings 91.
+	OperatorKeys map[string][]byte
+	// Bins is the BIN table that says which cards are each operator's;
+	// nil means configs/bins.yaml.
+	Bins *bintable.Table
 }
 
 // StartAll starts one issuer per entry of list, each listening on a free
@@ -38,6 +47,13 @@ type FleetConfig struct {
 func StartAll(host string, list []issuers.Issuer, cards []world.Card, faults Faults, seed int64, log zerolog.Logger) (*Fleet, error) {
 	addr := func(issuers.Issuer) string { return net.JoinHostPort(host, "0") }
 	return start(list, addr, FleetConfig{Cards: cards, Faults: faults, Seed: seed, Logger: log})
+}
+
+// StartAllWith is StartAll with the whole FleetConfig: operator keys and
+// the BIN table too.
+func StartAllWith(host string, list []issuers.Issuer, cfg FleetConfig) (*Fleet, error) {
+	addr := func(issuers.Issuer) string { return net.JoinHostPort(host, "0") }
+	return start(list, addr, cfg)
 }
 
 // StartConfigured is StartAll on the addresses the issuers are configured
@@ -53,7 +69,18 @@ func start(list []issuers.Issuer, addrOf func(issuers.Issuer) string, cfg FleetC
 		byIssuer[c.IssuerID] = append(byIssuer[c.IssuerID], c)
 	}
 	f := &Fleet{issuers: make(map[string]*Issuer), addrs: make(map[string]string)}
+	bins := cfg.Bins
+	if bins == nil {
+		var err error
+		if bins, err = bintable.Parse(configs.Bins); err != nil {
+			return nil, err
+		}
+	}
 	for _, is := range list {
+		var key []byte
+		if is.Kind == issuers.KindTransit {
+			key = cfg.OperatorKeys[is.Operator]
+		}
 		if _, dup := f.issuers[is.ID]; dup {
 			f.Close()
 			return nil, fmt.Errorf("issuersim: issuer %s listed twice", is.ID)
@@ -61,6 +88,7 @@ func start(list []issuers.Issuer, addrOf func(issuers.Issuer) string, cfg FleetC
 		s, err := New(Config{
 			Issuer: is, Cards: byIssuer[is.ID], Faults: cfg.Faults, Cutoff: cfg.Cutoff,
 			Seed: cfg.Seed, Now: time.Now, Logger: cfg.Logger, // New mixes in the issuer ID
+			OperatorKey: key, Bins: bins,
 		})
 		if err != nil {
 			f.Close()

@@ -1,6 +1,7 @@
 package issuersim
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -13,7 +14,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tapswitch/tapswitch/bench/world"
+	"github.com/tapswitch/tapswitch/configs"
 	"github.com/tapswitch/tapswitch/iso8583"
+	"github.com/tapswitch/tapswitch/router/bintable"
 	"github.com/tapswitch/tapswitch/router/issuers"
 )
 
@@ -38,6 +41,14 @@ type Config struct {
 	// time.Now.
 	Now    func() time.Time
 	Logger zerolog.Logger
+	// OperatorKey is a transit member's master key (OperatorKeyBytes),
+	// from which it derives each card's purse key to check MAC1 and sign
+	// MAC2 (transit.PurseKey). Without one, a transit member answers loads
+	// and openings 91; a bank must have none.
+	OperatorKey []byte
+	// Bins says which cards are a transit member's (its BINs); nil means
+	// the network's default table, configs/bins.yaml.
+	Bins *bintable.Table
 }
 
 // Received is one request as the issuer saw it, kept so a test can prove
@@ -96,13 +107,17 @@ func New(cfg Config) (*Issuer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("issuersim %s: %w", cfg.Issuer.ID, err)
 	}
+	log := cfg.Logger.With().Str("issuer", cfg.Issuer.ID).Logger()
+	if b.operator, err = operatorOf(cfg); err != nil {
+		return nil, fmt.Errorf("issuersim %s: %w", cfg.Issuer.ID, err)
+	}
 	now := cfg.Now
 	if now == nil {
 		now = time.Now
 	}
 	return &Issuer{
 		id:        cfg.Issuer.ID,
-		log:       cfg.Logger.With().Str("issuer", cfg.Issuer.ID).Logger(),
+		log:       log,
 		now:       now,
 		faults:    cfg.Faults,
 		book:      b,
@@ -112,6 +127,35 @@ func New(cfg Config) (*Issuer, error) {
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
 	}, nil
+}
+
+// operatorOf is a transit member's load book, nil for a bank.
+func operatorOf(cfg Config) (*operatorBook, error) {
+	if cfg.Issuer.Kind != issuers.KindTransit {
+		if cfg.OperatorKey != nil {
+			return nil, errors.New("an operator master key for a member that is no transit operator")
+		}
+		return nil, nil
+	}
+	var master []byte
+	// No key is no error: cmd/issuersim and switchd -dev run transit
+	// members for their bank-side traffic without one. Its loads are
+	// answered 91, and their request log lines say so.
+	switch len(cfg.OperatorKey) {
+	case 0:
+	case OperatorKeyBytes:
+		master = bytes.Clone(cfg.OperatorKey)
+	default:
+		return nil, fmt.Errorf("operator master key of %d bytes, want %d", len(cfg.OperatorKey), OperatorKeyBytes)
+	}
+	bins := cfg.Bins
+	if bins == nil {
+		var err error
+		if bins, err = bintable.Parse(configs.Bins); err != nil {
+			return nil, err
+		}
+	}
+	return newOperatorBook(cfg.Issuer.ID, master, bins), nil
 }
 
 // ID is the issuer's member ID.
@@ -140,6 +184,17 @@ func (s *Issuer) Ledger() []LedgerEntry {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]LedgerEntry(nil), s.book.ledger...)
+}
+
+// Loads returns a copy of every load and opening the operator granted, in
+// order, voided ones included; nil for a bank.
+func (s *Issuer) Loads() []LoadEntry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.book.operator == nil {
+		return nil
+	}
+	return append([]LoadEntry(nil), s.book.operator.loads...)
 }
 
 // Received returns the last receivedMax requests, oldest first.

@@ -23,7 +23,10 @@ type request struct {
 	TokenData        iso8583.TokenData
 	CVN2             iso8583.CVN2 // DE48 tag 04: only an account verification carries it
 	NetworkCode      string       // DE70
-	Original         originalData
+	// Purse is DE48 of a load or opening (isLoad): tag 40, the purse's
+	// signed request, on a load only.
+	Purse    iso8583.PurseLoadData
+	Original originalData
 	// invalid says why the message breaks the contract; "" when it does not.
 	invalid string
 	echo    [echoFieldsMax]echoField
@@ -46,6 +49,7 @@ type echoField struct {
 // Mandatory fields and echoed fields by message class.
 var (
 	financialMandatory = []int{2, 3, 7, 11, 14, 37, 41, 49}
+	loadMandatory      = []int{2, 3, 4, 7, 11, 32, 33, 37, 41, 49, 100}
 	reversalMandatory  = []int{2, 3, 4, 7, 11, 90}
 	networkMandatory   = []int{7, 11, 70}
 	financialEcho      = []int{2, 3, 4, 7, 11, 37, 41, 49}
@@ -88,6 +92,11 @@ func parseRequest(f *iso8583.Fields) request {
 		return req
 	}
 	v := frameView{f: f, s: string(f.Payload())}
+	if req.MTI == iso8583.MTIFinancialRequest {
+		if pc := v.get(iso8583.FieldProcessingCode); pc == iso8583.ProcPurseLoad || pc == iso8583.ProcPurseOpen {
+			mandatory = loadMandatory
+		}
+	}
 	for _, id := range echo {
 		if v.has(id) {
 			req.echo[req.echoN] = echoField{id, v.get(id)}
@@ -142,6 +151,11 @@ func (req *request) read(v frameView) string {
 		}
 		req.CVN2 = av.CVN2
 	}
+	if isLoad(*req) {
+		if why := req.readPurse(v); why != "" {
+			return why
+		}
+	}
 	if v.has(iso8583.FieldOriginalData) {
 		d := get(iso8583.FieldOriginalData)
 		req.Original = originalData{MTI: d[0:4], STAN: d[4:10], TransmissionTime: d[10:20], Acquirer: d[20:31], Forwarder: d[31:42]}
@@ -151,4 +165,25 @@ func (req *request) read(v frameView) string {
 
 func validYYMM(s string) bool {
 	return len(s) == 4 && s[2:] >= "01" && s[2:] <= "12"
+}
+
+// readPurse reads DE48 of a load or opening: tag 40 on a load and only
+// there, with a sequence above 0 (a purse's first load is 1), and neither
+// of the answer's tags 41 and 42.
+func (req *request) readPurse(v frameView) string {
+	d, err := iso8583.ParsePurseLoadData(v.get(iso8583.FieldPrivateTokenData))
+	switch {
+	case err != nil:
+		return err.Error()
+	case d.Grant != nil || d.Key != nil:
+		return "DE48 tag 41 or 42 in a request"
+	case req.ProcessingCode == iso8583.ProcPurseLoad && d.Request == nil:
+		return "DE48 tag 40 missing on a load"
+	case req.ProcessingCode == iso8583.ProcPurseOpen && d.Request != nil:
+		return "DE48 tag 40 on an opening"
+	case d.Request != nil && d.Request.Sequence == 0:
+		return "DE48 tag 40 sequence 0"
+	}
+	req.Purse = d
+	return ""
 }

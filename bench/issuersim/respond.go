@@ -37,7 +37,11 @@ func (s *Issuer) respond(req request, p plan) (packed []byte, ok bool) {
 		s.log.Error().Err(err).Str("mti", req.MTI).Str("stan", req.STAN).Msg("response does not pack, dropped")
 		return nil, false
 	}
-	s.logRequest(req, d.rc, p, req.invalid)
+	note := req.invalid
+	if note == "" {
+		note = d.note
+	}
+	s.logRequest(req, d.rc, p, note)
 	return packed, true
 }
 
@@ -99,5 +103,8 @@ func buildResponse(b *iso8583.Builder, req request, d decision) {
 	}
 	if d.rc == iso8583.RCApproved && d.phone != "" {
 		b.Set(iso8583.FieldPrivateTokenData, iso8583.VerificationAnswer{Phone: d.phone}.Encode())
+	}
+	if d.rc == iso8583.RCApproved && d.purseData != "" {
+		b.Set(iso8583.FieldPrivateTokenData, d.purseData)
 	}
 }

@@ -43,6 +43,11 @@ type Snapshot struct {
 	Holds []Hold `json:"holds"`
 	// Accounts are the cards the ledger touched, in order of first posting.
 	Accounts []AccountTotals `json:"accounts"`
+	// Loads are a transit operator's granted loads and openings in Seq
+	// order, voided ones included; absent for a bank and for an operator
+	// that granted none. They move no money of the ledger's: the operator
+	// is paid for a load by settlement, not by a hold.
+	Loads []LoadEntry `json:"loads,omitempty"`
 }
 
 // Totals are the book's control totals, recomputed by Check.
@@ -119,6 +124,9 @@ func (s *Issuer) Snapshot() Snapshot {
 		Cutoff: s.book.cutoff.String(),
 		// Empty lists, never null, in the JSON.
 		Ledger: append([]LedgerEntry{}, s.book.ledger...), Accounts: []AccountTotals{},
+	}
+	if op := s.book.operator; op != nil && len(op.loads) > 0 {
+		snap.Loads = append([]LoadEntry(nil), op.loads...)
 	}
 	seen := make(map[string]bool)
 	for _, e := range snap.Ledger {
@@ -213,6 +221,11 @@ func (snap Snapshot) Check() error {
 			return fmt.Errorf("ledger entry %d: %w", i+1, err)
 		}
 	}
+	for i, e := range snap.Loads {
+		if err := checkLoad(e, uint64(i)+1); err != nil {
+			return fmt.Errorf("load %d: %w", i+1, err)
+		}
+	}
 	totals, days, holds := summarize(snap.Ledger)
 	if snap.Totals != totals {
 		return fmt.Errorf("totals %+v, the ledger sums to %+v", snap.Totals, totals)
@@ -248,6 +261,30 @@ func checkEntry(e LedgerEntry, seq uint64) error {
 		return fmt.Errorf("reversed %v disagrees with reversal %+v", e.Reversed, e.Reversal)
 	case e.Reversed && !dayPattern.MatchString(e.Reversal.BusinessDay):
 		return fmt.Errorf("reversal business day %q is not YYYYMMDD", e.Reversal.BusinessDay)
+	}
+	return nil
+}
+
+func checkLoad(e LoadEntry, seq uint64) error {
+	switch {
+	case e.Seq != seq:
+		return fmt.Errorf("seq %d, want %d", e.Seq, seq)
+	case !dayPattern.MatchString(e.BusinessDay):
+		return fmt.Errorf("business day %q is not YYYYMMDD", e.BusinessDay)
+	case e.ProcessingCode != iso8583.ProcPurseLoad && e.ProcessingCode != iso8583.ProcPurseOpen:
+		return fmt.Errorf("processing code %q is no load", e.ProcessingCode)
+	case e.Amount <= 0:
+		return fmt.Errorf("amount %d is not positive", e.Amount)
+	case e.BalanceBefore < 0 || e.BalanceAfter != e.BalanceBefore+int64(e.Amount):
+		return fmt.Errorf("balance %d + amount %d is not balance after %d", e.BalanceBefore, e.Amount, e.BalanceAfter)
+	case e.Sequence == 0:
+		return errors.New("sequence 0")
+	case e.ProcessingCode == iso8583.ProcPurseOpen && (e.BalanceBefore != 0 || e.Counter != 0 || e.Sequence != 1):
+		return fmt.Errorf("an opening at balance %d, counter %d, sequence %d", e.BalanceBefore, e.Counter, e.Sequence)
+	case e.Voided != (e.Void != Reversal{}):
+		return fmt.Errorf("voided %v disagrees with void %+v", e.Voided, e.Void)
+	case e.Voided && !dayPattern.MatchString(e.Void.BusinessDay):
+		return fmt.Errorf("void business day %q is not YYYYMMDD", e.Void.BusinessDay)
 	}
 	return nil
 }

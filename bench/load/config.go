@@ -119,7 +119,7 @@ func ParseFlags(args []string, stdout, stderr io.Writer) (Config, error) {
 	fs.DurationVar(&c.Duration, "duration", c.Duration, "measured time")
 	fs.DurationVar(&c.Warmup, "warmup", c.Warmup, "load before the measured time, not recorded")
 	fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "give a request up this long after its intended send (a timeout error)")
-	fs.StringVar(&mix, "mix", DefaultMix, "`KIND=WEIGHT,...` of purchase, refund, topup, decline, reversal")
+	fs.StringVar(&mix, "mix", DefaultMix, "`KIND=WEIGHT,...` of purchase, refund, topup, decline, reversal, and gate (offline metro taps, after the run)")
 	fs.StringVar(&amount, "amount", "1.00", "amount of purchases, refunds and top-ups, in yuan")
 	fs.StringVar(&c.Addr, "switch", "", "drive the switch whose terminal listener is at `HOST:PORT` (loopback) instead of starting switchd -dev")
 	fs.StringVar(&c.WalletPath, "wallet", "", "wallet `FILE` with the demo cards (with -switch; default "+wallet.DevFilePath()+")")
@@ -205,7 +205,7 @@ func (c Config) Validate() error {
 	case c.Issuers != IssuersChild && c.Issuers != IssuersInProcess:
 		return fmt.Errorf("-sim-issuers %q: want %s or %s", c.Issuers, IssuersChild, IssuersInProcess)
 	case len(c.Mix.Entries) == 0:
-		return errors.New("-mix is empty")
+		return errors.New("-mix has no kind sent to the switch (gate taps go with a switch run)")
 	case c.Baseline != "" && c.Baseline != BaselineRelay:
 		return fmt.Errorf("-baseline %q: want %s", c.Baseline, BaselineRelay)
 	case c.Baseline != "" && c.Issuers != IssuersChild:

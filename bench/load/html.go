@@ -47,6 +47,7 @@ Switch: {{.R.Switch}}. Issuers: {{.R.Issuers}}.{{if .R.Interrupted}} <span class
 <tr><th>switch CPU per authorization</th><td class="n">{{.CPUPerAuth}}</td></tr>
 <tr><th>bench CPU</th><td class="n">{{printf "%.2f" .R.CPUBenchS}} s</td></tr>
 <tr><th>mix</th><td>{{.R.Mix}}, amount {{.R.Amount}}</td></tr>
+{{with .R.Gate}}<tr><th>gate taps (offline, not sent to the switch)</th><td class="n{{if .Errors}} bad{{end}}">{{.Taps}}: {{.Debits}} debits, {{.Entries}} tap-ins, {{.Cleared}} cleared, {{len .Errors}} errors</td></tr>{{end}}
 </table>
 <p class="note">Latency is measured {{.From}}. {{.R.CPUNote}}</p>
 

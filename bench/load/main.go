@@ -51,6 +51,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bench: %v\n", err)
 		return 1
 	}
+	if n := cfg.Mix.GateTaps(rep.Requests); n > 0 && !rep.Interrupted {
+		if rep.Gate, err = gateRun(cfg, n, time.Now()); err != nil {
+			fmt.Fprintf(stderr, "bench: gate taps: %v\n", err)
+			return 1
+		}
+	}
 	summary := stdout
 	if cfg.JSON {
 		if err := printJSON(rep, stdout); err != nil {
@@ -65,10 +71,34 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bench: %v\n", err)
 		return 1
 	}
-	if rep.Errors > 0 || rep.Interrupted || rep.Baseline != nil && rep.Baseline.Errors > 0 {
+	if rep.Errors > 0 || rep.Interrupted || rep.Baseline != nil && rep.Baseline.Errors > 0 || rep.Gate != nil && len(rep.Gate.Errors) > 0 {
 		return 1
 	}
 	return 0
+}
+
+// gateRun plays n gate taps once the switch's run is over, so they take
+// none of its CPU: in a new directory gates-<UTC time>-* under cfg.OutDir,
+// kept, or in a temporary one removed after when there is no -out.
+func gateRun(cfg Config, n int, now time.Time) (*GateReport, error) {
+	parent, keep := cfg.OutDir, cfg.OutDir != ""
+	if keep {
+		if err := os.MkdirAll(parent, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	dir, err := os.MkdirTemp(parent, "gates-"+now.UTC().Format(reportTimeLayout)+"-")
+	if err != nil {
+		return nil, err
+	}
+	if !keep {
+		defer os.RemoveAll(dir)
+	}
+	rep, err := runGateTaps(n, dir, now)
+	if err == nil && keep {
+		rep.Dir = dir
+	}
+	return rep, err
 }
 
 // run sets up the target, runs and tears down, returning the report.

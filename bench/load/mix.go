@@ -20,12 +20,16 @@ type Kind string
 //	reversal  0400 naming the terminal's oldest approved purchase not yet
 //	          reversed (a purchase instead when it has none): want 00. A
 //	          switch from before reversals were served answers 12, an error.
+//	gate      an offline tap at a metro gate of the six cities (gates.go):
+//	          never sent to the switch, so it is not in Table; its weight
+//	          sets how many gate taps follow the switch's run
 const (
 	KindPurchase Kind = "purchase"
 	KindRefund   Kind = "refund"
 	KindTopUp    Kind = "topup"
 	KindDecline  Kind = "decline"
 	KindReversal Kind = "reversal"
+	KindGate     Kind = "gate"
 )
 
 // kindOrder is the order kinds are listed in reports.
@@ -47,7 +51,10 @@ type MixEntry struct {
 
 // Mix is the share of each kind, in the order given.
 type Mix struct {
-	Entries []MixEntry
+	Entries []MixEntry // the kinds sent to the switch
+	// Gate is the weight of gate taps, offline: not in Entries, so the
+	// switch's load is the same with or without them.
+	Gate int
 }
 
 // ParseMix reads "purchase=80,refund=5,...". Weights are positive integers
@@ -66,8 +73,8 @@ func ParseMix(s string) (Mix, error) {
 		if !ok {
 			return Mix{}, fmt.Errorf("-mix: %q is not KIND=WEIGHT", part)
 		}
-		if !knownKind(k) {
-			return Mix{}, fmt.Errorf("-mix: unknown kind %q (want purchase, refund, topup, decline or reversal)", name)
+		if !knownKind(k) && k != KindGate {
+			return Mix{}, fmt.Errorf("-mix: unknown kind %q (want purchase, refund, topup, decline, reversal or gate)", name)
 		}
 		if seen[k] {
 			return Mix{}, fmt.Errorf("-mix: %s given twice", k)
@@ -81,7 +88,10 @@ func ParseMix(s string) (Mix, error) {
 		if total > mixWeightTotalMax {
 			return Mix{}, fmt.Errorf("-mix: weights add up to more than %d", mixWeightTotalMax)
 		}
-		if w > 0 {
+		switch {
+		case k == KindGate:
+			m.Gate = w
+		case w > 0:
 			m.Entries = append(m.Entries, MixEntry{Kind: k, Weight: w})
 		}
 	}
@@ -102,6 +112,9 @@ func knownKind(k Kind) bool {
 
 // Has reports whether k has a positive weight.
 func (m Mix) Has(k Kind) bool {
+	if k == KindGate {
+		return m.Gate > 0
+	}
 	for _, e := range m.Entries {
 		if e.Kind == k {
 			return true
@@ -116,7 +129,23 @@ func (m Mix) String() string {
 	for i, e := range m.Entries {
 		parts[i] = fmt.Sprintf("%s=%d", e.Kind, e.Weight)
 	}
+	if m.Gate > 0 {
+		parts = append(parts, fmt.Sprintf("%s=%d", KindGate, m.Gate))
+	}
 	return strings.Join(parts, ",")
+}
+
+// GateTaps is how many gate taps go with sent requests to the switch: the
+// gate's share of the mix, at most GateTapsMax.
+func (m Mix) GateTaps(sent int64) int {
+	total := 0
+	for _, e := range m.Entries {
+		total += e.Weight
+	}
+	if m.Gate == 0 || total == 0 || sent <= 0 {
+		return 0
+	}
+	return int(min(sent*int64(m.Gate)/int64(total), GateTapsMax))
 }
 
 // Table interleaves the kinds into one cycle as long as the sum of the

@@ -71,6 +71,9 @@ type Report struct {
 	// issuer (-baseline relay), made just before this one; its "switch"
 	// figures are the relay's.
 	Baseline *Report `json:"baseline,omitempty"`
+	// Gate is the offline gate taps played after the run (the mix's gate
+	// weight); none of them reached the switch or its figures above.
+	Gate *GateReport `json:"gate,omitempty"`
 }
 
 // Machine is where the run ran.
@@ -198,6 +201,16 @@ func (r Report) Summary() string {
 	w("cpu          %s\n", r.cpuLine())
 	if r.Baseline != nil {
 		w("%s", r.baselineLines())
+	}
+	if g := r.Gate; g != nil {
+		w("gate taps    %d offline after the run, not sent to the switch: %d debits (%d inter-city) %s, %d Beijing tap-ins; %d tap files, %d cleared by ingestion; errors %d; %.1fs\n",
+			g.Taps, g.Debits, g.InterCity, iso8583.Amount(g.AmountFen), g.Entries, g.TapFiles, g.Cleared, len(g.Errors), g.DurationS)
+		for _, e := range g.Errors[:min(len(g.Errors), 5)] {
+			w("               %s\n", e)
+		}
+		if g.Dir != "" {
+			w("  files      %s\n", g.Dir)
+		}
 	}
 	return b.String()
 }

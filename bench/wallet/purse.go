@@ -3,6 +3,7 @@ package wallet
 import (
 	"encoding/hex"
 	"fmt"
+	"time"
 
 	"github.com/tapswitch/tapswitch/settlement/transit"
 )
@@ -24,6 +25,12 @@ type TransitCard struct {
 	// Key is the purse key in hex, as the operator handed it to the phone
 	// once, when the card was opened.
 	Key string `json:"key"`
+	// The tap-in of a journey on a distance fare not yet tapped out of:
+	// the entry gate ("" when out), its time in Unix seconds, and the
+	// tap-outs missed before it (transit.Purse, docs/transit.md "Fares").
+	EntryGate   string `json:"entry_gate,omitempty"`
+	EntryTime   int64  `json:"entry_time,omitempty"`
+	MissedExits uint8  `json:"missed_exits,omitempty"`
 }
 
 // Purse returns the card's purse. Its errors do not quote the key.
@@ -37,13 +44,25 @@ func (c TransitCard) Purse() (transit.Purse, error) {
 	if !transit.ValidOperator(p.Operator) || !transit.ValidCard(p.Card) || p.Balance < 0 {
 		return transit.Purse{}, fmt.Errorf("wallet transit card %s: operator, card number or balance malformed", c.Label)
 	}
+	if c.EntryGate != "" {
+		if !transit.ValidGate(c.EntryGate) || c.EntryTime < 0 || c.MissedExits > transit.MissedExitsMax {
+			return transit.Purse{}, fmt.Errorf("wallet transit card %s: entry gate, time or missed exits malformed", c.Label)
+		}
+		p.EntryGate, p.EntryTime, p.MissedExits = c.EntryGate, time.Unix(c.EntryTime, 0).UTC(), c.MissedExits
+	} else if c.EntryTime != 0 || c.MissedExits != 0 {
+		return transit.Purse{}, fmt.Errorf("wallet transit card %s: an entry time or missed exits without an entry gate", c.Label)
+	}
 	return p, nil
 }
 
 // TransitCardOf returns the wallet entry holding purse p under label.
 func TransitCardOf(label string, p transit.Purse) TransitCard {
-	return TransitCard{Label: label, Operator: p.Operator, Card: p.Card, Balance: p.Balance,
+	c := TransitCard{Label: label, Operator: p.Operator, Card: p.Card, Balance: p.Balance,
 		Counter: p.Counter, LoadSequence: p.LoadSequence, Key: hex.EncodeToString(p.Key[:])}
+	if p.In() {
+		c.EntryGate, c.EntryTime, c.MissedExits = p.EntryGate, p.EntryTime.Unix(), p.MissedExits
+	}
+	return c
 }
 
 // TransitCard returns the transit card with the label.
@@ -81,4 +100,32 @@ func (f *File) SetPurse(label string, p transit.Purse) error {
 		return nil
 	}
 	return fmt.Errorf("wallet has no transit card %q", label)
+}
+
+// PendingTopUp is a top-up the phone has paid (or is about to) and whose
+// outcome it has not applied: its ID at the token service and the purse's
+// signed request, which the grant must match (transit.Purse.Credit).
+type PendingTopUp struct {
+	ID       string `json:"id"`
+	Label    string `json:"label"`    // the transit card's label in the wallet
+	Open     bool   `json:"open"`     // an opening: the card is not in the wallet yet
+	Operator string `json:"operator"` // 4-digit operator code
+	Card     string `json:"card"`
+	Amount   int64  `json:"amount"`
+	Balance  int64  `json:"balance"`  // the purse's, when it signed
+	Counter  uint16 `json:"counter"`  // the purse's tap counter, when it signed
+	Sequence uint32 `json:"sequence"` // the load sequence it asked for
+	MAC      string `json:"mac,omitempty"`
+}
+
+// TopUpPending reports whether the transit card with the label has a
+// top-up whose outcome the phone has not applied: its purse must not be
+// tapped meanwhile, or the grant would no longer match it.
+func (f File) TopUpPending(label string) bool {
+	for _, t := range f.TopUps {
+		if t.Label == label {
+			return true
+		}
+	}
+	return false
 }

@@ -78,3 +78,45 @@ func TestTransitCardKeyErrorsDoNotQuoteTheKey(t *testing.T) {
 		t.Fatalf("bad key: %v", err)
 	}
 }
+
+// TestEntrySavedAndLoaded: a tap-in saved to the wallet file comes back
+// with its gate, time and missed exits; a malformed entry is refused.
+func TestEntrySavedAndLoaded(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "wallet.json")
+	p := testPurse()
+	at := time.Date(2026, 12, 4, 8, 0, 0, 0, time.UTC)
+	in, err := p.Enter("001000010001", at)
+	if err == nil {
+		in, err = in.Enter("001000020001", at.Add(5*time.Hour))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := File{Transit: []TransitCard{TransitCardOf("metro", in)}}
+	if err := Save(path, f); err != nil {
+		t.Fatal(err)
+	}
+	back, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := back.TransitCard("metro")
+	got, err := c.Purse()
+	if err != nil || got != in || got.MissedExits != 1 || got.EntryGate != "001000020001" {
+		t.Fatalf("purse back %+v (%v), want %+v", got, err, in)
+	}
+	if out := TransitCardOf("metro", p); out.EntryGate != "" || out.EntryTime != 0 {
+		t.Fatalf("a purse that is out saved an entry: %+v", out)
+	}
+	for _, edit := range []func(*TransitCard){
+		func(c *TransitCard) { c.EntryGate = "0010" },
+		func(c *TransitCard) { c.MissedExits = transit.MissedExitsMax + 1 },
+		func(c *TransitCard) { c.EntryGate = "" },
+	} {
+		bad := c
+		edit(&bad)
+		if _, err := bad.Purse(); err == nil {
+			t.Errorf("malformed entry accepted: %+v", bad)
+		}
+	}
+}

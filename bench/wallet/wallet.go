@@ -82,6 +82,11 @@ type File struct {
 	Session  string   `json:"session,omitempty"`   // bearer session, short-lived
 	DeviceID string   `json:"device_id,omitempty"` // this phone
 	Pending  *Pending `json:"pending,omitempty"`   // a card waiting for its SMS code
+	// TopUps are transit top-ups paid but not yet credited to their purse
+	// (purse.go): written before the pay call leaves, so a lost answer is
+	// asked for again, and the purse takes no tap until its top-up is
+	// settled one way or the other.
+	TopUps []PendingTopUp `json:"topups,omitempty"`
 }
 
 // Pending is a card binding waiting for its SMS code.

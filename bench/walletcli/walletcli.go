@@ -38,11 +38,17 @@ The four steps of adding a card, then the card list:
                                       (dev: read from switchd -dev's SMS outbox)
   tokens     wallet tokens            this phone's cards and their statuses
 
+City transit cards (docs/transit.md):
+  transit-open   wallet transit-open -operator BJT -card LABEL -amount 50.00
+                                      opens a card, its first load paid by a bank card
+  transit-topup  wallet transit-topup -transit BJT -card LABEL -amount 20.00
+  transit        wallet transit       the transit cards (finishes a top-up whose answer was lost)
+
 Every command takes -wallet FILE (default: the dev wallet, which termsim
 taps from). Run 'wallet COMMAND -h' for the flags (docs/cli.md).
 `
 
-var commands = []string{"login", "add-card", "confirm", "dev-code", "tokens"}
+var commands = []string{"login", "add-card", "confirm", "dev-code", "tokens", "transit-open", "transit-topup", "transit"}
 
 // Run runs the wallet with args (without the program name) and returns the
 // exit code: 0 done, 1 failed, 2 bad usage.
@@ -51,7 +57,8 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	if i < 0 {
 		return code
 	}
-	run := []func([]string, io.Writer, io.Writer) error{runLogin, runAddCard, runConfirm, runDevCode, runTokens}[i]
+	run := []func([]string, io.Writer, io.Writer) error{runLogin, runAddCard, runConfirm, runDevCode, runTokens,
+		runTransitOpen, runTransitTopUp, runTransit}[i]
 	err := run(args[1:], stdout, stderr)
 	var ue usageError
 	switch {

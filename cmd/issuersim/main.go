@@ -39,6 +39,7 @@ import (
 	"github.com/tapswitch/tapswitch/internal/cli"
 	"github.com/tapswitch/tapswitch/router/bintable"
 	"github.com/tapswitch/tapswitch/router/issuers"
+	"github.com/tapswitch/tapswitch/settlement/transit"
 	"github.com/tapswitch/tapswitch/switch/listener"
 )
 
@@ -57,6 +58,7 @@ type options struct {
 	cutoff, timezone            string
 	admin, ledgerDir            string
 	logLevel                    string
+	operatorKeys                string
 }
 
 func parseFlags(args []string, stdout, stderr io.Writer) (options, error) {
@@ -81,6 +83,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.admin, "admin", "127.0.0.1:9690", "operator HTTP listener `HOST:PORT` (ledgers, fault drills), \"\" for none")
 	fs.StringVar(&o.ledgerDir, "ledger-dir", "", "`DIR` to write ledger-ISSUER.json files to on SIGTERM/SIGINT")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.operatorKeys, "operator-keys", "", "the transit operators' master key `FILE` (tapctl keys init-operators; switchd -dev's DATA/operator.keys); without it the operators answer loads 91")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -255,8 +258,14 @@ func start(o options, log zerolog.Logger) (*issuersim.Fleet, error) {
 	if err != nil {
 		return nil, err
 	}
+	var masters map[string][]byte
+	if o.operatorKeys != "" {
+		if masters, err = transit.LoadMasterKeys(o.operatorKeys); err != nil {
+			return nil, fmt.Errorf("-operator-keys: %w", err)
+		}
+	}
 	return issuersim.StartConfigured(list, issuersim.FleetConfig{
-		Cards: cards, Faults: o.faults, Seed: o.seed, Cutoff: cutoff, Logger: log,
+		Cards: cards, Faults: o.faults, Seed: o.seed, Cutoff: cutoff, Logger: log, Bins: table, OperatorKeys: masters,
 	})
 }
 

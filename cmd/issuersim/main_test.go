@@ -20,7 +20,7 @@ func issuersFile(t *testing.T, icbc, sptc string) string {
 	t.Helper()
 	doc := fmt.Sprintf(`issuers:
   - {id: ICBC, name: ICBC, kind: bank, institution: "01020000", address: "%s"}
-  - {id: SPTC, name: SPTC, kind: transit, city: Shanghai, institution: "31000002", address: "%s"}
+  - {id: SPTC, name: SPTC, kind: transit, operator: "0021", city: Shanghai, institution: "31000002", address: "%s"}
 `, icbc, sptc)
 	path := filepath.Join(t.TempDir(), "issuers.yaml")
 	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {

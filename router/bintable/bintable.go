@@ -105,3 +105,14 @@ func (t *Table) Lookup(pan string) (Entry, bool) {
 func (t *Table) Entries() []Entry {
 	return append([]Entry(nil), t.entries...)
 }
+
+// PrefixOf returns the first prefix the table routes to issuer for product
+// (a transit operator's card BIN), "" for none.
+func (t *Table) PrefixOf(issuer string, p Product) string {
+	for _, e := range t.entries {
+		if e.Issuer == issuer && e.Product == p {
+			return e.Prefix
+		}
+	}
+	return ""
+}

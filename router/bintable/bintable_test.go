@@ -291,3 +291,16 @@ func BenchmarkLookup(b *testing.B) {
 		table.Lookup(pans[i%len(pans)])
 	}
 }
+
+func TestPrefixOf(t *testing.T) {
+	table, err := bintable.Parse([]byte("bins:\n  - {prefix: \"622202\", issuer: ICBC, product: debit}\n  - {prefix: \"99100001\", issuer: BJT, product: transit}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := table.PrefixOf("BJT", bintable.ProductTransit); got != "99100001" {
+		t.Fatalf("BJT transit: %q", got)
+	}
+	if got := table.PrefixOf("ICBC", bintable.ProductTransit); got != "" {
+		t.Fatalf("ICBC transit: %q", got)
+	}
+}

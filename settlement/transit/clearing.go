@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -204,13 +205,19 @@ func WriteRejections(day, operator, member string, rejections []Rejection) []byt
 	return b.Bytes()
 }
 
-// WriteBlacklist renders the cards to blacklist in the form gates load
-// (termsim gate -blacklist): a comment line, then one card per line.
-func WriteBlacklist(day string, cards []string) []byte {
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "# tapswitch transit blacklist, business day %s: cards every gate refuses, one per line\n", day)
-	for _, c := range cards {
-		b.WriteString(c + "\n")
+// BlacklistRequest renders the cards an ingestion blacklisted as the body
+// of the switch's POST /admin/transit/blacklist, {"cards": [...],
+// "reason": "clone"}: the switch adds them to the next version of the
+// blacklist file the gates load (blacklist.go). Cards in the order given
+// (Result.Blacklist is sorted); never null, so an empty day is "[]".
+func BlacklistRequest(cards []string) []byte {
+	body := struct {
+		Cards  []string        `json:"cards"`
+		Reason BlacklistReason `json:"reason"`
+	}{append([]string{}, cards...), ReasonClone}
+	out, err := json.MarshalIndent(body, "", "  ")
+	if err != nil {
+		panic(fmt.Sprintf("transit: marshal blacklist request: %v", err)) // strings only: cannot fail
 	}
-	return b.Bytes()
+	return append(out, '\n')
 }

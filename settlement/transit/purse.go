@@ -156,6 +156,61 @@ type Purse struct {
 	// the opening load.
 	LoadSequence uint32
 	Key          [PurseKeyBytes]byte
+
+	// The journey in progress on a distance fare (docs/transit.md, "Fares"):
+	// the gate and time of the tap-in, "" and zero when the purse is not
+	// in a paid area. MissedExits counts the tap-ins made while already in
+	// (a tap-out missed); the next exit charges the city's maximum fare for
+	// each. None of them is in the TAC, which covers the debit only: an
+	// entry moves no money, and the exit's tap says where it was taken.
+	EntryGate   string
+	EntryTime   time.Time // UTC, whole seconds
+	MissedExits uint8
+}
+
+// MissedExitsMax bounds MissedExits: a purse that missed this many
+// tap-outs in a row is refused at the next tap-in (the passenger settles
+// at the service counter), so what one exit owes stays bounded.
+const MissedExitsMax = 3
+
+// ErrMissedExits refuses a tap-in to a purse at MissedExitsMax.
+var ErrMissedExits = errors.New("transit: too many journeys without a tap-out")
+
+// In reports whether the purse has an entry: a journey on a distance fare
+// it has not tapped out of.
+func (p Purse) In() bool { return p.EntryGate != "" }
+
+// Enter records a tap-in at gate at time at: no debit, no tap. A purse
+// already in missed its tap-out: the old entry is replaced and counted in
+// MissedExits. Like Debit, a pure function; the phone saves the purse
+// before the gate opens.
+func (p Purse) Enter(gate string, at time.Time) (Purse, error) {
+	if !ValidGate(gate) {
+		return p, ErrBadGate
+	}
+	if at.Unix() < 0 || at.Year() > 9999 {
+		return p, ErrBadTime
+	}
+	if p.In() {
+		if p.MissedExits >= MissedExitsMax {
+			return p, ErrMissedExits
+		}
+		p.MissedExits++
+	}
+	p.EntryGate = gate
+	p.EntryTime = at.UTC().Truncate(time.Second)
+	return p, nil
+}
+
+// Exit debits amount at the exit gate, as Debit does, and clears the
+// entry and the missed exits the amount paid for.
+func (p Purse) Exit(amount int64, gate string, at time.Time) (Purse, Tap, error) {
+	after, tap, err := p.Debit(amount, gate, at)
+	if err != nil {
+		return p, Tap{}, err
+	}
+	after.EntryGate, after.EntryTime, after.MissedExits = "", time.Time{}, 0
+	return after, tap, nil
 }
 
 // Debit takes amount fen at gate at time at, and returns the purse after the

@@ -163,3 +163,51 @@ func TestComputeTACAllocatesNothing(t *testing.T) {
 		t.Fatalf("%v allocations", n)
 	}
 }
+
+// TestEnterAndExit: a tap-in records the entry without moving money or the
+// counter; the exit debits and clears it; a tap-in while in counts a missed
+// exit, up to the bound; the entry is not in the TAC.
+func TestEnterAndExit(t *testing.T) {
+	p := testPurse(1000, 4)
+	in, err := p.Enter("100000000001", t0.Add(500*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !in.In() || in.EntryGate != "100000000001" || !in.EntryTime.Equal(t0) || in.Balance != 1000 || in.Counter != 4 || in.MissedExits != 0 {
+		t.Fatalf("after tap-in: %+v", in)
+	}
+	out, tap, err := in.Exit(400, "100000000002", t0.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.In() || !out.EntryTime.IsZero() || out.Balance != 600 || out.Counter != 5 || tap.Counter != 5 {
+		t.Fatalf("after tap-out: %+v, tap %+v", out, tap)
+	}
+	// The TAC is the one a plain debit of the same purse gives: the
+	// entry is not signed.
+	if _, plain, _ := p.Debit(400, "100000000002", t0.Add(time.Hour)); plain.TAC != tap.TAC || !VerifyTAC(p.Key, &tap) {
+		t.Fatal("the entry changed the TAC")
+	}
+	// A short purse cannot exit, and keeps its entry.
+	if still, _, err := in.Exit(1001, "100000000002", t0); !errors.Is(err, ErrShort) || still != in {
+		t.Fatalf("short exit: %v, purse %+v", err, still)
+	}
+	// Missed tap-outs count, to the bound.
+	m := in
+	for i := 1; i <= MissedExitsMax; i++ {
+		if m, err = m.Enter("100000000003", t0.Add(time.Duration(i)*time.Hour)); err != nil || m.MissedExits != uint8(i) {
+			t.Fatalf("re-entry %d: %v, missed %d", i, err, m.MissedExits)
+		}
+	}
+	if again, err := m.Enter("100000000003", t0.Add(9*time.Hour)); !errors.Is(err, ErrMissedExits) || again != m {
+		t.Fatalf("entry past the bound: %v", err)
+	}
+	if m, _, err = m.Exit(300, "100000000003", t0.Add(10*time.Hour)); err != nil || m.MissedExits != 0 || m.In() {
+		t.Fatalf("exit after missed ones: %v %+v", err, m)
+	}
+	for _, bad := range []string{"", "1000", "10000000000x"} {
+		if _, err := p.Enter(bad, t0); !errors.Is(err, ErrBadGate) {
+			t.Errorf("entry at gate %q: %v", bad, err)
+		}
+	}
+}

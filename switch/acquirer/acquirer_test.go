@@ -13,7 +13,8 @@ import (
 )
 
 var members = map[string]bool{"01020000": true, "01050000": true, "03080000": true, "00010000": true,
-	"01030000": true, "01040000": true, "03010000": true}
+	"01030000": true, "01040000": true, "03010000": true,
+	"31000001": true, "31000002": true, "31000003": true, "31000004": true, "31000005": true, "31000006": true}
 
 const good = `
 acquirers:
@@ -82,7 +83,7 @@ func TestBuiltInRegistry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range []string{"TSIM0001", "B0000000", "B0004096", "TERM0001", "CCBT0001", "CMBT0001"} {
+	for _, id := range []string{"TSIM0001", "B0000000", "B0004096", "TERM0001", "CCBT0001", "CMBT0001", "TOPU0010", "TOPU0757"} {
 		if _, ok := r.Terminal(id); !ok {
 			t.Errorf("%s is not registered", id)
 		}
@@ -202,4 +203,28 @@ func FuzzParseKeys(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A request the switch originates for a registered terminal is
+// authenticated as that terminal's; an unregistered one gets nothing.
+func TestOriginated(t *testing.T) {
+	r, err := Parse(configs.Acquirers, members, "00010000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := Keys{}
+	for _, id := range r.Acquirers() {
+		keys[id] = make([]byte, 32)
+	}
+	c, err := NewChecker(r, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, ok := c.Originated("TOPU0010")
+	if !ok || id.Status != Authenticated || id.Merchant.Acquirer != "31000001" || id.AnswerKey() != nil {
+		t.Fatalf("TOPU0010: %+v %v", id, ok)
+	}
+	if _, ok := c.Originated("NOPE0001"); ok {
+		t.Fatal("an unregistered terminal originated")
+	}
 }

@@ -83,3 +83,17 @@ func (c *Checker) Check(payload []byte, terminalID string) Identity {
 	id.Status, id.answerKey = Authenticated, key
 	return id
 }
+
+// Originated is the identity of registered terminal terminalID for a
+// request the switch builds itself on the terminal's behalf: the bank leg
+// of an in-app transit top-up (switch/topup), whose acceptor is the city
+// operator's top-up terminal. No MAC travels, because no frame does: the
+// switch is the sender, and it authenticated the phone by its session. The
+// identity carries no answer key. false for an unregistered terminal.
+func (c *Checker) Originated(terminalID string) (Identity, bool) {
+	m, ok := c.reg.Terminal(terminalID)
+	if !ok {
+		return Identity{}, false
+	}
+	return Identity{TerminalID: terminalID, Status: Authenticated, Merchant: m}, true
+}

@@ -22,7 +22,9 @@ import (
 	"github.com/tapswitch/tapswitch/bench/wallet"
 	"github.com/tapswitch/tapswitch/bench/world"
 	"github.com/tapswitch/tapswitch/iso8583"
+	"github.com/tapswitch/tapswitch/router/bintable"
 	"github.com/tapswitch/tapswitch/router/issuers"
+	"github.com/tapswitch/tapswitch/settlement/transit"
 	"github.com/tapswitch/tapswitch/switch/acquirer"
 	"github.com/tapswitch/tapswitch/switch/node"
 	"github.com/tapswitch/tapswitch/switch/vault"
@@ -59,6 +61,10 @@ type DevWorld struct {
 	// hosts hold them (written to DATA/dev-acquirer.keys): the simulated
 	// terminals derive their MAC keys from them.
 	AcquirerKeys acquirer.Keys
+	// OperatorKeyPath is the transit operators' master key file
+	// (DATA/operator.keys, made once): the simulated operators grant loads
+	// with it and settle verifies the gates' taps with it.
+	OperatorKeyPath string
 	// Bindable is a card of the simulated world that no demo token uses:
 	// the banner offers it for binding with cmd/wallet.
 	Bindable world.Card
@@ -133,6 +139,11 @@ func startDev(cfg node.Config, seed int64, externalIssuers bool, log zerolog.Log
 	if err != nil {
 		return nil, err
 	}
+	operatorKeys := filepath.Join(cfg.Data, DevOperatorKeysFileName)
+	masters, err := ensureDevOperatorKeys(operatorKeys, list)
+	if err != nil {
+		return nil, err
+	}
 	now := time.Now()
 	demo := world.Demo(table, now)
 	cards := world.Generate(table, seed, devCardsPerBIN, now)
@@ -142,8 +153,8 @@ func startDev(cfg node.Config, seed int64, externalIssuers bool, log zerolog.Log
 	var fleet *issuersim.Fleet
 	overrides := make(map[string]string, len(list))
 	if !externalIssuers {
-		fleet, err = issuersim.StartAll("127.0.0.1", list, cards, issuersim.Faults{}, seed,
-			log.With().Str("component", "issuersim").Logger())
+		fleet, err = issuersim.StartAllWith("127.0.0.1", list, issuersim.FleetConfig{Cards: cards, Seed: seed,
+			Logger: log.With().Str("component", "issuersim").Logger(), OperatorKeys: masters, Bins: table})
 		if err != nil {
 			return nil, fmt.Errorf("simulated issuers: %w", err)
 		}
@@ -162,7 +173,7 @@ func startDev(cfg node.Config, seed int64, externalIssuers bool, log zerolog.Log
 	// ready: the links sign on first (bounded by linksSignOnWait).
 	awaitLinks(context.Background(), n)
 	d := &DevWorld{Node: n, Fleet: fleet, Data: cfg.Data, WalletPath: filepath.Join(cfg.Data, wallet.DevFileName),
-		SettleKeyPath: settleKeys, Bindable: bindable(cards, now), AcquirerKeys: acqKeys}
+		SettleKeyPath: settleKeys, Bindable: bindable(cards, now), AcquirerKeys: acqKeys, OperatorKeyPath: operatorKeys}
 	if err := seedDemo(n, cfg.TokenBINs[0], demo, d.WalletPath); err != nil {
 		d.Close()
 		return nil, err
@@ -236,6 +247,37 @@ func ensureDevAcquirerKeys(cfg node.Config, list []issuers.Issuer) (acquirer.Key
 		return nil, err
 	}
 	return acquirer.LoadKeysFile(cfg.AcquirerKeysFile)
+}
+
+// DevOperatorKeysFileName is the dev world's operator master key file, in
+// its data directory.
+const DevOperatorKeysFileName = "operator.keys"
+
+// ensureDevOperatorKeys reads the dev operators' master key file, made
+// once: every purse the dev world opened holds a key derived from it.
+func ensureDevOperatorKeys(path string, list []issuers.Issuer) (map[string][]byte, error) {
+	var ops []string
+	for _, is := range list {
+		if is.Kind == issuers.KindTransit {
+			ops = append(ops, is.Operator)
+		}
+	}
+	keys, err := transit.LoadMasterKeys(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := transit.CreateMasterKeysFile(path, ops); err != nil {
+			return nil, err
+		}
+		keys, err = transit.LoadMasterKeys(path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, op := range ops {
+		if _, ok := keys[op]; !ok {
+			return nil, fmt.Errorf("%s has no master key for operator %s: move it away and start again to make a new one", path, op)
+		}
+	}
+	return keys, nil
 }
 
 func hasAll(keys acquirer.Keys, ids []string) bool {
@@ -379,6 +421,13 @@ func keepWalletSide(w wallet.File, path, api string) wallet.File {
 
 // bindable picks the first active, unexpired debit card of the generated
 // base with a balance: a card the dev user can bind and pay with.
+// DevBindableCard is the card the dev world of seed offers for binding
+// (the banner's 'wallet add-card' line): tests that run switchd as a
+// process bind it without reading the banner.
+func DevBindableCard(table *bintable.Table, seed int64, now time.Time) world.Card {
+	return bindable(world.Generate(table, seed, devCardsPerBIN, now), now)
+}
+
 func bindable(cards []world.Card, now time.Time) world.Card {
 	for _, c := range cards {
 		if c.Product == "debit" && c.Status == world.CardStatus("active") && !c.ExpiredAt(now) && c.Balance > 100_00 {

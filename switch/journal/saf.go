@@ -20,6 +20,7 @@ import (
 //	usage    'u' | day | 0 | token          -> stand-in usage of the token that day
 //	counters 'c' | token | 0 | version      -> the token's accepted transaction counters (atc.go)
 //	refunded 'f' | TerminalID | 0 | STAN | 0 | TransmissionTime -> refunded total of a purchase (refund.go)
+//	top-up   't' | ID                      -> a transit top-up's record (topup.go)
 //
 // Advice record: ver u8 | kind u8 | state u8 | attempts u32 | next attempt
 // i64 Unix ns | entry record (as under an entry key) | CRC-32C u32.
@@ -85,13 +86,14 @@ type Usage struct {
 // batch: settle the armed advice of the issuer call, queue new advices,
 // record a reversal, the token's stand-in usage and its accepted counters.
 type Change struct {
-	Disarm       uint64     // the issuer answered: delete this armed advice
-	Activate     *Advice    // the issuer did not answer: the armed advice with this ID becomes due, holding this entry
-	Enqueue      []Advice   // new advices, due at once (ID assigned)
-	MarkReversed bool       // the entry reverses its original: index it under the original's key
-	Usage        *Usage     // write this stand-in usage
-	ATC          *ATCUpdate // the tap's counter is spent: write the token's accepted counters (atc.go)
-	Refunded     *Refunded  // an approved refund: the purchase's new refunded total (refund.go)
+	Disarm       uint64       // the issuer answered: delete this armed advice
+	Activate     *Advice      // the issuer did not answer: the armed advice with this ID becomes due, holding this entry
+	Enqueue      []Advice     // new advices, due at once (ID assigned)
+	MarkReversed bool         // the entry reverses its original: index it under the original's key
+	Usage        *Usage       // write this stand-in usage
+	ATC          *ATCUpdate   // the tap's counter is spent: write the token's accepted counters (atc.go)
+	Refunded     *Refunded    // an approved refund: the purchase's new refunded total (refund.go)
+	TopUp        *TopUpRecord // the top-up this entry decides: its new record (topup.go)
 }
 
 func appendAdviceKey(dst []byte, id uint64) []byte {
@@ -224,6 +226,14 @@ func (j *Journal) applyIndexes(b *pebble.Batch, rec *Entry, c *Change) error {
 	}
 	if c.Refunded != nil {
 		if err := applyRefunded(b, c.Refunded); err != nil {
+			return err
+		}
+	}
+	if t := c.TopUp; t != nil {
+		if err := t.validate(); err != nil {
+			return err
+		}
+		if err := b.Set(appendTopUpKey(nil, t.ID), t.Value, nil); err != nil {
 			return err
 		}
 	}

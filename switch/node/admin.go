@@ -2,8 +2,13 @@ package node
 
 import (
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/pprof"
+	"time"
+
+	"github.com/tapswitch/tapswitch/settlement/transit"
 )
 
 // adminHandler serves the operator endpoints (listeners.go); the token
@@ -16,6 +21,10 @@ func (n *Node) adminHandler() http.Handler {
 	mux.HandleFunc("GET /readyz", n.ready)
 	mux.Handle("GET /metrics", n.metrics.Handler())
 	mux.HandleFunc("/admin/rotate", n.RotateHandler) // PAN key rotation: docs/keys.md
+	// The transit blacklist (docs/transit.md): the gates' operators fetch
+	// the current version; the clearing adds the cloned purses it found.
+	mux.HandleFunc("GET /admin/transit/blacklist", n.transitBlacklist)
+	mux.HandleFunc("POST /admin/transit/blacklist", n.transitBlacklistAdd)
 	if n.cfg.CloseDayOnDemand {
 		// Development only (switchd -dev): a production day closes at its
 		// cut-off, and without the flag the path does not exist.
@@ -60,4 +69,39 @@ func (n *Node) LinksUp() int {
 		}
 	}
 	return up
+}
+
+// transitBlacklist serves the current transit blacklist file.
+func (n *Node) transitBlacklist(w http.ResponseWriter, _ *http.Request) {
+	file, err := n.Tokens.TransitBlacklist(n.Journal.BusinessDayOf(time.Now()))
+	if err != nil {
+		n.log.Error().Err(err).Msg("transit blacklist")
+		http.Error(w, "the blacklist could not be read; see the switch log", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write(file)
+}
+
+// transitBlacklistAdd takes {"cards": [...], "reason": "clone"}: the cards
+// the clearing found cloned or tampered with (settle's blacklist output).
+func (n *Node) transitBlacklistAdd(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Cards  []string                `json:"cards"`
+		Reason transit.BlacklistReason `json:"reason"`
+	}
+	dec := json.NewDecoder(io.LimitReader(r.Body, 16<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil || (body.Reason != transit.ReasonClone && body.Reason != transit.ReasonLost) {
+		http.Error(w, `want {"cards": ["9910..."], "reason": "clone"}`, http.StatusBadRequest)
+		return
+	}
+	added, err := n.Tokens.BlacklistCards(body.Cards, body.Reason)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	n.log.Warn().Int("added", added).Str("reason", string(body.Reason)).Msg("transit cards blacklisted by the clearing")
+	w.Header().Set("Content-Type", "application/json")
+	fmt.Fprintf(w, "{\"added\": %d}\n", added)
 }

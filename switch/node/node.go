@@ -118,6 +118,9 @@ func Open(cfg Config, log zerolog.Logger, addressOverride map[string]string) (_ 
 	if err := n.bind(pipelineIssuers); err != nil {
 		return nil, err
 	}
+	if err := n.openTopUps(); err != nil {
+		return nil, err
+	}
 	for _, l := range n.links {
 		l.Start()
 	}

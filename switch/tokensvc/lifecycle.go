@@ -316,8 +316,14 @@ func (s *Service) handleDeviceSuspend(w http.ResponseWriter, r *http.Request, lo
 		s.internal(w, "device suspension", err)
 		return
 	}
+	blacklisted, err := s.blacklistDevice(b, login, d.ID, d.ChangedAt)
+	if err != nil {
+		b.b.Close()
+		s.internal(w, "device suspension", err)
+		return
+	}
 	s.audit(b, AuditRecord{Actor: login, Remote: remote(r), Account: login, Action: actDeviceSuspend, Device: d.ID,
-		Outcome: outcomeOK, Detail: fmt.Sprintf("every token on the device suspended; sessions of the device ended: %d", ended)})
+		Outcome: outcomeOK, Detail: fmt.Sprintf("every token on the device suspended; sessions of the device ended: %d; transit cards blacklisted: %d", ended, blacklisted)})
 	if err := b.commit(); err != nil {
 		s.internal(w, "device suspension", err)
 		return
@@ -383,6 +389,11 @@ func (s *Service) handleDeviceResume(w http.ResponseWriter, r *http.Request, log
 	b = s.st.newBatch()
 	b.put(deviceKey(d.ID), d)
 	b.setEmpty(accountDeviceKey(login, d.ID))
+	if _, err := s.unblacklistDevice(b, login, d.ID, d.ChangedAt); err != nil {
+		b.b.Close()
+		s.internal(w, "device resumption", err)
+		return
+	}
 	if err := b.commit(); err != nil {
 		s.internal(w, "device resumption", err)
 		return

@@ -119,6 +119,8 @@ type Service struct {
 	// limitsSwept is, per cross-account limit, the window whose older
 	// windows sweepLimits last deleted (guarded by mu).
 	limitsSwept map[string]time.Time
+	// topups runs transit top-ups (transit.go); nil until SetTopUps.
+	topups atomic.Pointer[TopUps]
 }
 
 var tokenBINPattern = regexp.MustCompile(`^[0-9]+$`)
@@ -249,6 +251,9 @@ func (s *Service) routes() []route {
 		{"POST /v1/tokens/{token}/{action}", s.authed(s.handleTokenAction)},
 		{"POST /v1/devices/{device}/tokens/{token}/{action}", s.authed(s.handleTokenAction)},
 		{"GET /v1/audit", s.authed(s.handleAudit)},
+		{"POST /v1/devices/{device}/transit/topups", s.authed(s.handleTopUp)},
+		{"POST /v1/devices/{device}/transit/topups/{id}/pay", s.authed(s.handleTopUpPay)},
+		{"GET /v1/devices/{device}/transit/topups/{id}", s.authed(s.handleTopUpGet)},
 	}
 }
 

@@ -1,0 +1,303 @@
+package walletcli
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"text/tabwriter"
+	"time"
+
+	"github.com/tapswitch/tapswitch/bench/pos"
+	"github.com/tapswitch/tapswitch/bench/wallet"
+	"github.com/tapswitch/tapswitch/iso8583"
+	"github.com/tapswitch/tapswitch/settlement/transit"
+)
+
+// topUpView is the token service's answer about a top-up (docs/api.md).
+type topUpView struct {
+	ID       string `json:"id"`
+	State    string `json:"state"`
+	RC       string `json:"rc"`
+	Operator string `json:"operator"`
+	Code     string `json:"operator_code"`
+	Open     bool   `json:"open"`
+	Card     string `json:"card"`
+	Amount   int64  `json:"amount"`
+	BankLeg  struct {
+		TerminalID string `json:"terminal_id"`
+		MerchantID string `json:"merchant_id"`
+		Acquirer   string `json:"acquirer"`
+		MCC        string `json:"mcc"`
+		STAN       string `json:"stan"`
+		Time       string `json:"time"`
+	} `json:"bank_leg"`
+	Grant *struct {
+		BalanceAfter int64  `json:"balance_after"`
+		MAC          string `json:"mac"`
+		Sequence     uint32 `json:"sequence"`
+	} `json:"grant"`
+	PurseKey string `json:"purse_key"`
+}
+
+// runTransitOpen opens a city transit card paid by a bank card.
+func runTransitOpen(args []string, stdout, stderr io.Writer) error {
+	set, path := flags("transit-open", stdout, stderr)
+	operator := set.String("operator", "", "the city operator's ID: BJT, SPTC, LNT, SZT, WHT or FST")
+	card := set.String("card", "", "label of the bank card that pays (wallet tokens lists them)")
+	amount := set.String("amount", "", "the opening load, in yuan, e.g. 50.00")
+	label := set.String("label", "", "name of the transit card in the wallet (default: the operator's ID)")
+	if err := parse(set, args); err != nil {
+		return err
+	}
+	if *operator == "" || *card == "" || *amount == "" {
+		return usagef("-operator, -card and -amount are required")
+	}
+	fen, err := iso8583.ParseDecimalAmount(*amount)
+	if err != nil {
+		return usageError{err}
+	}
+	name := *label
+	if name == "" {
+		name = *operator
+	}
+	return topUp(*path, name, *operator, "", *card, int64(fen), stdout)
+}
+
+// runTransitTopUp loads a transit card of the wallet from a bank card.
+func runTransitTopUp(args []string, stdout, stderr io.Writer) error {
+	set, path := flags("transit-topup", stdout, stderr)
+	label := set.String("transit", "", "label of the transit card to load (wallet transit lists them)")
+	card := set.String("card", "", "label of the bank card that pays")
+	amount := set.String("amount", "", "the load, in yuan, e.g. 20.00")
+	if err := parse(set, args); err != nil {
+		return err
+	}
+	if *label == "" || *card == "" || *amount == "" {
+		return usagef("-transit, -card and -amount are required")
+	}
+	fen, err := iso8583.ParseDecimalAmount(*amount)
+	if err != nil {
+		return usageError{err}
+	}
+	w, err := load(*path, false)
+	if err != nil {
+		return err
+	}
+	tc, err := w.TransitCard(*label)
+	if err != nil {
+		return usageError{err}
+	}
+	return topUp(*path, *label, "", tc.Card, *card, int64(fen), stdout)
+}
+
+// topUp prepares and pays one top-up, then applies its outcome.
+func topUp(path, label, operator, transitCard, bankLabel string, amount int64, stdout io.Writer) error {
+	w, a, err := loggedIn(path)
+	if err != nil {
+		return err
+	}
+	if err := finishTopUps(path, stdout); err != nil {
+		return err
+	}
+	if w, err = load(path, false); err != nil {
+		return err
+	}
+	if transitCard == "" && slices.ContainsFunc(w.Transit, func(c wallet.TransitCard) bool { return c.Label == label }) {
+		return usagef("the wallet already has a transit card %q; pass -label", label)
+	}
+	bank, err := w.Card(bankLabel)
+	if err != nil {
+		return usageError{err}
+	}
+	key, err := bank.TokenKey()
+	if err != nil {
+		return err
+	}
+	var v topUpView
+	body := map[string]any{"operator": operator, "card": transitCard, "token": bank.Token, "amount": amount}
+	if err := a.call("POST", "/v1/devices/"+w.DeviceID+"/transit/topups", body, &v); err != nil {
+		return err
+	}
+	pending := wallet.PendingTopUp{ID: v.ID, Label: label, Open: v.Open, Operator: v.Code, Card: v.Card, Amount: amount, Sequence: 1}
+	pay := map[string]any{}
+	if !v.Open {
+		tc, err := w.TransitCard(label)
+		if err != nil {
+			return err
+		}
+		purse, err := tc.Purse()
+		if err != nil {
+			return err
+		}
+		req, err := purse.LoadRequest(amount)
+		if err != nil {
+			return fmt.Errorf("the purse refuses the load: %w", err)
+		}
+		pending.Balance, pending.Counter, pending.Sequence = req.Balance, req.Counter, req.Sequence
+		pending.MAC = hex.EncodeToString(req.MAC[:])
+		pay["purse"] = map[string]any{"card": req.Card, "amount": req.Amount, "balance": req.Balance,
+			"counter": req.Counter, "sequence": req.Sequence, "mac": pending.MAC}
+	}
+	at, err := time.Parse(time.RFC3339, v.BankLeg.Time)
+	if err != nil {
+		return fmt.Errorf("the switch's bank leg time %q: %w", v.BankLeg.Time, err)
+	}
+	// The phone's secure element: the counter is spent and saved, and the
+	// top-up remembered, before anything leaves.
+	atc := bank.NextATC()
+	w.TopUps = append(w.TopUps, pending)
+	if err := wallet.Save(path, w); err != nil {
+		return err
+	}
+	tap := pos.Tap{
+		Terminal: pos.Terminal{TerminalID: v.BankLeg.TerminalID, MerchantID: v.BankLeg.MerchantID,
+			MerchantName: "TRANSIT TOP-UP " + v.Operator, MCC: v.BankLeg.MCC, Acquirer: v.BankLeg.Acquirer},
+		ProcessingCode: iso8583.ProcTransitTopUp, Token: bank.Token, TokenExpiry: bank.TokenExpiry,
+		Amount: iso8583.Amount(amount), STAN: v.BankLeg.STAN, Time: at, Key: key, ATC: atc,
+	}
+	packed, err := iso8583.Pack(tap.Message())
+	if err != nil {
+		return err
+	}
+	pay["bank_leg"] = hex.EncodeToString(packed)
+	var out topUpView
+	if err := a.call("POST", "/v1/devices/"+w.DeviceID+"/transit/topups/"+v.ID+"/pay", pay, &out); err != nil {
+		return fmt.Errorf("%w (the top-up is remembered: 'wallet transit' asks for its outcome)", err)
+	}
+	return apply(path, out, stdout)
+}
+
+// finishTopUps asks for the outcome of every top-up the wallet paid without
+// applying it, and applies it.
+func finishTopUps(path string, stdout io.Writer) error {
+	w, a, err := loggedIn(path)
+	if err != nil {
+		return err
+	}
+	for _, p := range w.TopUps {
+		var v topUpView
+		if err := a.call("GET", "/v1/devices/"+w.DeviceID+"/transit/topups/"+p.ID, nil, &v); err != nil {
+			var ae *apiError
+			if errors.As(err, &ae) && ae.Status == 404 {
+				fmt.Fprintf(stdout, "top-up %s is unknown to the switch: it was never paid; forgotten\n", p.ID)
+				if err := forget(path, p.ID); err != nil {
+					return err
+				}
+				continue
+			}
+			return err
+		}
+		if v.State == "prepared" {
+			fmt.Fprintf(stdout, "top-up %s was never paid; forgotten\n", p.ID)
+			if err := forget(path, p.ID); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := apply(path, v, stdout); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func forget(path, id string) error {
+	w, err := load(path, false)
+	if err != nil {
+		return err
+	}
+	w.TopUps = slices.DeleteFunc(w.TopUps, func(p wallet.PendingTopUp) bool { return p.ID == id })
+	return wallet.Save(path, w)
+}
+
+// apply credits the purse with a grant, or reports why there is none, and
+// forgets the pending top-up once its outcome is final.
+func apply(path string, v topUpView, stdout io.Writer) error {
+	w, err := load(path, false)
+	if err != nil {
+		return err
+	}
+	i := slices.IndexFunc(w.TopUps, func(p wallet.PendingTopUp) bool { return p.ID == v.ID })
+	if i < 0 {
+		return fmt.Errorf("top-up %s is not one this wallet paid", v.ID)
+	}
+	p := w.TopUps[i]
+	switch v.State {
+	case "loaded":
+	case "declined", "undone":
+		fmt.Fprintf(stdout, "top-up of %s %s: %s (rc %s); no money was taken\n", p.Label, iso8583.Amount(p.Amount), v.State, v.RC)
+		w.TopUps = slices.Delete(w.TopUps, i, i+1)
+		return wallet.Save(path, w)
+	default:
+		return fmt.Errorf("top-up %s is %s; ask again later with 'wallet transit'", v.ID, v.State)
+	}
+	if v.Grant == nil {
+		return fmt.Errorf("top-up %s loaded without a grant", v.ID)
+	}
+	var purse transit.Purse
+	if p.Open {
+		key, err := hex.DecodeString(v.PurseKey)
+		if err != nil || len(key) != transit.PurseKeyBytes {
+			return fmt.Errorf("top-up %s: the opening came without a purse key", v.ID)
+		}
+		purse = transit.Purse{Operator: p.Operator, Card: p.Card}
+		copy(purse.Key[:], key)
+	} else {
+		tc, err := w.TransitCard(p.Label)
+		if err != nil {
+			return err
+		}
+		if purse, err = tc.Purse(); err != nil {
+			return err
+		}
+	}
+	req := transit.LoadRequest{Card: p.Card, Amount: p.Amount, Balance: p.Balance, Counter: p.Counter, Sequence: p.Sequence}
+	g := transit.LoadGrant{BalanceAfter: v.Grant.BalanceAfter}
+	if mac, err := hex.DecodeString(v.Grant.MAC); err != nil || len(mac) != transit.LoadMACBytes {
+		return fmt.Errorf("top-up %s: the grant's MAC is malformed", v.ID)
+	} else {
+		copy(g.MAC[:], mac)
+	}
+	credited, err := purse.Credit(req, g)
+	if err != nil {
+		return fmt.Errorf("top-up %s: the purse refuses the grant: %w", v.ID, err)
+	}
+	if p.Open {
+		w.Transit = append(w.Transit, wallet.TransitCardOf(p.Label, credited))
+	} else if err := w.SetPurse(p.Label, credited); err != nil {
+		return err
+	}
+	w.TopUps = slices.Delete(w.TopUps, i, i+1)
+	if err := wallet.Save(path, w); err != nil {
+		return err
+	}
+	verb := "loaded"
+	if p.Open {
+		verb = "opened"
+	}
+	fmt.Fprintf(stdout, "%s %s card %s with %s: balance %s\n", verb, v.Operator, p.Card, iso8583.Amount(p.Amount), iso8583.Amount(credited.Balance))
+	return nil
+}
+
+// runTransit finishes pending top-ups and lists the transit cards.
+func runTransit(args []string, stdout, stderr io.Writer) error {
+	set, path := flags("transit", stdout, stderr)
+	if err := parse(set, args); err != nil {
+		return err
+	}
+	if err := finishTopUps(*path, stdout); err != nil {
+		return err
+	}
+	w, err := load(*path, false)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "LABEL\tOPERATOR\tCARD\tBALANCE\tTAPS\tLOADS")
+	for _, c := range w.Transit {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\n", c.Label, c.Operator, c.Card, iso8583.Amount(c.Balance), c.Counter, c.LoadSequence)
+	}
+	return tw.Flush()
+}
