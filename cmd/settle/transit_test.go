@@ -248,7 +248,7 @@ func TestSettleClearsTheTransitDay(t *testing.T) {
 	if m.Transit == nil || m.Transit.Cleared != 5 || m.Transit.Rejected != 7 || len(m.Transit.TapFiles) != 5 {
 		t.Fatalf("manifest transit %+v", m.Transit)
 	}
-	if bl := files["transit-clones-"+sampleDay+".txt"]; bytes.Count(bl, []byte("\n")) != 1 {
+	if bl := files["transit-blacklist-"+sampleDay+".json"]; !bytes.Contains(bl, []byte(`"cards": []`)) {
 		t.Errorf("blacklist (no card should be on it):\n%s", bl)
 	}
 
@@ -307,8 +307,12 @@ func TestSettleTransitRefusals(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	_, files := published(t, out, sampleDay)
-	if bl := files["transit-clones-"+sampleDay+".txt"]; !bytes.HasSuffix(bl, []byte("\n"+cardA+"\n")) {
-		t.Fatalf("blacklist:\n%s", bl)
+	var bl struct {
+		Cards  []string
+		Reason transit.BlacklistReason
+	}
+	if err := json.Unmarshal(files["transit-blacklist-"+sampleDay+".json"], &bl); err != nil || len(bl.Cards) != 1 || bl.Cards[0] != cardA || bl.Reason != transit.ReasonClone {
+		t.Fatalf("blacklist: %v %+v", err, bl)
 	}
 	rej := files[settleday.TransitFileBase(sampleDay, sptcInst)+"-rejected.txt"]
 	if !bytes.Contains(rej, []byte("\n"+shGate1+"-00000001-resent.taps|3|"+cardA+"|"+transit.ReasonBalance+"\n")) {

@@ -200,7 +200,8 @@ func (d *day) clearTransit() error {
 }
 
 // writeTransit writes, per transit member, its clearing file and the
-// rejections of its tap files, and for the day the blacklist and the whole
+// rejections of its tap files, and for the day the cards to blacklist (the
+// body of the switch's POST /admin/transit/blacklist) and the whole
 // ingestion report.
 func (d *day) writeTransit(r transit.Result, files []transit.InFile, ops map[string]transitOperator) error {
 	fileOp := map[string]string{} // tap file name -> the operator its header names
@@ -245,7 +246,7 @@ func (d *day) writeTransit(r transit.Result, files []transit.InFile, ops map[str
 			return err
 		}
 	}
-	if err := write("transit-clones-"+day+".txt", transit.WriteClones(day, r.Blacklist)); err != nil {
+	if err := write("transit-blacklist-"+day+".json", transit.BlacklistRequest(r.Blacklist)); err != nil {
 		return err
 	}
 	return write("transit-"+day+".txt", r.Report())

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -204,16 +205,19 @@ func WriteRejections(day, operator, member string, rejections []Rejection) []byt
 	return b.Bytes()
 }
 
-// WriteClones renders the cards the day's ingestion found cloned or
-// tampered with: a comment line, then one card per line. The clearing
-// hands them to the switch (POST /admin/transit/blacklist, reason clone),
-// which publishes them in the next version of the blacklist file the
-// gates load (WriteBlacklist).
-func WriteClones(day string, cards []string) []byte {
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "# tapswitch transit clones, business day %s: cards to blacklist (reason clone), one per line; POST them to the switch's /admin/transit/blacklist\n", day)
-	for _, c := range cards {
-		b.WriteString(c + "\n")
+// BlacklistRequest renders the cards an ingestion blacklisted as the body
+// of the switch's POST /admin/transit/blacklist, {"cards": [...],
+// "reason": "clone"}: the switch adds them to the next version of the
+// blacklist file the gates load (blacklist.go). Cards in the order given
+// (Result.Blacklist is sorted); never null, so an empty day is "[]".
+func BlacklistRequest(cards []string) []byte {
+	body := struct {
+		Cards  []string        `json:"cards"`
+		Reason BlacklistReason `json:"reason"`
+	}{append([]string{}, cards...), ReasonClone}
+	out, err := json.MarshalIndent(body, "", "  ")
+	if err != nil {
+		panic(fmt.Sprintf("transit: marshal blacklist request: %v", err)) // strings only: cannot fail
 	}
-	return b.Bytes()
+	return append(out, '\n')
 }

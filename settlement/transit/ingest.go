@@ -87,9 +87,10 @@ type Batch struct {
 // Ingest verifies and checks the tap files against the operators' master
 // keys and the loads. The rules, in order:
 //
-//  1. a file without a good header is rejected whole, and so is a file of
-//     an operator without a master key and, with Day, a file of another
-//     day; the reader's record faults are rejections;
+//  1. a file without a good header is rejected whole, and so, with Day
+//     (a day being cleared between members), is a file of another day or
+//     of an operator without a master key (the fares of its gates would be
+//     owed to no member); the reader's record faults are rejections;
 //  2. a record whose card no operator issued (Operators), or whose
 //     operator has no master key, is rejected (unknown card); a record
 //     whose TAC does not verify is rejected; with DayOf, a record whose
@@ -254,13 +255,13 @@ const (
 )
 
 // refuseFile is the reason a file with header h is refused whole, or "".
-// A file speaks for its operator's gates (ReadTapFile); an operator
-// without a master key is not one the clearing knows.
+// A file speaks for its operator's gates (ReadTapFile); when clearing a
+// day, an operator without a master key is not one the clearing knows.
 func (b *Batch) refuseFile(h Header) string {
 	if b.Day != "" && h.Day != b.Day {
 		return ReasonOtherDay
 	}
-	if _, ok := b.Masters[h.Operator]; !ok {
+	if _, ok := b.Masters[h.Operator]; !ok && b.Day != "" {
 		return ReasonUnknownOperator
 	}
 	return ""
