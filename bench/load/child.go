@@ -11,11 +11,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/tapswitch/tapswitch/bench/wallet"
+	"github.com/tapswitch/tapswitch/router/issuers"
+	"github.com/tapswitch/tapswitch/settlement/transit"
 	"github.com/tapswitch/tapswitch/switch/acquirer"
 )
 
@@ -195,10 +198,15 @@ type World struct {
 // StartWorld builds switchd and issuersim (unless binDir holds them),
 // starts
 //
-//	issuersim -log-level warn     (with separateIssuers; on the addresses of configs/issuers.yaml)
-//	switchd -dev [-dev-external-issuers] -data DIR/data -listen 127.0.0.1:0 -public 127.0.0.1:0 -admin 127.0.0.1:0 \
+//	issuersim -log-level warn -cards 200 -seed 1 -operator-keys DIR/data/operator.keys
+//	          (with separateIssuers; on the addresses of configs/issuers.yaml)
+//	switchd -dev [-dev-external-issuers] -seed 1 -data DIR/data -listen 127.0.0.1:0 -public 127.0.0.1:0 -admin 127.0.0.1:0 \
 //	        -log-level info -log-format json -log-transactions=false
 //
+// The transit operators' master key file is bench's to make when issuersim
+// runs apart: issuersim starts first and grants purse loads with it, and
+// switchd -dev finds it in its data directory and uses it as its own (it
+// makes one only when there is none).
 // The switch logs as in production: JSON lines at info, no line per
 // transaction (the -dev console's readable line per tap is for people
 // trying it, and costs CPU a production switch does not spend).
@@ -228,11 +236,16 @@ func (w *World) start(ctx context.Context, binDir string, separateIssuers bool, 
 	}
 	switchdBin, issuersimBin := filepath.Join(binDir, "switchd"), filepath.Join(binDir, "issuersim")
 	var err error
-	args := []string{"-dev", "-data", filepath.Join(w.Dir, "data"), "-listen", "127.0.0.1:0",
+	data := filepath.Join(w.Dir, "data")
+	args := []string{"-dev", "-seed", strconv.FormatInt(devSeed, 10), "-data", data, "-listen", "127.0.0.1:0",
 		"-public", "127.0.0.1:0", "-admin", "127.0.0.1:0",
 		"-log-level", "info", "-log-format", "json", "-log-transactions=false"}
 	if separateIssuers {
-		if err := w.startIssuers(ctx, issuersimBin); err != nil {
+		keys, err := createOperatorKeys(data)
+		if err != nil {
+			return err
+		}
+		if err := w.startIssuers(ctx, issuersimBin, keys); err != nil {
 			return err
 		}
 		args = append(args, "-dev-external-issuers")
@@ -240,7 +253,7 @@ func (w *World) start(ctx context.Context, binDir string, separateIssuers bool, 
 	if w.Switchd, err = startChild("switchd", filepath.Join(w.Dir, "switchd.log"), switchdBin, args...); err != nil {
 		return err
 	}
-	walletPath := filepath.Join(w.Dir, "data", wallet.DevFileName)
+	walletPath := filepath.Join(data, wallet.DevFileName)
 	err = w.Switchd.waitFor(ctx, "it wrote its dev wallet", func() bool { _, err := os.Stat(walletPath); return err == nil })
 	if err != nil {
 		return err
@@ -257,19 +270,59 @@ func (w *World) start(ctx context.Context, binDir string, separateIssuers bool, 
 	return nil
 }
 
-// startIssuers starts issuersim for the world.
-func (w *World) startIssuers(ctx context.Context, binary string) error {
+// The dev world's card base, the same in switchd -dev and issuersim: the
+// card a phone binds for purse loads is drawn from it (loadCard).
+const (
+	devSeed        = 1
+	devCardsPerBIN = 200 // switchd -dev's, given to issuersim as -cards
+	// operatorKeysFileName is where switchd -dev looks for the operators'
+	// master keys in its data directory (switch/daemon's
+	// DevOperatorKeysFileName; bench cannot import switch/daemon, whose
+	// tests import bench). A name that drifted would have switchd make
+	// keys of its own, and cmd/bench's TestBenchPurseLoads fail.
+	operatorKeysFileName = "operator.keys"
+)
+
+// startIssuers starts issuersim for the world, its operators granting
+// loads with the master keys in operatorKeys.
+func (w *World) startIssuers(ctx context.Context, binary, operatorKeys string) error {
 	var err error
-	w.Issuers, err = startIssuersim(ctx, binary, filepath.Join(w.Dir, "issuersim.log"))
+	w.Issuers, err = startIssuersim(ctx, binary, filepath.Join(w.Dir, "issuersim.log"), "-operator-keys", operatorKeys)
 	return err
 }
 
+// createOperatorKeys writes a new operators' master key file, for every
+// transit operator of configs/issuers.yaml, into the switch's data
+// directory dir (made), where switchd -dev looks for it, and returns its
+// path.
+func createOperatorKeys(dir string) (string, error) {
+	_, members, err := transitNetwork()
+	if err != nil {
+		return "", err
+	}
+	var ops []string
+	for _, is := range members {
+		if is.Kind == issuers.KindTransit {
+			ops = append(ops, is.Operator)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, operatorKeysFileName)
+	if err := transit.CreateMasterKeysFile(path, ops); err != nil {
+		return "", fmt.Errorf("the operators' master keys for issuersim: %w", err)
+	}
+	return path, nil
+}
+
 // startIssuersim starts issuersim on the addresses of configs/issuers.yaml
-// and waits for its "listening on" lines, which it prints once every
-// issuer listens. On an error the child, if started, is returned too, to
-// be stopped.
-func startIssuersim(ctx context.Context, binary, logPath string) (*child, error) {
-	c, err := startChild("issuersim", logPath, binary, "-log-level", "warn", "-cards", "200")
+// with the dev world's cards and extra flags, and waits for its "listening
+// on" lines, which it prints once every issuer listens. On an error the
+// child, if started, is returned too, to be stopped.
+func startIssuersim(ctx context.Context, binary, logPath string, extra ...string) (*child, error) {
+	args := append([]string{"-log-level", "warn", "-cards", strconv.Itoa(devCardsPerBIN), "-seed", strconv.FormatInt(devSeed, 10)}, extra...)
+	c, err := startChild("issuersim", logPath, binary, args...)
 	if err != nil {
 		return nil, err
 	}

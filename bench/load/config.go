@@ -119,8 +119,8 @@ func ParseFlags(args []string, stdout, stderr io.Writer) (Config, error) {
 	fs.DurationVar(&c.Duration, "duration", c.Duration, "measured time")
 	fs.DurationVar(&c.Warmup, "warmup", c.Warmup, "load before the measured time, not recorded")
 	fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "give a request up this long after its intended send (a timeout error)")
-	fs.StringVar(&mix, "mix", DefaultMix, "`KIND=WEIGHT,...` of purchase, refund, topup, decline, reversal, and gate (offline metro taps, after the run)")
-	fs.StringVar(&amount, "amount", "1.00", "amount of purchases, refunds and top-ups, in yuan")
+	fs.StringVar(&mix, "mix", DefaultMix, "`KIND=WEIGHT,...` of purchase, refund, topup, decline, reversal, and after the run gate (offline metro taps) and load (a phone's transit top-ups through the token API)")
+	fs.StringVar(&amount, "amount", "1.00", "amount of purchases, refunds, top-ups and purse loads, in yuan")
 	fs.StringVar(&c.Addr, "switch", "", "drive the switch whose terminal listener is at `HOST:PORT` (loopback) instead of starting switchd -dev")
 	fs.StringVar(&c.WalletPath, "wallet", "", "wallet `FILE` with the demo cards (with -switch; default "+wallet.DevFilePath()+")")
 	fs.StringVar(&c.AcquirerKeys, "acquirer-keys", "", "with -switch: acquirer key `FILE` the terminals' MAC keys derive from (default: dev-acquirer.keys beside -wallet)")
@@ -150,6 +150,9 @@ func ParseFlags(args []string, stdout, stderr io.Writer) (Config, error) {
 	var err error
 	if c.Mix, err = ParseMix(mix); err != nil {
 		return c, UsageError{err}
+	}
+	if c.Mix.Load > 0 && (set["switch"] || set["wallet"] || set["acquirer-keys"]) {
+		return c, UsageError{errors.New("-mix load is for the switch bench starts: the phone reads the SMS code from its data directory")}
 	}
 	if c.Amount, err = iso8583.ParseDecimalAmount(amount); err != nil {
 		return c, UsageError{fmt.Errorf("-amount: %v", err)}
@@ -205,7 +208,7 @@ func (c Config) Validate() error {
 	case c.Issuers != IssuersChild && c.Issuers != IssuersInProcess:
 		return fmt.Errorf("-sim-issuers %q: want %s or %s", c.Issuers, IssuersChild, IssuersInProcess)
 	case len(c.Mix.Entries) == 0:
-		return errors.New("-mix has no kind sent to the switch (gate taps go with a switch run)")
+		return errors.New("-mix has no kind sent to the switch (gate taps and purse loads go with a switch run)")
 	case c.Baseline != "" && c.Baseline != BaselineRelay:
 		return fmt.Errorf("-baseline %q: want %s", c.Baseline, BaselineRelay)
 	case c.Baseline != "" && c.Issuers != IssuersChild:

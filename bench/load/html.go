@@ -48,6 +48,7 @@ Switch: {{.R.Switch}}. Issuers: {{.R.Issuers}}.{{if .R.Interrupted}} <span class
 <tr><th>bench CPU</th><td class="n">{{printf "%.2f" .R.CPUBenchS}} s</td></tr>
 <tr><th>mix</th><td>{{.R.Mix}}, amount {{.R.Amount}}</td></tr>
 {{with .R.Gate}}<tr><th>gate taps (offline, not sent to the switch)</th><td class="n{{if .Errors}} bad{{end}}">{{.Taps}}: {{.Debits}} debits, {{.Entries}} tap-ins, {{.Cleared}} cleared, {{len .Errors}} errors</td></tr>{{end}}
+{{with .R.Loads}}<tr><th>purse loads (token API, after the run)</th><td class="n{{if .ErrorsN}} bad{{end}}">{{.Loads}}: {{.StatesLine}}; pay p50 {{.PayP50}} p99 {{.PayP99}}; purses {{.PurseAmount}}, switch loaded {{.LoadedAmount}}; {{.ErrorsN}} errors</td></tr>{{end}}
 </table>
 <p class="note">Latency is measured {{.From}}. {{.R.CPUNote}}</p>
 

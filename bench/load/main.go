@@ -8,11 +8,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/pprof"
 	"syscall"
 	"time"
 
 	"github.com/tapswitch/tapswitch/bench/wallet"
+	"github.com/tapswitch/tapswitch/bench/world"
 	"github.com/tapswitch/tapswitch/switch/acquirer"
 )
 
@@ -71,7 +73,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bench: %v\n", err)
 		return 1
 	}
-	if rep.Errors > 0 || rep.Interrupted || rep.Baseline != nil && rep.Baseline.Errors > 0 || rep.Gate != nil && len(rep.Gate.Errors) > 0 {
+	if rep.Errors > 0 || rep.Interrupted || rep.Baseline != nil && rep.Baseline.Errors > 0 || rep.Gate != nil && len(rep.Gate.Errors) > 0 ||
+		rep.Loads != nil && rep.Loads.ErrorsN > 0 {
 		return 1
 	}
 	return 0
@@ -141,12 +144,24 @@ func run(ctx context.Context, cfg Config, stderr io.Writer) (Report, error) {
 	target := worldTarget(world)
 	fmt.Fprintf(stderr, "bench: %s; issuers %s\n", target.Description, target.Issuers)
 	res, runErr := Run(ctx, cfg, target, progressOut(cfg, stderr))
+	var loads *LoadReport
+	var loadsErr error
+	if runErr == nil && !res.Interrupted {
+		if n := cfg.Mix.Loads(NewReport(res).Requests); n > 0 {
+			fmt.Fprintf(stderr, "bench: %d purse loads through the token API\n", n)
+			loads, loadsErr = runLoads(ctx, worldLoads(world), filepath.Join(world.Dir, "phone-wallet.json"), n, int64(cfg.Amount))
+		}
+	}
 	switchdTotal, issuersTotal, stopErr := world.Stop()
 	if runErr != nil {
 		return Report{}, fmt.Errorf("%v%s", runErr, world.LogTail())
 	}
+	if loadsErr != nil {
+		return Report{}, fmt.Errorf("%v%s", loadsErr, world.LogTail())
+	}
 	rep := NewReport(res)
 	rep.Baseline = baseline
+	rep.Loads = loads
 	if switchdTotal > 0 {
 		rep.CPUSwitchTotalS = seconds(switchdTotal)
 	}
@@ -162,6 +177,17 @@ func run(ctx context.Context, cfg Config, stderr io.Writer) (Report, error) {
 		fmt.Fprintf(stderr, "bench: binaries, data and logs kept in %s\n", world.Dir)
 	}
 	return rep, nil
+}
+
+// worldLoads is the world's token API, SMS outbox and the card its phone
+// binds, for the purse loads.
+func worldLoads(w *World) LoadWorld {
+	lw := LoadWorld{API: w.Wallet.API, Data: filepath.Join(w.Dir, "data")}
+	if table, _, err := transitNetwork(); err == nil { // runLoads says when there is no card
+		now := time.Now()
+		lw.Card = loadCard(world.Generate(table, devSeed, devCardsPerBIN, now), now)
+	}
+	return lw
 }
 
 // binaries is cfg.BinDir, or a temporary directory with switchd,

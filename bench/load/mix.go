@@ -23,6 +23,11 @@ type Kind string
 //	gate      an offline tap at a metro gate of the six cities (gates.go):
 //	          never sent to the switch, so it is not in Table; its weight
 //	          sets how many gate taps follow the switch's run
+//	load      a phone's top-up of a city transit card through the token
+//	          API (loads.go): the bank leg 210000 through the switch's
+//	          pipeline and the load 220000 at the operator. Not in Table
+//	          either: played after the terminals' run, its weight sets how
+//	          many (topup above is a terminal's 210000 alone, no purse)
 const (
 	KindPurchase Kind = "purchase"
 	KindRefund   Kind = "refund"
@@ -30,6 +35,7 @@ const (
 	KindDecline  Kind = "decline"
 	KindReversal Kind = "reversal"
 	KindGate     Kind = "gate"
+	KindLoad     Kind = "load"
 )
 
 // kindOrder is the order kinds are listed in reports.
@@ -55,6 +61,9 @@ type Mix struct {
 	// Gate is the weight of gate taps, offline: not in Entries, so the
 	// switch's load is the same with or without them.
 	Gate int
+	// Load is the weight of purse loads through the token API, played
+	// after the terminals' run: not in Entries either.
+	Load int
 }
 
 // ParseMix reads "purchase=80,refund=5,...". Weights are positive integers
@@ -73,8 +82,8 @@ func ParseMix(s string) (Mix, error) {
 		if !ok {
 			return Mix{}, fmt.Errorf("-mix: %q is not KIND=WEIGHT", part)
 		}
-		if !knownKind(k) && k != KindGate {
-			return Mix{}, fmt.Errorf("-mix: unknown kind %q (want purchase, refund, topup, decline, reversal or gate)", name)
+		if !knownKind(k) && k != KindGate && k != KindLoad {
+			return Mix{}, fmt.Errorf("-mix: unknown kind %q (want purchase, refund, topup, decline, reversal, gate or load)", name)
 		}
 		if seen[k] {
 			return Mix{}, fmt.Errorf("-mix: %s given twice", k)
@@ -91,6 +100,8 @@ func ParseMix(s string) (Mix, error) {
 		switch {
 		case k == KindGate:
 			m.Gate = w
+		case k == KindLoad:
+			m.Load = w
 		case w > 0:
 			m.Entries = append(m.Entries, MixEntry{Kind: k, Weight: w})
 		}
@@ -112,8 +123,11 @@ func knownKind(k Kind) bool {
 
 // Has reports whether k has a positive weight.
 func (m Mix) Has(k Kind) bool {
-	if k == KindGate {
+	switch k {
+	case KindGate:
 		return m.Gate > 0
+	case KindLoad:
+		return m.Load > 0
 	}
 	for _, e := range m.Entries {
 		if e.Kind == k {
@@ -132,20 +146,30 @@ func (m Mix) String() string {
 	if m.Gate > 0 {
 		parts = append(parts, fmt.Sprintf("%s=%d", KindGate, m.Gate))
 	}
+	if m.Load > 0 {
+		parts = append(parts, fmt.Sprintf("%s=%d", KindLoad, m.Load))
+	}
 	return strings.Join(parts, ",")
 }
 
 // GateTaps is how many gate taps go with sent requests to the switch: the
 // gate's share of the mix, at most GateTapsMax.
-func (m Mix) GateTaps(sent int64) int {
+func (m Mix) GateTaps(sent int64) int { return m.offline(m.Gate, sent, GateTapsMax) }
+
+// Loads is how many purse loads go with sent requests to the switch: the
+// load's share of the mix, at most LoadsMax.
+func (m Mix) Loads(sent int64) int { return m.offline(m.Load, sent, LoadsMax) }
+
+// offline is sent × weight / the weights of the kinds sent, at most most.
+func (m Mix) offline(weight int, sent int64, most int) int {
 	total := 0
 	for _, e := range m.Entries {
 		total += e.Weight
 	}
-	if m.Gate == 0 || total == 0 || sent <= 0 {
+	if weight == 0 || total == 0 || sent <= 0 {
 		return 0
 	}
-	return int(min(sent*int64(m.Gate)/int64(total), GateTapsMax))
+	return int(min(sent*int64(weight)/int64(total), int64(most)))
 }
 
 // Table interleaves the kinds into one cycle as long as the sum of the

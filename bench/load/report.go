@@ -74,6 +74,10 @@ type Report struct {
 	// Gate is the offline gate taps played after the run (the mix's gate
 	// weight); none of them reached the switch or its figures above.
 	Gate *GateReport `json:"gate,omitempty"`
+	// Loads is the purse loads a phone made through the token API after
+	// the run (the mix's load weight); none of them is in the figures
+	// above, but the switch's whole-life CPU includes them.
+	Loads *LoadReport `json:"loads,omitempty"`
 }
 
 // Machine is where the run ran.
@@ -211,6 +215,9 @@ func (r Report) Summary() string {
 		if g.Dir != "" {
 			w("  files      %s\n", g.Dir)
 		}
+	}
+	if l := r.Loads; l != nil {
+		w("%s", l.summaryLines())
 	}
 	return b.String()
 }

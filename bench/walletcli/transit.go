@@ -62,7 +62,8 @@ func runTransitOpen(args []string, stdout, stderr io.Writer) error {
 	if name == "" {
 		name = *operator
 	}
-	return topUp(*path, name, *operator, "", *card, int64(fen), stdout)
+	_, err = topUp(*path, name, *operator, "", *card, int64(fen), stdout)
+	return err
 }
 
 // runTransitTopUp loads a transit card of the wallet from a bank card.
@@ -89,51 +90,104 @@ func runTransitTopUp(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageError{err}
 	}
-	return topUp(*path, *label, "", tc.Card, *card, int64(fen), stdout)
+	_, err = topUp(*path, *label, "", tc.Card, *card, int64(fen), stdout)
+	return err
+}
+
+// Outcome is what one top-up came to, for a program that drives the
+// wallet as a library (bench/load): the switch's answer and how long the
+// pay call took.
+type Outcome struct {
+	ID     string
+	State  string // loaded, declined, undone (or, asked before the end, prepared or paying)
+	RC     string
+	Card   string // the transit card's number
+	Amount int64  // fen
+	// Pay is the pay call, from sending it to its answer; zero when the
+	// top-up was not paid by this call (TopUpState).
+	Pay time.Duration
+}
+
+// OpenTransit is wallet transit-open on the wallet file at path: it opens
+// a card of operator (its member ID, e.g. BJT) labelled label, its first
+// load of amount fen paid by the bank card bankLabel, and returns the
+// outcome once applied to the wallet. On an error after the switch
+// prepared the top-up, the Outcome has its ID.
+func OpenTransit(path, label, operator, bankLabel string, amount int64, stdout io.Writer) (Outcome, error) {
+	return topUp(path, label, operator, "", bankLabel, amount, stdout)
+}
+
+// TopUpTransit is wallet transit-topup: it loads the wallet's transit card
+// label with amount fen paid by the bank card bankLabel.
+func TopUpTransit(path, label, bankLabel string, amount int64, stdout io.Writer) (Outcome, error) {
+	w, err := load(path, false)
+	if err != nil {
+		return Outcome{}, err
+	}
+	tc, err := w.TransitCard(label)
+	if err != nil {
+		return Outcome{}, err
+	}
+	return topUp(path, label, "", tc.Card, bankLabel, amount, stdout)
+}
+
+// TopUpState asks the switch for top-up id of the wallet's device as it
+// stands (GET), without applying it.
+func TopUpState(path, id string) (Outcome, error) {
+	w, a, err := loggedIn(path)
+	if err != nil {
+		return Outcome{}, err
+	}
+	var v topUpView
+	if err := a.call("GET", "/v1/devices/"+w.DeviceID+"/transit/topups/"+id, nil, &v); err != nil {
+		return Outcome{}, err
+	}
+	return Outcome{ID: v.ID, State: v.State, RC: v.RC, Card: v.Card, Amount: v.Amount}, nil
 }
 
 // topUp prepares and pays one top-up, then applies its outcome.
-func topUp(path, label, operator, transitCard, bankLabel string, amount int64, stdout io.Writer) error {
+func topUp(path, label, operator, transitCard, bankLabel string, amount int64, stdout io.Writer) (Outcome, error) {
 	w, a, err := loggedIn(path)
 	if err != nil {
-		return err
+		return Outcome{}, err
 	}
 	if err := finishTopUps(path, stdout); err != nil {
-		return err
+		return Outcome{}, err
 	}
 	if w, err = load(path, false); err != nil {
-		return err
+		return Outcome{}, err
 	}
 	if transitCard == "" && slices.ContainsFunc(w.Transit, func(c wallet.TransitCard) bool { return c.Label == label }) {
-		return usagef("the wallet already has a transit card %q; pass -label", label)
+		return Outcome{}, usagef("the wallet already has a transit card %q; pass -label", label)
 	}
 	bank, err := w.Card(bankLabel)
 	if err != nil {
-		return usageError{err}
+		return Outcome{}, usageError{err}
 	}
 	key, err := bank.TokenKey()
 	if err != nil {
-		return err
+		return Outcome{}, err
 	}
 	var v topUpView
 	body := map[string]any{"operator": operator, "card": transitCard, "token": bank.Token, "amount": amount}
 	if err := a.call("POST", "/v1/devices/"+w.DeviceID+"/transit/topups", body, &v); err != nil {
-		return err
+		return Outcome{}, err
 	}
+	o := Outcome{ID: v.ID, State: v.State, Card: v.Card, Amount: amount}
 	pending := wallet.PendingTopUp{ID: v.ID, Label: label, Open: v.Open, Operator: v.Code, Card: v.Card, Amount: amount, Sequence: 1}
 	pay := map[string]any{}
 	if !v.Open {
 		tc, err := w.TransitCard(label)
 		if err != nil {
-			return err
+			return o, err
 		}
 		purse, err := tc.Purse()
 		if err != nil {
-			return err
+			return o, err
 		}
 		req, err := purse.LoadRequest(amount)
 		if err != nil {
-			return fmt.Errorf("the purse refuses the load: %w", err)
+			return o, fmt.Errorf("the purse refuses the load: %w", err)
 		}
 		pending.Balance, pending.Counter, pending.Sequence = req.Balance, req.Counter, req.Sequence
 		pending.MAC = hex.EncodeToString(req.MAC[:])
@@ -142,14 +196,14 @@ func topUp(path, label, operator, transitCard, bankLabel string, amount int64, s
 	}
 	at, err := time.Parse(time.RFC3339, v.BankLeg.Time)
 	if err != nil {
-		return fmt.Errorf("the switch's bank leg time %q: %w", v.BankLeg.Time, err)
+		return o, fmt.Errorf("the switch's bank leg time %q: %w", v.BankLeg.Time, err)
 	}
 	// The phone's secure element: the counter is spent and saved, and the
 	// top-up remembered, before anything leaves.
 	atc := bank.NextATC()
 	w.TopUps = append(w.TopUps, pending)
 	if err := wallet.Save(path, w); err != nil {
-		return err
+		return o, err
 	}
 	tap := pos.Tap{
 		Terminal: pos.Terminal{TerminalID: v.BankLeg.TerminalID, MerchantID: v.BankLeg.MerchantID,
@@ -159,14 +213,18 @@ func topUp(path, label, operator, transitCard, bankLabel string, amount int64, s
 	}
 	packed, err := iso8583.Pack(tap.Message())
 	if err != nil {
-		return err
+		return o, err
 	}
 	pay["bank_leg"] = hex.EncodeToString(packed)
 	var out topUpView
-	if err := a.call("POST", "/v1/devices/"+w.DeviceID+"/transit/topups/"+v.ID+"/pay", pay, &out); err != nil {
-		return fmt.Errorf("%w (the top-up is remembered: 'wallet transit' asks for its outcome)", err)
+	sent := time.Now()
+	err = a.call("POST", "/v1/devices/"+w.DeviceID+"/transit/topups/"+v.ID+"/pay", pay, &out)
+	o.Pay = time.Since(sent)
+	if err != nil {
+		return o, fmt.Errorf("%w (the top-up is remembered: 'wallet transit' asks for its outcome)", err)
 	}
-	return apply(path, out, stdout)
+	o.State, o.RC = out.State, out.RC
+	return o, apply(path, out, stdout)
 }
 
 // finishTopUps asks for the outcome of every top-up the wallet paid without

@@ -95,3 +95,41 @@ func TestBenchRelayBaseline(t *testing.T) {
 		t.Errorf("HTML report has no baseline table: %v", err)
 	}
 }
+
+// TestBenchPurseLoads runs bench with purse loads in the mix against the
+// world it starts, issuersim apart: the phone binds a card and tops up a
+// transit card per city through the token API after the run, every load
+// is loaded (issuersim's operators grant them with the master keys bench
+// gave it), and the purses hold what the switch loaded.
+func TestBenchPurseLoads(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and starts switchd and issuersim")
+	}
+	dir := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	// 200 requests due in the measured second: 200 × 5 / 95 = 10 loads.
+	code := load.Main([]string{"-duration", "1s", "-warmup", "200ms", "-rate", "200", "-connections", "4",
+		"-mix", "purchase=95,load=5", "-out", dir}, &stdout, &stderr)
+	t.Logf("stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "latest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep load.Report
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatal(err)
+	}
+	l := rep.Loads
+	if l == nil || l.Opened != 6 || l.Loads < 9 || l.Loads > 11 || l.ByState["loaded"] != l.Loads || l.ErrorsN != 0 {
+		t.Fatalf("loads %+v", l)
+	}
+	if l.LoadedFen != (6+l.Loads)*100 || l.PurseFen != l.LoadedFen || l.PayP50US <= 0 {
+		t.Fatalf("loaded %d fen, purses %d, pay p50 %dµs", l.LoadedFen, l.PurseFen, l.PayP50US)
+	}
+	if rep.Codes["00"] != rep.Requests || rep.Kinds[load.KindPurchase].Sent != rep.Requests {
+		t.Fatalf("the terminals' run: codes %v of %d requests", rep.Codes, rep.Requests)
+	}
+}
