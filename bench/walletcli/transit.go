@@ -331,6 +331,15 @@ func apply(path string, v topUpView, stdout io.Writer) error {
 	if err := wallet.Save(path, w); err != nil {
 		return err
 	}
+	if p.Open {
+		// The phone holds the key now: the switch erases its copy. If this
+		// call fails, the copy stays sealed at the switch, for this device.
+		if _, a, err := loggedIn(path); err == nil {
+			if err := a.call("POST", "/v1/devices/"+w.DeviceID+"/transit/topups/"+v.ID+"/ack", nil, nil); err != nil {
+				fmt.Fprintf(stdout, "the switch keeps the purse key until acknowledged: %v\n", err)
+			}
+		}
+	}
 	verb := "loaded"
 	if p.Open {
 		verb = "opened"

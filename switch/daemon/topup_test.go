@@ -83,6 +83,22 @@ func TestOpenAndTopUpTransitCard(t *testing.T) {
 	if purse.Key != transit.PurseKey(masters["0010"], tc.Card) || !strings.HasPrefix(tc.Card, "99100001") {
 		t.Fatal("the purse key is not the operator's derivation for the card")
 	}
+	// The purse key went to the phone once: its acknowledgement erased the
+	// switch's sealed copy.
+	d.Node.Journal.EachTopUp(func(jr journal.TopUpRecord) error {
+		var r struct {
+			Open           bool   `json:"open"`
+			PurseKeySealed []byte `json:"purse_key_sealed"`
+			KeyDelivered   bool   `json:"key_delivered"`
+		}
+		if err := json.Unmarshal(jr.Value, &r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Open && (len(r.PurseKeySealed) != 0 || !r.KeyDelivered) {
+			t.Errorf("opening %s still holds the purse key (delivered %v)", jr.ID, r.KeyDelivered)
+		}
+		return nil
+	})
 	// The operator granted two loads; the bank holds both amounts.
 	loads := d.Fleet.Issuer("BJT").Loads()
 	if len(loads) != 2 || loads[0].Amount != 5_000 || loads[1].Amount != 2_000 || loads[1].Sequence != 2 {

@@ -254,6 +254,7 @@ func (s *Service) routes() []route {
 		{"POST /v1/devices/{device}/transit/topups", s.authed(s.handleTopUp)},
 		{"POST /v1/devices/{device}/transit/topups/{id}/pay", s.authed(s.handleTopUpPay)},
 		{"GET /v1/devices/{device}/transit/topups/{id}", s.authed(s.handleTopUpGet)},
+		{"POST /v1/devices/{device}/transit/topups/{id}/ack", s.authed(s.handleTopUpAck)},
 	}
 }
 

@@ -22,6 +22,8 @@ type TopUps interface {
 	// Cards are the transit cards opened on a device (the lost-phone
 	// blacklist, blacklist.go).
 	Cards(login, deviceID string) ([]string, error)
+	// Acknowledge erases an opening's purse key once the phone holds it.
+	Acknowledge(id, login, deviceID string) (topup.Record, error)
 }
 
 // SetTopUps gives the service its top-ups, which the node builds after the
@@ -248,6 +250,29 @@ func (s *Service) handleTopUpGet(w http.ResponseWriter, r *http.Request, login s
 		return
 	}
 	if err != nil {
+		s.internal(w, "top-up", err)
+		return
+	}
+	s.writeTopUp(w, http.StatusOK, rec)
+}
+
+// handleTopUpAck is the phone's receipt of an opening's purse key: the
+// switch erases its sealed copy, so the key went to the phone once.
+func (s *Service) handleTopUpAck(w http.ResponseWriter, r *http.Request, login string) {
+	t, id, e := s.topUpOf(r)
+	if e != nil {
+		writeError(w, e)
+		return
+	}
+	rec, err := t.Acknowledge(id, login, r.PathValue("device"))
+	switch {
+	case errors.Is(err, topup.ErrNotFound):
+		writeError(w, errNotFound("top-up"))
+		return
+	case errors.Is(err, topup.ErrBusy):
+		writeError(w, newError(http.StatusConflict, "busy", "this top-up is being paid; ask for it with GET"))
+		return
+	case err != nil:
 		s.internal(w, "top-up", err)
 		return
 	}

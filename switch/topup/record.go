@@ -72,6 +72,8 @@ type Record struct {
 	// PurseKeySealed is an opening's purse key, sealed by the vault's
 	// keyring, for the phone that opened the card.
 	PurseKeySealed []byte `json:"purse_key_sealed,omitempty"`
+	// KeyDelivered: the phone acknowledged the purse key, which was erased.
+	KeyDelivered bool `json:"key_delivered,omitempty"`
 }
 
 func (r *Record) journalRecord() (*journal.TopUpRecord, error) {

@@ -376,3 +376,25 @@ func (s *Service) Cards(login, device string) ([]string, error) {
 	slices.Sort(cards)
 	return slices.Compact(cards), err
 }
+
+// Acknowledge records that the phone holds its new card's purse key: the
+// key is erased from the top-up's record, so it went to the phone once.
+// Acknowledging again, or a top-up without a key, changes nothing.
+func (s *Service) Acknowledge(id, login, device string) (Record, error) {
+	if !s.claim(id) {
+		return Record{}, ErrBusy
+	}
+	defer s.release(id)
+	r, err := s.Get(id)
+	if err != nil {
+		return Record{}, err
+	}
+	if r.Login != login || r.Device != device {
+		return Record{}, ErrNotFound
+	}
+	if r.State != Loaded || len(r.PurseKeySealed) == 0 {
+		return r, nil
+	}
+	r.PurseKeySealed, r.KeyDelivered = nil, true
+	return r, s.put(&r)
+}
