@@ -27,16 +27,7 @@ func TestSIGKILLUnderLoad(t *testing.T) {
 		t.Skip("builds and kills real processes")
 	}
 	dir := t.TempDir()
-	switchd, issuersimBin := proctest.Build(t, dir, ".", "switchd"), proctest.Build(t, dir, "../issuersim", "issuersim")
-	issuersFile := proctest.IssuersOnFreePorts(t, dir)
-	cfgFile := proctest.Config(t, dir, map[string]string{
-		`issuers_file: ""`:      "issuers_file: " + issuersFile,
-		"request_timeout: 2s":   "request_timeout: 500ms",
-		"retry_min: 500ms":      "retry_min: 50ms",
-		"retry_max: 1m":         "retry_max: 500ms",
-		"shutdown_timeout: 30s": "shutdown_timeout: 10s",
-		"backoff_max: 5s":       "backoff_max: 200ms",
-	})
+	switchd, issuersimBin, issuersFile, cfgFile := crashWorld(t, dir)
 	issuerAdmin, _ := proctest.Issuersim(t, issuersimBin, "-issuers", issuersFile, "-cards", "100")
 	data := filepath.Join(dir, "data")
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -58,6 +49,24 @@ func TestSIGKILLUnderLoad(t *testing.T) {
 	if len(seen) == 0 {
 		t.Fatal("no approvals at all: the test proves nothing")
 	}
+}
+
+// crashWorld builds switchd and issuersim into dir and writes a member
+// list on free ports and a switch configuration whose time-outs and
+// retries are short, so a test's kills and restarts take seconds.
+func crashWorld(t *testing.T, dir string) (switchd, issuersimBin, issuersFile, cfgFile string) {
+	t.Helper()
+	switchd, issuersimBin = proctest.Build(t, dir, ".", "switchd"), proctest.Build(t, dir, "../issuersim", "issuersim")
+	issuersFile = proctest.IssuersOnFreePorts(t, dir)
+	cfgFile = proctest.Config(t, dir, map[string]string{
+		`issuers_file: ""`:      "issuers_file: " + issuersFile,
+		"request_timeout: 2s":   "request_timeout: 500ms",
+		"retry_min: 500ms":      "retry_min: 50ms",
+		"retry_max: 1m":         "retry_max: 500ms",
+		"shutdown_timeout: 30s": "shutdown_timeout: 10s",
+		"backoff_max: 5s":       "backoff_max: 200ms",
+	})
+	return switchd, issuersimBin, issuersFile, cfgFile
 }
 
 // checkAfterRestart restarts the switch on the killed one's data, lets the

@@ -365,3 +365,7 @@ func decodeEntry(ek, v []byte) (Entry, error) {
 	}
 	return e, nil
 }
+
+// Fresh reports whether the journal has never held an entry nor an advice:
+// a switch that has never sent anything to an issuer.
+func (j *Journal) Fresh() bool { return j.seq.Load() == 0 && j.advices.Load() == 0 }

@@ -94,6 +94,7 @@ func Open(cfg Config, log zerolog.Logger, addressOverride map[string]string) (_ 
 	if err := n.openStores(); err != nil {
 		return nil, err
 	}
+	awaitFreshTransmissionSecond(n.Journal, time.Now)
 	if err := openDayUnsealed(n.Journal, n.cfg, time.Now()); err != nil {
 		return nil, err
 	}
@@ -400,4 +401,23 @@ func (n *Node) closeStores() {
 			n.log.Error().Err(err).Msg("vault close")
 		}
 	}
+}
+
+// awaitFreshTransmissionSecond waits, on a restart, for the wall clock to
+// leave the second the process started in. An issuer knows a request by
+// the switch's STAN and transmission time (DE11, DE7, whole seconds), and
+// a link numbers its STANs from 1 again in each process: a switch that
+// died and came back within one second would send STANs its previous life
+// had sent in that same second, and an issuer would take a new top-up or
+// purchase of the same card and amount for a retry of the old one,
+// answering it approved without posting it (TestSIGKILLDuringTopUps found
+// this). Every DE7 of the previous life is at or before this process's
+// start; from the next second on, none can repeat. A journal that never
+// sent anything needs no wait.
+func awaitFreshTransmissionSecond(j *journal.Journal, now func() time.Time) {
+	if j.Fresh() {
+		return
+	}
+	t := now()
+	time.Sleep(t.Truncate(time.Second).Add(time.Second).Sub(t))
 }
