@@ -25,7 +25,7 @@ func startDevSwitch(t *testing.T) Target {
 		t.Fatal(err)
 	}
 	cfg.Data = t.TempDir()
-	cfg.Listen, cfg.Admin = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Listen, cfg.Public, cfg.Admin = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	d, err := daemon.StartDev(cfg, 7, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
 	if err != nil {
 		t.Fatal(err)

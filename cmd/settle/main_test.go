@@ -118,7 +118,7 @@ func startDay(t *testing.T) (*daemon.DevWorld, wallet.File) {
 		t.Fatal(err)
 	}
 	cfg.Data = t.TempDir()
-	cfg.Listen, cfg.Admin = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Listen, cfg.Public, cfg.Admin = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.IssuerLinks.RequestTimeout = 300 * time.Millisecond
 	cfg.Advices.RetryMin, cfg.Advices.RetryMax = 50*time.Millisecond, 200*time.Millisecond
 	d, err := daemon.StartDev(cfg, 5, zerolog.Nop())

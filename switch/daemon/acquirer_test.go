@@ -279,7 +279,7 @@ func TestRegistryCheckedAtStart(t *testing.T) {
 			doc = strings.Replace(doc, `acquirer: "01050000"`, `acquirer: "`+acq+`"`, 1)
 			os.WriteFile(path, []byte(doc), 0o600)
 			cfg, _ := node.LoadConfig("")
-			cfg.Data, cfg.Listen, cfg.Admin, cfg.AcquirersFile = t.TempDir(), "127.0.0.1:0", "127.0.0.1:0", path
+			cfg.Data, cfg.Listen, cfg.Public, cfg.Admin, cfg.AcquirersFile = t.TempDir(), "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", path
 			d, err := StartDev(cfg, 7, zerolog.Nop())
 			if err == nil {
 				d.Close()

@@ -25,7 +25,7 @@ func benchWorld(b *testing.B) (*DevWorld, wallet.Card) {
 		b.Fatal(err)
 	}
 	cfg.Data = b.TempDir()
-	cfg.Listen, cfg.Admin = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Listen, cfg.Public, cfg.Admin = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	d, err := StartDev(cfg, 1, zerolog.Nop())
 	if err != nil {
 		b.Fatal(err)

@@ -152,7 +152,7 @@ func TestCountersSurviveARestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.Data = t.TempDir()
-	cfg.Listen, cfg.Admin = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Listen, cfg.Public, cfg.Admin = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
 	start := func() (*DevWorld, wallet.Card, *pos.Client) {
 		d, err := StartDev(cfg, 7, log)

@@ -119,7 +119,7 @@ func TestOpenRefusesKeyFilesWithoutSwitchKeys(t *testing.T) {
 			t.Fatal(err)
 		}
 		cfg.Data = t.TempDir()
-		cfg.Listen, cfg.Admin = "127.0.0.1:0", "127.0.0.1:0"
+		cfg.Listen, cfg.Public, cfg.Admin = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 		cfg.KeyFile, cfg.KeyEnv = filepath.Join(cfg.Data, "switch.keys"), ""
 		if err := os.WriteFile(cfg.KeyFile, []byte(c.text), 0o600); err != nil {
 			t.Fatal(err)
