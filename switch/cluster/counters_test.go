@@ -36,6 +36,12 @@ type world struct {
 }
 
 func startWorld(t *testing.T) world {
+	return startWorldWith(t, nil)
+}
+
+// startWorldWith starts the dev world with its configuration changed by
+// mutate first (nil: as built in).
+func startWorldWith(t *testing.T, mutate func(*node.Config)) world {
 	t.Helper()
 	cfg, err := node.LoadConfig("")
 	if err != nil {
@@ -43,6 +49,9 @@ func startWorld(t *testing.T) world {
 	}
 	cfg.Data = t.TempDir()
 	cfg.Listen, cfg.Public, cfg.Admin = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	if mutate != nil {
+		mutate(&cfg)
+	}
 	d, err := daemon.StartDev(cfg, 7, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
@@ -163,6 +172,35 @@ func TestReplayOnAnotherNodeIs59(t *testing.T) {
 	}
 	if rc := w.handle(t, a, w.replay(t, first)); rc != iso8583.RCSuspectedFraud {
 		t.Fatalf("replay of A's first tap on A: rc %s, want 59", rc)
+	}
+}
+
+// TestSwitchdClusterConfig: the built-in configuration is a single node;
+// with cluster.urls set, the node's own pipeline keeps its windows in the
+// cluster's bucket, so a tap it approved is refused 59 on another node.
+func TestSwitchdClusterConfig(t *testing.T) {
+	cfg, err := node.LoadConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Cluster.Enabled() {
+		t.Fatalf("built-in config runs in a cluster: %+v", cfg.Cluster)
+	}
+	nc := natstest.Start(t, 3)
+	w := startWorldWith(t, func(c *node.Config) {
+		c.Cluster.URLs = []string{nc.URL(2)}
+		c.Cluster.CountersBucket = "counters"
+	})
+	if w.d.Node.Pipeline.Deps().Counters == nil {
+		t.Fatal("cluster.urls set, the pipeline uses the journal's windows")
+	}
+	b := w.clusterNode(t, nc, 1, "node-b")
+	first := w.purchase()
+	if rc := w.handle(t, w.d.Node.Pipeline, first); rc != iso8583.RCApproved {
+		t.Fatalf("tap on the switchd node: rc %s", rc)
+	}
+	if rc := w.handle(t, b, w.replay(t, first)); rc != iso8583.RCSuspectedFraud {
+		t.Fatalf("replay on node B: rc %s, want 59", rc)
 	}
 }
 
