@@ -32,13 +32,12 @@ type CounterHold interface {
 	// (nil: none).
 	//
 	// When Accept returns spent, no other tap sharing the store can accept
-	// counter, on this node or any other: for the cluster store the counter
-	// is committed before Accept returns (Durable); for the journal's, it
-	// is held in this node's memory and becomes durable with atc's batch.
+	// counter, on this node or any other. When it is durable depends on the
+	// store: the cluster's commits it before Accept returns (so before the
+	// tap goes to the issuer); the journal's holds it in this node's memory
+	// and makes it durable with atc's batch, and learns from Release
+	// whether that batch committed.
 	Accept(ctx context.Context, counter uint32) (atc *journal.ATCUpdate, spent bool, err error)
-	// Durable says whether a counter Accept spent is durable when Accept
-	// returns (true), or only once atc's journal batch commits (false).
-	Durable() bool
 	// Checked ends the check: this node's next tap of the token may hold
 	// the window.
 	Checked()
@@ -85,9 +84,6 @@ func (t *tokenCounters) Window() cryptogram.Window { return t.window }
 func (t *tokenCounters) Accept(_ context.Context, counter uint32) (*journal.ATCUpdate, bool, error) {
 	return t.accept(t.token, counter), true, nil
 }
-
-// Durable implements CounterHold: the counter is durable with its batch.
-func (t *tokenCounters) Durable() bool { return false }
 
 // Checked implements CounterHold.
 func (t *tokenCounters) Checked() { t.mu.Unlock() }

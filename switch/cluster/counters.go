@@ -161,10 +161,6 @@ func (e *entry) Accept(ctx context.Context, counter uint32) (*journal.ATCUpdate,
 	return nil, false, fmt.Errorf("%w: compare-and-swap: %w", authorize.ErrCountersUnavailable, err)
 }
 
-// Durable implements authorize.CounterHold: the swap is committed by a
-// quorum of the bucket's replicas before Accept returns.
-func (e *entry) Durable() bool { return true }
-
 // Checked implements authorize.CounterHold.
 func (e *entry) Checked() { e.mu.Unlock() }
 

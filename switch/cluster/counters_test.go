@@ -35,13 +35,13 @@ type world struct {
 	card wallet.Card
 }
 
-func startWorld(t *testing.T) world {
+func startWorld(t testing.TB) world {
 	return startWorldWith(t, nil)
 }
 
 // startWorldWith starts the dev world with its configuration changed by
 // mutate first (nil: as built in).
-func startWorldWith(t *testing.T, mutate func(*node.Config)) world {
+func startWorldWith(t testing.TB, mutate func(*node.Config)) world {
 	t.Helper()
 	cfg, err := node.LoadConfig("")
 	if err != nil {
@@ -78,7 +78,7 @@ func startWorldWith(t *testing.T, mutate func(*node.Config)) world {
 // clusterNode is a second switch node's pipeline on the world's vault and
 // issuer links, with its own journal and its counter windows in the
 // cluster's bucket, reached through NATS server `server`.
-func (w world) clusterNode(t *testing.T, nc *natstest.Cluster, server int, id string) *authorize.Pipeline {
+func (w world) clusterNode(t testing.TB, nc *natstest.Cluster, server int, id string) *authorize.Pipeline {
 	t.Helper()
 	js, err := jetstream.New(nc.Connect(server))
 	if err != nil {
@@ -127,7 +127,7 @@ func (w world) replay(t *testing.T, msg *moov.Message) *moov.Message {
 
 // handle runs msg through p as the terminal server would (signed by the
 // demo terminal, parsed on the hot path) and returns DE39.
-func (w world) handle(t *testing.T, p *authorize.Pipeline, msg *moov.Message) string {
+func (w world) handle(t testing.TB, p *authorize.Pipeline, msg *moov.Message) string {
 	t.Helper()
 	key, _ := w.d.AcquirerKeys.TerminalKey(pos.DemoTerminal.Acquirer, pos.DemoTerminal.TerminalID)
 	frame, err := iso8583.PackSigned(msg, key)
@@ -330,4 +330,47 @@ func BenchmarkCAS(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkAuthorizeCluster is daemon's BenchmarkAuthorize (the hot path,
+// issuer round trip over loopback TCP, synchronous journal append) on a
+// cluster node: the counter window in a bucket of replicas 3 on three
+// embedded NATS servers, one swap per tap. Every tap is of the one demo
+// card, so the node's taps of it take turns across the swap: ns/op is
+// bounded below by one swap per tap.
+func BenchmarkAuthorizeCluster(b *testing.B) {
+	w := startWorld(b)
+	nc := natstest.Start(b, 3)
+	p := w.clusterNode(b, nc, 0, "node-a")
+	var seq atomic.Uint64
+	now := time.Now()
+	b.ReportAllocs()
+	b.SetParallelism(16)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		var fields iso8583.Fields
+		for pb.Next() {
+			n := seq.Add(1)
+			term := pos.DemoTerminal
+			term.TerminalID = fmt.Sprintf("B%07d", n/999999) // as daemon's uniqueTap
+			tap := pos.Tap{Terminal: term, ProcessingCode: iso8583.ProcPurchase, Amount: 1,
+				STAN: fmt.Sprintf("%06d", n%999999+1), Time: now}.WithCard(w.card)
+			k, _ := w.d.AcquirerKeys.TerminalKey(term.Acquirer, term.TerminalID)
+			frame, err := iso8583.PackSigned(tap.Message(), k)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := fields.Parse(frame); err != nil {
+				b.Fatal(err)
+			}
+			req, err := authorize.ParseFields(&fields)
+			if err != nil {
+				b.Fatal(err)
+			}
+			from := w.d.Node.Senders().Check(frame, req.TerminalID)
+			if a := p.HandleRequest(context.Background(), req, from); a.RC != iso8583.RCApproved {
+				b.Fatalf("rc %s", a.RC)
+			}
+		}
+	})
 }

@@ -119,19 +119,31 @@ func (c *Cluster) Shutdown() {
 	}
 }
 
-// WaitJetStream waits until a running server is JetStream's meta leader.
+// WaitJetStream waits until a running server is JetStream's meta leader
+// and sees every running server as an online peer with JetStream, so that
+// a stream with as many replicas as running servers can be placed.
 func (c *Cluster) WaitJetStream() {
 	c.t.Helper()
+	running := 0
+	for _, s := range c.servers {
+		if s != nil {
+			running++
+		}
+	}
 	deadline := time.Now().Add(readyWait)
 	for time.Now().Before(deadline) {
 		for _, s := range c.servers {
-			if s != nil && s.JetStreamIsLeader() {
+			switch {
+			case s == nil:
+			case len(c.servers) == 1 && s.JetStreamEnabled(): // no meta group
+				return
+			case s.JetStreamIsLeader() && len(s.JetStreamClusterPeers()) == running:
 				return
 			}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	c.t.Fatal("natstest: JetStream has no meta leader")
+	c.t.Fatalf("natstest: JetStream has no meta leader seeing the %d running servers", running)
 }
 
 // URL is server i's client URL.
