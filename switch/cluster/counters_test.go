@@ -334,43 +334,57 @@ func BenchmarkCAS(b *testing.B) {
 
 // BenchmarkAuthorizeCluster is daemon's BenchmarkAuthorize (the hot path,
 // issuer round trip over loopback TCP, synchronous journal append) on a
-// cluster node: the counter window in a bucket of replicas 3 on three
-// embedded NATS servers, one swap per tap. Every tap is of the one demo
-// card, so the node's taps of it take turns across the swap: ns/op is
-// bounded below by one swap per tap.
+// node whose counter windows are the journal's ("journal", the single
+// node) and on a cluster node ("cluster": the window in a bucket of
+// replicas 3 on three embedded NATS servers, one swap per tap), side by
+// side on one world. Every tap is of the one demo card, so a cluster
+// node's taps of it take turns across the swap: its ns/op is bounded below
+// by one swap per tap.
 func BenchmarkAuthorizeCluster(b *testing.B) {
 	w := startWorld(b)
 	nc := natstest.Start(b, 3)
-	p := w.clusterNode(b, nc, 0, "node-a")
 	var seq atomic.Uint64
 	now := time.Now()
-	b.ReportAllocs()
-	b.SetParallelism(16)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		var fields iso8583.Fields
-		for pb.Next() {
-			n := seq.Add(1)
-			term := pos.DemoTerminal
-			term.TerminalID = fmt.Sprintf("B%07d", n/999999) // as daemon's uniqueTap
-			tap := pos.Tap{Terminal: term, ProcessingCode: iso8583.ProcPurchase, Amount: 1,
-				STAN: fmt.Sprintf("%06d", n%999999+1), Time: now}.WithCard(w.card)
-			k, _ := w.d.AcquirerKeys.TerminalKey(term.Acquirer, term.TerminalID)
-			frame, err := iso8583.PackSigned(tap.Message(), k)
-			if err != nil {
-				b.Fatal(err)
+	run := func(b *testing.B, p *authorize.Pipeline) {
+		b.ReportAllocs()
+		b.SetParallelism(16)
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			var fields iso8583.Fields
+			for pb.Next() {
+				n := seq.Add(1)
+				term := pos.DemoTerminal
+				term.TerminalID = fmt.Sprintf("B%07d", n/999999) // as daemon's uniqueTap
+				tap := pos.Tap{Terminal: term, ProcessingCode: iso8583.ProcPurchase, Amount: 1,
+					STAN: fmt.Sprintf("%06d", n%999999+1), Time: now}.WithCard(w.card)
+				k, _ := w.d.AcquirerKeys.TerminalKey(term.Acquirer, term.TerminalID)
+				frame, err := iso8583.PackSigned(tap.Message(), k)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := fields.Parse(frame); err != nil {
+					b.Fatal(err)
+				}
+				req, err := authorize.ParseFields(&fields)
+				if err != nil {
+					b.Fatal(err)
+				}
+				from := w.d.Node.Senders().Check(frame, req.TerminalID)
+				if a := p.HandleRequest(context.Background(), req, from); a.RC != iso8583.RCApproved {
+					b.Fatalf("rc %s", a.RC)
+				}
 			}
-			if err := fields.Parse(frame); err != nil {
-				b.Fatal(err)
-			}
-			req, err := authorize.ParseFields(&fields)
-			if err != nil {
-				b.Fatal(err)
-			}
-			from := w.d.Node.Senders().Check(frame, req.TerminalID)
-			if a := p.HandleRequest(context.Background(), req, from); a.RC != iso8583.RCApproved {
-				b.Fatalf("rc %s", a.RC)
-			}
+		})
+	}
+	b.Run("journal", func(b *testing.B) {
+		j, err := journal.Open(b.TempDir(), journal.Options{})
+		if err != nil {
+			b.Fatal(err)
 		}
+		defer j.Close()
+		deps := w.d.Node.Pipeline.Deps()
+		deps.Journal, deps.NodeID, deps.AdviceQueued = j, "node-single", nil
+		run(b, authorize.New(deps))
 	})
+	b.Run("cluster", func(b *testing.B) { run(b, w.clusterNode(b, nc, 0, "node-a")) })
 }
