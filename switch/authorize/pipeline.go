@@ -351,7 +351,8 @@ func (p *Pipeline) decide(ctx context.Context, req Request, now time.Time) (jour
 
 // decideLocked is Decide under the token's counters hold: the token's
 // window in, its counter spent when the cryptogram verified (checked again
-// on the new window when the store says another node moved it on). The
+// on the new window when the store says another node moved it on, and
+// before a 59 when the store's window may have been stale). The
 // returned snapshot (nil when none is to be journaled) goes into the
 // outcome's batch; release must be called once the append of that batch
 // has returned. A store that cannot answer is an error wrapping
@@ -367,25 +368,34 @@ func (p *Pipeline) decideLocked(ctx context.Context, req Request, tok vault.Toke
 	}
 	var d Decision
 	var atc *journal.ATCUpdate
+	fresh := false // the window was read again before a 59
 	for try := 1; ; try++ {
 		chip := Chip{Key: p.d.Vault.Keys().TokenKey(token), Counters: held.Window(), CVMLimit: p.d.CVMLimit,
 			Today: now.In(p.d.Zone)}
 		d = Decide(req, tok, true, chip, p.d.Table, now)
 		if d.Counter == 0 {
-			break
-		}
-		var spent bool
-		atc, spent, err = held.Accept(ctx, d.Counter)
-		if err == nil && !spent && try == acceptTriesMax {
-			err = fmt.Errorf("%w: counter of a token lost to other nodes %d times", ErrCountersUnavailable, try)
+			if d.RC != iso8583.RCSuspectedFraud || fresh {
+				break
+			}
+			fresh = true
+			var reread bool
+			if reread, err = held.Fresh(ctx); err == nil && !reread {
+				break
+			}
+		} else {
+			var spent bool
+			atc, spent, err = held.Accept(ctx, d.Counter)
+			if err == nil && spent {
+				break
+			}
+			if err == nil && try >= acceptTriesMax {
+				err = fmt.Errorf("%w: counter of a token lost to other nodes %d times", ErrCountersUnavailable, try)
+			}
 		}
 		if err != nil {
 			held.Checked()
 			held.Release(nil, false)
 			return Decision{}, nil, nil, err
-		}
-		if spent {
-			break
 		}
 	}
 	held.Checked()

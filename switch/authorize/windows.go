@@ -38,6 +38,11 @@ type CounterHold interface {
 	// and makes it durable with atc's batch, and learns from Release
 	// whether that batch committed.
 	Accept(ctx context.Context, counter uint32) (atc *journal.ATCUpdate, spent bool, err error)
+	// Fresh reads the window again when it may lag the store's (a cluster
+	// node's cached window) and says whether it did: the pipeline calls it
+	// before refusing a tap 59, so that no refusal rests on a stale window.
+	// The journal's window is never stale: false, nil.
+	Fresh(ctx context.Context) (reread bool, err error)
 	// Checked ends the check: this node's next tap of the token may hold
 	// the window.
 	Checked()
@@ -84,6 +89,9 @@ func (t *tokenCounters) Window() cryptogram.Window { return t.window }
 func (t *tokenCounters) Accept(_ context.Context, counter uint32) (*journal.ATCUpdate, bool, error) {
 	return t.accept(t.token, counter), true, nil
 }
+
+// Fresh implements CounterHold: this node is the journal's only writer.
+func (t *tokenCounters) Fresh(context.Context) (bool, error) { return false, nil }
 
 // Checked implements CounterHold.
 func (t *tokenCounters) Checked() { t.mu.Unlock() }

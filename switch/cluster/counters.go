@@ -64,6 +64,7 @@ type entry struct {
 	mu     sync.Mutex // held from Hold to Checked
 	refs   int        // guarded by owner.mu
 	loaded bool       // guarded by mu; false after an error: read again
+	fresh  bool       // guarded by mu; read or written by the current hold
 	window cryptogram.Window
 	rev    uint64
 }
@@ -98,6 +99,7 @@ func (c *Counters) Hold(ctx context.Context, token string) (authorize.CounterHol
 	e.refs++
 	c.mu.Unlock()
 	e.mu.Lock()
+	e.fresh = false
 	if !e.loaded {
 		if err := e.read(ctx); err != nil {
 			e.mu.Unlock()
@@ -114,7 +116,7 @@ func (e *entry) read(ctx context.Context) error {
 	defer cancel()
 	kve, err := e.owner.kv.Get(ctx, e.token)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		e.window, e.rev, e.loaded = cryptogram.Window{}, 0, true
+		e.window, e.rev, e.loaded, e.fresh = cryptogram.Window{}, 0, true, true
 		return nil
 	}
 	if err != nil {
@@ -126,7 +128,7 @@ func (e *entry) read(ctx context.Context) error {
 		e.loaded = false
 		return fmt.Errorf("%w: token window at revision %d: %w", authorize.ErrCountersUnavailable, kve.Revision(), err)
 	}
-	e.window, e.rev, e.loaded = w, kve.Revision(), true
+	e.window, e.rev, e.loaded, e.fresh = w, kve.Revision(), true, true
 	return nil
 }
 
@@ -159,6 +161,16 @@ func (e *entry) Accept(ctx context.Context, counter uint32) (*journal.ATCUpdate,
 	// check either way.
 	e.loaded = false
 	return nil, false, fmt.Errorf("%w: compare-and-swap: %w", authorize.ErrCountersUnavailable, err)
+}
+
+// Fresh implements authorize.CounterHold: a window cached by an earlier
+// tap may lag the bucket (another node accepted counters since); read it
+// unless this hold already did.
+func (e *entry) Fresh(ctx context.Context) (bool, error) {
+	if e.fresh {
+		return false, nil
+	}
+	return true, e.read(ctx)
 }
 
 // Checked implements authorize.CounterHold.
