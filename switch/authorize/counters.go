@@ -53,6 +53,8 @@ const windowsCached = 1 << 16
 
 // tokenCounters is one token's window while taps of it are in flight.
 type tokenCounters struct {
+	owner   *counters  // set once by acquire
+	token   string     // set once by acquire
 	mu      sync.Mutex // held across load, check and accept, and by journaled
 	refs    int        // taps holding the entry; guarded by counters.mu
 	loaded  bool
@@ -74,7 +76,7 @@ func (c *counters) acquire(token string) *tokenCounters {
 	c.mu.Lock()
 	t := c.tokens[token]
 	if t == nil {
-		t = &tokenCounters{}
+		t = &tokenCounters{owner: c, token: token}
 		c.tokens[token] = t
 	}
 	t.refs++

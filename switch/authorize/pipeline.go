@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -67,6 +68,10 @@ type Deps struct {
 	// TransactionLevel is the level of the one log line per authorization
 	// and reversal; the zero value is debug (switchd -dev: info).
 	TransactionLevel zerolog.Level
+	// Counters keeps the tokens' cryptogram counter windows. nil: the
+	// journal's, this node alone (a cluster's nodes share one store,
+	// switch/cluster).
+	Counters Counters
 }
 
 // Pipeline authorizes terminal requests.
@@ -74,7 +79,7 @@ type Pipeline struct {
 	d        Deps
 	inflight keyLocks[journal.Key] // one request per duplicate key
 	tokens   keyLocks[string]      // one stand-in decision per token
-	counters *counters             // one cryptogram check per token at a time
+	counters Counters              // one cryptogram check per token at a time
 }
 
 // New returns a pipeline over deps.
@@ -85,8 +90,17 @@ func New(d Deps) *Pipeline {
 	if d.AdviceQueued == nil {
 		d.AdviceQueued = func() {}
 	}
-	return &Pipeline{d: d, inflight: newKeyLocks[journal.Key](), tokens: newKeyLocks[string](), counters: newCounters()}
+	counters := d.Counters
+	if counters == nil {
+		counters = journalCounters{c: newCounters(), j: d.Journal}
+	}
+	return &Pipeline{d: d, inflight: newKeyLocks[journal.Key](), tokens: newKeyLocks[string](), counters: counters}
 }
+
+// Deps returns the dependencies p was built with (Counters nil when p
+// uses the journal's), so a test can build a second node's pipeline on the
+// same vault and issuer links.
+func (p *Pipeline) Deps() Deps { return p.d }
 
 // Handle answers one terminal message from sender from (established by the
 // terminal session from the frame's MAC). It returns nil when the message
@@ -300,10 +314,13 @@ func (p *Pipeline) decide(ctx context.Context, req Request, now time.Time) (jour
 	} else {
 		p.d.Metrics.VaultLookup(metrics.VaultNotFound)
 	}
-	d, atc, release, err := p.decideLocked(req, tok, found, now)
+	d, atc, release, err := p.decideLocked(ctx, req, tok, found, now)
 	if err != nil {
 		p.d.Log.Error().Err(err).Msg("token counters unreadable")
 		entry.ResponseCode = iso8583.RCSystemError
+		if errors.Is(err, ErrCountersUnavailable) {
+			entry.ResponseCode = iso8583.RCIssuerUnavailable
+		}
 		return entry, issuerReply{}, nil
 	}
 	if found {
@@ -332,34 +349,57 @@ func (p *Pipeline) decide(ctx context.Context, req Request, now time.Time) (jour
 	return e, reply, change
 }
 
-// decideLocked is Decide under the token's counters lock: the token's
-// window in, its counter spent when the cryptogram verified. The returned
-// snapshot (nil when no counter was spent) goes into the outcome's batch;
-// release must be called once the append of that batch has returned.
-func (p *Pipeline) decideLocked(req Request, tok vault.Token, found bool, now time.Time) (Decision, *journal.ATCUpdate, func(bool), error) {
+// decideLocked is Decide under the token's counters hold: the token's
+// window in, its counter spent when the cryptogram verified (checked again
+// on the new window when the store says another node moved it on, and
+// before a 59 when the store's window may have been stale). The
+// returned snapshot (nil when none is to be journaled) goes into the
+// outcome's batch; release must be called once the append of that batch
+// has returned. A store that cannot answer is an error wrapping
+// ErrCountersUnavailable.
+func (p *Pipeline) decideLocked(ctx context.Context, req Request, tok vault.Token, found bool, now time.Time) (Decision, *journal.ATCUpdate, func(bool), error) {
 	if !found {
 		return Decide(req, tok, false, Chip{}, p.d.Table, now), nil, nil, nil
 	}
 	token := req.Token.Clear()
-	held := p.counters.acquire(token)
-	defer held.mu.Unlock()
-	if err := held.load(p.d.Journal, token); err != nil {
-		p.counters.release(token, held)
+	held, err := p.counters.Hold(ctx, token)
+	if err != nil {
 		return Decision{}, nil, nil, err
 	}
-	chip := Chip{Key: p.d.Vault.Keys().TokenKey(token), Counters: held.window, CVMLimit: p.d.CVMLimit,
-		Today: now.In(p.d.Zone)}
-	d := Decide(req, tok, true, chip, p.d.Table, now)
+	var d Decision
 	var atc *journal.ATCUpdate
-	if d.Counter != 0 {
-		atc = held.accept(token, d.Counter)
-	}
-	release := func(journaled bool) {
-		if atc != nil {
-			held.journaled(atc, journaled)
+	fresh := false // the window was read again before a 59
+	for try := 1; ; try++ {
+		chip := Chip{Key: p.d.Vault.Keys().TokenKey(token), Counters: held.Window(), CVMLimit: p.d.CVMLimit,
+			Today: now.In(p.d.Zone)}
+		d = Decide(req, tok, true, chip, p.d.Table, now)
+		if d.Counter == 0 {
+			if d.RC != iso8583.RCSuspectedFraud || fresh {
+				break
+			}
+			fresh = true
+			var reread bool
+			if reread, err = held.Fresh(ctx); err == nil && !reread {
+				break
+			}
+		} else {
+			var spent bool
+			atc, spent, err = held.Accept(ctx, d.Counter)
+			if err == nil && spent {
+				break
+			}
+			if err == nil && try >= acceptTriesMax {
+				err = fmt.Errorf("%w: counter of a token lost to other nodes %d times", ErrCountersUnavailable, try)
+			}
 		}
-		p.counters.release(token, held)
+		if err != nil {
+			held.Checked()
+			held.Release(nil, false)
+			return Decision{}, nil, nil, err
+		}
 	}
+	held.Checked()
+	release := func(journaled bool) { held.Release(atc, journaled) }
 	return d, atc, release, nil
 }
 

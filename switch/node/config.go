@@ -102,6 +102,8 @@ type Config struct {
 	// the open business day before its cut-off. switchd -dev sets it; no
 	// configuration file can (a production day closes at its cut-off).
 	CloseDayOnDemand bool `yaml:"-"`
+	// Cluster: off unless cluster.urls is set (docs/cluster.md).
+	Cluster ClusterConfig `yaml:"cluster"`
 }
 
 // NetworkNode is one node of the network as settle sees it: its ID and

@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
 	"github.com/tapswitch/tapswitch/router/bintable"
@@ -67,6 +68,7 @@ type Node struct {
 	adminLn    net.Listener
 	serveErrs  chan error
 	closeOnce  sync.Once
+	nats       *nats.Conn // cluster mode only
 }
 
 // Open reads the listeners' secrets, opens the stores, binds the three
@@ -240,12 +242,16 @@ func (n *Node) bind(pipelineIssuers map[string]authorize.Issuer) error {
 	if err != nil {
 		return err
 	}
+	counters, err := n.openCluster()
+	if err != nil {
+		return err
+	}
 	n.Pipeline = authorize.New(authorize.Deps{
 		Vault: n.Vault, Table: n.Table, Issuers: pipelineIssuers,
 		Journal: n.Journal, NodeID: n.cfg.NodeID, Institution: n.cfg.Institution,
 		Now: time.Now, Log: n.log, Metrics: n.metrics, StandIn: standIn, AdviceQueued: n.sender.Wake,
 		CVMLimit: n.cfg.CVMLimit, Zone: cutoff.Location, ReversalAgeMax: n.cfg.ReversalAgeMax,
-		TransactionLevel: n.transactionLevel(),
+		TransactionLevel: n.transactionLevel(), Counters: counters,
 	})
 	tc := n.cfg.Terminals
 	var _ terminal.RequestHandler = n.Pipeline // the hot path's requests skip moov
@@ -386,6 +392,9 @@ func (n *Node) Shutdown() error {
 }
 
 func (n *Node) closeStores() {
+	if n.nats != nil {
+		n.nats.Close()
+	}
 	if n.Tokens != nil { // before the vault it writes to
 		if err := n.Tokens.Close(); err != nil {
 			n.log.Error().Err(err).Msg("token service close")
