@@ -320,6 +320,7 @@ func (p *Pipeline) decide(ctx context.Context, req Request, now time.Time) (jour
 		entry.ResponseCode = iso8583.RCSystemError
 		if errors.Is(err, ErrCountersUnavailable) {
 			entry.ResponseCode = iso8583.RCIssuerUnavailable
+			p.d.Metrics.CountersUnavailable()
 		}
 		return entry, issuerReply{}, nil
 	}

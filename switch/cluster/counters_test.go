@@ -288,10 +288,15 @@ func TestQuorum(t *testing.T) {
 	w.approveWithin(t, b, 15*time.Second)
 
 	nc.Kill(1) // B's server: B reconnects to server 0, which has no quorum
+	unavailable := counterValue(t, w, "tapswitch_counters_unavailable_total")
 	for _, p := range []*authorize.Pipeline{a, b, a, b} {
 		if rc := w.handle(t, p, w.purchase()); rc != iso8583.RCIssuerUnavailable {
 			t.Fatalf("no quorum: rc %s, want 91", rc)
 		}
+	}
+	// The nodes say why in their metrics (both share the dev node's set).
+	if got := counterValue(t, w, "tapswitch_counters_unavailable_total") - unavailable; got != 4 {
+		t.Errorf("no quorum: tapswitch_counters_unavailable_total rose by %v, want 4", got)
 	}
 
 	nc.Restart(1)
@@ -387,4 +392,20 @@ func BenchmarkAuthorizeCluster(b *testing.B) {
 		run(b, authorize.New(deps))
 	})
 	b.Run("cluster", func(b *testing.B) { run(b, w.clusterNode(b, nc, 0, "node-a")) })
+}
+
+// counterValue reads a counter of the dev node's metrics.
+func counterValue(t *testing.T, w world, name string) float64 {
+	t.Helper()
+	families, err := w.d.Node.Metrics().Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == name && len(f.GetMetric()) == 1 {
+			return f.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no counter %s", name)
+	return 0
 }

@@ -100,6 +100,7 @@ type Set struct {
 	connections   prometheus.Gauge
 	refused       prometheus.Counter
 	topups        *prometheus.CounterVec
+	noCounters    prometheus.Counter
 	formatErrors  [stageCount]prometheus.Counter
 	vaultLookups  [vaultResultCount]prometheus.Counter
 
@@ -183,8 +184,12 @@ func New(issuerIDs []string) *Set {
 		Namespace: namespace, Name: "transit_topups_total",
 		Help: "Transit top-ups that reached an end, by operator and end state: loaded (both legs stand), declined (the bank declined), undone (the bank leg reversed).",
 	}, []string{"operator", "state"})
+	m.noCounters = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: namespace, Name: "counters_unavailable_total",
+		Help: "Taps answered 91 because the token counter store could not answer: a cluster node that cannot reach its NATS quorum (docs/cluster.md) refuses rather than approve on a window it cannot check.",
+	})
 	m.reg.MustRegister(
-		m.topups,
+		m.topups, m.noCounters,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.transactions, m.switchTime, m.journalCommit, m.issuerTime, m.inflight,
@@ -399,4 +404,13 @@ func (m *Set) TopUp(operator, state string) {
 		return
 	}
 	m.topups.WithLabelValues(operator, state).Inc()
+}
+
+// CountersUnavailable counts one tap answered 91 because the token
+// counter store could not answer (no cluster quorum).
+func (m *Set) CountersUnavailable() {
+	if m == nil {
+		return
+	}
+	m.noCounters.Inc()
 }
