@@ -128,6 +128,24 @@ func (s *Service) topUpOf(r *http.Request) (TopUps, string, *apiError) {
 	return t, id, nil
 }
 
+// topUpFailure is the answer to an error of the top-up service.
+func (s *Service) topUpFailure(w http.ResponseWriter, err error, operator string) {
+	switch {
+	case errors.Is(err, topup.ErrNotFound):
+		writeError(w, errNotFound("top-up"))
+	case errors.Is(err, topup.ErrBusy):
+		writeError(w, newError(http.StatusConflict, "busy", "this top-up is being paid; ask for it with GET"))
+	case errors.Is(err, topup.ErrMismatch):
+		writeError(w, errBadRequest("bad_bank_leg", err.Error()))
+	case errors.Is(err, topup.ErrOperator):
+		writeError(w, errBadRequest("bad_operator", "no transit operator "+operator))
+	case errors.Is(err, topup.ErrInvalid):
+		writeError(w, errBadRequest("bad_topup", err.Error()))
+	default:
+		s.internal(w, "top-up", err)
+	}
+}
+
 // writeTopUp answers with the top-up as the phone sees it.
 func (s *Service) writeTopUp(w http.ResponseWriter, status int, rec topup.Record) {
 	v, e := s.topUpView(rec)
@@ -175,15 +193,8 @@ func (s *Service) handleTopUp(w http.ResponseWriter, r *http.Request, login stri
 	}
 	rec, err := t.Prepare(topup.Prepare{Login: login, Device: deviceID, Operator: req.Operator, Card: req.Card,
 		Token: req.Token, Amount: req.Amount})
-	switch {
-	case errors.Is(err, topup.ErrOperator):
-		writeError(w, errBadRequest("bad_operator", "no transit operator "+req.Operator))
-		return
-	case errors.Is(err, topup.ErrInvalid):
-		writeError(w, errBadRequest("bad_topup", err.Error()))
-		return
-	case err != nil:
-		s.internal(w, "top-up", err)
+	if err != nil {
+		s.topUpFailure(w, err, req.Operator)
 		return
 	}
 	s.writeTopUp(w, http.StatusCreated, rec)
@@ -219,18 +230,8 @@ func (s *Service) handleTopUpPay(w http.ResponseWriter, r *http.Request, login s
 	ctx, cancel := context.WithTimeout(r.Context(), topUpPayTimeout)
 	defer cancel()
 	rec, err := t.Pay(ctx, p)
-	switch {
-	case errors.Is(err, topup.ErrNotFound):
-		writeError(w, errNotFound("top-up"))
-		return
-	case errors.Is(err, topup.ErrBusy):
-		writeError(w, newError(http.StatusConflict, "busy", "this top-up is being paid; ask for it with GET"))
-		return
-	case errors.Is(err, topup.ErrMismatch):
-		writeError(w, errBadRequest("bad_bank_leg", err.Error()))
-		return
-	case err != nil:
-		s.internal(w, "top-up", err)
+	if err != nil {
+		s.topUpFailure(w, err, "")
 		return
 	}
 	s.writeTopUp(w, http.StatusOK, rec)
@@ -245,12 +246,11 @@ func (s *Service) handleTopUpGet(w http.ResponseWriter, r *http.Request, login s
 		return
 	}
 	rec, err := t.Get(id)
-	if errors.Is(err, topup.ErrNotFound) || (err == nil && (rec.Login != login || rec.Device != r.PathValue("device"))) {
-		writeError(w, errNotFound("top-up"))
-		return
+	if err == nil && (rec.Login != login || rec.Device != r.PathValue("device")) {
+		err = topup.ErrNotFound // another account's top-up is not there for this one
 	}
 	if err != nil {
-		s.internal(w, "top-up", err)
+		s.topUpFailure(w, err, "")
 		return
 	}
 	s.writeTopUp(w, http.StatusOK, rec)
@@ -265,15 +265,8 @@ func (s *Service) handleTopUpAck(w http.ResponseWriter, r *http.Request, login s
 		return
 	}
 	rec, err := t.Acknowledge(id, login, r.PathValue("device"))
-	switch {
-	case errors.Is(err, topup.ErrNotFound):
-		writeError(w, errNotFound("top-up"))
-		return
-	case errors.Is(err, topup.ErrBusy):
-		writeError(w, newError(http.StatusConflict, "busy", "this top-up is being paid; ask for it with GET"))
-		return
-	case err != nil:
-		s.internal(w, "top-up", err)
+	if err != nil {
+		s.topUpFailure(w, err, "")
 		return
 	}
 	s.writeTopUp(w, http.StatusOK, rec)

@@ -9,7 +9,6 @@ import (
 	moov "github.com/moov-io/iso8583"
 
 	"github.com/tapswitch/tapswitch/iso8583"
-	"github.com/tapswitch/tapswitch/switch/acquirer"
 	"github.com/tapswitch/tapswitch/switch/authorize"
 	"github.com/tapswitch/tapswitch/switch/journal"
 )
@@ -50,9 +49,7 @@ func (s *Service) loadLeg(ctx context.Context, r Record) (Record, error) {
 	if r.Open {
 		e.ProcessingCode = iso8583.ProcPurseOpen
 	}
-	if id, ok := s.cfg.Senders.Originated(r.Terminal); ok {
-		e.MerchantID, e.MCC = id.Merchant.ID, MCC
-	}
+	e.MerchantID, e.MCC = r.Merchant, MCC
 	e.PANSealed = s.cfg.Keys().Seal([]byte(r.Card), authorize.JournalAAD(r.Card))
 	armed := e
 	armed.ResponseCode = iso8583.RCIssuerUnavailable
@@ -176,7 +173,7 @@ func (s *Service) takeGrant(r *Record, e *journal.Entry, resp *moov.Message) err
 // the first.
 func (s *Service) undo(ctx context.Context, r Record) (Record, error) {
 	from, _ := s.cfg.Senders.Originated(r.Terminal)
-	resp := s.cfg.Bank.Handle(ctx, s.reversal(r, from), from)
+	resp := s.cfg.Bank.Handle(ctx, reversal(r), from)
 	rc := ""
 	if resp != nil {
 		rc = iso8583.FieldValue(resp, iso8583.FieldResponseCode)
@@ -190,7 +187,7 @@ func (s *Service) undo(ctx context.Context, r Record) (Record, error) {
 	return r, s.put(&r)
 }
 
-func (s *Service) reversal(r Record, from acquirer.Identity) *moov.Message {
+func reversal(r Record) *moov.Message {
 	m := iso8583.NewMessage()
 	m.MTI(iso8583.MTIReversalRequest)
 	m.Field(iso8583.FieldPAN, r.Token)
@@ -198,14 +195,14 @@ func (s *Service) reversal(r Record, from acquirer.Identity) *moov.Message {
 	m.Field(iso8583.FieldAmount, iso8583.Amount(r.Amount).Field())
 	m.Field(iso8583.FieldTransmissionTime, r.Reversal.TransmissionTime)
 	m.Field(iso8583.FieldSTAN, r.Reversal.STAN)
-	m.Field(iso8583.FieldAcquirer, from.Merchant.Acquirer)
+	m.Field(iso8583.FieldAcquirer, r.Acquirer)
 	m.Field(iso8583.FieldRRN, rrn(r.Bank))
 	m.Field(iso8583.FieldTerminalID, r.Terminal)
-	m.Field(iso8583.FieldMerchantID, from.Merchant.ID)
+	m.Field(iso8583.FieldMerchantID, r.Merchant)
 	m.Field(iso8583.FieldMCC, MCC)
 	m.Field(iso8583.FieldCurrency, iso8583.CurrencyCNY)
 	m.Field(iso8583.FieldOriginalData, fmt.Sprintf("%s%s%s%011s%011d", iso8583.MTIFinancialRequest,
-		r.Bank.STAN, r.Bank.TransmissionTime, from.Merchant.Acquirer, 0))
+		r.Bank.STAN, r.Bank.TransmissionTime, r.Acquirer, 0))
 	return m
 }
 
