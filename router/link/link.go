@@ -81,7 +81,15 @@ type Config struct {
 	// opens it again at once.
 	BreakerFailures int
 	BreakerCooldown time.Duration
-	Logger          zerolog.Logger
+	// STANBlock partitions the STAN range between the nodes of a cluster
+	// that talk to the same issuer: block k (1..STANBlocksMax) numbers its
+	// requests k00000..k99999, so the first digit of DE11 names the node.
+	// An issuer knows a request by STAN and DE7 (whole seconds); two nodes
+	// numbering from 1 would send the same pair within one second and the
+	// issuer would answer the second node's request as a retry of the
+	// first's. 0: a node alone, 000001..999999.
+	STANBlock int
+	Logger    zerolog.Logger
 	Metrics         *metrics.Link // nil: none
 }
 
@@ -101,6 +109,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("link %s: breaker needs failures >= 1 and a positive cool-down", c.IssuerID)
 	case c.FrameBytesMax <= 0 || c.FrameBytesMax > 65535: // the frame header is 2 bytes
 		return fmt.Errorf("link %s: frame bound %d outside 1..65535", c.IssuerID, c.FrameBytesMax)
+	case c.STANBlock < 0 || c.STANBlock > STANBlocksMax:
+		return fmt.Errorf("link %s: STAN block %d outside 0..%d", c.IssuerID, c.STANBlock, STANBlocksMax)
 	}
 	return nil
 }
@@ -277,13 +287,26 @@ func (l *Link) pick() *conn {
 	return nil
 }
 
-// nextSTAN returns a STAN in 1..999999. A STAN still pending on the
-// connection (after a full wrap) is skipped by the connection itself.
-func (l *Link) nextSTAN() uint32 {
-	for {
-		n := l.stan.Add(1) % (stanMax + 1)
-		if n != 0 {
-			return n
-		}
+// STANBlocksMax is the number of disjoint STAN blocks, so of cluster
+// nodes that may share an issuer: 9 blocks of 100,000 (block 0, 000000 to
+// 099999, is left out because 000000 is not a STAN).
+const STANBlocksMax = 9
+
+// stanBlockSize is the size of one block.
+const stanBlockSize = 100000
+
+// stanRange is the first STAN of the link's range and how many it holds.
+func (c Config) stanRange() (first, size uint32) {
+	if c.STANBlock == 0 {
+		return 1, stanMax
 	}
+	return uint32(c.STANBlock) * stanBlockSize, stanBlockSize
+}
+
+// nextSTAN returns the next STAN of the link's range (1..999999 alone,
+// its block in a cluster), wrapping within it. A STAN still pending on
+// the connection (after a full wrap) is skipped by the connection itself.
+func (l *Link) nextSTAN() uint32 {
+	first, size := l.cfg.stanRange()
+	return first + (l.stan.Add(1)-1)%size
 }

@@ -190,6 +190,7 @@ func TestSwitchdClusterConfig(t *testing.T) {
 	w := startWorldWith(t, func(c *node.Config) {
 		c.Cluster.URLs = []string{nc.URL(2)}
 		c.Cluster.CountersBucket = "counters"
+		c.Cluster.STANBlock = 1
 	})
 	if w.d.Node.Pipeline.Deps().Counters == nil {
 		t.Fatal("cluster.urls set, the pipeline uses the journal's windows")

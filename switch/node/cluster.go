@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/tapswitch/tapswitch/router/link"
 	"github.com/tapswitch/tapswitch/switch/authorize"
 	"github.com/tapswitch/tapswitch/switch/cluster"
 )
@@ -29,10 +30,30 @@ type ClusterConfig struct {
 	OpTimeout time.Duration `yaml:"op_timeout"`
 	// ConnectTimeout bounds the first connection at start-up.
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// STANBlock is this node's own block of issuer STANs, 1 to
+	// link.STANBlocksMax, different on every node of the network: its
+	// requests to issuers carry STANs k00000..k99999 (docs/wire.md, DE11).
+	// Required in a cluster: two nodes numbering alike would send one
+	// issuer the same STAN and DE7 in the same second, and it would answer
+	// the second request as a retry of the first.
+	STANBlock int `yaml:"stan_block"`
 }
 
 // Enabled says whether the node runs in a cluster.
 func (c ClusterConfig) Enabled() bool { return len(c.URLs) > 0 }
+
+// linkSTANBlock is the STAN block of the node's issuer links: 0 (the
+// whole range) for a node alone, the configured block in a cluster.
+func (c ClusterConfig) linkSTANBlock() (int, error) {
+	if !c.Enabled() {
+		return 0, nil
+	}
+	if c.STANBlock < 1 || c.STANBlock > link.STANBlocksMax {
+		return 0, fmt.Errorf("config cluster: stan_block %d outside 1..%d (each node of a network its own)",
+			c.STANBlock, link.STANBlocksMax)
+	}
+	return c.STANBlock, nil
+}
 
 // clusterReconnectsMax bounds a node's reconnect attempts to NATS, one per
 // clusterReconnectWait: about an hour, then the connection is closed and

@@ -206,6 +206,10 @@ func (n *Node) loadKeys() (*vault.Keyring, error) {
 // startLinks makes one link per issuer; Open starts them once bound.
 func (n *Node) startLinks(addressOverride map[string]string) (map[string]authorize.Issuer, error) {
 	lc := n.cfg.IssuerLinks
+	stanBlock, err := n.cfg.Cluster.linkSTANBlock()
+	if err != nil {
+		return nil, err
+	}
 	out := make(map[string]authorize.Issuer, len(n.Issuers))
 	for _, is := range n.Issuers {
 		addr := is.Address
@@ -217,7 +221,8 @@ func (n *Node) startLinks(addressOverride map[string]string) (map[string]authori
 			RequestTimeout: lc.RequestTimeout, EchoInterval: lc.EchoInterval, DialTimeout: lc.DialTimeout,
 			BackoffMin: lc.BackoffMin, BackoffMax: lc.BackoffMax,
 			BreakerFailures: lc.BreakerFailures, BreakerCooldown: lc.BreakerCooldown,
-			FrameBytesMax: n.cfg.Terminals.FrameBytesMax, Logger: n.log, Metrics: n.metrics.Link(is.ID),
+			FrameBytesMax: n.cfg.Terminals.FrameBytesMax, STANBlock: stanBlock,
+			Logger: n.log, Metrics: n.metrics.Link(is.ID),
 		})
 		if err != nil {
 			return nil, err
