@@ -90,7 +90,7 @@ type Config struct {
 	// first's. 0: a node alone, 000001..999999.
 	STANBlock int
 	Logger    zerolog.Logger
-	Metrics         *metrics.Link // nil: none
+	Metrics   *metrics.Link // nil: none
 }
 
 func (c Config) validate() error {
