@@ -1,0 +1,270 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tapswitch/tapswitch/bench/pos"
+	"github.com/tapswitch/tapswitch/bench/proctest"
+	"github.com/tapswitch/tapswitch/bench/wallet"
+	"github.com/tapswitch/tapswitch/iso8583"
+	"github.com/tapswitch/tapswitch/switch/acquirer"
+)
+
+// TestThreeNodesBehindHAProxy starts the whole cluster as real processes
+// on loopback and checks issue 14's guarantees end to end, one subtest
+// each. The guarantees of slices not merged yet are named subtests that
+// skip, saying which slice they need.
+func TestThreeNodesBehindHAProxy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs a whole cluster of real processes")
+	}
+	haproxy, err := exec.LookPath("haproxy")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("haproxy is not installed: .ci/run installs it (apt-get install haproxy); CI must run this test")
+		}
+		t.Skip("haproxy is not installed (apt-get install haproxy): the three-node test needs it")
+	}
+	w := startWorld(t, haproxy)
+	keys := proctest.DevKeys(t, w.nodes[0].data)
+	phone := newPhone(t, w.wallet, keys)
+
+	t.Run("replay on another node is 59", func(t *testing.T) {
+		tap := phone.tap()
+		if rc := phone.send(t, w.nodes[0].listen, tap); rc != iso8583.RCApproved {
+			t.Fatalf("tap on node-1: rc %s, want 00", rc)
+		}
+		for _, n := range w.nodes[1:] {
+			if rc := phone.send(t, n.listen, phone.replay(tap)); rc != iso8583.RCSuspectedFraud {
+				t.Fatalf("the same cryptogram on %s: rc %s, want 59", n.id, rc)
+			}
+		}
+	})
+
+	var run loadRun
+	t.Run("bench through HAProxy with a node SIGKILLed", func(t *testing.T) {
+		run = w.benchWithKill(t, phone, w.nodes[2])
+		t.Logf("bench: %d requests, %d answered, codes %v; probes: %d approved, %d replays (%v)",
+			run.report.Requests, run.report.Answered, run.report.Codes, run.probes.approved.Load(),
+			run.probes.replays.Load(), run.probes.replayCodes())
+		if run.report.Codes[iso8583.RCApproved] == 0 {
+			t.Fatal("bench got no approval: the run proves nothing")
+		}
+		// The killed node comes back on its data: it finishes its own
+		// reversals and advices (until a survivor takes them over, a later
+		// slice) and seals its day for settle.
+		w.startNode(w.nodes[2])
+		for _, n := range w.nodes {
+			waitAdvicesDrained(t, n)
+		}
+	})
+
+	var day string
+	t.Run("settle across the three journals reconciles with the issuers", func(t *testing.T) {
+		day = w.settleAndReconcile(t)
+	})
+
+	t.Run("every approval journaled once, every issuer hold matched", func(t *testing.T) {
+		for _, n := range w.nodes {
+			w.stopNode(n)
+		}
+		approvals := readJournals(t, w.nodes)
+		if got, answered := int64(approvals.purchases), run.report.Codes[iso8583.RCApproved]; got < answered {
+			t.Fatalf("the journals hold %d approved purchases, bench alone was answered 00 %d times", got, answered)
+		}
+		for _, issuer := range approvals.issuers() {
+			compareWithIssuer(t, approvals, w.stopIssuers(), issuer)
+		}
+		t.Logf("day %s: %d approved purchases journaled, by node %v", day, approvals.purchases, approvals.byNode)
+		for _, n := range w.nodes {
+			if approvals.byNode[n.id] == 0 {
+				t.Errorf("%s journaled no approval: HAProxy did not spread the load, the run proves less", n.id)
+			}
+		}
+	})
+
+	t.Run("no cryptogram accepted twice", func(t *testing.T) {
+		if n := run.probes.replaysApproved.Load(); n > 0 {
+			t.Fatalf("%d replayed cryptograms approved during the run", n)
+		}
+		if run.probes.replays.Load() < 5 {
+			t.Fatalf("only %d replays were tried: the check proves little", run.probes.replays.Load())
+		}
+	})
+
+	t.Run("suspend on one node is 62 on another within 1s", func(t *testing.T) {
+		t.Skip("needs the tokens slice (vault replication through JetStream): a token suspended on one node, its next tap on another node answered 62 within 1 s")
+	})
+	t.Run("retransmission across nodes answered once", func(t *testing.T) {
+		t.Skip("needs the duplicates slice: a terminal's retransmission (same terminal, STAN, DE7) after a reconnect to another node gets the first answer, and the issuer sees the request once")
+	})
+	t.Run("the killed node's reversals finished by a survivor", func(t *testing.T) {
+		t.Skip("needs the journal replication and takeover slice: a survivor finishes the reversals and advices the SIGKILLed node had armed, without restarting it")
+	})
+}
+
+// phone taps the demo "transit" card, which bench does not use, so its
+// counters are the phone's alone.
+type phone struct {
+	card   wallet.Card
+	key    []byte
+	keys   acquirer.Keys
+	atc    atomic.Uint32
+	stan   atomic.Uint32
+	prefix string
+}
+
+func newPhone(t *testing.T, walletPath string, keys acquirer.Keys) *phone {
+	w, err := wallet.Load(walletPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	card, err := w.Card("transit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := card.TokenKey()
+	if err != nil || key == nil {
+		t.Fatalf("transit card's key: %v", err)
+	}
+	p := &phone{card: card, key: key, keys: keys}
+	p.atc.Store(card.ATC)
+	return p
+}
+
+// tap is the phone's next purchase of 1.00 at the demo terminal.
+func (p *phone) tap() pos.Tap {
+	stan := p.stan.Add(1)
+	return pos.Tap{Terminal: pos.DemoTerminal, ProcessingCode: iso8583.ProcPurchase, Token: p.card.Token,
+		TokenExpiry: p.card.TokenExpiry, Amount: 1_00, STAN: fmt.Sprintf("%06d", stan), Time: time.Now(),
+		Key: p.key, ATC: p.atc.Add(1), Unpredictable: [4]byte{byte(stan >> 16), byte(stan >> 8), byte(stan), 0x5a}}
+}
+
+// replay is the same cryptogram (key, counter, unpredictable number,
+// amount, terminal) under a new STAN: what a replay attacker sends.
+func (p *phone) replay(tap pos.Tap) pos.Tap {
+	tap.STAN = fmt.Sprintf("%06d", p.stan.Add(1))
+	return tap
+}
+
+// send taps on a new connection to addr and returns DE39 ("" with t.Fatal
+// on a connection error).
+func (p *phone) send(t *testing.T, addr string, tap pos.Tap) string {
+	t.Helper()
+	rc, err := p.try(addr, tap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rc
+}
+
+func (p *phone) try(addr string, tap pos.Tap) (string, error) {
+	c, err := pos.Dial(addr, 2*time.Second, p.keys)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := c.Do(ctx, tap.Message())
+	if err != nil {
+		return "", err
+	}
+	return iso8583.FieldValue(resp, iso8583.FieldResponseCode), nil
+}
+
+// probes counts the phone's taps and replays through HAProxy during the
+// bench run.
+type probes struct {
+	approved, replays, replaysApproved atomic.Int64
+	mu                                 sync.Mutex
+	codes                              map[string]int
+}
+
+func (pr *probes) replayCodes() map[string]int {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	return pr.codes
+}
+
+// probe taps through HAProxy and replays every approved tap on a new
+// connection (HAProxy may send it to any node) until stop is closed.
+func (p *phone) probe(addr string, stop <-chan struct{}) *probes {
+	pr := &probes{codes: map[string]int{}}
+	for {
+		select {
+		case <-stop:
+			return pr
+		case <-time.After(20 * time.Millisecond):
+		}
+		tap := p.tap()
+		if rc, err := p.try(addr, tap); err != nil || rc != iso8583.RCApproved {
+			continue
+		}
+		pr.approved.Add(1)
+		rc, err := p.try(addr, p.replay(tap))
+		if err != nil {
+			rc = "connection lost"
+		}
+		pr.replays.Add(1)
+		if rc == iso8583.RCApproved {
+			pr.replaysApproved.Add(1)
+		}
+		pr.mu.Lock()
+		pr.codes[rc]++
+		pr.mu.Unlock()
+	}
+}
+
+// benchReport is the part of bench's JSON report the test reads.
+type benchReport struct {
+	Requests int64            `json:"requests"`
+	Answered int64            `json:"answered"`
+	Errors   int64            `json:"errors"`
+	Codes    map[string]int64 `json:"codes"`
+}
+
+type loadRun struct {
+	report benchReport
+	probes *probes
+}
+
+// benchDuration bounds the run: a few seconds of closed-loop load.
+const benchDuration = 6 * time.Second
+
+// benchWithKill runs bench through HAProxy (purchases and declines, no
+// warm-up, so its report counts every answer) with the phone probing
+// replays beside it, and SIGKILLs victim a third of the way in.
+func (w *world) benchWithKill(t *testing.T, p *phone, victim *node) loadRun {
+	cmd := exec.Command(w.bin.bench, "-switch", w.haproxy, "-wallet", w.wallet, "-duration", benchDuration.String(),
+		"-warmup", "0s", "-connections", "12", "-concurrency", "24", "-mix", "purchase=90,decline=10",
+		"-json", "-quiet", "-out", "")
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	probed := make(chan *probes, 1)
+	go func() { probed <- p.probe(w.haproxy, stop) }()
+	time.Sleep(benchDuration / 3)
+	victim.proc.Process.Signal(syscall.SIGKILL)
+	victim.proc.Wait()
+	err := cmd.Wait() // exit 1 expected: the killed node's connections end in errors
+	close(stop)
+	run := loadRun{probes: <-probed}
+	if jerr := json.Unmarshal([]byte(out.String()), &run.report); jerr != nil {
+		t.Fatalf("bench (%v) printed no JSON report: %v\n%s", err, jerr, out.String())
+	}
+	return run
+}
