@@ -118,16 +118,30 @@ node_up() {
     -log-level warn -log-format json -log-transactions=false
 }
 
-# nodes_up starts node 1 alone (it creates the JetStream buckets), then
-# the others, and waits until each answers /readyz.
-nodes_up() {
-  node_up 1
-  wait_for "switchd node-1" http_ok "http://127.0.0.1:18584/readyz"
-  node_up 2
-  node_up 3
-  for n in 2 3; do
-    wait_for "switchd node-$n" http_ok "http://127.0.0.1:${n}8584/readyz"
+# node_ready K: starts node K and waits for its /readyz, starting it again
+# (up to five times, 2 s apart) when it exits at once: its ports 38583-38585 lie in
+# Linux's ephemeral port range, so an outgoing connection of any process
+# may hold one for a moment.
+node_ready() {
+  local n=$1
+  for attempt in 1 2 3 4 5; do
+    node_up "$n"
+    for _ in $(seq 600); do
+      if http_ok "http://127.0.0.1:${n}8584/readyz"; then return 0; fi
+      kill -0 "$last_pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    echo "cluster: node-$n did not come up (attempt $attempt): $(tail -n 1 "$DIR/logs/node-$n.log")" >&2
+    kill "$last_pid" 2>/dev/null || true
+    sleep 2
   done
+  exit 1
+}
+
+# nodes_up starts node 1 alone (it creates the JetStream buckets), then
+# the others.
+nodes_up() {
+  for n in "${NODES[@]}"; do node_ready "$n"; done
 }
 
 up() {
