@@ -14,7 +14,7 @@ import (
 
 // commands is every command and subcommand, as its usage names it.
 var commands = []string{
-	"switchd", "issuersim", "bench", "relay",
+	"switchd", "issuersim", "bench", "relay", "natsd",
 	"termsim", "termsim pay", "termsim refund", "termsim topup", "termsim balance", "termsim echo", "termsim gate",
 	"wallet", "wallet login", "wallet add-card", "wallet confirm", "wallet dev-code", "wallet tokens",
 	"settle", "settle reconcile",
