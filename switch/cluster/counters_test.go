@@ -80,6 +80,12 @@ func startWorldWith(t testing.TB, mutate func(*node.Config)) world {
 // cluster's bucket, reached through NATS server `server`.
 func (w world) clusterNode(t testing.TB, nc *natstest.Cluster, server int, id string) *authorize.Pipeline {
 	t.Helper()
+	return authorize.New(w.clusterDeps(t, nc, server, id))
+}
+
+// clusterDeps are clusterNode's dependencies, for a test to add to.
+func (w world) clusterDeps(t testing.TB, nc *natstest.Cluster, server int, id string) authorize.Deps {
+	t.Helper()
 	js, err := jetstream.New(nc.Connect(server))
 	if err != nil {
 		t.Fatal(err)
@@ -99,7 +105,7 @@ func (w world) clusterNode(t testing.TB, nc *natstest.Cluster, server int, id st
 	deps := w.d.Node.Pipeline.Deps()
 	deps.Journal, deps.NodeID, deps.Counters = j, id, counters
 	deps.AdviceQueued = nil // this node has no store-and-forward sender
-	return authorize.New(deps)
+	return deps
 }
 
 var stans atomic.Uint64
@@ -129,6 +135,12 @@ func (w world) replay(t *testing.T, msg *moov.Message) *moov.Message {
 // demo terminal, parsed on the hot path) and returns DE39.
 func (w world) handle(t testing.TB, p *authorize.Pipeline, msg *moov.Message) string {
 	t.Helper()
+	return w.answer(t, p, msg).RC
+}
+
+// answer is handle's whole answer.
+func (w world) answer(t testing.TB, p *authorize.Pipeline, msg *moov.Message) authorize.Answer {
+	t.Helper()
 	key, _ := w.d.AcquirerKeys.TerminalKey(pos.DemoTerminal.Acquirer, pos.DemoTerminal.TerminalID)
 	frame, err := iso8583.PackSigned(msg, key)
 	if err != nil {
@@ -145,7 +157,7 @@ func (w world) handle(t testing.TB, p *authorize.Pipeline, msg *moov.Message) st
 	from := w.d.Node.Senders().Check(frame, req.TerminalID)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	return p.HandleRequest(ctx, req, from).RC
+	return p.HandleRequest(ctx, req, from)
 }
 
 // TestReplayOnAnotherNodeIs59: a tap approved on node A, its cryptogram
