@@ -3,6 +3,7 @@ package authorize
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/tapswitch/tapswitch/iso8583"
 	"github.com/tapswitch/tapswitch/switch/journal"
@@ -26,6 +27,12 @@ type Duplicates interface {
 
 // DuplicateHold is this node's claim on a duplicate key.
 type DuplicateHold interface {
+	// DecideBy is when the request must have left the issuer exchange
+	// (answered, or given up as unanswered: 91, its reversal due): then
+	// its answer is recorded before a retransmission on another node
+	// stops waiting for it, so no node answers 91 to a request this node
+	// approves.
+	DecideBy() time.Time
 	// Answered records the answer journaled under the key, for the
 	// retransmissions other nodes get.
 	Answered(ctx context.Context, a FirstAnswer) error

@@ -110,7 +110,9 @@ func copyField(f *iso8583.Fields, id int) string {
 func (p *Pipeline) standInOr91(ctx context.Context, req Request, route bintable.Entry, is Issuer, entry *journal.Entry, change *journal.Change, reply issuerReply, now time.Time) (journal.Entry, issuerReply, *journal.Change) {
 	entry.ResponseCode = iso8583.RCIssuerUnavailable
 	rules, ok := p.d.StandIn[route.Issuer]
-	if !ok || !rules.Enabled {
+	if !ok || !rules.Enabled || ctx.Err() != nil {
+		// A request out of time (a cluster node past its claim's
+		// DecideBy) is not stood in for either.
 		return *entry, reply, change
 	}
 	day := p.d.Journal.BusinessDayOf(now)

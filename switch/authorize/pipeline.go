@@ -231,7 +231,13 @@ func (p *Pipeline) authorize(ctx context.Context, req Request, from acquirer.Ide
 	if answered {
 		return a, o
 	}
-	entry, reply, change := p.decideRefund(ctx, req, from.Merchant, start)
+	decideCtx := ctx
+	if hold != nil {
+		var cancel context.CancelFunc
+		decideCtx, cancel = context.WithDeadline(ctx, hold.DecideBy())
+		defer cancel()
+	}
+	entry, reply, change := p.decideRefund(decideCtx, req, from.Merchant, start)
 	a, o = p.finish(req, entry, reply, change, absent, start)
 	if hold != nil {
 		p.settleClaim(ctx, hold, req, a, o)

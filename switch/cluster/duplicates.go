@@ -25,8 +25,10 @@ type DuplicatesConfig struct {
 	// answers it). Between PendingWait and a week.
 	MaxAge time.Duration
 	// PendingWait bounds how long a retransmission waits for the answer of
-	// the node working on its key; then it is answered 91, never sent.
-	// Above the longest a node takes to answer (docs/cluster.md).
+	// the node working on its key; then it is answered 91, never sent. The
+	// node working on it gives its issuer exchange up after half of it
+	// (DecideBy), so the other half must hold a journal append and an
+	// answer's write: at least 2 OpTimeout.
 	PendingWait time.Duration
 	// NodeID is this node's, written into its claims: a claim of its own
 	// that it finds pending under its in-flight lock is one it gave up on
@@ -59,8 +61,8 @@ type Duplicates struct {
 // OpenDuplicates creates the bucket, or binds to it when another node did.
 func OpenDuplicates(ctx context.Context, js jetstream.JetStream, cfg DuplicatesConfig) (*Duplicates, error) {
 	if cfg.Bucket == "" || cfg.Replicas < 1 || cfg.Replicas > 5 || cfg.OpTimeout <= 0 || cfg.NodeID == "" ||
-		cfg.PendingWait <= 0 || cfg.MaxAge < cfg.PendingWait || cfg.MaxAge > duplicatesMaxAgeHigh || len(cfg.NodeID) > 255 {
-		return nil, fmt.Errorf("cluster duplicates: bucket %q, replicas %d (1-5), op timeout %v (> 0), node %q (1-255 bytes), pending wait %v (> 0), max age %v (pending wait to %v)",
+		cfg.PendingWait < 2*cfg.OpTimeout || cfg.MaxAge < cfg.PendingWait || cfg.MaxAge > duplicatesMaxAgeHigh || len(cfg.NodeID) > 255 {
+		return nil, fmt.Errorf("cluster duplicates: bucket %q, replicas %d (1-5), op timeout %v (> 0), node %q (1-255 bytes), pending wait %v (at least 2 op timeouts), max age %v (pending wait to %v)",
 			cfg.Bucket, cfg.Replicas, cfg.OpTimeout, cfg.NodeID, cfg.PendingWait, cfg.MaxAge, duplicatesMaxAgeHigh)
 	}
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
@@ -90,9 +92,10 @@ func (d *Duplicates) Claim(ctx context.Context, key journal.Key, digest [32]byte
 	pending := encodeClaim(claimRecord{digest: digest, node: d.node})
 	deadline := time.Now().Add(d.wait)
 	for {
+		claimed := time.Now() // before the write: no other node can have seen the claim earlier
 		rev, err := d.op(ctx, func(ctx context.Context) (uint64, error) { return d.kv.Create(ctx, k, pending) })
 		if err == nil {
-			return &duplicateClaim{d: d, key: k, rev: rev}, authorize.FirstAnswer{}, nil
+			return &duplicateClaim{d: d, key: k, rev: rev, decideBy: claimed.Add(d.wait / 2)}, authorize.FirstAnswer{}, nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) {
 			return nil, authorize.FirstAnswer{}, fmt.Errorf("%w: claim: %w", authorize.ErrClusterUnavailable, err)
@@ -131,9 +134,10 @@ func (d *Duplicates) await(ctx context.Context, k string, pending []byte, deadli
 		if rec.node == d.node {
 			// This node's own claim, and this node holds the key's
 			// in-flight lock: no request of this node is working on it.
+			claimed := time.Now()
 			rev, err := d.op(ctx, func(ctx context.Context) (uint64, error) { return d.kv.Update(ctx, k, pending, kve.Revision()) })
 			if err == nil {
-				return &duplicateClaim{d: d, key: k, rev: rev}, first, false, nil
+				return &duplicateClaim{d: d, key: k, rev: rev, decideBy: claimed.Add(d.wait / 2)}, first, false, nil
 			}
 			if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) && !errors.Is(err, jetstream.ErrKeyExists) {
 				return nil, first, false, fmt.Errorf("%w: take over claim: %w", authorize.ErrClusterUnavailable, err)
@@ -159,10 +163,18 @@ func (d *Duplicates) op(ctx context.Context, f func(context.Context) (uint64, er
 
 // duplicateClaim is this node's claim on a key, at the claim's revision.
 type duplicateClaim struct {
-	d   *Duplicates
-	key string
-	rev uint64
+	d        *Duplicates
+	key      string
+	rev      uint64
+	decideBy time.Time
 }
+
+// DecideBy implements authorize.DuplicateHold: half the pending wait after
+// the claim was sent. A retransmission elsewhere started waiting after the
+// claim was written, so the other half is left for the journal append and
+// the answer's write (OpTimeout, at most a quarter of the wait:
+// docs/cluster.md).
+func (c *duplicateClaim) DecideBy() time.Time { return c.decideBy }
 
 // Answered implements authorize.DuplicateHold: the answer replaces the
 // claim, on the claim's revision.

@@ -10,16 +10,20 @@ import (
 	moov "github.com/moov-io/iso8583"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/tapswitch/tapswitch/bench/issuersim"
 	"github.com/tapswitch/tapswitch/bench/pos"
 	"github.com/tapswitch/tapswitch/iso8583"
 	"github.com/tapswitch/tapswitch/switch/authorize"
 	"github.com/tapswitch/tapswitch/switch/cluster"
 	"github.com/tapswitch/tapswitch/switch/cluster/natstest"
+	"github.com/tapswitch/tapswitch/switch/journal"
+	"github.com/tapswitch/tapswitch/switch/node"
 )
 
 // pendingWait is how long a retransmission waits for another node's
-// answer in these tests: above a tap's time on the dev world.
-const pendingWait = 3 * time.Second
+// answer in these tests: above a tap's time on the dev world, and at
+// least two opTimeouts.
+const pendingWait = 2 * opTimeout
 
 // sharedNode is a cluster node whose duplicate keys and stand-in usage
 // are shared too. Its deps are returned so a test can start it again on
@@ -359,4 +363,35 @@ func storeUnavailable(t *testing.T, w world, store string) float64 {
 		}
 	}
 	return 0
+}
+
+// TestSlowNodeGivesUp: node A's issuer answers later than B's wait for a
+// retransmission. A gives the exchange up at its claim's DecideBy (half
+// the wait): 91, the request's reversal due in A's journal; B answers the
+// retransmission A's 91. Without the deadline A would approve after B
+// answered 91.
+func TestSlowNodeGivesUp(t *testing.T) {
+	w := startWorldWith(t, func(c *node.Config) { c.IssuerLinks.RequestTimeout = 3 * pendingWait })
+	nc := natstest.Start(t, 3)
+	a, b := w.sharedNode(t, nc, 0, "node-a"), w.sharedNode(t, nc, 1, "node-b")
+	if err := w.d.Fleet.SetFaults(w.card.Issuer, issuersim.Faults{Latency: pendingWait + pendingWait/2}); err != nil {
+		t.Fatal(err)
+	}
+	m := w.purchase()
+	var onA authorize.Answer
+	var wg sync.WaitGroup
+	wg.Go(func() { onA = w.answer(t, a.p, m) })
+	time.Sleep(pendingWait / 8) // A's claim first
+	onB := w.answer(t, b.p, m)
+	wg.Wait()
+	if onA.RC != iso8583.RCIssuerUnavailable || onB.RC != onA.RC {
+		t.Fatalf("A rc %s, B rc %s: want A's 91 on both", onA.RC, onB.RC)
+	}
+	counts, err := a.deps.Journal.AdviceCounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts[journal.AdviceDue] != 1 {
+		t.Fatalf("A's advices %v: want the request's reversal due", counts)
+	}
 }

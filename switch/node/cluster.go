@@ -37,7 +37,8 @@ type ClusterConfig struct {
 	// the first node's journal still is).
 	DuplicatesMaxAge time.Duration `yaml:"duplicates_max_age"`
 	// PendingWait bounds how long a retransmission waits for the node
-	// working on its key; then it is answered 91, never sent. At least the
+	// working on its key; then it is answered 91, never sent. That node
+	// gives its request up after half of it, so it is at least twice the
 	// issuers' request_timeout plus two op_timeouts.
 	PendingWait time.Duration `yaml:"pending_wait"`
 	// StandInBucket is the key-value bucket of the tokens' stand-in usage
@@ -96,9 +97,9 @@ func (n *Node) openClusterChecks() (authorize.Duplicates, authorize.StandIns, er
 	if !cc.Enabled() {
 		return nil, nil, nil
 	}
-	if low := n.cfg.IssuerLinks.RequestTimeout + 2*cc.OpTimeout; cc.PendingWait < low {
-		return nil, nil, fmt.Errorf("config cluster: pending_wait %v below issuer_links.request_timeout + 2 op_timeout (%v): "+
-			"a retransmission would be answered 91 while the first node may still approve", cc.PendingWait, low)
+	if low := 2 * (n.cfg.IssuerLinks.RequestTimeout + 2*cc.OpTimeout); cc.PendingWait < low {
+		return nil, nil, fmt.Errorf("config cluster: pending_wait %v below 2 (issuer_links.request_timeout + 2 op_timeout) = %v: "+
+			"a node would give up on requests its issuer answers in time", cc.PendingWait, low)
 	}
 	js, err := jetstream.New(n.nats)
 	if err != nil {
