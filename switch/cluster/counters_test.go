@@ -353,8 +353,10 @@ func BenchmarkCAS(b *testing.B) {
 // issuer round trip over loopback TCP, synchronous journal append) on a
 // node whose counter windows are the journal's ("journal", the single
 // node) and on a cluster node ("cluster": the window in a bucket of
-// replicas 3 on three embedded NATS servers, one swap per tap), side by
-// side on one world. Every tap is of the one demo card, so a cluster
+// replicas 3 on three embedded NATS servers, one swap per tap), and on a
+// cluster node that also claims each request's duplicate key and records
+// its answer ("cluster+duplicates": two writes more), side by side on one
+// world. Every tap is of the one demo card, so a cluster
 // node's taps of it take turns across the swap: its ns/op is bounded below
 // by one swap per tap.
 func BenchmarkAuthorizeCluster(b *testing.B) {
@@ -404,6 +406,32 @@ func BenchmarkAuthorizeCluster(b *testing.B) {
 		run(b, authorize.New(deps))
 	})
 	b.Run("cluster", func(b *testing.B) { run(b, w.clusterNode(b, nc, 0, "node-a")) })
+	b.Run("cluster+duplicates", func(b *testing.B) {
+		run(b, w.sharedNode(b, nc, 0, "node-s").p)
+		b.StopTimer()
+		reportBytesPerKey(b, nc, "KV_duplicates")
+	})
+}
+
+// reportBytesPerKey reports the bytes a bucket's stream stores per key
+// (history 1: one message per key), replicas counted once.
+func reportBytesPerKey(b *testing.B, nc *natstest.Cluster, stream string) {
+	js, err := jetstream.New(nc.Connect(0))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		b.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if info.State.Msgs > 0 {
+		b.ReportMetric(float64(info.State.Bytes)/float64(info.State.Msgs), "B/key")
+	}
 }
 
 // counterValue reads a counter of the dev node's metrics.
