@@ -90,7 +90,7 @@ func duplicateKey(k journal.Key) string {
 func (d *Duplicates) Claim(ctx context.Context, key journal.Key, digest [32]byte) (authorize.DuplicateHold, authorize.FirstAnswer, error) {
 	k := duplicateKey(key)
 	pending := encodeClaim(claimRecord{digest: digest, node: d.node})
-	deadline := time.Now().Add(d.wait)
+	var deadline time.Time // PendingWait after the other claim was first seen
 	for {
 		claimed := time.Now() // before the write: no other node can have seen the claim earlier
 		rev, err := d.op(ctx, func(ctx context.Context) (uint64, error) { return d.kv.Create(ctx, k, pending) })
@@ -99,6 +99,11 @@ func (d *Duplicates) Claim(ctx context.Context, key journal.Key, digest [32]byte
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) {
 			return nil, authorize.FirstAnswer{}, fmt.Errorf("%w: claim: %w", authorize.ErrClusterUnavailable, err)
+		}
+		if deadline.IsZero() {
+			// Only now is the other claim known to be written, so
+			// after its node read the clock for its DecideBy.
+			deadline = time.Now().Add(d.wait)
 		}
 		hold, first, again, err := d.await(ctx, k, pending, deadline)
 		if !again {
