@@ -395,3 +395,34 @@ func TestSlowNodeGivesUp(t *testing.T) {
 		t.Fatalf("A's advices %v: want the request's reversal due", counts)
 	}
 }
+
+// TestRetransmissionWaitsForTheFirst: a retransmission that arrives on B
+// while A is still at the issuer waits for A's answer and gets it; the
+// issuer sees the request once.
+func TestRetransmissionWaitsForTheFirst(t *testing.T) {
+	w := startWorld(t)
+	nc := natstest.Start(t, 3)
+	a, b := w.sharedNode(t, nc, 0, "node-a"), w.sharedNode(t, nc, 1, "node-b")
+	const latency = 500 * time.Millisecond
+	if err := w.d.Fleet.SetFaults(w.card.Issuer, issuersim.Faults{Latency: latency}); err != nil {
+		t.Fatal(err)
+	}
+	m := w.purchase()
+	var onA authorize.Answer
+	var wg sync.WaitGroup
+	wg.Go(func() { onA = w.answer(t, a.p, m) })
+	time.Sleep(latency / 5) // A's claim first
+	start := time.Now()
+	onB := w.answer(t, b.p, m)
+	waited := time.Since(start)
+	wg.Wait()
+	if onA.RC != iso8583.RCApproved || onB.RC != onA.RC || onB.AuthCode != onA.AuthCode {
+		t.Fatalf("A rc %s auth %q, B rc %s auth %q: want A's approval on both", onA.RC, onA.AuthCode, onB.RC, onB.AuthCode)
+	}
+	if waited < latency/2 {
+		t.Errorf("B answered after %v: it did not wait for A at the issuer", waited)
+	}
+	if n := w.charges(t, m); n != 1 {
+		t.Fatalf("the issuer holds the tap %d times, want 1", n)
+	}
+}

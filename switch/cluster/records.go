@@ -36,6 +36,11 @@ func encodeClaim(r claimRecord) []byte {
 	b = append(b, claimVersion, state)
 	b = append(b, r.digest[:]...)
 	for _, s := range [...]string{r.node, r.rc, r.authCode, r.issuer} {
+		if len(s) > 255 {
+			// Node IDs are checked at open, the rest are wire fields of a
+			// few bytes: a longer one is a bug.
+			panic(fmt.Sprintf("cluster: claim field of %d bytes", len(s)))
+		}
 		b = append(append(b, byte(len(s))), s...)
 	}
 	return b
