@@ -54,9 +54,11 @@ type FirstAnswer struct {
 // stands for cannot be made, so the tap is answered 91.
 var ErrClusterUnavailable = errors.New("cluster store unavailable")
 
-// claim checks req's key across the cluster, when there is one. On a
-// single node it returns (nil, false): go on. answered true means the
-// request got its answer here (from the first node's, 94, or 91).
+// claim checks req's key across the cluster, when there is one: with a
+// hold (this node's claim) or, on a single node, with neither hold nor
+// answer, the request goes on. answered true means it got its answer here
+// (the first node's, 94, or 91), which is not journaled: the key belongs
+// to the node that claimed it, or stays free when no node could.
 func (p *Pipeline) claim(ctx context.Context, req Request) (DuplicateHold, Answer, outcome, bool) {
 	if p.d.Duplicates == nil {
 		return nil, Answer{}, outcome{}, false
@@ -82,7 +84,7 @@ func (p *Pipeline) claim(ctx context.Context, req Request) (DuplicateHold, Answe
 	return nil, a, o, true
 }
 
-// settle records the outcome under the claimed key: the answer when it was
+// settleClaim records the outcome under the claimed key: the answer when it was
 // journaled, else the key given up.
 func (p *Pipeline) settleClaim(ctx context.Context, hold DuplicateHold, req Request, a Answer, o outcome) {
 	if !o.journaled {
