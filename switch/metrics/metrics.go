@@ -193,6 +193,9 @@ func New(issuerIDs []string) *Set {
 		Namespace: namespace, Name: "cluster_store_unavailable_total",
 		Help: "Taps answered 91 because a store the cluster's nodes share could not answer, by store: duplicates (the request's key could not be checked or claimed across the nodes) or stand_in (the token's stand-in usage could not be read or taken). A node that cannot reach its NATS quorum (docs/cluster.md) refuses rather than decide on its local state.",
 	}, []string{"store"})
+	for _, store := range []string{"duplicates", "stand_in"} {
+		m.noClusterStore.WithLabelValues(store) // served as 0 until a tap is refused
+	}
 	m.reg.MustRegister(
 		m.topups, m.noCounters, m.noClusterStore,
 		collectors.NewGoCollector(),
