@@ -9,6 +9,7 @@ import (
 
 	moov "github.com/moov-io/iso8583"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 
 	"github.com/tapswitch/tapswitch/bench/issuersim"
 	"github.com/tapswitch/tapswitch/bench/pos"
@@ -16,6 +17,7 @@ import (
 	"github.com/tapswitch/tapswitch/switch/authorize"
 	"github.com/tapswitch/tapswitch/switch/cluster"
 	"github.com/tapswitch/tapswitch/switch/cluster/natstest"
+	"github.com/tapswitch/tapswitch/switch/daemon"
 	"github.com/tapswitch/tapswitch/switch/journal"
 	"github.com/tapswitch/tapswitch/switch/node"
 )
@@ -424,5 +426,44 @@ func TestRetransmissionWaitsForTheFirst(t *testing.T) {
 	}
 	if n := w.charges(t, m); n != 1 {
 		t.Fatalf("the issuer holds the tap %d times, want 1", n)
+	}
+}
+
+// TestSwitchdClusterDuplicates: a switchd node with cluster.urls set
+// shares its duplicate keys and stand-in usage (the built-in bucket
+// names): its approval retransmitted on another node gets its answer.
+// A pending_wait too short for the issuers' time-out refuses to start.
+func TestSwitchdClusterDuplicates(t *testing.T) {
+	nc := natstest.Start(t, 3)
+	w := startWorldWith(t, func(c *node.Config) {
+		c.Cluster.URLs = []string{nc.URL(2)}
+		c.Cluster.CountersBucket = "counters"
+		c.Cluster.DuplicatesBucket = "duplicates"
+	})
+	deps := w.d.Node.Pipeline.Deps()
+	if deps.Duplicates == nil || deps.StandIns == nil {
+		t.Fatalf("cluster.urls set, duplicates %v, stand-ins %v: want both shared", deps.Duplicates, deps.StandIns)
+	}
+	b := w.sharedNode(t, nc, 1, "node-b")
+	m := w.purchase()
+	first := w.answer(t, w.d.Node.Pipeline, m)
+	if first.RC != iso8583.RCApproved {
+		t.Fatalf("tap on the switchd node: rc %s", first.RC)
+	}
+	if again := w.answer(t, b.p, m); again.RC != first.RC || again.AuthCode != first.AuthCode {
+		t.Fatalf("retransmission on node B: rc %s auth %q, want %s %q", again.RC, again.AuthCode, first.RC, first.AuthCode)
+	}
+
+	cfg, err := node.LoadConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Data = t.TempDir()
+	cfg.Listen, cfg.Public, cfg.Admin = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Cluster.URLs = []string{nc.URL(0)}
+	cfg.Cluster.PendingWait = cfg.IssuerLinks.RequestTimeout
+	if d, err := daemon.StartDev(cfg, 7, zerolog.Nop()); err == nil {
+		d.Close()
+		t.Fatalf("switchd started with pending_wait %v, request_timeout %v", cfg.Cluster.PendingWait, cfg.IssuerLinks.RequestTimeout)
 	}
 }
