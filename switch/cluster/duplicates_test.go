@@ -467,3 +467,65 @@ func TestSwitchdClusterDuplicates(t *testing.T) {
 		t.Fatalf("switchd started with pending_wait %v, request_timeout %v", cfg.Cluster.PendingWait, cfg.IssuerLinks.RequestTimeout)
 	}
 }
+
+// TestStoresGiveBack: a claim dropped (its outcome not journaled) leaves
+// the key free for another node's claim, as one node's failed append
+// leaves no entry; a stand-in approval taken and not journaled is given
+// back, and one journaled stays.
+func TestStoresGiveBack(t *testing.T) {
+	nc := natstest.Start(t, 3)
+	ctx := context.Background()
+	open := func(server int, id string) (*cluster.Duplicates, *cluster.StandIns) {
+		js, err := jetstream.New(nc.Connect(server))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dups, err := cluster.OpenDuplicates(ctx, js, cluster.DuplicatesConfig{Bucket: "duplicates", Replicas: 3,
+			OpTimeout: opTimeout, MaxAge: time.Hour, PendingWait: pendingWait, NodeID: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sins, err := cluster.OpenStandIns(ctx, js, cluster.StandInsConfig{Bucket: "stand_in", Replicas: 3, OpTimeout: opTimeout})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return dups, sins
+	}
+	dupsA, sinsA := open(0, "node-a")
+	dupsB, _ := open(1, "node-b")
+
+	key := journal.Key{TerminalID: "TERM0001", STAN: "000042", TransmissionTime: "1204093000"}
+	hold, _, err := dupsA.Claim(ctx, key, [32]byte{1})
+	if err != nil || hold == nil {
+		t.Fatalf("A's claim: %v, %v", hold, err)
+	}
+	hold.Drop(ctx)
+	holdB, first, err := dupsB.Claim(ctx, key, [32]byte{2})
+	if err != nil || holdB == nil {
+		t.Fatalf("B's claim of a dropped key: hold %v, first %+v, err %v", holdB, first, err)
+	}
+
+	take := func(journaled bool) {
+		h, err := sinsA.Hold(ctx, "20261204", "6299900000000001")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, taken, err := h.Take(ctx, 250); err != nil || !taken {
+			t.Fatalf("take: %v, %v", taken, err)
+		}
+		h.Release(journaled)
+	}
+	used := func() (int, int64) {
+		h, err := sinsA.Hold(ctx, "20261204", "6299900000000001")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Release(false)
+		return h.Used().Count, h.Used().Amount
+	}
+	take(true)
+	take(false)
+	if c, a := used(); c != 1 || a != 250 {
+		t.Fatalf("usage %d approvals of %d fen, want the journaled one: 1 of 250", c, a)
+	}
+}
