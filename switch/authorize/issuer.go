@@ -2,6 +2,7 @@ package authorize
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -109,19 +110,20 @@ func copyField(f *iso8583.Fields, id int) string {
 func (p *Pipeline) standInOr91(ctx context.Context, req Request, route bintable.Entry, is Issuer, entry *journal.Entry, change *journal.Change, reply issuerReply, now time.Time) (journal.Entry, issuerReply, *journal.Change) {
 	entry.ResponseCode = iso8583.RCIssuerUnavailable
 	rules, ok := p.d.StandIn[route.Issuer]
-	if !ok || !rules.Enabled {
+	if !ok || !rules.Enabled || ctx.Err() != nil {
+		// A request out of time (a cluster node past its claim's
+		// DecideBy) is not stood in for either.
 		return *entry, reply, change
 	}
-	token := req.Token.Clear()
-	if err := p.tokens.lock(ctx, token); err != nil {
-		return *entry, reply, change
-	}
-	// Unlocked once the entry is journaled (reply.release), so the next
-	// tap of the token reads this one's usage.
 	day := p.d.Journal.BusinessDayOf(now)
-	used, err := p.d.Journal.StandInUsage(day, token)
-	if err != nil || !StandInAllowed(rules, req, route.Product, used) {
-		p.tokens.unlock(token)
+	held, usage, err := p.takeStandIn(ctx, rules, req, route, day)
+	if err != nil || held == nil {
+		if errors.Is(err, ErrClusterUnavailable) {
+			p.d.Metrics.ClusterUnavailable("stand_in")
+		}
+		if err != nil {
+			p.d.Log.Error().Err(err).Str("issuer", route.Issuer).Str("stan", req.STAN).Msg("stand-in usage unavailable: 91")
+		}
 		return *entry, reply, change
 	}
 	entry.StandIn, entry.ResponseCode = true, iso8583.RCApproved
@@ -129,9 +131,41 @@ func (p *Pipeline) standInOr91(ctx context.Context, req Request, route bintable.
 	entry.IssuerTransmissionTime = p.d.Now().UTC().Format("0102150405")
 	entry.AuthCode = standInAuthCode(entry.IssuerSTAN)
 	change.Enqueue = append(change.Enqueue, journal.Advice{Kind: journal.AdviceStandIn, Entry: *entry})
-	change.Usage = &journal.Usage{Day: day, Token: token, Count: used.Count + 1, Amount: used.Amount + int64(req.Amount)}
-	reply.release = func(bool) { p.tokens.unlock(token) }
+	change.Usage = usage
+	// Released once the entry's append returned, so the next tap of the
+	// token reads this one's usage.
+	reply.release = held.Release
 	reply.rc, reply.authCode = entry.ResponseCode, entry.AuthCode
 	p.d.Log.Info().Str("issuer", route.Issuer).Str("stan", req.STAN).Msg("stand-in approval")
 	return *entry, reply, change
+}
+
+// takeStandIn takes one stand-in approval of req from the token's usage of
+// day, when the rules allow it: held nil means no stand-in (over a cap,
+// or the usage kept moving on other nodes). usage is the record to journal
+// with the approval (nil when the store keeps it). The caller releases
+// held once the outcome's append returned.
+func (p *Pipeline) takeStandIn(ctx context.Context, rules StandInRules, req Request, route bintable.Entry, day string) (held StandInHold, usage *journal.Usage, err error) {
+	held, err = p.standIns.Hold(ctx, day, req.Token.Clear())
+	if err != nil {
+		return nil, nil, err
+	}
+	for try := 1; ; try++ {
+		if !StandInAllowed(rules, req, route.Product, held.Used()) {
+			held.Release(false)
+			return nil, nil, nil
+		}
+		usage, taken, err := held.Take(ctx, int64(req.Amount))
+		if err != nil {
+			held.Release(false)
+			return nil, nil, err
+		}
+		if taken {
+			return held, usage, nil
+		}
+		if try >= takeTriesMax {
+			held.Release(false)
+			return nil, nil, nil
+		}
+	}
 }

@@ -72,13 +72,19 @@ type Deps struct {
 	// journal's, this node alone (a cluster's nodes share one store,
 	// switch/cluster).
 	Counters Counters
+	// Duplicates checks duplicate keys across a cluster's nodes. nil: the
+	// journal's index alone, this node alone.
+	Duplicates Duplicates
+	// StandIns keeps the tokens' stand-in usage per business day. nil:
+	// the journal's, this node alone.
+	StandIns StandIns
 }
 
 // Pipeline authorizes terminal requests.
 type Pipeline struct {
 	d        Deps
 	inflight keyLocks[journal.Key] // one request per duplicate key
-	tokens   keyLocks[string]      // one stand-in decision per token
+	standIns StandIns              // one stand-in decision per token at a time
 	counters Counters              // one cryptogram check per token at a time
 }
 
@@ -94,7 +100,11 @@ func New(d Deps) *Pipeline {
 	if counters == nil {
 		counters = journalCounters{c: newCounters(), j: d.Journal}
 	}
-	return &Pipeline{d: d, inflight: newKeyLocks[journal.Key](), tokens: newKeyLocks[string](), counters: counters}
+	standIns := d.StandIns
+	if standIns == nil {
+		standIns = journalStandIns{tokens: newKeyLocks[string](), j: d.Journal}
+	}
+	return &Pipeline{d: d, inflight: newKeyLocks[journal.Key](), standIns: standIns, counters: counters}
 }
 
 // Deps returns the dependencies p was built with (Counters nil when p
@@ -187,6 +197,7 @@ func (p *Pipeline) refuse(msg *moov.Message, mti string, from acquirer.Identity,
 type outcome struct {
 	rc, issuer string
 	done       time.Time
+	journaled  bool // the entry committed (a cluster node then records the answer under its key)
 }
 
 // authorize is the fixed order of one authorization (the request parsed
@@ -216,8 +227,22 @@ func (p *Pipeline) authorize(ctx context.Context, req Request, from acquirer.Ide
 	} else if found {
 		return p.duplicate(req, prior)
 	}
-	entry, reply, change := p.decideRefund(ctx, req, from.Merchant, start)
-	return p.finish(req, entry, reply, change, absent, start)
+	hold, a, o, answered := p.claim(ctx, req)
+	if answered {
+		return a, o
+	}
+	decideCtx := ctx
+	if hold != nil {
+		var cancel context.CancelFunc
+		decideCtx, cancel = context.WithDeadline(ctx, hold.DecideBy())
+		defer cancel()
+	}
+	entry, reply, change := p.decideRefund(decideCtx, req, from.Merchant, start)
+	a, o = p.finish(req, entry, reply, change, absent, start)
+	if hold != nil {
+		p.settleClaim(ctx, hold, req, a, o)
+	}
+	return a, o
 }
 
 // finish journals the outcome durably, then builds the terminal's answer.
@@ -249,7 +274,7 @@ func (p *Pipeline) finish(req Request, entry journal.Entry, reply issuerReply, c
 	p.logOutcome(req, entry, done.Sub(start))
 	resp := answer(req, entry.ResponseCode, entry.AuthCode)
 	resp.Balance = reply.balance
-	return resp, outcome{rc: entry.ResponseCode, issuer: entry.IssuerID, done: done}
+	return resp, outcome{rc: entry.ResponseCode, issuer: entry.IssuerID, done: done, journaled: err == nil}
 }
 
 // lockKeys takes the in-flight locks of keys in one global order (by

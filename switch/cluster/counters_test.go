@@ -80,6 +80,12 @@ func startWorldWith(t testing.TB, mutate func(*node.Config)) world {
 // cluster's bucket, reached through NATS server `server`.
 func (w world) clusterNode(t testing.TB, nc *natstest.Cluster, server int, id string) *authorize.Pipeline {
 	t.Helper()
+	return authorize.New(w.clusterDeps(t, nc, server, id))
+}
+
+// clusterDeps are clusterNode's dependencies, for a test to add to.
+func (w world) clusterDeps(t testing.TB, nc *natstest.Cluster, server int, id string) authorize.Deps {
+	t.Helper()
 	js, err := jetstream.New(nc.Connect(server))
 	if err != nil {
 		t.Fatal(err)
@@ -99,7 +105,7 @@ func (w world) clusterNode(t testing.TB, nc *natstest.Cluster, server int, id st
 	deps := w.d.Node.Pipeline.Deps()
 	deps.Journal, deps.NodeID, deps.Counters = j, id, counters
 	deps.AdviceQueued = nil // this node has no store-and-forward sender
-	return authorize.New(deps)
+	return deps
 }
 
 var stans atomic.Uint64
@@ -129,6 +135,12 @@ func (w world) replay(t *testing.T, msg *moov.Message) *moov.Message {
 // demo terminal, parsed on the hot path) and returns DE39.
 func (w world) handle(t testing.TB, p *authorize.Pipeline, msg *moov.Message) string {
 	t.Helper()
+	return w.answer(t, p, msg).RC
+}
+
+// answer is handle's whole answer.
+func (w world) answer(t testing.TB, p *authorize.Pipeline, msg *moov.Message) authorize.Answer {
+	t.Helper()
 	key, _ := w.d.AcquirerKeys.TerminalKey(pos.DemoTerminal.Acquirer, pos.DemoTerminal.TerminalID)
 	frame, err := iso8583.PackSigned(msg, key)
 	if err != nil {
@@ -145,7 +157,7 @@ func (w world) handle(t testing.TB, p *authorize.Pipeline, msg *moov.Message) st
 	from := w.d.Node.Senders().Check(frame, req.TerminalID)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	return p.HandleRequest(ctx, req, from).RC
+	return p.HandleRequest(ctx, req, from)
 }
 
 // TestReplayOnAnotherNodeIs59: a tap approved on node A, its cryptogram
@@ -342,8 +354,10 @@ func BenchmarkCAS(b *testing.B) {
 // issuer round trip over loopback TCP, synchronous journal append) on a
 // node whose counter windows are the journal's ("journal", the single
 // node) and on a cluster node ("cluster": the window in a bucket of
-// replicas 3 on three embedded NATS servers, one swap per tap), side by
-// side on one world. Every tap is of the one demo card, so a cluster
+// replicas 3 on three embedded NATS servers, one swap per tap), and on a
+// cluster node that also claims each request's duplicate key and records
+// its answer ("cluster+duplicates": two writes more), side by side on one
+// world. Every tap is of the one demo card, so a cluster
 // node's taps of it take turns across the swap: its ns/op is bounded below
 // by one swap per tap.
 func BenchmarkAuthorizeCluster(b *testing.B) {
@@ -393,6 +407,32 @@ func BenchmarkAuthorizeCluster(b *testing.B) {
 		run(b, authorize.New(deps))
 	})
 	b.Run("cluster", func(b *testing.B) { run(b, w.clusterNode(b, nc, 0, "node-a")) })
+	b.Run("cluster+duplicates", func(b *testing.B) {
+		run(b, w.sharedNode(b, nc, 0, "node-s").p)
+		b.StopTimer()
+		reportBytesPerKey(b, nc, "KV_duplicates")
+	})
+}
+
+// reportBytesPerKey reports the bytes a bucket's stream stores per key
+// (history 1: one message per key), replicas counted once.
+func reportBytesPerKey(b *testing.B, nc *natstest.Cluster, stream string) {
+	js, err := jetstream.New(nc.Connect(0))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		b.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if info.State.Msgs > 0 {
+		b.ReportMetric(float64(info.State.Bytes)/float64(info.State.Msgs), "B/key")
+	}
 }
 
 // counterValue reads a counter of the dev node's metrics.

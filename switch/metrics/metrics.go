@@ -93,16 +93,17 @@ type Set struct {
 	txWrite      sync.Mutex                                   // held to add a child to tx
 	tx           atomic.Pointer[map[txKey]prometheus.Counter] // replaced, never mutated
 
-	switchTime    prometheus.Histogram
-	journalCommit prometheus.Histogram
-	issuerTime    *prometheus.HistogramVec
-	inflight      prometheus.Gauge
-	connections   prometheus.Gauge
-	refused       prometheus.Counter
-	topups        *prometheus.CounterVec
-	noCounters    prometheus.Counter
-	formatErrors  [stageCount]prometheus.Counter
-	vaultLookups  [vaultResultCount]prometheus.Counter
+	switchTime     prometheus.Histogram
+	journalCommit  prometheus.Histogram
+	issuerTime     *prometheus.HistogramVec
+	inflight       prometheus.Gauge
+	connections    prometheus.Gauge
+	refused        prometheus.Counter
+	topups         *prometheus.CounterVec
+	noCounters     prometheus.Counter
+	noClusterStore *prometheus.CounterVec
+	formatErrors   [stageCount]prometheus.Counter
+	vaultLookups   [vaultResultCount]prometheus.Counter
 
 	links     map[string]*Link     // by issuer ID; built by New, read-only after
 	listeners map[string]*Listener // by listener name (listeners.go); likewise
@@ -188,8 +189,15 @@ func New(issuerIDs []string) *Set {
 		Namespace: namespace, Name: "counters_unavailable_total",
 		Help: "Taps answered 91 because the token counter store could not answer: a cluster node that cannot reach its NATS quorum (docs/cluster.md) refuses rather than approve on a window it cannot check.",
 	})
+	m.noClusterStore = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "cluster_store_unavailable_total",
+		Help: "Taps answered 91 because a store the cluster's nodes share could not answer, by store: duplicates (the request's key could not be checked or claimed across the nodes) or stand_in (the token's stand-in usage could not be read or taken). A node that cannot reach its NATS quorum (docs/cluster.md) refuses rather than decide on its local state.",
+	}, []string{"store"})
+	for _, store := range []string{"duplicates", "stand_in"} {
+		m.noClusterStore.WithLabelValues(store) // served as 0 until a tap is refused
+	}
 	m.reg.MustRegister(
-		m.topups, m.noCounters,
+		m.topups, m.noCounters, m.noClusterStore,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.transactions, m.switchTime, m.journalCommit, m.issuerTime, m.inflight,
@@ -404,6 +412,15 @@ func (m *Set) TopUp(operator, state string) {
 		return
 	}
 	m.topups.WithLabelValues(operator, state).Inc()
+}
+
+// ClusterUnavailable counts one tap answered 91 because the cluster's
+// store (duplicates or stand_in) could not answer (no quorum).
+func (m *Set) ClusterUnavailable(store string) {
+	if m == nil {
+		return
+	}
+	m.noClusterStore.WithLabelValues(store).Inc()
 }
 
 // CountersUnavailable counts one tap answered 91 because the token

@@ -37,6 +37,21 @@ type ClusterConfig struct {
 	// issuer the same STAN and DE7 in the same second, and it would answer
 	// the second request as a retry of the first.
 	STANBlock int `yaml:"stan_block"`
+	// DuplicatesBucket is the key-value bucket of the requests' duplicate
+	// keys (terminal, STAN, DE7) and their first answers, one per network.
+	DuplicatesBucket string `yaml:"duplicates_bucket"`
+	// DuplicatesMaxAge is how long a duplicate key is kept in the bucket
+	// (a retransmission on another node later than this is not recognised;
+	// the first node's journal still is).
+	DuplicatesMaxAge time.Duration `yaml:"duplicates_max_age"`
+	// PendingWait bounds how long a retransmission waits for the node
+	// working on its key; then it is answered 91, never sent. That node
+	// gives its request up after half of it, so it is at least twice the
+	// issuers' request_timeout plus two op_timeouts.
+	PendingWait time.Duration `yaml:"pending_wait"`
+	// StandInBucket is the key-value bucket of the tokens' stand-in usage
+	// per business day, one per network.
+	StandInBucket string `yaml:"stand_in_bucket"`
 }
 
 // Enabled says whether the node runs in a cluster.
@@ -94,4 +109,37 @@ func (n *Node) openCluster() (authorize.Counters, error) {
 	n.log.Info().Strs("nats", cc.URLs).Str("bucket", cc.CountersBucket).Int("replicas", cc.Replicas).
 		Msg("cluster mode: counter windows shared through JetStream")
 	return counters, nil
+}
+
+// openClusterChecks opens the network-wide duplicate keys and stand-in
+// usage on the connection openCluster made; nil, nil without a cluster.
+func (n *Node) openClusterChecks() (authorize.Duplicates, authorize.StandIns, error) {
+	cc := n.cfg.Cluster
+	if !cc.Enabled() {
+		return nil, nil, nil
+	}
+	if low := 2 * (n.cfg.IssuerLinks.RequestTimeout + 2*cc.OpTimeout); cc.PendingWait < low {
+		return nil, nil, fmt.Errorf("config cluster: pending_wait %v below 2 (issuer_links.request_timeout + 2 op_timeout) = %v: "+
+			"a node would give up on requests its issuer answers in time", cc.PendingWait, low)
+	}
+	js, err := jetstream.New(n.nats)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cluster: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cc.ConnectTimeout)
+	defer cancel()
+	dups, err := cluster.OpenDuplicates(ctx, js, cluster.DuplicatesConfig{Bucket: cc.DuplicatesBucket,
+		Replicas: cc.Replicas, OpTimeout: cc.OpTimeout, MaxAge: cc.DuplicatesMaxAge, PendingWait: cc.PendingWait,
+		NodeID: n.cfg.NodeID})
+	if err != nil {
+		return nil, nil, err
+	}
+	standIns, err := cluster.OpenStandIns(ctx, js, cluster.StandInsConfig{Bucket: cc.StandInBucket,
+		Replicas: cc.Replicas, OpTimeout: cc.OpTimeout})
+	if err != nil {
+		return nil, nil, err
+	}
+	n.log.Info().Str("duplicates", cc.DuplicatesBucket).Str("stand_in", cc.StandInBucket).
+		Msg("cluster mode: duplicate keys and stand-in usage shared through JetStream")
+	return dups, standIns, nil
 }

@@ -251,12 +251,17 @@ func (n *Node) bind(pipelineIssuers map[string]authorize.Issuer) error {
 	if err != nil {
 		return err
 	}
+	duplicates, standIns, err := n.openClusterChecks()
+	if err != nil {
+		return err
+	}
 	n.Pipeline = authorize.New(authorize.Deps{
 		Vault: n.Vault, Table: n.Table, Issuers: pipelineIssuers,
 		Journal: n.Journal, NodeID: n.cfg.NodeID, Institution: n.cfg.Institution,
 		Now: time.Now, Log: n.log, Metrics: n.metrics, StandIn: standIn, AdviceQueued: n.sender.Wake,
 		CVMLimit: n.cfg.CVMLimit, Zone: cutoff.Location, ReversalAgeMax: n.cfg.ReversalAgeMax,
 		TransactionLevel: n.transactionLevel(), Counters: counters,
+		Duplicates: duplicates, StandIns: standIns,
 	})
 	tc := n.cfg.Terminals
 	var _ terminal.RequestHandler = n.Pipeline // the hot path's requests skip moov
