@@ -11,6 +11,7 @@ import (
 
 	"github.com/tapswitch/tapswitch/switch/authorize"
 	"github.com/tapswitch/tapswitch/switch/cluster"
+	"github.com/tapswitch/tapswitch/switch/replica"
 )
 
 // ClusterConfig joins the node to a network of nodes sharing state through
@@ -29,6 +30,15 @@ type ClusterConfig struct {
 	OpTimeout time.Duration `yaml:"op_timeout"`
 	// ConnectTimeout bounds the first connection at start-up.
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// StateStream is the stream of the vault's and the token service's
+	// writes, one per network; each node applies it to its own Pebble
+	// files (docs/cluster.md, "Slice: tokens and token-service data").
+	StateStream string `yaml:"state_stream"`
+	// StateBytesMax bounds that stream; past it writes are refused.
+	StateBytesMax int64 `yaml:"state_bytes_max"`
+	// CatchUpTimeout bounds the replay of the stream into a node's stores
+	// at start-up (all of it for a new node).
+	CatchUpTimeout time.Duration `yaml:"catch_up_timeout"`
 }
 
 // Enabled says whether the node runs in a cluster.
@@ -42,13 +52,12 @@ const (
 	clusterReconnectWait = 500 * time.Millisecond
 )
 
-// openCluster connects to NATS and opens the shared counter windows; nil
-// counters without a cluster.
-func (n *Node) openCluster() (authorize.Counters, error) {
-	cc := n.cfg.Cluster
-	if !cc.Enabled() {
-		return nil, nil
+// jetStream connects to NATS, once; cluster mode only.
+func (n *Node) jetStream() (jetstream.JetStream, error) {
+	if n.js != nil {
+		return n.js, nil
 	}
+	cc := n.cfg.Cluster
 	if cc.ConnectTimeout <= 0 {
 		return nil, fmt.Errorf("config cluster: connect_timeout must be positive")
 	}
@@ -59,9 +68,55 @@ func (n *Node) openCluster() (authorize.Counters, error) {
 		return nil, fmt.Errorf("cluster: connect to NATS: %w", err)
 	}
 	n.nats = nc
-	js, err := jetstream.New(nc)
-	if err != nil {
+	if n.js, err = jetstream.New(nc); err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	return n.js, nil
+}
+
+// openState opens the replicated log of the vault and the token service;
+// nil without a cluster (each store then commits to its own Pebble).
+func (n *Node) openState() (*cluster.State, error) {
+	cc := n.cfg.Cluster
+	if !cc.Enabled() {
+		return nil, nil
+	}
+	js, err := n.jetStream()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cc.ConnectTimeout)
+	defer cancel()
+	state, err := cluster.OpenState(ctx, js, cluster.StateConfig{
+		Stream: cc.StateStream, Replicas: cc.Replicas, BytesMax: cc.StateBytesMax,
+		OpTimeout: cc.OpTimeout, CatchUpTimeout: cc.CatchUpTimeout, Log: n.log})
+	if err != nil {
+		return nil, err
+	}
+	n.log.Info().Str("stream", cc.StateStream).Int("replicas", cc.Replicas).
+		Msg("cluster mode: vault and token service replicated through JetStream")
+	return state, nil
+}
+
+// replicaOf is the attachment of one store to the replicated log; nil on
+// one node.
+func (n *Node) replicaOf(store string) replica.Open {
+	if n.state == nil {
+		return nil
+	}
+	return n.state.Store(store)
+}
+
+// openCluster connects to NATS and opens the shared counter windows; nil
+// counters without a cluster.
+func (n *Node) openCluster() (authorize.Counters, error) {
+	cc := n.cfg.Cluster
+	if !cc.Enabled() {
+		return nil, nil
+	}
+	js, err := n.jetStream()
+	if err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), cc.ConnectTimeout)
 	defer cancel()

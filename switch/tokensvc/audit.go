@@ -68,6 +68,14 @@ const actCardBoundElsewhere = "card.bound_elsewhere"
 // which orders the numbers, and commits b; a failed commit leaves a gap,
 // which is harmless.
 func (s *Service) audit(b *batch, rec AuditRecord) {
+	if s.st.log != nil {
+		// Other nodes number their records in the same trail: take the
+		// last number in the store, which holds every batch up to the
+		// write's base (a batch after it fails the commit anyway).
+		if err := s.loadAuditSeq(); err != nil && b.err == nil {
+			b.err = err
+		}
+	}
 	s.auditSeq++
 	rec.Seq = s.auditSeq
 	rec.Time = s.now().UTC()
