@@ -286,12 +286,13 @@ func TestReplicaCatchesUp(t *testing.T) {
 	}
 }
 
-// TestConcurrentWritesConverge: both nodes write at once. Vault: 140
-// tokens put on one device from each node, against the limit of 256 a
-// device: exactly 256 succeed network-wide (each node's check reads what
-// the other wrote before it). Token service: accounts created on both
-// nodes at once: every one is counted once. Then both nodes' Pebble files
-// hold the same records, byte for byte.
+// TestConcurrentWritesConverge: both nodes write at once. Vault: devices
+// filled to one short of their limit of 256 tokens by both nodes at once,
+// then one more token put on each from both nodes at the same moment:
+// exactly one of the two succeeds (each node's check reads what the other
+// wrote before it). Token service: accounts created on both nodes at once
+// are each counted and audited once. Then both nodes' Pebble files hold
+// the same records, byte for byte.
 func TestConcurrentWritesConverge(t *testing.T) {
 	w, nc := startReplicatedWorld(t)
 	b := w.openReplica(t, nc, 1, t.TempDir())
@@ -299,29 +300,60 @@ func TestConcurrentWritesConverge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const perNode, deviceMax = 140, 256
-	var ok, full atomic.Int64
-	var wg sync.WaitGroup
-	for i, v := range []*vault.Vault{w.d.Node.Vault, b.vault} {
-		wg.Go(func() {
-			for n := range perNode {
-				tok := approve
-				tok.Token, tok.DeviceID = testToken(approve.Token.Clear()[:6], i, n), "PHONE-LIMIT"
-				switch err := v.Put(tok); {
+	nodes := []*vault.Vault{w.d.Node.Vault, b.vault}
+	const devices, deviceMax = 3, 256
+	next := 0
+	for d := range devices {
+		device := fmt.Sprintf("PHONE-LIMIT-%d", d)
+		var tokens [2][]vault.Token
+		for n := range deviceMax - 1 {
+			tok := approve
+			tok.Token, tok.DeviceID = testToken(approve.Token.Clear()[:6], next), device
+			next++
+			tokens[n%2] = append(tokens[n%2], tok)
+		}
+		var wg sync.WaitGroup
+		for i, v := range nodes {
+			wg.Go(func() {
+				for _, tok := range tokens[i] {
+					if err := v.Put(tok); err != nil {
+						t.Errorf("filling %s from node %d: %v", device, i, err)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		var ok, full atomic.Int64
+		start := make(chan struct{})
+		last := []vault.Token{approve, approve}
+		for i := range last {
+			last[i].Token, last[i].DeviceID = testToken(approve.Token.Clear()[:6], next), device
+			next++
+		}
+		for i, v := range nodes {
+			wg.Go(func() {
+				<-start
+				switch err := v.Put(last[i]); {
 				case err == nil:
 					ok.Add(1)
 				case errors.Is(err, vault.ErrInvalid) && strings.Contains(err.Error(), "limit"):
 					full.Add(1)
 				default:
-					t.Errorf("put on node %d: %v", i, err)
+					t.Errorf("last token on %s from node %d: %v", device, i, err)
 				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if ok.Load() != 1 || full.Load() != 1 {
+			t.Fatalf("%s, one short of its limit: one token put from each node at once: %d accepted, %d refused; want 1 and 1",
+				device, ok.Load(), full.Load())
+		}
+		for i, v := range nodes {
+			if have, err := v.TokensForDevice(device); err != nil || len(have) != deviceMax {
+				t.Fatalf("%s on node %d: %d tokens (%v), want %d", device, i, len(have), err, deviceMax)
 			}
-		})
-	}
-	wg.Wait()
-	if ok.Load() != deviceMax || full.Load() != 2*perNode-deviceMax {
-		t.Fatalf("tokens put on one device from two nodes: %d accepted, %d refused; want %d and %d",
-			ok.Load(), full.Load(), deviceMax, 2*perNode-deviceMax)
+		}
 	}
 
 	const accountsPerNode = 4
@@ -346,10 +378,9 @@ func TestConcurrentWritesConverge(t *testing.T) {
 	checkAccounts(t, storeContents(t, filepath.Join(b.dir, "tokensvc")), 2*accountsPerNode)
 }
 
-// testToken is a Luhn-valid token number of the token BIN, distinct per
-// node and n.
-func testToken(bin string, node, n int) iso8583.PAN {
-	body := fmt.Sprintf("%s%d%08d", bin, node+1, n)
+// testToken is a Luhn-valid token number of the token BIN, distinct per n.
+func testToken(bin string, n int) iso8583.PAN {
+	body := fmt.Sprintf("%s%09d", bin, n)
 	return iso8583.PAN(body + string(iso8583.LuhnCheckDigit(body)))
 }
 
