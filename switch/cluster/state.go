@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -215,8 +217,13 @@ func (l *storeLog) Commit(repr []byte, base uint64) (uint64, error) {
 	defer cancel()
 	ack, err := l.state.js.Publish(ctx, l.subject, repr,
 		jetstream.WithExpectStream(l.state.cfg.Stream), jetstream.WithExpectLastSequencePerSubject(base))
-	if isWrongLastSequence(err) {
-		if err := l.catchUp(ctx); err != nil {
+	if last, conflict := wrongLastSequence(err); conflict {
+		// Wait for the batch that came first, so the write runs again on
+		// it: the one the leader names (10071), or any after base (10164
+		// names none). Asking the leader for the subject's last batch
+		// would cost a round trip the node that won does not pay, and
+		// with it the next race.
+		if err := l.waitApplied(ctx, max(last, base+1)); err != nil {
 			return 0, err
 		}
 		return 0, replica.ErrConflict
@@ -230,13 +237,19 @@ func (l *storeLog) Commit(repr []byte, base uint64) (uint64, error) {
 	return ack.Sequence, nil
 }
 
-// isWrongLastSequence: the leader refused the append because the
-// subject's last sequence was not the expected one (10071, or 10164 on a
-// replicated stream).
-func isWrongLastSequence(err error) bool {
+// wrongLastSequence: the leader refused the append because the subject's
+// last sequence was not the expected one (10071, or 10164 on a replicated
+// stream); last is the one it has, as its description says ("wrong last
+// sequence: N"), 0 when it does not.
+func wrongLastSequence(err error) (last uint64, conflict bool) {
 	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
-		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+	if !errors.As(err, &apiErr) || (apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequence &&
+		apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+		return 0, false
+	}
+	_, text, _ := strings.Cut(apiErr.Description, ":")
+	last, _ = strconv.ParseUint(strings.TrimSpace(text), 10, 64)
+	return last, true
 }
 
 // Close implements replica.Log.

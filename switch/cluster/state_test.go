@@ -28,6 +28,7 @@ import (
 	"github.com/tapswitch/tapswitch/switch/cluster/natstest"
 	"github.com/tapswitch/tapswitch/switch/node"
 	"github.com/tapswitch/tapswitch/switch/pebblelog"
+	"github.com/tapswitch/tapswitch/switch/replica"
 	"github.com/tapswitch/tapswitch/switch/sms"
 	"github.com/tapswitch/tapswitch/switch/tokensvc"
 	"github.com/tapswitch/tapswitch/switch/vault"
@@ -483,4 +484,55 @@ func apiPost(t *testing.T, target, session, body string) (int, string) {
 		t.Fatal(err)
 	}
 	return resp.StatusCode, string(raw)
+}
+
+// TestStateWithoutQuorum: two of the three NATS servers down. A write
+// fails within the operation timeout (the token API answers 503
+// cluster_unavailable) and changes nothing; both nodes keep reading their
+// copies. With a server back, writes resume and reach the other node.
+func TestStateWithoutQuorum(t *testing.T) {
+	w, nc := startReplicatedWorld(t)
+	b := w.openReplica(t, nc, 0, t.TempDir())
+	approve, err := b.vault.Get(w.card.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Kill(1)
+	nc.Kill(2)
+
+	tok := approve
+	tok.Token, tok.DeviceID = testToken(approve.Token.Clear()[:6], 1), "PHONE-QUORUM"
+	began := time.Now()
+	if err := w.d.Node.Vault.Put(tok); !errors.Is(err, replica.ErrUnavailable) {
+		t.Fatalf("put without quorum: %v, want replica.ErrUnavailable", err)
+	}
+	if took := time.Since(began); took > 3*opTimeout {
+		t.Fatalf("put without quorum failed after %v", took)
+	}
+	status, body := apiPost(t, w.d.Node.PublicURL()+"/v1/accounts", "", `{"login":"nobody","password":"`+phonePassword+`"}`)
+	if status != http.StatusServiceUnavailable || !strings.Contains(body, "cluster_unavailable") {
+		t.Fatalf("account creation without quorum: %d %s", status, body)
+	}
+	for i, v := range []*vault.Vault{w.d.Node.Vault, b.vault} {
+		if s := tokenStatus(v, w.card.Token); s != vault.StatusActive {
+			t.Fatalf("node %d without quorum: the demo token reads %q", i, s)
+		}
+		if _, err := v.Get(tok.Token.Clear()); !errors.Is(err, vault.ErrNotFound) {
+			t.Fatalf("node %d: the put refused without quorum is there: %v", i, err)
+		}
+	}
+
+	nc.Restart(1)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := w.d.Node.Vault.Put(tok)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("put with the quorum back: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	within(t, time.Now(), "put on A with the quorum back, on B", func() bool { return tokenStatus(b.vault, tok.Token.Clear()) == vault.StatusActive })
 }

@@ -65,13 +65,19 @@ var (
 // backoffMax bounds the pause before a write that lost runs again.
 const backoffMax = 64 * time.Millisecond
 
+// backoffAfter is the number of lost runs a write runs again at once.
+const backoffAfter = 4
+
 // Backoff pauses before the write that lost its try'th run (from 0) runs
-// again: a random time up to 1 ms, doubled each try, at most backoffMax.
-// Without it a node writing back to back (its own last batch is always its
-// base) keeps winning, and a node that must first apply that batch keeps
-// losing; the pause lets their turns interleave.
+// again: not at all for the first backoffAfter (the node has applied the
+// batch that won, so it is on an equal footing with the node that wrote
+// it), then a random time up to 1 ms, doubled each try, at most backoffMax,
+// to spread out a storm of writes from several nodes.
 func Backoff(try int) {
-	limit := min(time.Millisecond<<min(try, 16), backoffMax)
+	if try < backoffAfter {
+		return
+	}
+	limit := min(time.Millisecond<<min(try-backoffAfter, 16), backoffMax)
 	time.Sleep(rand.N(limit) + 1)
 }
 

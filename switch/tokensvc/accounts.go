@@ -115,6 +115,11 @@ func (s *Service) handleCreateAccount(w http.ResponseWriter, r *http.Request) {
 	acct := account{V: recordFormat, Login: login, CreatedAt: s.now().UTC(),
 		Password: passwordHash{Params: s.cfg.Argon2, Salt: salt, Hash: hash}}
 	if e := s.createAccount(acct, remote(r)); e != nil {
+		if e.code == errConflictCode {
+			// Not a sign-up: the write lost to another node's and runs
+			// again (conflict.go), charged again.
+			s.throttle.give(s.now(), addressCharge(signupsPerAddress, remote(r)))
+		}
 		writeError(w, e)
 		return
 	}

@@ -167,7 +167,7 @@ const issuingCutOffAge = 10 * time.Minute
 
 // conflictTriesMax bounds the runs of one write that lose to other nodes'
 // writes (replica.ErrConflict).
-const conflictTriesMax = 16
+const conflictTriesMax = 32
 
 func (s *Service) recover() error {
 	it, err := s.st.iterUnder(prefixBinding)

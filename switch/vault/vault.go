@@ -103,7 +103,7 @@ type Vault struct {
 // other nodes (replica.ErrConflict): each loss means another node's write
 // went in, so the bound is only reached under a storm of writes to one
 // vault; the write then fails.
-const conflictTriesMax = 16
+const conflictTriesMax = 32
 
 // Open opens or creates the vault in dir and checks that keys is the
 // keyring this vault was written with.
@@ -137,7 +137,36 @@ func OpenReplica(dir string, keys *Keyring, attach replica.Open) (*Vault, error)
 		return nil, fmt.Errorf("vault %s: %w", dir, err)
 	}
 	v.keys.Store(keys)
+	if attach != nil {
+		if err := v.checkSharedKeys(); err != nil {
+			v.closeLog()
+			db.Close()
+			return nil, fmt.Errorf("vault %s: %w", dir, err)
+		}
+	}
 	return v, nil
+}
+
+// checkSharedKeys opens the first token record, which another node may
+// have sealed: the key check probe (m/keycheck) is node-local, so only a
+// record tells a key file that differs from the other nodes' at start-up
+// rather than at every tap.
+func (v *Vault) checkSharedKeys() error {
+	it, err := v.recordIter(recordKey(""))
+	if err != nil {
+		return err
+	}
+	var token string
+	if it.First() {
+		token = string(it.Key()[len("t/"):])
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil || token == "" {
+		return err
+	}
+	if _, err := v.Get(token); err != nil {
+		return fmt.Errorf("the keyring cannot open the records of the replicated vault; every node needs the same key file: %w", err)
+	}
+	return nil
 }
 
 // Close stops a running Rekey, waits for it to return, and closes the store.
