@@ -26,7 +26,8 @@ type ClusterConfig struct {
 	// Replicas of each bucket: 3 on three NATS servers (1 to 5).
 	Replicas int `yaml:"replicas"`
 	// OpTimeout bounds one read or compare-and-swap: a tap whose store does
-	// not answer within it is answered 91.
+	// not answer within it is answered 91. It bounds a replicated write of
+	// the vault or token service too (then 503).
 	OpTimeout time.Duration `yaml:"op_timeout"`
 	// ConnectTimeout bounds the first connection at start-up.
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
