@@ -223,6 +223,49 @@ func TestBindOnATapsOnB(t *testing.T) {
 	if out := mustWallet(t, onB, "tokens"); !strings.Contains(out, card.Token[len(card.Token)-4:]) {
 		t.Fatalf("the phone's tokens on B do not list the token bound on A:\n%s", out)
 	}
+	// Another account adds the same card on A: its binding.create and the
+	// first account's card.bound_elsewhere go in one batch, numbered one
+	// after the other (not both with the last number in the store); B has
+	// both trails.
+	other := filepath.Join(t.TempDir(), "other.json")
+	mustWallet(t, other, "login", "-api", w.d.Node.PublicURL(), "-login", "oscar", "-password", phonePassword,
+		"-create", "-device", "PHONE-OTHER")
+	bc := w.d.Bindable
+	mustWallet(t, other, "add-card", "-pan", bc.PAN.Clear(), "-expiry", bc.Expiry, "-cvn2", bc.CVN2().Clear())
+	otherSession := loadSession(t, other)
+	within(t, time.Now(), "the second binding's audit records on B", func() bool {
+		return strings.Contains(apiGet(t, b.api.URL+"/v1/audit", phone.Session), "card.bound_elsewhere") &&
+			strings.Contains(apiGet(t, b.api.URL+"/v1/audit", otherSession), "binding.create")
+	})
+}
+
+func loadSession(t *testing.T, file string) string {
+	t.Helper()
+	f, err := wallet.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f.Session
+}
+
+// apiGet is one GET of the token API with a bearer session: its body.
+func apiGet(t *testing.T, target, session string) string {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, target, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+session)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(raw)
 }
 
 // TestDeviceOffOnAIs62OnB: the phone turned off through A's token API; B's
