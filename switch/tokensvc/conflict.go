@@ -17,7 +17,8 @@ import (
 // client sees only the last run. Running a handler again is what a client
 // retrying the 503 would do, which every handler already allows (a write
 // cut off half-way is healed by asking again); the runs before the last
-// are dropped unanswered, having answered nothing but the 503.
+// are dropped unanswered, having answered nothing but the 503. The
+// lost-phone page runs the API's handlers through it too (webcall.go).
 
 // errConflictCode is the API code of a write that lost to another node's.
 const errConflictCode = "conflict"
