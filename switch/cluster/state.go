@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/tapswitch/tapswitch/switch/metrics"
 	"github.com/tapswitch/tapswitch/switch/replica"
 )
 
@@ -47,6 +48,9 @@ type State struct {
 	js     jetstream.JetStream
 	stream jetstream.Stream
 	cfg    StateConfig
+
+	mu   sync.Mutex
+	logs []*storeLog // for Stats
 }
 
 // OpenState creates the stream, or binds to it when another node did.
@@ -87,6 +91,10 @@ type storeLog struct {
 	log     zerolog.Logger
 	applied atomic.Uint64
 	cc      jetstream.ConsumeContext
+	// For metrics: the last batch's delay from append to apply here, and
+	// this node's writes by outcome.
+	applyDelay                        atomic.Int64
+	committed, conflicts, unavailable atomic.Uint64
 
 	// applyMu is held across each batch's apply, so that Close can wait
 	// for the one running and let no other start (the store closes its
@@ -125,6 +133,9 @@ func (s *State) follow(store string, db *pebble.DB) (*storeLog, error) {
 		return nil, fmt.Errorf("cluster state %s: catching up: %w", l.subject, err)
 	}
 	l.log.Info().Uint64("from", from).Uint64("applied", l.applied.Load()).Msg("store caught up with its log")
+	s.mu.Lock()
+	s.logs = append(s.logs, l)
+	s.mu.Unlock()
 	return l, nil
 }
 
@@ -153,6 +164,7 @@ func (l *storeLog) apply(msg jetstream.Msg) {
 		return
 	}
 	l.applied.Store(seq)
+	l.applyDelay.Store(int64(time.Since(meta.Timestamp)))
 	l.mu.Lock()
 	close(l.changed)
 	l.changed = make(chan struct{})
@@ -210,6 +222,19 @@ func (l *storeLog) catchUp(ctx context.Context) error {
 // sequence of the store's subject, checked by the stream's leader in log
 // order (the compare-and-swap of the counter windows, on a whole batch).
 func (l *storeLog) Commit(repr []byte, base uint64) (uint64, error) {
+	seq, err := l.commit(repr, base)
+	switch {
+	case err == nil:
+		l.committed.Add(1)
+	case errors.Is(err, replica.ErrConflict):
+		l.conflicts.Add(1)
+	case errors.Is(err, replica.ErrUnavailable):
+		l.unavailable.Add(1)
+	}
+	return seq, err
+}
+
+func (l *storeLog) commit(repr []byte, base uint64) (uint64, error) {
 	if len(repr) > batchBytesMax {
 		return 0, fmt.Errorf("cluster state %s: batch of %d bytes, more than %d", l.subject, len(repr), batchBytesMax)
 	}
@@ -250,6 +275,19 @@ func wrongLastSequence(err error) (last uint64, conflict bool) {
 	_, text, _ := strings.Cut(apiErr.Description, ":")
 	last, _ = strconv.ParseUint(strings.TrimSpace(text), 10, 64)
 	return last, true
+}
+
+// Stats reports each attached store for the node's metrics.
+func (s *State) Stats() []metrics.StateStore {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]metrics.StateStore, 0, len(s.logs))
+	for _, l := range s.logs {
+		out = append(out, metrics.StateStore{Store: l.subject[len(s.cfg.Stream)+1:], Applied: l.applied.Load(),
+			ApplyDelay: time.Duration(l.applyDelay.Load()), Committed: l.committed.Load(),
+			Conflicts: l.conflicts.Load(), Unavailable: l.unavailable.Load()})
+	}
+	return out
 }
 
 // Close implements replica.Log.

@@ -214,6 +214,9 @@ func TestBindOnATapsOnB(t *testing.T) {
 	if rc := w.tap(t, b.pipe, card); rc != iso8583.RCApproved {
 		t.Fatalf("tap on B of the token bound on A: rc %s", rc)
 	}
+	if n := stateWrites(t, w, "vault", "committed"); n < 1 {
+		t.Fatalf("node A: tapswitch_state_writes_total{store=vault,outcome=committed} %v", n)
+	}
 	if rc := w.tap(t, w.d.Node.Pipeline, card); rc != iso8583.RCApproved {
 		t.Fatalf("tap on A: rc %s", rc)
 	}
@@ -508,6 +511,32 @@ func checkAccounts(t *testing.T, records map[string][]byte, want int) {
 	}
 }
 
+// stateWrites is node A's tapswitch_state_writes_total of store and
+// outcome.
+func stateWrites(t *testing.T, w world, store, outcome string) float64 {
+	t.Helper()
+	families, err := w.d.Node.Metrics().Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "tapswitch_state_writes_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["store"] == store && labels["outcome"] == outcome {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	t.Fatalf("no tapswitch_state_writes_total{store=%q,outcome=%q}", store, outcome)
+	return 0
+}
+
 // apiPost sends one POST to the token API with a bearer session.
 func apiPost(t *testing.T, target, session, body string) (int, string) {
 	t.Helper()
@@ -563,6 +592,10 @@ func TestStateWithoutQuorum(t *testing.T) {
 		if _, err := v.Get(tok.Token.Clear()); !errors.Is(err, vault.ErrNotFound) {
 			t.Fatalf("node %d: the put refused without quorum is there: %v", i, err)
 		}
+	}
+
+	if n := stateWrites(t, w, "vault", "unavailable"); n < 1 {
+		t.Fatalf("tapswitch_state_writes_total{store=vault,outcome=unavailable} %v after a refused put", n)
 	}
 
 	nc.Restart(1)

@@ -111,6 +111,9 @@ func Open(cfg Config, log zerolog.Logger, addressOverride map[string]string) (_ 
 		return nil, err
 	}
 	n.metrics = newMetrics(n.Issuers)
+	if n.state != nil {
+		n.metrics.WatchState(n.state.Stats)
+	}
 	n.metrics.WatchAdvices(func() (int, int, int, error) {
 		c, err := n.Journal.AdviceCounts()
 		return c[journal.AdviceArmed], c[journal.AdviceDue], c[journal.AdviceDead], err
