@@ -12,6 +12,7 @@ import (
 	"github.com/tapswitch/tapswitch/router/link"
 	"github.com/tapswitch/tapswitch/switch/authorize"
 	"github.com/tapswitch/tapswitch/switch/cluster"
+	"github.com/tapswitch/tapswitch/switch/replica"
 )
 
 // ClusterConfig joins the node to a network of nodes sharing state through
@@ -26,7 +27,8 @@ type ClusterConfig struct {
 	// Replicas of each bucket: 3 on three NATS servers (1 to 5).
 	Replicas int `yaml:"replicas"`
 	// OpTimeout bounds one read or compare-and-swap: a tap whose store does
-	// not answer within it is answered 91.
+	// not answer within it is answered 91. It bounds a replicated write of
+	// the vault or token service too (then 503).
 	OpTimeout time.Duration `yaml:"op_timeout"`
 	// ConnectTimeout bounds the first connection at start-up.
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
@@ -52,6 +54,15 @@ type ClusterConfig struct {
 	// StandInBucket is the key-value bucket of the tokens' stand-in usage
 	// per business day, one per network.
 	StandInBucket string `yaml:"stand_in_bucket"`
+	// StateStream is the stream of the vault's and the token service's
+	// writes, one per network; each node applies it to its own Pebble
+	// files (docs/cluster.md, "Slice: tokens and token-service data").
+	StateStream string `yaml:"state_stream"`
+	// StateBytesMax bounds that stream; past it writes are refused.
+	StateBytesMax int64 `yaml:"state_bytes_max"`
+	// CatchUpTimeout bounds the replay of the stream into a node's stores
+	// at start-up (all of it for a new node).
+	CatchUpTimeout time.Duration `yaml:"catch_up_timeout"`
 }
 
 // Enabled says whether the node runs in a cluster.
@@ -70,6 +81,27 @@ func (c ClusterConfig) linkSTANBlock() (int, error) {
 	return c.STANBlock, nil
 }
 
+// validateCluster refuses a cluster configuration before any store is
+// opened: a node joining its network's streams with a bad setting would
+// already have caught up on them.
+func (c Config) validateCluster() error {
+	cc := c.Cluster
+	if !cc.Enabled() {
+		return nil
+	}
+	if _, err := cc.linkSTANBlock(); err != nil {
+		return err
+	}
+	if cc.ConnectTimeout <= 0 {
+		return fmt.Errorf("config cluster: connect_timeout must be positive")
+	}
+	if low := 2 * (c.IssuerLinks.RequestTimeout + 2*cc.OpTimeout); cc.PendingWait < low {
+		return fmt.Errorf("config cluster: pending_wait %v below 2 (issuer_links.request_timeout + 2 op_timeout) = %v: "+
+			"a node would give up on requests its issuer answers in time", cc.PendingWait, low)
+	}
+	return nil
+}
+
 // clusterReconnectsMax bounds a node's reconnect attempts to NATS, one per
 // clusterReconnectWait: about an hour, then the connection is closed and
 // every tap is 91 until the node is restarted.
@@ -78,13 +110,12 @@ const (
 	clusterReconnectWait = 500 * time.Millisecond
 )
 
-// openCluster connects to NATS and opens the shared counter windows; nil
-// counters without a cluster.
-func (n *Node) openCluster() (authorize.Counters, error) {
-	cc := n.cfg.Cluster
-	if !cc.Enabled() {
-		return nil, nil
+// jetStream connects to NATS, once; cluster mode only.
+func (n *Node) jetStream() (jetstream.JetStream, error) {
+	if n.js != nil {
+		return n.js, nil
 	}
+	cc := n.cfg.Cluster
 	if cc.ConnectTimeout <= 0 {
 		return nil, fmt.Errorf("config cluster: connect_timeout must be positive")
 	}
@@ -95,9 +126,55 @@ func (n *Node) openCluster() (authorize.Counters, error) {
 		return nil, fmt.Errorf("cluster: connect to NATS: %w", err)
 	}
 	n.nats = nc
-	js, err := jetstream.New(nc)
-	if err != nil {
+	if n.js, err = jetstream.New(nc); err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	return n.js, nil
+}
+
+// openState opens the replicated log of the vault and the token service;
+// nil without a cluster (each store then commits to its own Pebble).
+func (n *Node) openState() (*cluster.State, error) {
+	cc := n.cfg.Cluster
+	if !cc.Enabled() {
+		return nil, nil
+	}
+	js, err := n.jetStream()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cc.ConnectTimeout)
+	defer cancel()
+	state, err := cluster.OpenState(ctx, js, cluster.StateConfig{
+		Stream: cc.StateStream, Replicas: cc.Replicas, BytesMax: cc.StateBytesMax,
+		OpTimeout: cc.OpTimeout, CatchUpTimeout: cc.CatchUpTimeout, Log: n.log})
+	if err != nil {
+		return nil, err
+	}
+	n.log.Info().Str("stream", cc.StateStream).Int("replicas", cc.Replicas).
+		Msg("cluster mode: vault and token service replicated through JetStream")
+	return state, nil
+}
+
+// replicaOf is the attachment of one store to the replicated log; nil on
+// one node.
+func (n *Node) replicaOf(store string) replica.Open {
+	if n.state == nil {
+		return nil
+	}
+	return n.state.Store(store)
+}
+
+// openCluster connects to NATS and opens the shared counter windows; nil
+// counters without a cluster.
+func (n *Node) openCluster() (authorize.Counters, error) {
+	cc := n.cfg.Cluster
+	if !cc.Enabled() {
+		return nil, nil
+	}
+	js, err := n.jetStream()
+	if err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), cc.ConnectTimeout)
 	defer cancel()
@@ -117,10 +194,6 @@ func (n *Node) openClusterChecks() (authorize.Duplicates, authorize.StandIns, er
 	cc := n.cfg.Cluster
 	if !cc.Enabled() {
 		return nil, nil, nil
-	}
-	if low := 2 * (n.cfg.IssuerLinks.RequestTimeout + 2*cc.OpTimeout); cc.PendingWait < low {
-		return nil, nil, fmt.Errorf("config cluster: pending_wait %v below 2 (issuer_links.request_timeout + 2 op_timeout) = %v: "+
-			"a node would give up on requests its issuer answers in time", cc.PendingWait, low)
 	}
 	js, err := jetstream.New(n.nats)
 	if err != nil {

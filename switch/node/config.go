@@ -262,6 +262,9 @@ func (c Config) validate() error {
 	case c.ReversalAgeMax < reversalAgeMaxLow || c.ReversalAgeMax > reversalAgeMaxHigh:
 		return fmt.Errorf("config: reversal_age_max %v outside %v..%v", c.ReversalAgeMax, reversalAgeMaxLow, reversalAgeMaxHigh)
 	}
+	if err := c.validateCluster(); err != nil {
+		return err
+	}
 	return c.validateListeners()
 }
 

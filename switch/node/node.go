@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/tapswitch/tapswitch/router/bintable"
@@ -29,6 +30,7 @@ import (
 	"github.com/tapswitch/tapswitch/router/link"
 	"github.com/tapswitch/tapswitch/switch/acquirer"
 	"github.com/tapswitch/tapswitch/switch/authorize"
+	"github.com/tapswitch/tapswitch/switch/cluster"
 	"github.com/tapswitch/tapswitch/switch/journal"
 	"github.com/tapswitch/tapswitch/switch/metrics"
 	"github.com/tapswitch/tapswitch/switch/saf"
@@ -69,6 +71,8 @@ type Node struct {
 	serveErrs  chan error
 	closeOnce  sync.Once
 	nats       *nats.Conn // cluster mode only
+	js         jetstream.JetStream
+	state      *cluster.State // the vault's and token service's log; cluster mode only
 }
 
 // Open reads the listeners' secrets, opens the stores, binds the three
@@ -107,6 +111,9 @@ func Open(cfg Config, log zerolog.Logger, addressOverride map[string]string) (_ 
 		return nil, err
 	}
 	n.metrics = newMetrics(n.Issuers)
+	if n.state != nil {
+		n.metrics.WatchState(n.state.Stats)
+	}
 	n.metrics.WatchAdvices(func() (int, int, int, error) {
 		c, err := n.Journal.AdviceCounts()
 		return c[journal.AdviceArmed], c[journal.AdviceDue], c[journal.AdviceDead], err
@@ -141,7 +148,7 @@ func (n *Node) openTokenService(pipelineIssuers map[string]authorize.Issuer) err
 		DataDir: filepath.Join(n.cfg.Data, "tokensvc"), Vault: n.Vault, Keys: n.Keys, Table: n.Table,
 		Issuers: tsIssuers, TokenBIN: n.cfg.TokenBINs[0], Institution: n.cfg.Institution,
 		RequestorID: n.cfg.RequestorID, SMS: sms.NewOutbox(sms.OutboxPath(n.cfg.Data)), Now: time.Now,
-		Log: n.log, SecureCookies: n.cfg.PublicTLSCert != "",
+		Log: n.log, SecureCookies: n.cfg.PublicTLSCert != "", Replica: n.replicaOf("tokens"),
 	})
 	if err != nil {
 		return fmt.Errorf("token service: %w", err)
@@ -159,7 +166,10 @@ func (n *Node) openStores() error {
 		return err
 	}
 	n.Keys = keys
-	if n.Vault, err = vault.Open(filepath.Join(n.cfg.Data, "vault"), keys); err != nil {
+	if n.state, err = n.openState(); err != nil {
+		return err
+	}
+	if n.Vault, err = vault.OpenReplica(filepath.Join(n.cfg.Data, "vault"), keys, n.replicaOf("vault")); err != nil {
 		return fmt.Errorf("vault: %w", err)
 	}
 	cutoff, err := n.cfg.CutoffSpec()

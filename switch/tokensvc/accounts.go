@@ -4,12 +4,15 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"time"
 
 	"golang.org/x/crypto/argon2"
+
+	"github.com/tapswitch/tapswitch/switch/replica"
 )
 
 // Session and hashing rules; password.go has the password rules and
@@ -112,6 +115,11 @@ func (s *Service) handleCreateAccount(w http.ResponseWriter, r *http.Request) {
 	acct := account{V: recordFormat, Login: login, CreatedAt: s.now().UTC(),
 		Password: passwordHash{Params: s.cfg.Argon2, Salt: salt, Hash: hash}}
 	if e := s.createAccount(acct, remote(r)); e != nil {
+		if e.code == errConflictCode {
+			// Not a sign-up: the write lost to another node's and runs
+			// again (conflict.go), charged again.
+			s.throttle.give(s.now(), addressCharge(signupsPerAddress, remote(r)))
+		}
 		writeError(w, e)
 		return
 	}
@@ -156,8 +164,26 @@ func (s *Service) createAccount(acct account, from string) *apiError {
 
 // internalErr logs err and returns the 500 to answer with.
 func (s *Service) internalErr(what string, err error) *apiError {
+	if e := replicaError(what, err); e != nil {
+		s.log.Warn().Err(err).Msg(what)
+		return e
+	}
 	s.log.Error().Err(err).Msg(what)
 	return newError(http.StatusInternalServerError, "internal", what+" failed; see the switch log")
+}
+
+// replicaError is the answer to a write the cluster's replicated log did
+// not take (docs/cluster.md): 503, nil for any other error.
+func replicaError(what string, err error) *apiError {
+	switch {
+	case errors.Is(err, replica.ErrConflict):
+		return newError(http.StatusServiceUnavailable, errConflictCode,
+			what+": another switch node changed the same data at the same moment; try again")
+	case errors.Is(err, replica.ErrUnavailable):
+		return newError(http.StatusServiceUnavailable, "cluster_unavailable",
+			what+": the switch network's shared store is unavailable; try again later")
+	}
+	return nil
 }
 
 // dummySalt stands in for an unknown login's salt, so an unknown login

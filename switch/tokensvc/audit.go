@@ -68,6 +68,17 @@ const actCardBoundElsewhere = "card.bound_elsewhere"
 // which orders the numbers, and commits b; a failed commit leaves a gap,
 // which is harmless.
 func (s *Service) audit(b *batch, rec AuditRecord) {
+	if s.st.log != nil {
+		// Other nodes number their records in the same trail: go on from
+		// the last number in the store, which holds every batch up to the
+		// write's base (a batch after it fails the commit anyway), or from
+		// this node's last, which may be in this very batch.
+		last := s.auditSeq
+		if err := s.loadAuditSeq(); err != nil && b.err == nil {
+			b.err = err
+		}
+		s.auditSeq = max(s.auditSeq, last)
+	}
 	s.auditSeq++
 	rec.Seq = s.auditSeq
 	rec.Time = s.now().UTC()

@@ -2,10 +2,12 @@ package tokensvc
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/tapswitch/tapswitch/settlement/transit"
+	"github.com/tapswitch/tapswitch/switch/replica"
 )
 
 // The transit blacklist the switch publishes to the gates (docs/transit.md,
@@ -111,6 +113,17 @@ func (s *Service) bumpBlacklist(b *batch, now time.Time) error {
 // BlacklistCards adds cards to the blacklist with reason (the operators'
 // clearing reports cloned purses): a new version when any was not listed.
 func (s *Service) BlacklistCards(cards []string, reason transit.BlacklistReason) (added int, err error) {
+	for try := range conflictTriesMax {
+		// In a cluster, a write another node overtook runs again.
+		if added, err = s.blacklistCards(cards, reason); !errors.Is(err, replica.ErrConflict) {
+			break
+		}
+		replica.Backoff(try)
+	}
+	return added, err
+}
+
+func (s *Service) blacklistCards(cards []string, reason transit.BlacklistReason) (added int, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()

@@ -93,7 +93,10 @@
 // # Store
 //
 // Pebble in Config.DataDir, WAL on, every batch committed with Sync. Values
-// are JSON with a format field "v" (1).
+// are JSON with a format field "v" (1). In cluster mode (Config.Replica)
+// every batch goes through the network's replicated log and each node
+// applies it to its own copy (package replica, docs/cluster.md); a write
+// another node overtook is run again (conflict.go).
 //
 //	a/<login>                      account: password hash, card
 //	                               verifications this hour

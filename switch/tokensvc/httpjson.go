@@ -60,6 +60,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeError(w http.ResponseWriter, e *apiError) {
+	markConflict(w, e)
 	body := map[string]any{}
 	for k, v := range e.extra {
 		body[k] = v

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tapswitch/tapswitch/iso8583"
+	"github.com/tapswitch/tapswitch/switch/replica"
 	"github.com/tapswitch/tapswitch/switch/vault"
 )
 
@@ -143,6 +144,31 @@ func (s *Service) rollBack(bd *binding, from string) error {
 }
 
 // recover undoes the bindings a crash left "issuing" (see issue).
+// recoverLocked is recover under s.mu, run again while it loses to
+// another node's write.
+func (s *Service) recoverLocked() error {
+	var err error
+	for try := range conflictTriesMax {
+		s.mu.Lock()
+		err = s.recover()
+		s.mu.Unlock()
+		if !errors.Is(err, replica.ErrConflict) {
+			return err
+		}
+		replica.Backoff(try)
+	}
+	return err
+}
+
+// issuingCutOffAge: in a cluster, a binding still issuing this long after
+// its code expired was cut off by a crash, not in progress on another node
+// (an issue takes seconds and starts before the code expires).
+const issuingCutOffAge = 10 * time.Minute
+
+// conflictTriesMax bounds the runs of one write that lose to other nodes'
+// writes (replica.ErrConflict).
+const conflictTriesMax = 32
+
 func (s *Service) recover() error {
 	it, err := s.st.iterUnder(prefixBinding)
 	if err != nil {
@@ -155,7 +181,8 @@ func (s *Service) recover() error {
 			it.Close()
 			return fmt.Errorf("%w: binding: %v", errCorrupt, err)
 		}
-		if bd.State == bindingIssuing {
+		inProgressElsewhere := s.st.log != nil && s.now().Before(bd.CodeExpires.Add(issuingCutOffAge))
+		if bd.State == bindingIssuing && !inProgressElsewhere {
 			cut = append(cut, bd)
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tapswitch/tapswitch/router/bintable"
+	"github.com/tapswitch/tapswitch/switch/replica"
 	"github.com/tapswitch/tapswitch/switch/sms"
 	"github.com/tapswitch/tapswitch/switch/vault"
 )
@@ -76,6 +77,9 @@ type Config struct {
 	// does), so a browser never sends the session over plain HTTP. A
 	// request that arrived over TLS gets a Secure cookie regardless.
 	SecureCookies bool
+	// Replica, in cluster mode, attaches the service's store to its
+	// replicated log (package replica, docs/cluster.md); nil on one node.
+	Replica replica.Open
 }
 
 // Bounds; the package doc says what happens at each.
@@ -99,7 +103,7 @@ type Service struct {
 	cfg      Config
 	st       *store
 	log      zerolog.Logger
-	mu       sync.Mutex // serializes writes; guards auditSeq
+	mu       writeLock // serializes writes; guards auditSeq
 	auditSeq uint64
 	// throttle slows password guessing by client address (throttle.go).
 	throttle *throttle
@@ -169,7 +173,7 @@ func New(cfg Config) (*Service, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("tokensvc: %w", err)
 	}
-	st, err := openStore(cfg.DataDir)
+	st, err := openStore(cfg.DataDir, cfg.Replica)
 	if err != nil {
 		return nil, err
 	}
@@ -183,7 +187,8 @@ func New(cfg Config) (*Service, error) {
 		st.close()
 		return nil, err
 	}
-	if err := s.recover(); err != nil {
+	s.mu.st = st
+	if err := s.recoverLocked(); err != nil {
 		st.close()
 		return nil, err
 	}
@@ -274,13 +279,14 @@ func (s *Service) Handler() http.Handler {
 
 // open wraps a handler that needs no session.
 func (s *Service) open(h http.HandlerFunc) http.HandlerFunc {
+	retried := s.retryConflicts(h)
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !s.enter() {
 			writeError(w, newError(http.StatusServiceUnavailable, "closing", "the token service is shutting down"))
 			return
 		}
 		defer s.closeMu.RUnlock()
-		h(w, r)
+		retried(w, r)
 	}
 }
 
@@ -308,8 +314,7 @@ func (s *Service) enter() bool {
 // internal answers 500 and logs err, which by the package's rules carries
 // no clear PAN, code or secret.
 func (s *Service) internal(w http.ResponseWriter, what string, err error) {
-	s.log.Error().Err(err).Msg(what)
-	writeError(w, newError(http.StatusInternalServerError, "internal", what+" failed; see the switch log"))
+	writeError(w, s.internalErr(what, err))
 }
 
 // remote is the client's address for the audit trail.

@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/tapswitch/tapswitch/switch/pebblelog"
+	"github.com/tapswitch/tapswitch/switch/replica"
 )
 
 // Record kinds in the store; the package doc lists the key layout.
@@ -123,17 +125,51 @@ type device struct {
 // store is the service's own Pebble database.
 type store struct {
 	db *pebble.DB
+	// log, in cluster mode, is where the batches go; every node's follower
+	// applies them to its own db (package replica). nil on one node.
+	log replica.Log
+	// base is the log position the current write's reads were made at
+	// (guarded by Service.mu, set by its Lock).
+	base uint64
 }
 
-func openStore(dir string) (*store, error) {
+func openStore(dir string, attach replica.Open) (*store, error) {
 	db, err := pebble.Open(dir, &pebble.Options{FormatMajorVersion: pebble.FormatNewest, Logger: pebblelog.Quiet})
 	if err != nil {
 		return nil, fmt.Errorf("tokensvc: open %s: %w", dir, err)
 	}
-	return &store{db: db}, nil
+	st := &store{db: db}
+	if attach != nil {
+		if st.log, err = attach(db); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("tokensvc: %s: %w", dir, err)
+		}
+	}
+	return st, nil
 }
 
-func (st *store) close() error { return st.db.Close() }
+func (st *store) close() error {
+	if st.log != nil {
+		st.log.Close()
+	}
+	return st.db.Close()
+}
+
+// writeLock is Service.mu: it serializes the service's writes on this
+// node and, in a cluster, notes the log position their reads see at
+// least, so that a commit is refused (replica.ErrConflict) when another
+// node's batch came after it.
+type writeLock struct {
+	sync.Mutex
+	st *store
+}
+
+func (l *writeLock) Lock() {
+	l.Mutex.Lock()
+	if l.st != nil && l.st.log != nil {
+		l.st.base = l.st.log.Applied()
+	}
+}
 
 // errCorrupt marks a stored record that does not read back: a bug or a
 // damaged disk, never bad input.
@@ -190,10 +226,11 @@ func (st *store) lastKeyUnder(prefix string) (string, error) {
 // together with Sync or not at all.
 type batch struct {
 	b   *pebble.Batch
+	st  *store
 	err error
 }
 
-func (st *store) newBatch() *batch { return &batch{b: st.db.NewBatch()} }
+func (st *store) newBatch() *batch { return &batch{b: st.db.NewBatch(), st: st} }
 
 func (b *batch) put(key string, v any) {
 	if b.err != nil {
@@ -232,6 +269,14 @@ func (b *batch) commit() error {
 		return b.err
 	}
 	if b.b.Empty() {
+		return nil
+	}
+	if b.st.log != nil {
+		seq, err := b.st.log.Commit(b.b.Repr(), b.st.base)
+		if err != nil {
+			return fmt.Errorf("tokensvc: commit: %w", err)
+		}
+		b.st.base = seq
 		return nil
 	}
 	if err := b.b.Commit(pebble.Sync); err != nil {

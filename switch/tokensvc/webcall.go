@@ -109,7 +109,7 @@ func (s *Service) webLogin(r *http.Request, login, password string) (string, *ap
 		return "", e
 	}
 	var c captured
-	s.handleLogin(&c, in)
+	s.retryConflicts(s.handleLogin)(&c, in)
 	var ok struct {
 		Session string `json:"session"`
 	}
@@ -130,7 +130,7 @@ func (s *Service) webLogout(r *http.Request, sess webSession) *apiError {
 		return e
 	}
 	var c captured
-	s.handleLogout(&c, in)
+	s.retryConflicts(s.handleLogout)(&c, in)
 	if c.status == http.StatusOK || c.status == http.StatusUnauthorized {
 		return nil
 	}
@@ -155,7 +155,7 @@ func (s *Service) switchDevice(w http.ResponseWriter, r *http.Request, sess webS
 	}
 	in.SetPathValue("device", id)
 	var c captured
-	h(&c, in, sess.login)
+	s.retryConflicts(func(w http.ResponseWriter, in *http.Request) { h(w, in, sess.login) })(&c, in)
 	var ok struct {
 		Off bool `json:"off"`
 	}

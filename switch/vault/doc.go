@@ -64,7 +64,10 @@
 //
 // # Store
 //
-// Pebble, WAL on, every write committed with Sync. Keys:
+// Pebble, WAL on, every write committed with Sync. In cluster mode
+// (OpenReplica) the records' batches go through the network's replicated
+// log and each node applies them to its own copy; the m/ records below
+// stay node-local (package replica, docs/cluster.md). Keys:
 //
 //	t/<token>                       -> record (below)
 //	p/<32-byte HMAC of PAN>/<token> -> empty    look-up by PAN

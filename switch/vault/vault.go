@@ -16,6 +16,7 @@ import (
 
 	"github.com/tapswitch/tapswitch/iso8583"
 	"github.com/tapswitch/tapswitch/switch/pebblelog"
+	"github.com/tapswitch/tapswitch/switch/replica"
 )
 
 // Status is where a token is in its life. Deleted is final.
@@ -89,11 +90,32 @@ type Vault struct {
 	keys    atomic.Pointer[Keyring]
 	writeMu sync.Mutex
 	rekey   rekeyGuard
+	// log, in cluster mode, is where the records' writes go; every node's
+	// follower applies them to its own db (package replica). nil on one
+	// node: writes commit to db.
+	log replica.Log
+	// base is the log position a write's reads were made at (guarded by
+	// writeMu; see lockWrite).
+	base uint64
 }
+
+// conflictTriesMax bounds the runs of one write that lose to writes of
+// other nodes (replica.ErrConflict): each loss means another node's write
+// went in, so the bound is only reached under a storm of writes to one
+// vault; the write then fails.
+const conflictTriesMax = 32
 
 // Open opens or creates the vault in dir and checks that keys is the
 // keyring this vault was written with.
 func Open(dir string, keys *Keyring) (*Vault, error) {
+	return OpenReplica(dir, keys, nil)
+}
+
+// OpenReplica opens the vault in dir as a node's copy of a replicated
+// vault: attach (nil: none, as Open) connects db to the log, which catches
+// it up before the keyring is checked. The keyring's own records (m/) stay
+// node-local: every node checks its own key file against its own copy.
+func OpenReplica(dir string, keys *Keyring, attach replica.Open) (*Vault, error) {
 	if keys == nil {
 		return nil, errors.New("vault: nil keyring")
 	}
@@ -103,18 +125,84 @@ func Open(dir string, keys *Keyring) (*Vault, error) {
 		return nil, fmt.Errorf("vault: open %s: %w", dir, err)
 	}
 	v := &Vault{db: db}
+	if attach != nil {
+		if v.log, err = attach(db); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("vault %s: %w", dir, err)
+		}
+	}
 	if err := v.admit(keys); err != nil {
+		v.closeLog()
 		db.Close()
 		return nil, fmt.Errorf("vault %s: %w", dir, err)
 	}
 	v.keys.Store(keys)
+	if attach != nil {
+		if err := v.checkSharedKeys(); err != nil {
+			v.closeLog()
+			db.Close()
+			return nil, fmt.Errorf("vault %s: %w", dir, err)
+		}
+	}
 	return v, nil
+}
+
+// checkSharedKeys opens the first token record, which another node may
+// have sealed: the key check probe (m/keycheck) is node-local, so only a
+// record tells a key file that differs from the other nodes' at start-up
+// rather than at every tap.
+func (v *Vault) checkSharedKeys() error {
+	it, err := v.recordIter(recordKey(""))
+	if err != nil {
+		return err
+	}
+	var token string
+	if it.First() {
+		token = string(it.Key()[len("t/"):])
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil || token == "" {
+		return err
+	}
+	if _, err := v.Get(token); err != nil {
+		return fmt.Errorf("the keyring cannot open the records of the replicated vault; every node needs the same key file: %w", err)
+	}
+	return nil
 }
 
 // Close stops a running Rekey, waits for it to return, and closes the store.
 func (v *Vault) Close() error {
 	v.rekey.close()
+	v.closeLog()
 	return v.db.Close()
+}
+
+func (v *Vault) closeLog() {
+	if v.log != nil {
+		v.log.Close()
+	}
+}
+
+// lockWrite takes writeMu and notes the log position the write's reads
+// will see at least: its commit is refused if another node's batch came
+// after it, whatever the write read.
+func (v *Vault) lockWrite() {
+	v.writeMu.Lock()
+	if v.log != nil {
+		v.base = v.log.Applied()
+	}
+}
+
+// retryConflicts runs write until it does not lose to another node's
+// write, at most conflictTriesMax times. On one node it runs it once.
+func retryConflicts(write func() error) error {
+	var err error
+	for try := range conflictTriesMax {
+		if err = write(); !errors.Is(err, replica.ErrConflict) {
+			return err
+		}
+		replica.Backoff(try)
+	}
+	return fmt.Errorf("vault: %d tries lost to other nodes' writes: %w", conflictTriesMax, err)
 }
 
 // Keys is the keyring the vault uses now. Code that seals PANs outside the
@@ -254,7 +342,11 @@ func (v *Vault) Put(t Token) error {
 	if err := validateToken(&t); err != nil {
 		return err
 	}
-	v.writeMu.Lock()
+	return retryConflicts(func() error { return v.put(&t) })
+}
+
+func (v *Vault) put(t *Token) error {
+	v.lockWrite()
 	defer v.writeMu.Unlock()
 	token, pan := t.Token.Clear(), t.PAN.Clear()
 	old, found, err := v.load(token)
@@ -271,7 +363,7 @@ func (v *Vault) Put(t Token) error {
 	defer b.Close()
 	keys := v.keys.Load() // stable: SetKeyring swaps it under writeMu
 	hash := keys.IndexHash(pan)
-	if err := v.replaceIndexes(b, &t, hash, old, found); err != nil {
+	if err := v.replaceIndexes(b, t, hash, old, found); err != nil {
 		return err
 	}
 	r := record{
@@ -350,7 +442,24 @@ func (v *Vault) checkRoom(prefix []byte, limit int, what string) error {
 	return nil
 }
 
+// commit makes b durable: on one node in db; in a cluster in the log,
+// refused with replica.ErrConflict when another node's write came after
+// the position the caller read at, and applied to db on return.
 func (v *Vault) commit(b *pebble.Batch) error {
+	if v.log == nil {
+		return v.commitLocal(b)
+	}
+	seq, err := v.log.Commit(b.Repr(), v.base)
+	if err != nil {
+		return fmt.Errorf("vault: commit: %w", err)
+	}
+	v.base = seq
+	return nil
+}
+
+// commitLocal writes b to this node's db only: every write on one node,
+// and the keyring's node-local records (m/) in a cluster.
+func (v *Vault) commitLocal(b *pebble.Batch) error {
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("vault: commit: %w", err)
 	}
@@ -417,7 +526,11 @@ func (v *Vault) SetStatus(token string, s Status) error {
 	if _, ok := statusCode(s); !ok {
 		return fmt.Errorf("%w: unknown status %q", ErrInvalid, s)
 	}
-	v.writeMu.Lock()
+	return retryConflicts(func() error { return v.setStatus(token, s) })
+}
+
+func (v *Vault) setStatus(token string, s Status) error {
+	v.lockWrite()
 	defer v.writeMu.Unlock()
 	r, found, err := v.load(token)
 	switch {
@@ -431,10 +544,10 @@ func (v *Vault) SetStatus(token string, s Status) error {
 		return fmt.Errorf("%w: token %s is deleted, which is final", ErrInvalid, iso8583.PAN(token))
 	}
 	r.status = s
-	if err := v.db.Set(recordKey(token), r.encode(), pebble.Sync); err != nil {
-		return fmt.Errorf("vault: set status: %w", err)
-	}
-	return nil
+	b := v.db.NewBatch()
+	defer b.Close()
+	b.Set(recordKey(token), r.encode(), nil)
+	return v.commit(b)
 }
 
 // SuspendDevice suspends every active token on a device in one synchronous
@@ -445,7 +558,17 @@ func (v *Vault) SuspendDevice(deviceID string) (int, error) {
 	if !validDeviceID(deviceID) {
 		return 0, fmt.Errorf("%w: device ID must be 1-%d printable ASCII bytes without '/'", ErrInvalid, deviceIDBytesMax)
 	}
-	v.writeMu.Lock()
+	var n int
+	err := retryConflicts(func() error {
+		var err error
+		n, err = v.suspendDevice(deviceID)
+		return err
+	})
+	return n, err
+}
+
+func (v *Vault) suspendDevice(deviceID string) (int, error) {
+	v.lockWrite()
 	defer v.writeMu.Unlock()
 	tokens, err := v.scan(deviceIndexPrefix(deviceID), tokensPerDeviceMax)
 	if err != nil {
