@@ -129,9 +129,8 @@ func (w *world) newNode(k int, keys, issuersFile string, urls []string) *node {
 }
 
 // startNode starts (or restarts, on its data) a node and waits for its
-// /readyz. -dev seeds the demo tokens into the node's own vault, the same
-// tokens on every node; once vault replication through JetStream lands
-// (issue 14's tokens slice), seeding node 1 will be enough.
+// /readyz. -dev seeds the demo tokens on every node: the same records,
+// written through the replicated vault.
 func (w *world) startNode(n *node) {
 	w.t.Helper()
 	n.proc, _ = proctest.DevSwitchd(w.t, w.bin.switchd, n.data, "-dev-external-issuers", "-config", n.config,

@@ -109,10 +109,10 @@ node_up() {
   local n=$1
   node_config "$n"
   rm -f "$DIR/node-$n/dev-wallet.json"
-  # -dev seeds the demo tokens into this node's own vault, the same on
-  # every node (token numbers derive from the demo labels, keys are
-  # shared). Once vault replication through JetStream lands (issue 14,
-  # tokens slice), seeding node 1 will be enough.
+  # -dev seeds the demo tokens on every node: the vault is replicated
+  # through JetStream, so each node's seeding writes the same records
+  # (token numbers derive from the demo labels, keys are shared) and the
+  # ones already there are left as they are.
   start "node-$n" "$DIR/bin/switchd" -dev -dev-external-issuers -config "$DIR/node-$n.yaml" -data "$DIR/node-$n" \
     -listen "127.0.0.1:${n}8583" -admin "127.0.0.1:${n}8584" -public "127.0.0.1:${n}8585" \
     -log-level warn -log-format json -log-transactions=false
