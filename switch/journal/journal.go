@@ -80,7 +80,12 @@ type stripe struct {
 }
 
 // Options configure Open. The zero value uses DefaultCutoff.
-type Options struct{ Cutoff Cutoff }
+type Options struct {
+	Cutoff Cutoff
+	// Replica, in a cluster, receives a copy of every batch before a write
+	// returns (replica.go); nil on a single node.
+	Replica Replica
+}
 
 // Journal is a node's journal. Its methods are safe for concurrent use.
 type Journal struct {
@@ -95,7 +100,8 @@ type Journal struct {
 	// read lock, SealDay the write lock.
 	sealedMu sync.RWMutex
 	sealed   map[string]bool
-	dayFloor string // no entry gets an earlier business day (CloseDay)
+	rep      *replicator // nil on a single node
+	dayFloor string      // no entry gets an earlier business day (CloseDay)
 	seed     maphash.Seed
 	life     lifecycle
 	stripes  [stripeCount]stripe
@@ -121,6 +127,12 @@ func Open(dir string, opts Options) (*Journal, error) {
 	}
 	j := &Journal{db: db, cutoff: c, seed: maphash.MakeSeed()}
 	j.life.idle.L = &j.life.mu
+	if opts.Replica != nil {
+		if err := j.openReplica(opts.Replica); err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("journal: open %s: %w", dir, err)
+		}
+	}
 	last, err := j.lastSeq()
 	if err != nil {
 		_ = db.Close()
@@ -278,7 +290,7 @@ func (j *Journal) commit(s *scratch, rec *Entry, c *Change) error {
 	if err := j.applyChange(b, rec, c); err != nil {
 		return err
 	}
-	return b.Commit(pebble.Sync)
+	return j.write(b)
 }
 
 // Lookup returns the entry with key k, if any. A key that no entry could

@@ -1,0 +1,216 @@
+package cluster_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tapswitch/tapswitch/iso8583"
+	"github.com/tapswitch/tapswitch/switch/cluster"
+	"github.com/tapswitch/tapswitch/switch/cluster/natstest"
+	"github.com/tapswitch/tapswitch/switch/journal"
+)
+
+// journalDay is the business day of every test entry.
+var journalDay = time.Date(2026, 3, 15, 6, 30, 0, 0, time.UTC)
+
+// openJournalStream connects to NATS server i and opens the journal stream.
+func openJournalStream(t testing.TB, nc *natstest.Cluster, i int, timeout time.Duration) *cluster.JournalStream {
+	t.Helper()
+	conn, err := nats.Connect(nc.URL(i), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(conn.Close)
+	js, err := jetstream.New(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, err := cluster.OpenJournalStream(ctx, js, cluster.JournalConfig{Stream: "tapswitch_journal_test", Replicas: 3, OpTimeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func openReplicated(t testing.TB, dir string, r journal.Replica) *journal.Journal {
+	t.Helper()
+	j, err := journal.Open(dir, journal.Options{Replica: r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+// testEntry is the outcome of tap i at terminal tid.
+func testEntry(tid string, i int) *journal.Entry {
+	return &journal.Entry{Time: journalDay.Add(time.Duration(i) * time.Millisecond), NodeID: "node-x", MTI: "0100",
+		TerminalID: tid, STAN: fmt.Sprintf("%06d", i), TransmissionTime: "0315063001", ResponseCode: "00",
+		Amount: iso8583.Amount(100 + i), Token: "6200000000000001"}
+}
+
+// writeTraffic appends taps from workers goroutines at once: each tap
+// arms a reversal, then appends its outcome disarming it (every third
+// leaves it due, as a timed-out tap does), with a top-up record now and
+// then: the kinds of batch a node commits.
+func writeTraffic(t testing.TB, j *journal.Journal, workers, from, to int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Go(func() {
+			tid := fmt.Sprintf("TERM%04d", w)
+			for i := from; i < to; i++ {
+				e := testEntry(tid, i+1)
+				armed := *e
+				armed.ResponseCode = "91"
+				id, err := j.Arm(&armed)
+				if err != nil {
+					errs <- err
+					return
+				}
+				change := &journal.Change{Disarm: id}
+				if i%3 == 2 {
+					change = &journal.Change{Activate: &journal.Advice{ID: id, Entry: armed}}
+				}
+				if err := j.AppendWith(e, change); err != nil {
+					errs <- err
+					return
+				}
+				if i%5 == 0 {
+					if err := j.PutTopUp(journal.TopUpRecord{ID: fmt.Sprintf("%s-%d", tid, i), Value: []byte("loaded")}); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+func sealBytes(t testing.TB, j *journal.Journal, dir string) []byte {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path, err := j.SealDay(journal.BusinessDay(journalDay, j.Cutoff()), "node-x", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func adviceCounts(t testing.TB, j *journal.Journal) map[journal.AdviceState]int {
+	t.Helper()
+	c, err := j.AdviceCounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestJournalRestoreIsByteIdentical: a journal written with replication by
+// concurrent taps, sealed; the same journal rebuilt from the stream alone,
+// sealed: the two sealed files are the same bytes, and the advices owed
+// are the same.
+func TestJournalRestoreIsByteIdentical(t *testing.T) {
+	nc := natstest.Start(t, 3)
+	s := openJournalStream(t, nc, 0, 5*time.Second)
+	dir := t.TempDir()
+	j := openReplicated(t, filepath.Join(dir, "journal"), s.Node("node-x"))
+	writeTraffic(t, j, 8, 0, 30)
+	want := sealBytes(t, j, filepath.Join(dir, "own"))
+	wantAdvices := adviceCounts(t, j)
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(want) < 240*40 || wantAdvices[journal.AdviceDue] != 8*10 {
+		t.Fatalf("sealed %d bytes, advices %v: the traffic did not happen", len(want), wantAdvices)
+	}
+
+	restored := filepath.Join(dir, "restored")
+	if err := journal.Restore(restored, openJournalStream(t, nc, 2, 5*time.Second).Node("node-x")); err != nil {
+		t.Fatal(err)
+	}
+	r, err := journal.Open(restored, journal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if !r.IsSealed(journal.BusinessDay(journalDay, r.Cutoff())) {
+		t.Error("the restored journal does not know its day was sealed")
+	}
+	got := sealBytes(t, r, filepath.Join(dir, "again"))
+	if !bytes.Equal(got, want) {
+		t.Fatalf("restored sealed file differs: %d bytes against %d", len(got), len(want))
+	}
+	if g := adviceCounts(t, r); g[journal.AdviceDue] != wantAdvices[journal.AdviceDue] || g[journal.AdviceArmed] != 0 {
+		t.Fatalf("restored advices %v, want %v", g, wantAdvices)
+	}
+	if err := journal.Restore(restored, s.Node("node-x")); err == nil {
+		t.Error("Restore into an existing journal succeeded")
+	}
+}
+
+// TestJournalCatchesUpFromStream: a node whose disk lost the tail of its
+// journal (the batches the quorum acknowledged but the node never
+// committed, as after a crash between the two) gets them back from the
+// stream when it opens, and numbers its next batches after them.
+func TestJournalCatchesUpFromStream(t *testing.T) {
+	nc := natstest.Start(t, 3)
+	s := openJournalStream(t, nc, 1, 5*time.Second)
+	dir := t.TempDir()
+	live := filepath.Join(dir, "journal")
+	j := openReplicated(t, live, s.Node("node-x"))
+	writeTraffic(t, j, 4, 0, 10)
+	lost := filepath.Join(dir, "lost")
+	if err := j.Checkpoint(lost); err != nil { // the disk as it was here
+		t.Fatal(err)
+	}
+	writeTraffic(t, j, 4, 10, 20)
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	old := openReplicated(t, lost, s.Node("node-x"))
+	defer old.Close()
+	e := testEntry("TERM0003", 20)
+	got, found, err := old.Lookup(e.Key())
+	if err != nil || !found || got.Amount != e.Amount {
+		t.Fatalf("tap 20 of TERM0003 after catching up: found %v, %v", found, err)
+	}
+	if err := old.Append(testEntry("TERM0009", 1)); err != nil {
+		t.Fatalf("a new append after catching up: %v", err)
+	}
+	restored := filepath.Join(dir, "restored")
+	if err := journal.Restore(restored, s.Node("node-x")); err != nil {
+		t.Fatal(err)
+	}
+	r, err := journal.Open(restored, journal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if !bytes.Equal(sealBytes(t, old, filepath.Join(dir, "a")), sealBytes(t, r, filepath.Join(dir, "b"))) {
+		t.Fatal("the caught-up journal and the stream disagree")
+	}
+}
