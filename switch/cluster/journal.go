@@ -150,3 +150,13 @@ func batchOf(m *jetstream.RawStreamMsg) (uint64, error) {
 	}
 	return b, nil
 }
+
+// BindJournalStream binds to an existing journal stream without changing
+// it: for tools that read it (tapctl journal restore).
+func BindJournalStream(ctx context.Context, js jetstream.JetStream, name string, timeout time.Duration) (*JournalStream, error) {
+	s, err := js.Stream(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("cluster journal stream %s: %w", name, err)
+	}
+	return &JournalStream{js: js, stream: s, name: name, timeout: timeout}, nil
+}

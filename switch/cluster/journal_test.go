@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"github.com/tapswitch/tapswitch/switch/cluster"
 	"github.com/tapswitch/tapswitch/switch/cluster/natstest"
 	"github.com/tapswitch/tapswitch/switch/journal"
+	"github.com/tapswitch/tapswitch/switch/node"
 )
 
 // journalDay is the business day of every test entry.
@@ -212,5 +214,124 @@ func TestJournalCatchesUpFromStream(t *testing.T) {
 	defer r.Close()
 	if !bytes.Equal(sealBytes(t, old, filepath.Join(dir, "a")), sealBytes(t, r, filepath.Join(dir, "b"))) {
 		t.Fatal("the caught-up journal and the stream disagree")
+	}
+}
+
+// TestJournalWithoutQuorumRefuses: with two of three NATS servers down, a
+// write fails (ErrReplication) instead of returning on the local fsync
+// alone; with the quorum back, writes succeed again, and every write that
+// returned success is in the stream.
+func TestJournalWithoutQuorumRefuses(t *testing.T) {
+	nc := natstest.Start(t, 3)
+	s := openJournalStream(t, nc, 0, time.Second)
+	dir := t.TempDir()
+	j := openReplicated(t, filepath.Join(dir, "journal"), s.Node("node-x"))
+	defer j.Close()
+	var acked []*journal.Entry
+	appendOne := func(i int) error {
+		e := testEntry("TERM0001", i)
+		err := j.Append(e)
+		if err == nil {
+			acked = append(acked, e)
+		}
+		return err
+	}
+	for i := 1; i <= 5; i++ {
+		if err := appendOne(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nc.Kill(1)
+	nc.Kill(2)
+	for i := 6; i <= 8; i++ {
+		if err := appendOne(i); !errors.Is(err, journal.ErrReplication) {
+			t.Fatalf("append %d without the quorum: %v, want ErrReplication", i, err)
+		}
+	}
+	if _, err := j.Arm(testEntry("TERM0002", 1)); !errors.Is(err, journal.ErrReplication) {
+		t.Fatalf("Arm without the quorum: %v, want ErrReplication", err)
+	}
+	nc.Restart(1)
+	deadline := time.Now().Add(20 * time.Second)
+	i := 9
+	for ; appendOne(i) != nil; i++ {
+		if time.Now().After(deadline) {
+			t.Fatal("no write succeeded within 20 s of the quorum's return")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	restored := filepath.Join(dir, "restored")
+	if err := journal.Restore(restored, s.Node("node-x")); err != nil {
+		t.Fatal(err)
+	}
+	r, err := journal.Open(restored, journal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for _, e := range acked {
+		got, found, err := r.Lookup(e.Key())
+		if err != nil || !found || got.Seq != e.Seq {
+			t.Errorf("acknowledged entry STAN %s not in the stream: found %v, %v", e.STAN, found, err)
+		}
+	}
+	// The failed writes committed locally were sent again before the
+	// first success: the stream holds all that the local journal does.
+	for n := 6; n <= 8; n++ {
+		k := testEntry("TERM0001", n).Key()
+		_, local, _ := j.Lookup(k)
+		_, remote, _ := r.Lookup(k)
+		if local != remote {
+			t.Errorf("STAN %06d: local journal has it %v, stream %v", n, local, remote)
+		}
+	}
+}
+
+// TestSwitchdJournalReplicated: a switchd node in cluster mode copies its
+// journal to the stream: the tap it approved is in a journal rebuilt from
+// the stream alone, approved, with the same Seq.
+func TestSwitchdJournalReplicated(t *testing.T) {
+	nc := natstest.Start(t, 3)
+	w := startWorldWith(t, func(c *node.Config) {
+		c.Cluster.URLs = []string{nc.URL(0)}
+		c.Cluster.CountersBucket = "counters"
+		c.Cluster.JournalStream = "tapswitch_journal_test"
+	})
+	tap := w.purchase()
+	if rc := w.handle(t, w.d.Node.Pipeline, tap); rc != iso8583.RCApproved {
+		t.Fatalf("tap: rc %s", rc)
+	}
+	stan, err := tap.GetString(11)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var own []journal.Entry
+	days, err := w.d.Node.Journal.Days()
+	if err != nil || len(days) == 0 {
+		t.Fatalf("node journal days %v, %v", days, err)
+	}
+	if err := w.d.Node.Journal.ScanDay(days[len(days)-1], func(e journal.Entry) error { own = append(own, e); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "restored")
+	s := openJournalStream(t, nc, 1, 5*time.Second)
+	if err := journal.Restore(dir, s.Node(w.d.Node.Pipeline.Deps().NodeID)); err != nil {
+		t.Fatal(err)
+	}
+	r, err := journal.Open(dir, journal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	found := false
+	for _, e := range own {
+		got, ok, err := r.Lookup(e.Key())
+		if err != nil || !ok || got.Seq != e.Seq || got.ResponseCode != e.ResponseCode {
+			t.Errorf("entry STAN %s (%s) not in the stream as journaled: %v %v", e.STAN, e.ResponseCode, ok, err)
+		}
+		found = found || (e.STAN == stan && e.ResponseCode == iso8583.RCApproved)
+	}
+	if !found {
+		t.Fatalf("the approved tap STAN %s is not in the node's journal: %d entries", stan, len(own))
 	}
 }

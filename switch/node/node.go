@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/tapswitch/tapswitch/router/bintable"
@@ -69,6 +70,7 @@ type Node struct {
 	serveErrs  chan error
 	closeOnce  sync.Once
 	nats       *nats.Conn // cluster mode only
+	js         jetstream.JetStream
 }
 
 // Open reads the listeners' secrets, opens the stores, binds the three
@@ -166,7 +168,14 @@ func (n *Node) openStores() error {
 	if err != nil {
 		return err
 	}
-	if n.Journal, err = journal.Open(filepath.Join(n.cfg.Data, "journal"), journal.Options{Cutoff: cutoff}); err != nil {
+	if err := n.connectCluster(); err != nil {
+		return err
+	}
+	replica, err := n.journalReplica()
+	if err != nil {
+		return err
+	}
+	if n.Journal, err = journal.Open(filepath.Join(n.cfg.Data, "journal"), journal.Options{Cutoff: cutoff, Replica: replica}); err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
 	return nil
