@@ -8,13 +8,16 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/tapswitch/tapswitch/bench/pos"
 	"github.com/tapswitch/tapswitch/iso8583"
+	"github.com/tapswitch/tapswitch/switch/authorize"
 	"github.com/tapswitch/tapswitch/switch/cluster"
 	"github.com/tapswitch/tapswitch/switch/cluster/natstest"
 	"github.com/tapswitch/tapswitch/switch/journal"
@@ -334,4 +337,54 @@ func TestSwitchdJournalReplicated(t *testing.T) {
 	if !found {
 		t.Fatalf("the approved tap STAN %s is not in the node's journal: %d entries", stan, len(own))
 	}
+}
+
+// BenchmarkAuthorizeJournalReplicated: a tap on a cluster node without
+// and with its journal replicated (sub-benchmarks cluster and replicated),
+// same world, 16 goroutines of taps of one card, as
+// BenchmarkAuthorizeCluster. docs/cluster.md runs it interleaved.
+func BenchmarkAuthorizeJournalReplicated(b *testing.B) {
+	w := startWorld(b)
+	nc := natstest.Start(b, 3)
+	var seq atomic.Uint64
+	now := time.Now()
+	run := func(b *testing.B, p *authorize.Pipeline) {
+		b.ReportAllocs()
+		b.SetParallelism(16)
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			var fields iso8583.Fields
+			for pb.Next() {
+				n := seq.Add(1)
+				term := pos.DemoTerminal
+				term.TerminalID = fmt.Sprintf("B%07d", n/999999)
+				tap := pos.Tap{Terminal: term, ProcessingCode: iso8583.ProcPurchase, Amount: 1,
+					STAN: fmt.Sprintf("%06d", n%999999+1), Time: now}.WithCard(w.card)
+				k, _ := w.d.AcquirerKeys.TerminalKey(term.Acquirer, term.TerminalID)
+				frame, err := iso8583.PackSigned(tap.Message(), k)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := fields.Parse(frame); err != nil {
+					b.Fatal(err)
+				}
+				req, err := authorize.ParseFields(&fields)
+				if err != nil {
+					b.Fatal(err)
+				}
+				from := w.d.Node.Senders().Check(frame, req.TerminalID)
+				if a := p.HandleRequest(context.Background(), req, from); a.RC != iso8583.RCApproved {
+					b.Fatalf("rc %s", a.RC)
+				}
+			}
+		})
+	}
+	b.Run("cluster", func(b *testing.B) { run(b, w.clusterNode(b, nc, 0, "node-a")) })
+	b.Run("replicated", func(b *testing.B) {
+		p := w.clusterNode(b, nc, 0, "node-r")
+		deps := p.Deps()
+		deps.Journal = openReplicated(b, b.TempDir(), openJournalStream(b, nc, 0, 5*time.Second).Node("node-r"))
+		b.Cleanup(func() { deps.Journal.Close() })
+		run(b, authorize.New(deps))
+	})
 }

@@ -233,7 +233,12 @@ func (j *Journal) openReplica(r Replica) error {
 	if err != nil {
 		return err
 	}
-	next = max(next, last+1, highest+1)
+	// A batch a previous life committed locally whose copy never reached
+	// the stream (its acknowledgement failed, then the node died) has a
+	// number above the stream's last; at most batchWindowMax of them. Start
+	// above them all, so neither this life nor an adopter writing this
+	// node's journal reuses one (a mark present would hide its batch).
+	next = max(next, last+1, highest+1) + batchWindowMax
 	j.rep = &replicator{r: r, next: next, low: next, floorSeq: floorSeq}
 	return nil
 }
