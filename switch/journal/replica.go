@@ -304,7 +304,15 @@ func Restore(dir string, r Replica) error {
 		return fmt.Errorf("journal: restore into %s: %w", dir, err)
 	}
 	j := &Journal{db: db}
-	err = r.Replay(0, func(_, n uint64, repr []byte) error { return j.applyMissing(n, repr) })
+	var highest, lastSeq uint64
+	err = r.Replay(0, func(seq, n uint64, repr []byte) error {
+		highest, lastSeq = max(highest, n), seq
+		return j.applyMissing(n, repr)
+	})
+	if err == nil { // every batch up to highest is applied: the next open reads from lastSeq on
+		v := binary.BigEndian.AppendUint64(nil, highest+1)
+		err = db.Set([]byte(keyReplicaFloor), binary.BigEndian.AppendUint64(v, lastSeq), pebble.Sync)
+	}
 	if cerr := db.Close(); err == nil {
 		err = cerr
 	}

@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -12,6 +15,7 @@ import (
 	"github.com/tapswitch/tapswitch/switch/authorize"
 	"github.com/tapswitch/tapswitch/switch/cluster"
 	"github.com/tapswitch/tapswitch/switch/journal"
+	"github.com/tapswitch/tapswitch/switch/saf"
 )
 
 // ClusterConfig joins the node to a network of nodes sharing state through
@@ -34,6 +38,25 @@ type ClusterConfig struct {
 	// to before a write returns (subject JournalStream.<node_id>), one per
 	// network; it has Replicas replicas and OpTimeout bounds each ack.
 	JournalStream string `yaml:"journal_stream"`
+	// MembersBucket holds each node's heartbeat, which expires after
+	// HeartbeatTTL: a node silent that long is taken for dead, and one
+	// survivor adopts it (AdoptionsBucket says which).
+	MembersBucket   string        `yaml:"members_bucket"`
+	AdoptionsBucket string        `yaml:"adoptions_bucket"`
+	HeartbeatTTL    time.Duration `yaml:"heartbeat_ttl"`
+}
+
+// clusterState is what a cluster node holds besides the NATS connection.
+type clusterState struct {
+	journalStream *cluster.JournalStream
+	members       *cluster.Members
+	stopBeats     context.CancelFunc
+	beatsDone     chan struct{}
+	returnRev     uint64 // this node's adoption, taken back at start, to end once its journal caught up
+	adviceIssuers map[string]saf.Issuer
+	adopting      atomic.Int64 // dead nodes this node is adopting now
+	adoptChecked  map[string]string
+	adoptDone     chan struct{}
 }
 
 // Enabled says whether the node runs in a cluster.
@@ -81,6 +104,10 @@ func (n *Node) journalReplica() (journal.Replica, error) {
 	if err != nil {
 		return nil, err
 	}
+	n.journalStream = s
+	if err := n.openMembers(); err != nil {
+		return nil, err
+	}
 	n.log.Info().Str("stream", cc.JournalStream).Int("replicas", cc.Replicas).
 		Msg("cluster mode: every journal write is also on a quorum of the journal stream")
 	return s.Node(n.cfg.NodeID), nil
@@ -111,4 +138,108 @@ func (n *Node) openCluster() (authorize.Counters, error) {
 	n.log.Info().Strs("nats", cc.URLs).Str("bucket", cc.CountersBucket).Int("replicas", cc.Replicas).
 		Msg("cluster mode: counter windows shared through JetStream")
 	return counters, nil
+}
+
+// openMembers joins the membership (a first heartbeat at once, then every
+// third of the TTL) and takes the node back if it was adopted meanwhile.
+func (n *Node) openMembers() error {
+	cc := n.cfg.Cluster
+	ctx, cancel := context.WithTimeout(context.Background(), cc.ConnectTimeout)
+	defer cancel()
+	m, err := cluster.OpenMembers(ctx, n.js, cluster.MembersConfig{Bucket: cc.MembersBucket,
+		AdoptionsBucket: cc.AdoptionsBucket, Replicas: cc.Replicas, HeartbeatTTL: cc.HeartbeatTTL,
+		OpTimeout: cc.OpTimeout}, n.cfg.NodeID)
+	if err != nil {
+		return err
+	}
+	n.members = m
+	if n.returnRev, err = n.returnFromAdoption(ctx); err != nil {
+		return err
+	}
+	if err := m.Beat(ctx); err != nil {
+		return fmt.Errorf("cluster: first heartbeat: %w", err)
+	}
+	bctx, stop := context.WithCancel(context.Background())
+	n.stopBeats, n.beatsDone = stop, make(chan struct{})
+	go func() {
+		defer close(n.beatsDone)
+		m.Run(bctx)
+	}()
+	return nil
+}
+
+// endReturn ends this node's adoption once its journal has caught up from
+// the stream (with what the adopter wrote).
+func (n *Node) endReturn() error {
+	if n.returnRev == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.Cluster.OpTimeout)
+	defer cancel()
+	if err := n.members.EndAdoption(ctx, n.cfg.NodeID, n.returnRev); err != nil {
+		return fmt.Errorf("cluster: ending this node's adoption: %w", err)
+	}
+	n.returnRev = 0
+	return nil
+}
+
+func (n *Node) stopMembers() {
+	if n.stopBeats != nil {
+		n.stopBeats()
+		<-n.beatsDone
+		n.stopBeats = nil
+	}
+}
+
+// startAdopter adopts dead nodes in the background; nothing outside a
+// cluster.
+func (n *Node) startAdopter(ctx context.Context) {
+	if n.members == nil {
+		return
+	}
+	n.adoptChecked, n.adoptDone = map[string]string{}, make(chan struct{})
+	go func() {
+		defer close(n.adoptDone)
+		n.runAdopter(ctx)
+	}()
+}
+
+func (n *Node) waitAdopter() {
+	if n.adoptDone != nil {
+		<-n.adoptDone
+	}
+}
+
+// ClusterQuorum says whether this node is in a cluster and reached the
+// quorum with its last heartbeat (true outside a cluster).
+func (n *Node) ClusterQuorum() bool {
+	if n.members == nil {
+		return true
+	}
+	_, q := n.members.Alive()
+	return q
+}
+
+// registerClusterMetrics adds the membership gauges to the node's
+// metrics; nothing outside a cluster.
+func (n *Node) registerClusterMetrics() {
+	if n.members == nil {
+		return
+	}
+	alive := func() float64 { a, _ := n.members.Alive(); return float64(len(a)) }
+	quorum := func() float64 {
+		if n.ClusterQuorum() {
+			return 1
+		}
+		return 0
+	}
+	reg := n.metrics.Registry()
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tapswitch_cluster_nodes",
+			Help: "Nodes whose heartbeat this node saw current at its last heartbeat.", ConstLabels: prometheus.Labels{"state": "alive"}}, alive),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tapswitch_cluster_quorum",
+			Help: "1 while this node's heartbeats reach the NATS quorum within the heartbeat TTL."}, quorum),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tapswitch_cluster_adopting",
+			Help: "Dead nodes whose advices or days this node is finishing now."}, func() float64 { return float64(n.adopting.Load()) }),
+	)
 }

@@ -64,13 +64,14 @@ type Node struct {
 	publicLn  net.Listener
 	publicTLS *tls.Config // nil: plain HTTP (loopback only)
 	// adminToken is the SHA-256 of admin_token_file's token; nil: none.
-	adminToken *[32]byte
-	admin      *http.Server // operators: health, metrics, profiles, rotation
-	adminLn    net.Listener
-	serveErrs  chan error
-	closeOnce  sync.Once
-	nats       *nats.Conn // cluster mode only
-	js         jetstream.JetStream
+	adminToken   *[32]byte
+	admin        *http.Server // operators: health, metrics, profiles, rotation
+	adminLn      net.Listener
+	serveErrs    chan error
+	closeOnce    sync.Once
+	nats         *nats.Conn // cluster mode only
+	js           jetstream.JetStream
+	clusterState // journal stream, membership and adoption (cluster.go, adopt.go)
 }
 
 // Open reads the listeners' secrets, opens the stores, binds the three
@@ -109,6 +110,7 @@ func Open(cfg Config, log zerolog.Logger, addressOverride map[string]string) (_ 
 		return nil, err
 	}
 	n.metrics = newMetrics(n.Issuers)
+	n.registerClusterMetrics()
 	n.metrics.WatchAdvices(func() (int, int, int, error) {
 		c, err := n.Journal.AdviceCounts()
 		return c[journal.AdviceArmed], c[journal.AdviceDue], c[journal.AdviceDead], err
@@ -178,7 +180,7 @@ func (n *Node) openStores() error {
 	if n.Journal, err = journal.Open(filepath.Join(n.cfg.Data, "journal"), journal.Options{Cutoff: cutoff, Replica: replica}); err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
-	return nil
+	return n.endReturn()
 }
 
 // privateDataDir makes the data directory, or tightens an existing one
@@ -309,6 +311,7 @@ func (n *Node) newSender(pipelineIssuers map[string]authorize.Issuer) error {
 	for _, l := range n.links { // advices go by moov, off the hot path
 		issuers[l.IssuerID()] = saf.Issuer{Institution: pipelineIssuers[l.IssuerID()].Institution, Link: l}
 	}
+	n.adviceIssuers = issuers // an adopted node's advices go the same way
 	ac := n.cfg.Advices
 	s, err := saf.New(saf.Config{
 		Journal: n.Journal, Keys: n.Vault.Keys, Issuers: issuers, Institution: n.cfg.Institution,
@@ -354,6 +357,7 @@ func (n *Node) Start() {
 		defer close(n.sealDone)
 		n.sealClosedDays(ctx)
 	}()
+	n.startAdopter(ctx)
 	go func() {
 		if err := n.server.Serve(n.termLn); err != nil {
 			n.serveErrs <- fmt.Errorf("terminal server: %w", err)
@@ -389,6 +393,7 @@ func (n *Node) Shutdown() error {
 			n.stopSAF()
 			<-n.safDone
 			<-n.sealDone
+			n.waitAdopter()
 		}
 		for _, l := range n.links {
 			l.Close()
@@ -401,6 +406,7 @@ func (n *Node) Shutdown() error {
 }
 
 func (n *Node) closeStores() {
+	n.stopMembers()
 	if n.nats != nil {
 		n.nats.Close()
 	}

@@ -1,0 +1,157 @@
+package cluster_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tapswitch/tapswitch/bench/issuersim"
+	"github.com/tapswitch/tapswitch/iso8583"
+	"github.com/tapswitch/tapswitch/switch/authorize"
+	"github.com/tapswitch/tapswitch/switch/cluster"
+	"github.com/tapswitch/tapswitch/switch/cluster/natstest"
+	"github.com/tapswitch/tapswitch/switch/journal"
+	"github.com/tapswitch/tapswitch/switch/node"
+)
+
+const testTTL = 2 * time.Second
+
+func openMembers(t testing.TB, nc *natstest.Cluster, server int, id string) *cluster.Members {
+	t.Helper()
+	js, err := jetstream.New(nc.Connect(server))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	m, err := cluster.OpenMembers(ctx, js, cluster.MembersConfig{Bucket: "nodes", AdoptionsBucket: "adoptions",
+		Replicas: 3, HeartbeatTTL: testTTL, OpTimeout: 2 * time.Second}, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// reversalsSeen counts the 0420s an issuer received.
+func reversalsSeen(is *issuersim.Issuer) int {
+	n := 0
+	for _, r := range is.Received() {
+		if r.MTI == "0420" {
+			n++
+		}
+	}
+	return n
+}
+
+// TestAdoptionFinishesADeadNodesReversal: node A's tap times out at the
+// issuer (which decided it: a hold), so A owes the issuer a reversal; A
+// stops for good before sending it. The switchd node B takes A for dead
+// when A's heartbeat expires, adopts it, rebuilds A's journal from the
+// stream and sends the reversal: the issuer sees it exactly once. When A
+// comes back, its journal catches up with B's completion: nothing is due.
+func TestAdoptionFinishesADeadNodesReversal(t *testing.T) {
+	nc := natstest.Start(t, 3)
+	w := startWorldWith(t, func(c *node.Config) {
+		c.Cluster.URLs = []string{nc.URL(0)}
+		c.Cluster.CountersBucket = "counters"
+		c.Cluster.JournalStream = "tapswitch_journal_test"
+		c.Cluster.MembersBucket, c.Cluster.AdoptionsBucket, c.Cluster.HeartbeatTTL = "nodes", "adoptions", testTTL
+	})
+	issuer := w.d.Fleet.Issuer(w.card.Issuer)
+	before := reversalsSeen(issuer)
+
+	// Node A: its own journal, replicated, and its heartbeat.
+	a := openMembers(t, nc, 1, "node-a")
+	beat, stopBeat := context.WithCancel(context.Background())
+	beating := make(chan struct{})
+	go func() { defer close(beating); a.Run(beat) }()
+	aDir := filepath.Join(t.TempDir(), "journal")
+	stream := openJournalStream(t, nc, 1, 5*time.Second)
+	ja := openReplicated(t, aDir, stream.Node("node-a"))
+	pa := w.clusterNode(t, nc, 1, "node-a")
+	deps := pa.Deps()
+	deps.Journal = ja
+	if err := issuer.SetFaults(issuersim.Faults{DropRate: 1}); err != nil {
+		t.Fatal(err)
+	}
+	rc := w.handle(t, authorize.New(deps), w.purchase())
+	if err := issuer.SetFaults(issuersim.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	// Stood in (00, a reversal and a stand-in advice due) or 91 (a
+	// reversal due).
+	if c := adviceCounts(t, ja); c[journal.AdviceDue] < 1 || rc == iso8583.RCApproved && c[journal.AdviceDue] != 2 {
+		t.Fatalf("after the timed-out tap (rc %s) node A owes %v, want its reversal due", rc, c)
+	}
+	// A stops for good: no heartbeat, no sender ever again.
+	stopBeat()
+	<-beating
+	if err := ja.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	deadline := time.Now().Add(testTTL + 15*time.Second)
+	for reversalsSeen(issuer) == before {
+		if time.Now().After(deadline) {
+			t.Fatal("no survivor sent node A's reversal")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	adoptedBy := ""
+	for time.Now().Before(deadline) {
+		state, adopter, _, found, err := a.Adoption(context.Background(), "node-a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if found && (state == cluster.AdoptWaiting || state == cluster.AdoptDone) {
+			adoptedBy = adopter
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if adoptedBy != w.d.Node.Pipeline.Deps().NodeID {
+		t.Fatalf("node A adopted by %q, want the switchd node", adoptedBy)
+	}
+	time.Sleep(testTTL) // more adoption passes: nothing is sent again
+	if got := reversalsSeen(issuer) - before; got != 1 {
+		t.Fatalf("the issuer saw %d reversals, want exactly 1", got)
+	}
+
+	// A comes back: its journal catches up from the stream, where B's
+	// completion is: nothing is left for A's own sender.
+	back := openReplicated(t, aDir, stream.Node("node-a"))
+	defer back.Close()
+	if c := adviceCounts(t, back); c[journal.AdviceDue]+c[journal.AdviceArmed] != 0 {
+		t.Fatalf("node A back owes %v: it would send the reversal again", c)
+	}
+}
+
+// TestOneClaimWins: survivors claiming one dead node at once: exactly one
+// adopts it.
+func TestOneClaimWins(t *testing.T) {
+	nc := natstest.Start(t, 3)
+	var won atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 6 {
+		m := openMembers(t, nc, i%3, fmt.Sprintf("node-%d", i))
+		wg.Go(func() {
+			_, ok, err := m.Claim(context.Background(), "node-dead")
+			if err != nil {
+				t.Error(err)
+			}
+			if ok {
+				won.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if won.Load() != 1 {
+		t.Fatalf("%d claims won, want 1", won.Load())
+	}
+}
