@@ -1,8 +1,10 @@
 package cluster_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -89,6 +91,12 @@ func TestAdoptionFinishesADeadNodesReversal(t *testing.T) {
 	if c := adviceCounts(t, ja); c[journal.AdviceDue] < 1 || rc == iso8583.RCApproved && c[journal.AdviceDue] != 2 {
 		t.Fatalf("after the timed-out tap (rc %s) node A owes %v, want its reversal due", rc, c)
 	}
+	// And an entry of a day long closed, which the adopter seals for settle.
+	old := testEntry("TERM0001", 1)
+	old.NodeID = "node-a"
+	if err := ja.Append(old); err != nil {
+		t.Fatal(err)
+	}
 	// A stops for good: no heartbeat, no sender ever again.
 	stopBeat()
 	<-beating
@@ -129,6 +137,23 @@ func TestAdoptionFinishesADeadNodesReversal(t *testing.T) {
 	defer back.Close()
 	if c := adviceCounts(t, back); c[journal.AdviceDue]+c[journal.AdviceArmed] != 0 {
 		t.Fatalf("node A back owes %v: it would send the reversal again", c)
+	}
+	// The closed day, sealed by the adopter where settle reads node A's
+	// days, is what A's own journal seals.
+	day := journal.BusinessDay(journalDay, back.Cutoff())
+	adopted, err := os.ReadFile(filepath.Join(node.SealedDir(node.AdoptedDir(w.d.Data, "node-a")), journal.SealedFileName("node-a", day)))
+	if err != nil {
+		t.Fatalf("the adopter did not seal node A's closed day: %v", err)
+	}
+	if !back.IsSealed(day) {
+		t.Error("node A back does not know the adopter sealed its day")
+	}
+	path, err := back.SealDay(day, "node-a", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if own, err := os.ReadFile(path); err != nil || !bytes.Equal(own, adopted) {
+		t.Fatalf("the adopter's sealed file of node A differs from A's own: %d bytes against %d", len(adopted), len(own))
 	}
 }
 

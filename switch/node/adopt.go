@@ -178,18 +178,21 @@ func (n *Node) sendAdvices(ctx context.Context, j *journal.Journal) error {
 	}
 }
 
-// sealAdopted seals the adopted journal's closed days (under the sealing
-// state, so a returning node cannot write meanwhile) and marks the
-// adoption done once no day of it is open.
+// sealAdopted writes the sealed files of the adopted journal's closed
+// days (under the sealing state, so a returning node cannot write
+// meanwhile) and marks the adoption done once no day of it is open.
 func (n *Node) sealAdopted(ctx context.Context, dead string, j *journal.Journal, rev uint64) error {
 	last := journal.PrevDay(j.BusinessDayOf(time.Now().Add(-n.cfg.SealGrace)))
 	days, err := j.Days()
 	if err != nil {
 		return err
 	}
+	// Days the dead node sealed itself are written again (the same bytes):
+	// their files were on the machine that was lost.
+	dir := SealedDir(AdoptedDir(n.cfg.Data, dead))
 	var toSeal []string
 	for _, d := range days {
-		if d <= last && !j.IsSealed(d) {
+		if _, err := os.Stat(filepath.Join(dir, journal.SealedFileName(dead, d))); d <= last && err != nil {
 			toSeal = append(toSeal, d)
 		}
 	}
@@ -197,7 +200,6 @@ func (n *Node) sealAdopted(ctx context.Context, dead string, j *journal.Journal,
 		if rev, err = n.members.SetAdoption(ctx, dead, cluster.AdoptSealing, rev); err != nil {
 			return err
 		}
-		dir := SealedDir(AdoptedDir(n.cfg.Data, dead))
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return err
 		}
