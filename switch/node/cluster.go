@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -114,11 +115,32 @@ func (n *Node) journalReplica() (journal.Replica, error) {
 }
 
 // openJournalStream opens the stream of every node's journal batches.
-func openJournalStream(js jetstream.JetStream, cc ClusterConfig) (*cluster.JournalStream, error) {
+func openJournalStream(js jetstream.JetStream, cc ClusterConfig) (s *cluster.JournalStream, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), cc.ConnectTimeout)
 	defer cancel()
-	return cluster.OpenJournalStream(ctx, js, cluster.JournalConfig{
-		Stream: cc.JournalStream, Replicas: cc.Replicas, OpTimeout: cc.OpTimeout})
+	err = whileNoResponders(ctx, func() error {
+		s, err = cluster.OpenJournalStream(ctx, js, cluster.JournalConfig{
+			Stream: cc.JournalStream, Replicas: cc.Replicas, OpTimeout: cc.OpTimeout})
+		return err
+	})
+	return s, err
+}
+
+// whileNoResponders calls open again, every 100 ms until ctx ends, while
+// JetStream has no responders: a NATS cluster that is starting (or
+// electing its meta leader) answers its API so for a moment.
+func whileNoResponders(ctx context.Context, open func() error) error {
+	for {
+		err := open()
+		if !errors.Is(err, nats.ErrNoResponders) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // openCluster opens the shared counter windows; nil counters without a
@@ -130,8 +152,12 @@ func (n *Node) openCluster() (authorize.Counters, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), cc.ConnectTimeout)
 	defer cancel()
-	counters, err := cluster.OpenCounters(ctx, n.js, cluster.CountersConfig{
-		Bucket: cc.CountersBucket, Replicas: cc.Replicas, OpTimeout: cc.OpTimeout})
+	var counters *cluster.Counters
+	err := whileNoResponders(ctx, func() (err error) {
+		counters, err = cluster.OpenCounters(ctx, n.js, cluster.CountersConfig{
+			Bucket: cc.CountersBucket, Replicas: cc.Replicas, OpTimeout: cc.OpTimeout})
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -146,9 +172,13 @@ func (n *Node) openMembers() error {
 	cc := n.cfg.Cluster
 	ctx, cancel := context.WithTimeout(context.Background(), cc.ConnectTimeout)
 	defer cancel()
-	m, err := cluster.OpenMembers(ctx, n.js, cluster.MembersConfig{Bucket: cc.MembersBucket,
-		AdoptionsBucket: cc.AdoptionsBucket, Replicas: cc.Replicas, HeartbeatTTL: cc.HeartbeatTTL,
-		OpTimeout: cc.OpTimeout}, n.cfg.NodeID)
+	var m *cluster.Members
+	err := whileNoResponders(ctx, func() (err error) {
+		m, err = cluster.OpenMembers(ctx, n.js, cluster.MembersConfig{Bucket: cc.MembersBucket,
+			AdoptionsBucket: cc.AdoptionsBucket, Replicas: cc.Replicas, HeartbeatTTL: cc.HeartbeatTTL,
+			OpTimeout: cc.OpTimeout}, n.cfg.NodeID)
+		return err
+	})
 	if err != nil {
 		return err
 	}
