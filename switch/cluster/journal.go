@@ -76,7 +76,11 @@ func (n *nodeJournal) Publish(batch uint64, repr []byte) func() (uint64, error) 
 	m.Data = repr
 	num := strconv.FormatUint(batch, 10)
 	m.Header.Set(batchHeader, num)
-	f, err := n.s.js.PublishMsgAsync(m, jetstream.WithMsgID(n.node+"-"+num), jetstream.WithStallWait(n.s.timeout))
+	// No retry inside the client: a batch stored after a later one would
+	// break the journal's floor (journal.Replica); the journal sends a
+	// failed batch again itself, before any later one.
+	f, err := n.s.js.PublishMsgAsync(m, jetstream.WithMsgID(n.node+"-"+num), jetstream.WithStallWait(n.s.timeout),
+		jetstream.WithRetryAttempts(0))
 	if err != nil {
 		return func() (uint64, error) { return 0, err }
 	}

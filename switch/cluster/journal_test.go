@@ -179,29 +179,30 @@ func TestJournalRestoreIsByteIdentical(t *testing.T) {
 // TestJournalCatchesUpFromStream: a node whose disk lost the tail of its
 // journal (the batches the quorum acknowledged but the node never
 // committed, as after a crash between the two) gets them back from the
-// stream when it opens, and numbers its next batches after them.
+// stream when it opens, reading from its floor, and numbers its next
+// batches after them.
 func TestJournalCatchesUpFromStream(t *testing.T) {
 	nc := natstest.Start(t, 3)
 	s := openJournalStream(t, nc, 1, 5*time.Second)
 	dir := t.TempDir()
 	live := filepath.Join(dir, "journal")
 	j := openReplicated(t, live, s.Node("node-x"))
-	writeTraffic(t, j, 4, 0, 10)
+	writeTraffic(t, j, 4, 0, 600) // over 4,096 batches: the floor moves, old marks are deleted
 	lost := filepath.Join(dir, "lost")
 	if err := j.Checkpoint(lost); err != nil { // the disk as it was here
 		t.Fatal(err)
 	}
-	writeTraffic(t, j, 4, 10, 20)
+	writeTraffic(t, j, 4, 600, 610)
 	if err := j.Close(); err != nil {
 		t.Fatal(err)
 	}
 
 	old := openReplicated(t, lost, s.Node("node-x"))
 	defer old.Close()
-	e := testEntry("TERM0003", 20)
+	e := testEntry("TERM0003", 610)
 	got, found, err := old.Lookup(e.Key())
 	if err != nil || !found || got.Amount != e.Amount {
-		t.Fatalf("tap 20 of TERM0003 after catching up: found %v, %v", found, err)
+		t.Fatalf("tap 610 of TERM0003 after catching up: found %v, %v", found, err)
 	}
 	if err := old.Append(testEntry("TERM0009", 1)); err != nil {
 		t.Fatalf("a new append after catching up: %v", err)

@@ -45,9 +45,11 @@ import (
 
 // Replica is the replicated copy of one node's journal batches.
 type Replica interface {
-	// Publish starts sending batch number n. Calls come in number order;
-	// the returned wait blocks until a quorum has stored it and returns its
-	// stream sequence, or fails.
+	// Publish starts sending batch number n. Calls come in number order,
+	// and a batch must be stored after every batch published before it or
+	// not at all (no retry behind the journal's back: the floor's stream
+	// position relies on it); the returned wait blocks until a quorum has
+	// stored it and returns its stream sequence, or fails.
 	Publish(n uint64, repr []byte) (wait func() (uint64, error))
 	// Replay calls fn with each batch of this node stored after stream
 	// sequence after, in stream order.
@@ -101,13 +103,13 @@ func (j *Journal) write(b *pebble.Batch) error {
 	if rp == nil {
 		return b.Commit(pebble.Sync)
 	}
-	n, wait, err := rp.publish(b)
+	n, repr, wait, err := rp.publish(b)
 	if err != nil {
 		return err
 	}
 	cerr := b.Commit(pebble.Sync)
 	seq, perr := wait()
-	rp.finish(j, n, seq, cerr, perr, b)
+	rp.finish(j, n, seq, cerr, perr, repr)
 	if cerr != nil {
 		return cerr
 	}
@@ -146,33 +148,34 @@ func (j *Journal) del(key []byte) error {
 // publish numbers b, adds its mark and starts sending it. Batches whose
 // copy failed earlier are sent again first, in order: until they are
 // stored, nothing new is written.
-func (rp *replicator) publish(b *pebble.Batch) (uint64, func() (uint64, error), error) {
+func (rp *replicator) publish(b *pebble.Batch) (n uint64, repr []byte, wait func() (uint64, error), err error) {
 	rp.mu.Lock()
 	defer rp.mu.Unlock()
 	if rp.broken != nil {
-		return 0, nil, fmt.Errorf("journal: a commit failed earlier, restart the node: %w", rp.broken)
+		return 0, nil, nil, fmt.Errorf("journal: a commit failed earlier, restart the node: %w", rp.broken)
 	}
 	for len(rp.unacked) > 0 {
 		u := rp.unacked[0]
 		if _, err := rp.r.Publish(u.n, u.repr)(); err != nil {
-			return 0, nil, fmt.Errorf("%w: batch %d again: %v", ErrReplication, u.n, err)
+			return 0, nil, nil, fmt.Errorf("%w: batch %d again: %v", ErrReplication, u.n, err)
 		}
 		rp.unacked = rp.unacked[1:]
 	}
 	if rp.next-rp.low >= batchWindowMax {
-		return 0, nil, fmt.Errorf("%w: %d batches not yet committed locally", ErrReplication, rp.next-rp.low)
+		return 0, nil, nil, fmt.Errorf("%w: %d batches not yet committed locally", ErrReplication, rp.next-rp.low)
 	}
-	n := rp.next
+	n = rp.next
 	rp.next++
 	if err := b.Set(appendBatchMark(nil, n), binary.BigEndian.AppendUint64(nil, rp.low), nil); err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
-	return n, rp.r.Publish(n, append([]byte(nil), b.Repr()...)), nil
+	repr = append([]byte(nil), b.Repr()...)
+	return n, repr, rp.r.Publish(n, repr), nil
 }
 
 // finish records batch n's fate and moves low past the batches that have
 // committed locally.
-func (rp *replicator) finish(j *Journal, n, seq uint64, cerr, perr error, b *pebble.Batch) {
+func (rp *replicator) finish(j *Journal, n, seq uint64, cerr, perr error, repr []byte) {
 	rp.mu.Lock()
 	defer rp.mu.Unlock()
 	if cerr != nil {
@@ -180,7 +183,7 @@ func (rp *replicator) finish(j *Journal, n, seq uint64, cerr, perr error, b *peb
 		return
 	}
 	if perr != nil {
-		rp.unacked = append(rp.unacked, unacked{n: n, repr: append([]byte(nil), b.Repr()...)})
+		rp.unacked = append(rp.unacked, unacked{n: n, repr: repr})
 	}
 	rp.done[n%batchWindowMax], rp.seqs[n%batchWindowMax] = true, seq
 	for rp.low < rp.next && rp.done[rp.low%batchWindowMax] {
