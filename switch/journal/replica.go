@@ -237,10 +237,12 @@ func (j *Journal) openReplica(r Replica) error {
 		return err
 	}
 	// A batch a previous life committed locally whose copy never reached
-	// the stream (its acknowledgement failed, then the node died) has a
-	// number above the stream's last; at most batchWindowMax of them. Start
-	// above them all, so neither this life nor an adopter writing this
-	// node's journal reuses one (a mark present would hide its batch).
+	// the stream (its acknowledgement failed, then the node died) was in
+	// flight with the first such batch, so its number is below the
+	// stream's last plus batchWindowMax (no batch is published while one
+	// waits to be sent again). Start above them all, so neither this life
+	// nor an adopter writing this node's journal reuses one (a mark
+	// present would hide the stream's batch of that number).
 	next = max(next, last+1, highest+1) + batchWindowMax
 	j.rep = &replicator{r: r, next: next, low: next, floorSeq: floorSeq}
 	return nil

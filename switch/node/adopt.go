@@ -203,6 +203,9 @@ func (n *Node) sealAdopted(ctx context.Context, dead string, j *journal.Journal,
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return err
 		}
+		if err := writeCutoff(dir, j.Cutoff()); err != nil { // settle without -date reads it
+			return err
+		}
 		for _, d := range toSeal {
 			if _, err := j.SealDay(d, dead, dir); err != nil {
 				return err
