@@ -3,21 +3,26 @@ package cluster_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 
 	"github.com/tapswitch/tapswitch/bench/issuersim"
 	"github.com/tapswitch/tapswitch/iso8583"
 	"github.com/tapswitch/tapswitch/switch/authorize"
 	"github.com/tapswitch/tapswitch/switch/cluster"
 	"github.com/tapswitch/tapswitch/switch/cluster/natstest"
+	"github.com/tapswitch/tapswitch/switch/daemon"
 	"github.com/tapswitch/tapswitch/switch/journal"
 	"github.com/tapswitch/tapswitch/switch/node"
 )
@@ -179,4 +184,126 @@ func TestOneClaimWins(t *testing.T) {
 	if won.Load() != 1 {
 		t.Fatalf("%d claims won, want 1", won.Load())
 	}
+}
+
+// gaugeValue reads a gauge of the dev node's metrics.
+func gaugeValue(t *testing.T, w world, name string) float64 {
+	t.Helper()
+	families, err := w.d.Node.Metrics().Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == name && len(f.GetMetric()) == 1 {
+			return f.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no gauge %s", name)
+	return 0
+}
+
+func readyz(t *testing.T, w world) (int, map[string]any) {
+	t.Helper()
+	resp, err := http.Get("http://" + w.d.Node.AdminAddr() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, body
+}
+
+// TestQuorumLostShowsInHealth: a cluster node's /readyz and metrics show
+// the nodes alive and the quorum; with two of three NATS servers down the
+// node is not ready (HAProxy takes its terminals away) and its quorum
+// gauge is 0; with one back, ready again.
+func TestQuorumLostShowsInHealth(t *testing.T) {
+	nc := natstest.Start(t, 3)
+	w := startWorldWith(t, func(c *node.Config) {
+		c.Cluster.URLs = []string{nc.URL(0)}
+		c.Cluster.CountersBucket = "counters"
+		c.Cluster.JournalStream = "tapswitch_journal_test"
+		c.Cluster.MembersBucket, c.Cluster.AdoptionsBucket, c.Cluster.HeartbeatTTL = "nodes", "adoptions", testTTL
+		c.Cluster.OpTimeout = 500 * time.Millisecond
+	})
+	other := openMembers(t, nc, 1, "node-other")
+	if err := other.Beat(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(3*testTTL + 10*time.Second)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("not within the deadline: %s", what)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitFor("two nodes alive, quorum", func() bool {
+		code, body := readyz(t, w)
+		return code == http.StatusOK && body["cluster_quorum"] == true &&
+			gaugeValue(t, w, "tapswitch_cluster_nodes") == 2 && gaugeValue(t, w, "tapswitch_cluster_quorum") == 1
+	})
+	nc.Kill(1)
+	nc.Kill(2)
+	waitFor("not ready without the quorum", func() bool {
+		code, body := readyz(t, w)
+		return code == http.StatusServiceUnavailable && body["cluster_quorum"] == false &&
+			gaugeValue(t, w, "tapswitch_cluster_quorum") == 0
+	})
+	nc.Restart(1)
+	waitFor("ready again", func() bool {
+		code, _ := readyz(t, w)
+		return code == http.StatusOK && gaugeValue(t, w, "tapswitch_cluster_quorum") == 1
+	})
+}
+
+// TestReturningNodeWaitsForItsAdopter: a node whose adopter is still
+// sending its advices refuses to start; once the adopter is done, it
+// starts and ends its adoption.
+func TestReturningNodeWaitsForItsAdopter(t *testing.T) {
+	nc := natstest.Start(t, 3)
+	adopter := openMembers(t, nc, 1, "node-b")
+	rev, won, err := adopter.Claim(context.Background(), "node-x")
+	if err != nil || !won {
+		t.Fatalf("claim: %v %v", won, err)
+	}
+	data := t.TempDir()
+	cfg := func(c *node.Config) {
+		c.NodeID, c.Data = "node-x", data
+		c.Cluster.URLs = []string{nc.URL(0)}
+		c.Cluster.CountersBucket = "counters"
+		c.Cluster.JournalStream = "tapswitch_journal_test"
+		c.Cluster.MembersBucket, c.Cluster.AdoptionsBucket, c.Cluster.HeartbeatTTL = "nodes", "adoptions", testTTL
+	}
+	if err := startDevOnce(t, cfg); err == nil || !strings.Contains(err.Error(), "node-b is sending") {
+		t.Fatalf("start while adopted and sending: %v", err)
+	}
+	if _, err := adopter.SetAdoption(context.Background(), "node-x", cluster.AdoptDone, rev); err != nil {
+		t.Fatal(err)
+	}
+	startWorldWith(t, cfg)
+	if _, _, _, found, err := adopter.Adoption(context.Background(), "node-x"); err != nil || found {
+		t.Fatalf("the returned node's adoption is still there: %v %v", found, err)
+	}
+}
+
+// startDevOnce starts a dev node with cfg changed by mutate, and closes it
+// at once if it started.
+func startDevOnce(t *testing.T, mutate func(*node.Config)) error {
+	cfg, err := node.LoadConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Listen, cfg.Public, cfg.Admin = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	mutate(&cfg)
+	d, err := daemon.StartDev(cfg, 7, zerolog.Nop())
+	if err == nil {
+		d.Close()
+	}
+	return err
 }
