@@ -81,6 +81,17 @@ func TestAdoptionFinishesADeadNodesReversal(t *testing.T) {
 	aDir := filepath.Join(t.TempDir(), "journal")
 	stream := openJournalStream(t, nc, 1, 5*time.Second)
 	ja := openReplicated(t, aDir, stream.Node("node-a"))
+	seen := time.Now().Add(10 * time.Second) // B adopts only a node it saw alive
+	for {
+		_, body := readyz(t, w)
+		if alive, _ := body["cluster_nodes_alive"].([]any); len(alive) == 2 {
+			break
+		}
+		if time.Now().After(seen) {
+			t.Fatal("the switchd node never saw node A alive")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	pa := w.clusterNode(t, nc, 1, "node-a")
 	deps := pa.Deps()
 	deps.Journal = ja

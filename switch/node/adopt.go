@@ -54,6 +54,9 @@ func (n *Node) adoptPass(ctx context.Context) error {
 	if !quorum {
 		return nil // a node cut off from the quorum would take every other for dead
 	}
+	for _, a := range alive {
+		n.seenAlive[a] = true
+	}
 	nodes, err := n.journalStream.Nodes(ctx)
 	if err != nil {
 		return err
@@ -66,6 +69,9 @@ func (n *Node) adoptPass(ctx context.Context) error {
 		switch {
 		case err != nil:
 			return err
+		case !found && !n.seenAlive[dead]:
+			// Down since before this node started: not taken for dead, so a
+			// whole network restarting does not adopt its late starters.
 		case !found:
 			var won bool
 			if rev, won, err = n.members.Claim(ctx, dead); err != nil || !won {

@@ -57,6 +57,7 @@ type clusterState struct {
 	adviceIssuers map[string]saf.Issuer
 	adopting      atomic.Int64 // dead nodes this node is adopting now
 	adoptChecked  map[string]string
+	seenAlive     map[string]bool // nodes this node saw alive; only those can die
 	adoptDone     chan struct{}
 }
 
@@ -227,7 +228,7 @@ func (n *Node) startAdopter(ctx context.Context) {
 	if n.members == nil {
 		return
 	}
-	n.adoptChecked, n.adoptDone = map[string]string{}, make(chan struct{})
+	n.adoptChecked, n.seenAlive, n.adoptDone = map[string]string{}, map[string]bool{}, make(chan struct{})
 	go func() {
 		defer close(n.adoptDone)
 		n.runAdopter(ctx)
