@@ -100,14 +100,16 @@ type Journal struct {
 	// read lock, SealDay the write lock.
 	sealedMu sync.RWMutex
 	sealed   map[string]bool
-	rep      *replicator // nil on a single node
-	dayFloor string      // no entry gets an earlier business day (CloseDay)
+	dayFloor string // no entry gets an earlier business day (CloseDay)
 	seed     maphash.Seed
 	life     lifecycle
 	stripes  [stripeCount]stripe
 	// indexed counts, per slot of index keys, the appends that may have
 	// written an index key of the slot (absence.go).
 	indexed [absenceSlots]atomic.Uint64
+	// rep copies every batch to a replicated stream (replica.go); nil on a
+	// single node. Last, so the single node's layout is what it was.
+	rep *replicator
 }
 
 // Open opens (creating if needed) the journal in dir and resumes Seq after
