@@ -153,9 +153,11 @@ func TestJournalRestoreIsByteIdentical(t *testing.T) {
 	}
 
 	restored := filepath.Join(dir, "restored")
+	began := time.Now()
 	if err := journal.Restore(restored, openJournalStream(t, nc, 2, 5*time.Second).Node("node-x")); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("restored 529 batches (240 taps, 48 top-ups, a seal) in %v", time.Since(began))
 	r, err := journal.Open(restored, journal.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -223,7 +223,7 @@ func (j *Journal) openReplica(r Replica) error {
 		if n < floor {
 			return nil
 		}
-		return j.applyMissing(n, repr)
+		return j.applyMissing(n, repr, pebble.Sync)
 	})
 	if err != nil {
 		return fmt.Errorf("journal: catch up from the replica: %w", err)
@@ -249,7 +249,7 @@ func (j *Journal) openReplica(r Replica) error {
 }
 
 // applyMissing applies batch n unless its mark is already stored.
-func (j *Journal) applyMissing(n uint64, repr []byte) error {
+func (j *Journal) applyMissing(n uint64, repr []byte, opts *pebble.WriteOptions) error {
 	_, closer, err := j.db.Get(appendBatchMark(nil, n))
 	if err == nil {
 		return closer.Close()
@@ -262,7 +262,7 @@ func (j *Journal) applyMissing(n uint64, repr []byte) error {
 	if err := b.SetRepr(append([]byte(nil), repr...)); err != nil {
 		return fmt.Errorf("%w: replicated batch %d: %v", ErrCorrupt, n, err)
 	}
-	return b.Commit(pebble.Sync)
+	return b.Commit(opts)
 }
 
 // replicaFloor reads the floor: 0, 0 when none was written.
@@ -312,7 +312,7 @@ func Restore(dir string, r Replica) error {
 	var highest, lastSeq uint64
 	err = r.Replay(0, func(seq, n uint64, repr []byte) error {
 		highest, lastSeq = max(highest, n), seq
-		return j.applyMissing(n, repr)
+		return j.applyMissing(n, repr, pebble.NoSync) // the floor's synced write below makes them durable
 	})
 	if err == nil { // every batch up to highest is applied: the next open reads from lastSeq on
 		v := binary.BigEndian.AppendUint64(nil, highest+1)
