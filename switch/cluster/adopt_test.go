@@ -238,7 +238,7 @@ func TestQuorumLostShowsInHealth(t *testing.T) {
 		c.Cluster.CountersBucket = "counters"
 		c.Cluster.JournalStream = "tapswitch_journal_test"
 		c.Cluster.MembersBucket, c.Cluster.AdoptionsBucket, c.Cluster.HeartbeatTTL = "nodes", "adoptions", testTTL
-		c.Cluster.OpTimeout = 500 * time.Millisecond
+		c.Cluster.OpTimeout = time.Minute
 	})
 	other := openMembers(t, nc, 1, "node-other")
 	if err := other.Beat(context.Background()); err != nil {
@@ -266,6 +266,14 @@ func TestQuorumLostShowsInHealth(t *testing.T) {
 		return code == http.StatusServiceUnavailable && body["cluster_quorum"] == false &&
 			gaugeValue(t, w, "tapswitch_cluster_quorum") == 0
 	})
+	// From health, at once: not after op_timeout (a minute here).
+	began := time.Now()
+	if rc := w.handle(t, w.d.Node.Pipeline, w.purchase()); rc != iso8583.RCIssuerUnavailable {
+		t.Fatalf("tap without the quorum: rc %s, want 91", rc)
+	}
+	if took := time.Since(began); took > 20*time.Second {
+		t.Fatalf("the tap without the quorum waited %v: the node did not fail from its health", took)
+	}
 	nc.Restart(1)
 	waitFor("ready again", func() bool {
 		code, _ := readyz(t, w)

@@ -95,7 +95,8 @@ func (m *Members) TTL() time.Duration { return m.ttl }
 
 // Beat stores this node's heartbeat and reads who is alive.
 func (m *Members) Beat(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, m.timeout)
+	// A heartbeat later than a third of the TTL is no use: the next is due.
+	ctx, cancel := context.WithTimeout(ctx, min(m.timeout, m.ttl/3))
 	defer cancel()
 	_, err := m.beats.Put(ctx, m.node, []byte(time.Now().UTC().Format(time.RFC3339Nano)))
 	var alive []string

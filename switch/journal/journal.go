@@ -85,6 +85,10 @@ type Options struct {
 	// Replica, in a cluster, receives a copy of every batch before a write
 	// returns (replica.go); nil on a single node.
 	Replica Replica
+	// ReplicaHealthy, if set, is asked before each replicated write: false
+	// fails the write at once (ErrReplication) instead of after the
+	// replica's time-out.
+	ReplicaHealthy func() bool
 }
 
 // Journal is a node's journal. Its methods are safe for concurrent use.
@@ -134,6 +138,7 @@ func Open(dir string, opts Options) (*Journal, error) {
 			_ = db.Close()
 			return nil, fmt.Errorf("journal: open %s: %w", dir, err)
 		}
+		j.rep.healthy = opts.ReplicaHealthy
 	}
 	last, err := j.lastSeq()
 	if err != nil {

@@ -90,6 +90,7 @@ type replicator struct {
 	unacked   []unacked
 	broken    error // a local commit failed: the journal refuses writes
 	completed int
+	healthy   func() bool // nil: always try
 }
 
 func appendBatchMark(dst []byte, n uint64) []byte {
@@ -153,6 +154,9 @@ func (rp *replicator) publish(b *pebble.Batch) (n uint64, repr []byte, wait func
 	defer rp.mu.Unlock()
 	if rp.broken != nil {
 		return 0, nil, nil, fmt.Errorf("journal: a commit failed earlier, restart the node: %w", rp.broken)
+	}
+	if rp.healthy != nil && !rp.healthy() {
+		return 0, nil, nil, fmt.Errorf("%w: the node has no quorum (its last heartbeat is older than the TTL)", ErrReplication)
 	}
 	for len(rp.unacked) > 0 {
 		u := rp.unacked[0]

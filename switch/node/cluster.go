@@ -164,7 +164,22 @@ func (n *Node) openCluster() (authorize.Counters, error) {
 	}
 	n.log.Info().Strs("nats", cc.URLs).Str("bucket", cc.CountersBucket).Int("replicas", cc.Replicas).
 		Msg("cluster mode: counter windows shared through JetStream")
-	return counters, nil
+	return quorumCounters{Counters: counters, quorum: n.ClusterQuorum}, nil
+}
+
+// quorumCounters refuses a hold at once while the node has no quorum (its
+// last heartbeat older than the TTL), so a node cut off answers 91 without
+// waiting op_timeout on the counter store.
+type quorumCounters struct {
+	authorize.Counters
+	quorum func() bool
+}
+
+func (q quorumCounters) Hold(ctx context.Context, token string) (authorize.CounterHold, error) {
+	if !q.quorum() {
+		return nil, fmt.Errorf("%w: this node has no quorum", authorize.ErrCountersUnavailable)
+	}
+	return q.Counters.Hold(ctx, token)
 }
 
 // openMembers joins the membership (a first heartbeat at once, then every

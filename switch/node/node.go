@@ -177,7 +177,11 @@ func (n *Node) openStores() error {
 	if err != nil {
 		return err
 	}
-	if n.Journal, err = journal.Open(filepath.Join(n.cfg.Data, "journal"), journal.Options{Cutoff: cutoff, Replica: replica}); err != nil {
+	opts := journal.Options{Cutoff: cutoff, Replica: replica}
+	if replica != nil {
+		opts.ReplicaHealthy = n.ClusterQuorum
+	}
+	if n.Journal, err = journal.Open(filepath.Join(n.cfg.Data, "journal"), opts); err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
 	return n.endReturn()
