@@ -107,7 +107,16 @@ func (n *Node) dayClosedSince(dead string) bool {
 
 // adopt opens the dead node's journal, sends its advices when send, and
 // seals its closed days.
-func (n *Node) adopt(ctx context.Context, dead string, rev uint64, send bool) error {
+//
+// The journal is opened only while the adoption is sending or sealing,
+// states a returning node cannot take it from: opening it may write
+// (advices made due), and the returning node must not write meanwhile.
+func (n *Node) adopt(ctx context.Context, dead string, rev uint64, send bool) (err error) {
+	if !send { // waiting: take the journal back for the seal
+		if rev, err = n.members.SetAdoption(ctx, dead, cluster.AdoptSealing, rev); err != nil {
+			return err
+		}
+	}
 	j, err := n.openAdopted(dead)
 	if err != nil {
 		return err
@@ -117,12 +126,17 @@ func (n *Node) adopt(ctx context.Context, dead string, rev uint64, send bool) er
 		if err := n.sendAdvices(ctx, j); err != nil {
 			return err
 		}
-		if rev, err = n.members.SetAdoption(ctx, dead, cluster.AdoptWaiting, rev); err != nil {
-			return err
-		}
 		n.log.Warn().Str("node", dead).Msg("adopted node: every advice sent")
 	}
-	return n.sealAdopted(ctx, dead, j, rev)
+	if err := n.sealAdopted(dead, j); err != nil {
+		return err
+	}
+	state := cluster.AdoptWaiting
+	if n.adoptedDaysClosed(j) {
+		state = cluster.AdoptDone
+	}
+	_, err = n.members.SetAdoption(ctx, dead, state, rev)
+	return err
 }
 
 // openAdopted rebuilds the dead node's journal from the stream the first
@@ -185,10 +199,9 @@ func (n *Node) sendAdvices(ctx context.Context, j *journal.Journal) error {
 }
 
 // sealAdopted writes the sealed files of the adopted journal's closed
-// days (under the sealing state, so a returning node cannot write
-// meanwhile) and marks the adoption done once no day of it is open.
-func (n *Node) sealAdopted(ctx context.Context, dead string, j *journal.Journal, rev uint64) error {
-	last := journal.PrevDay(j.BusinessDayOf(time.Now().Add(-n.cfg.SealGrace)))
+// days that are not written yet.
+func (n *Node) sealAdopted(dead string, j *journal.Journal) error {
+	last := n.lastClosedDay(j)
 	days, err := j.Days()
 	if err != nil {
 		return err
@@ -202,31 +215,33 @@ func (n *Node) sealAdopted(ctx context.Context, dead string, j *journal.Journal,
 			toSeal = append(toSeal, d)
 		}
 	}
-	if len(toSeal) > 0 {
-		if rev, err = n.members.SetAdoption(ctx, dead, cluster.AdoptSealing, rev); err != nil {
-			return err
-		}
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return err
-		}
-		if err := writeCutoff(dir, j.Cutoff()); err != nil { // settle without -date reads it
-			return err
-		}
-		for _, d := range toSeal {
-			if _, err := j.SealDay(d, dead, dir); err != nil {
-				return err
-			}
-		}
-	}
-	state := cluster.AdoptWaiting
-	if len(days) == 0 || days[len(days)-1] <= last {
-		state = cluster.AdoptDone
-	}
-	if len(toSeal) == 0 && state == cluster.AdoptWaiting {
+	if len(toSeal) == 0 {
 		return nil
 	}
-	_, err = n.members.SetAdoption(ctx, dead, state, rev)
-	return err
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	if err := writeCutoff(dir, j.Cutoff()); err != nil { // settle without -date reads it
+		return err
+	}
+	for _, d := range toSeal {
+		if _, err := j.SealDay(d, dead, dir); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// lastClosedDay is the last business day closed (seal_grace past its
+// cut-off) now.
+func (n *Node) lastClosedDay(j *journal.Journal) string {
+	return journal.PrevDay(j.BusinessDayOf(time.Now().Add(-n.cfg.SealGrace)))
+}
+
+// adoptedDaysClosed says whether no day of the adopted journal is open.
+func (n *Node) adoptedDaysClosed(j *journal.Journal) bool {
+	days, err := j.Days()
+	return err == nil && (len(days) == 0 || days[len(days)-1] <= n.lastClosedDay(j))
 }
 
 // returnFromAdoption runs at start, before the journal opens: a node that
