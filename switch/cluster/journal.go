@@ -107,7 +107,11 @@ func (n *nodeJournal) Replay(after uint64, fn func(streamSeq, batch uint64, repr
 	}
 	for seq := after + 1; seq <= last.Sequence; {
 		ctx, cancel := context.WithTimeout(context.Background(), n.s.timeout)
-		m, err := n.s.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(n.subject))
+		var m *jetstream.RawStreamMsg
+		err := whileNoResponders(ctx, func() (err error) {
+			m, err = n.s.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(n.subject))
+			return err
+		})
 		cancel()
 		if err != nil {
 			return fmt.Errorf("journal stream %s after %d: %w", n.subject, seq, err)
@@ -137,7 +141,11 @@ func (n *nodeJournal) LastBatch() (uint64, error) {
 func (n *nodeJournal) last() (*jetstream.RawStreamMsg, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), n.s.timeout)
 	defer cancel()
-	m, err := n.s.stream.GetLastMsgForSubject(ctx, n.subject)
+	var m *jetstream.RawStreamMsg
+	err := whileNoResponders(ctx, func() (err error) {
+		m, err = n.s.stream.GetLastMsgForSubject(ctx, n.subject)
+		return err
+	})
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, nil
 	}
@@ -163,4 +171,21 @@ func BindJournalStream(ctx context.Context, js jetstream.JetStream, name string,
 		return nil, fmt.Errorf("cluster journal stream %s: %w", name, err)
 	}
 	return &JournalStream{js: js, stream: s, name: name, timeout: timeout}, nil
+}
+
+// whileNoResponders calls get again, every 50 ms until ctx ends, while
+// JetStream has no responders: a stream just created, or whose servers
+// just came back, has no leader to answer for a moment.
+func whileNoResponders(ctx context.Context, get func() error) error {
+	for {
+		err := get()
+		if !errors.Is(err, nats.ErrNoResponders) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }

@@ -199,10 +199,15 @@ func (n *Node) openMembers() error {
 		return err
 	}
 	n.members = m
-	if n.returnRev, err = n.returnFromAdoption(ctx); err != nil {
+	// The buckets just made may not have their leaders yet.
+	err = whileNoResponders(ctx, func() (err error) {
+		n.returnRev, err = n.returnFromAdoption(ctx)
 		return err
+	})
+	if err != nil {
+		return fmt.Errorf("cluster: this node's adoption: %w", err)
 	}
-	if err := m.Beat(ctx); err != nil {
+	if err := whileNoResponders(ctx, func() error { return m.Beat(ctx) }); err != nil {
 		return fmt.Errorf("cluster: first heartbeat: %w", err)
 	}
 	bctx, stop := context.WithCancel(context.Background())
