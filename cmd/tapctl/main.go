@@ -10,6 +10,7 @@
 //	tapctl keys init-acquirers /etc/tapswitch/acquirer.keys   # a key per acquirer of the registry
 //	tapctl keys init-operators /etc/tapswitch/operator.keys   # a master key per transit operator (settle -operator-keys)
 //	tapctl keys init-admin-token /etc/tapswitch/admin.token   # a bearer token for the admin listener
+//	tapctl journal restore -nats nats://10.0.0.7:4222 -node node-2 -dir /var/lib/tapswitch/node-2/journal
 //
 // close-day exists so that settlement can be tried in minutes (README,
 // "Settling a day"): only a switch started with -dev serves it; any other
@@ -70,6 +71,8 @@ commands:
                tapctl close-day [-admin 127.0.0.1:8584]
   keys         create the switch's secret files (0600, never replacing one)
                tapctl keys init|init-acquirers|init-operators|init-admin-token FILE
+  journal      cluster: rebuild a lost node's journal from the journal stream
+               tapctl journal restore -nats URLS -node ID -dir DIR
 
 Run 'tapctl COMMAND -h' for the flags (docs/cli.md).
 `
@@ -77,14 +80,14 @@ Run 'tapctl COMMAND -h' for the flags (docs/cli.md).
 // DefaultAdmin is the switch's admin listener by default (switchd -dev's).
 const DefaultAdmin = "127.0.0.1:8584"
 
-var commands = []string{"rotate", "settle-keys", "close-day", "keys"}
+var commands = []string{"rotate", "settle-keys", "close-day", "keys", "journal"}
 
 func run(args []string, stdout, stderr io.Writer) int {
 	i, code := cli.Dispatch("tapctl", usage, commands, args, stdout, stderr)
 	if i < 0 {
 		return code
 	}
-	return []func([]string, io.Writer, io.Writer) int{runRotate, runSettleKeys, runCloseDay, runKeys}[i](args[1:], stdout, stderr)
+	return []func([]string, io.Writer, io.Writer) int{runRotate, runSettleKeys, runCloseDay, runKeys, runJournal}[i](args[1:], stdout, stderr)
 }
 
 // parseFailed is the exit status of a failed parse: 0 for -h, else 2 after

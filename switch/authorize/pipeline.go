@@ -265,6 +265,9 @@ func (p *Pipeline) finish(req Request, entry journal.Entry, reply issuerReply, c
 		// armed and is sent after the next start.
 		p.d.Log.Error().Err(err).Str("stan", req.STAN).Str("terminal", req.TerminalID).Msg("journal append failed")
 		entry.ResponseCode, entry.AuthCode, reply.balance = iso8583.RCSystemError, "", ""
+		if errors.Is(err, journal.ErrReplication) { // a cluster node cut off from the quorum
+			entry.ResponseCode = iso8583.RCIssuerUnavailable
+		}
 	} else {
 		p.d.Metrics.JournalCommit(done.Sub(committing))
 		if change != nil && (change.Activate != nil || len(change.Enqueue) > 0) {

@@ -22,6 +22,10 @@
 // occur inside the index fields: TerminalID is validated as printable ASCII
 // and STAN and TransmissionTime as digits.
 //
+// In a cluster, every batch also carries its batch mark, and the store a
+// replication floor (replica.go: the batches copied to a replicated stream
+// before a write returns).
+//
 // Beside them (saf.go, atc.go and sealed.go have the rest): a sealed day's
 // mark 'z' | day, written when its sealed file is; and "yfloor" -> day, the
 // first business day new entries may have, written only when a day is

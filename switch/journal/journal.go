@@ -80,7 +80,16 @@ type stripe struct {
 }
 
 // Options configure Open. The zero value uses DefaultCutoff.
-type Options struct{ Cutoff Cutoff }
+type Options struct {
+	Cutoff Cutoff
+	// Replica, in a cluster, receives a copy of every batch before a write
+	// returns (replica.go); nil on a single node.
+	Replica Replica
+	// ReplicaHealthy, if set, is asked before each replicated write: false
+	// fails the write at once (ErrReplication) instead of after the
+	// replica's time-out.
+	ReplicaHealthy func() bool
+}
 
 // Journal is a node's journal. Its methods are safe for concurrent use.
 type Journal struct {
@@ -102,6 +111,9 @@ type Journal struct {
 	// indexed counts, per slot of index keys, the appends that may have
 	// written an index key of the slot (absence.go).
 	indexed [absenceSlots]atomic.Uint64
+	// rep copies every batch to a replicated stream (replica.go); nil on a
+	// single node. Last, so the single node's layout is what it was.
+	rep *replicator
 }
 
 // Open opens (creating if needed) the journal in dir and resumes Seq after
@@ -121,6 +133,13 @@ func Open(dir string, opts Options) (*Journal, error) {
 	}
 	j := &Journal{db: db, cutoff: c, seed: maphash.MakeSeed()}
 	j.life.idle.L = &j.life.mu
+	if opts.Replica != nil {
+		if err := j.openReplica(opts.Replica); err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("journal: open %s: %w", dir, err)
+		}
+		j.rep.healthy = opts.ReplicaHealthy
+	}
 	last, err := j.lastSeq()
 	if err != nil {
 		_ = db.Close()
@@ -278,7 +297,7 @@ func (j *Journal) commit(s *scratch, rec *Entry, c *Change) error {
 	if err := j.applyChange(b, rec, c); err != nil {
 		return err
 	}
-	return b.Commit(pebble.Sync)
+	return j.write(b)
 }
 
 // Lookup returns the entry with key k, if any. A key that no entry could

@@ -164,7 +164,7 @@ func (j *Journal) Arm(e *Entry) (uint64, error) {
 	a := Advice{ID: j.adviceSeq.Add(1), Kind: AdviceReversal, State: AdviceArmed, Entry: *e}
 	a.Entry.BusinessDay = BusinessDay(e.Time, j.cutoff)
 	j.advices.Add(1)
-	if err := j.db.Set(appendAdviceKey(nil, a.ID), appendAdviceRecord(nil, &a), pebble.Sync); err != nil {
+	if err := j.set(appendAdviceKey(nil, a.ID), appendAdviceRecord(nil, &a)); err != nil {
 		j.advices.Add(-1)
 		return 0, fmt.Errorf("journal: arm advice %d: %w", a.ID, err)
 	}

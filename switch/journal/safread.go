@@ -35,7 +35,7 @@ func (j *Journal) recoverAdvices(now time.Time) error {
 	if b.Empty() {
 		return nil
 	}
-	return b.Commit(pebble.Sync)
+	return j.write(b)
 }
 
 // eachAdvice calls fn with every stored advice in ID order.
@@ -91,7 +91,7 @@ func (j *Journal) CompleteAdvice(id uint64) error {
 		return errClosed
 	}
 	defer j.life.leave()
-	if err := j.db.Delete(appendAdviceKey(nil, id), pebble.Sync); err != nil {
+	if err := j.del(appendAdviceKey(nil, id)); err != nil {
 		return fmt.Errorf("journal: complete advice %d: %w", id, err)
 	}
 	j.advices.Add(-1)
@@ -105,7 +105,7 @@ func (j *Journal) RescheduleAdvice(a Advice) error {
 		return errClosed
 	}
 	defer j.life.leave()
-	if err := j.db.Set(appendAdviceKey(nil, a.ID), appendAdviceRecord(nil, &a), pebble.Sync); err != nil {
+	if err := j.set(appendAdviceKey(nil, a.ID), appendAdviceRecord(nil, &a)); err != nil {
 		return fmt.Errorf("journal: reschedule advice %d: %w", a.ID, err)
 	}
 	return nil

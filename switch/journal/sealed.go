@@ -89,7 +89,7 @@ func (j *Journal) CloseDay(now time.Time, node, dir string) (day, path string, e
 	defer j.sealedMu.Unlock()
 	day = j.dayOfLocked(now)
 	next := NextDay(day)
-	if err := j.db.Set([]byte(keyDayFloor), []byte(next), pebble.Sync); err != nil {
+	if err := j.set([]byte(keyDayFloor), []byte(next)); err != nil {
 		return "", "", fmt.Errorf("journal: close %s: %w", day, err)
 	}
 	j.dayFloor = next
@@ -112,7 +112,7 @@ func (j *Journal) sealLocked(day, node, dir string) (string, error) {
 	if err := j.writeSealed(day, node, path); err != nil {
 		return "", fmt.Errorf("journal: seal %s: %w", day, err)
 	}
-	if err := j.db.Set(append([]byte{prefixSealed}, day...), nil, pebble.Sync); err != nil {
+	if err := j.set(append([]byte{prefixSealed}, day...), nil); err != nil {
 		return "", fmt.Errorf("journal: mark %s sealed: %w", day, err)
 	}
 	j.sealed[day] = true

@@ -50,7 +50,7 @@ func (j *Journal) PutTopUp(r TopUpRecord) error {
 		return errClosed
 	}
 	defer j.life.leave()
-	if err := j.db.Set(appendTopUpKey(nil, r.ID), r.Value, pebble.Sync); err != nil {
+	if err := j.set(appendTopUpKey(nil, r.ID), r.Value); err != nil {
 		return fmt.Errorf("journal: top-up %s: %w", r.ID, err)
 	}
 	return nil

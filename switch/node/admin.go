@@ -42,7 +42,9 @@ func (n *Node) adminHandler() http.Handler {
 }
 
 // ready is 200 when the switch can approve something: at least one issuer
-// link is signed on. The body lists every link's state.
+// link is signed on and, in a cluster, its last heartbeat reached the NATS
+// quorum within the heartbeat TTL. The body lists every link's state (and
+// the cluster's nodes alive).
 func (n *Node) ready(w http.ResponseWriter, _ *http.Request) {
 	links := make(map[string]string, len(n.links))
 	anyUp := false
@@ -53,11 +55,17 @@ func (n *Node) ready(w http.ResponseWriter, _ *http.Request) {
 		}
 		links[l.IssuerID()] = state
 	}
+	body := map[string]any{"ready": anyUp, "issuer_links": links}
+	if n.members != nil { // a node cut off from the quorum approves nothing: HAProxy moves its terminals
+		alive, quorum := n.members.Alive()
+		body["cluster_nodes_alive"], body["cluster_quorum"] = alive, quorum
+		body["ready"] = anyUp && quorum
+	}
 	w.Header().Set("Content-Type", "application/json")
-	if !anyUp {
+	if body["ready"] != true {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}
-	json.NewEncoder(w).Encode(map[string]any{"ready": anyUp, "issuer_links": links})
+	json.NewEncoder(w).Encode(body)
 }
 
 // LinksUp counts the issuer links with at least one signed-on connection.

@@ -2,9 +2,13 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -12,7 +16,9 @@ import (
 	"github.com/tapswitch/tapswitch/router/link"
 	"github.com/tapswitch/tapswitch/switch/authorize"
 	"github.com/tapswitch/tapswitch/switch/cluster"
+	"github.com/tapswitch/tapswitch/switch/journal"
 	"github.com/tapswitch/tapswitch/switch/replica"
+	"github.com/tapswitch/tapswitch/switch/saf"
 )
 
 // ClusterConfig joins the node to a network of nodes sharing state through
@@ -63,6 +69,30 @@ type ClusterConfig struct {
 	// CatchUpTimeout bounds the replay of the stream into a node's stores
 	// at start-up (all of it for a new node).
 	CatchUpTimeout time.Duration `yaml:"catch_up_timeout"`
+	// JournalStream is the stream every node's journal batches are copied
+	// to before a write returns (subject JournalStream.<node_id>), one per
+	// network; it has Replicas replicas and OpTimeout bounds each ack.
+	JournalStream string `yaml:"journal_stream"`
+	// MembersBucket holds each node's heartbeat, which expires after
+	// HeartbeatTTL: a node silent that long is taken for dead, and one
+	// survivor adopts it (AdoptionsBucket says which).
+	MembersBucket   string        `yaml:"members_bucket"`
+	AdoptionsBucket string        `yaml:"adoptions_bucket"`
+	HeartbeatTTL    time.Duration `yaml:"heartbeat_ttl"`
+}
+
+// clusterState is what a cluster node holds besides the NATS connection.
+type clusterState struct {
+	journalStream *cluster.JournalStream
+	members       *cluster.Members
+	stopBeats     context.CancelFunc
+	beatsDone     chan struct{}
+	returnRev     uint64 // this node's adoption, taken back at start, to end once its journal caught up
+	adviceIssuers map[string]saf.Issuer
+	adopting      atomic.Int64 // dead nodes this node is adopting now
+	adoptChecked  map[string]string
+	seenAlive     map[string]bool // nodes this node saw alive; only those can die
+	adoptDone     chan struct{}
 }
 
 // Enabled says whether the node runs in a cluster.
@@ -110,15 +140,14 @@ const (
 	clusterReconnectWait = 500 * time.Millisecond
 )
 
-// jetStream connects to NATS, once; cluster mode only.
+// jetStream connects to NATS, once; cluster mode only. The first store
+// to open connects (the vault's log, before the journal catches up from
+// its stream).
 func (n *Node) jetStream() (jetstream.JetStream, error) {
 	if n.js != nil {
 		return n.js, nil
 	}
 	cc := n.cfg.Cluster
-	if cc.ConnectTimeout <= 0 {
-		return nil, fmt.Errorf("config cluster: connect_timeout must be positive")
-	}
 	nc, err := nats.Connect(strings.Join(cc.URLs, ","), nats.Name("tapswitch "+n.cfg.NodeID),
 		nats.Timeout(cc.ConnectTimeout), nats.MaxReconnects(clusterReconnectsMax),
 		nats.ReconnectWait(clusterReconnectWait))
@@ -130,6 +159,59 @@ func (n *Node) jetStream() (jetstream.JetStream, error) {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	return n.js, nil
+}
+
+// journalReplica opens the journal stream and returns this node's replica
+// of it; nil without a cluster.
+func (n *Node) journalReplica() (journal.Replica, error) {
+	cc := n.cfg.Cluster
+	if !cc.Enabled() {
+		return nil, nil
+	}
+	js, err := n.jetStream()
+	if err != nil {
+		return nil, err
+	}
+	s, err := openJournalStream(js, cc)
+	if err != nil {
+		return nil, err
+	}
+	n.journalStream = s
+	if err := n.openMembers(); err != nil {
+		return nil, err
+	}
+	n.log.Info().Str("stream", cc.JournalStream).Int("replicas", cc.Replicas).
+		Msg("cluster mode: every journal write is also on a quorum of the journal stream")
+	return s.Node(n.cfg.NodeID), nil
+}
+
+// openJournalStream opens the stream of every node's journal batches.
+func openJournalStream(js jetstream.JetStream, cc ClusterConfig) (s *cluster.JournalStream, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), cc.ConnectTimeout)
+	defer cancel()
+	err = whileNoResponders(ctx, func() error {
+		s, err = cluster.OpenJournalStream(ctx, js, cluster.JournalConfig{
+			Stream: cc.JournalStream, Replicas: cc.Replicas, OpTimeout: cc.OpTimeout})
+		return err
+	})
+	return s, err
+}
+
+// whileNoResponders calls open again, every 100 ms until ctx ends, while
+// JetStream has no responders: a NATS cluster that is starting (or
+// electing its meta leader) answers its API so for a moment.
+func whileNoResponders(ctx context.Context, open func() error) error {
+	for {
+		err := open()
+		if !errors.Is(err, nats.ErrNoResponders) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // openState opens the replicated log of the vault and the token service;
@@ -145,9 +227,13 @@ func (n *Node) openState() (*cluster.State, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), cc.ConnectTimeout)
 	defer cancel()
-	state, err := cluster.OpenState(ctx, js, cluster.StateConfig{
-		Stream: cc.StateStream, Replicas: cc.Replicas, BytesMax: cc.StateBytesMax,
-		OpTimeout: cc.OpTimeout, CatchUpTimeout: cc.CatchUpTimeout, Log: n.log})
+	var state *cluster.State
+	err = whileNoResponders(ctx, func() (err error) {
+		state, err = cluster.OpenState(ctx, js, cluster.StateConfig{
+			Stream: cc.StateStream, Replicas: cc.Replicas, BytesMax: cc.StateBytesMax,
+			OpTimeout: cc.OpTimeout, CatchUpTimeout: cc.CatchUpTimeout, Log: n.log})
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -178,37 +264,176 @@ func (n *Node) openCluster() (authorize.Counters, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), cc.ConnectTimeout)
 	defer cancel()
-	counters, err := cluster.OpenCounters(ctx, js, cluster.CountersConfig{
-		Bucket: cc.CountersBucket, Replicas: cc.Replicas, OpTimeout: cc.OpTimeout})
+	var counters *cluster.Counters
+	err = whileNoResponders(ctx, func() (err error) {
+		counters, err = cluster.OpenCounters(ctx, js, cluster.CountersConfig{
+			Bucket: cc.CountersBucket, Replicas: cc.Replicas, OpTimeout: cc.OpTimeout})
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
 	n.log.Info().Strs("nats", cc.URLs).Str("bucket", cc.CountersBucket).Int("replicas", cc.Replicas).
 		Msg("cluster mode: counter windows shared through JetStream")
-	return counters, nil
+	return quorumCounters{Counters: counters, quorum: n.ClusterQuorum}, nil
+}
+
+// quorumCounters refuses a hold at once while the node has no quorum (its
+// last heartbeat older than the TTL), so a node cut off answers 91 without
+// waiting op_timeout on the counter store.
+type quorumCounters struct {
+	authorize.Counters
+	quorum func() bool
+}
+
+func (q quorumCounters) Hold(ctx context.Context, token string) (authorize.CounterHold, error) {
+	if !q.quorum() {
+		return nil, fmt.Errorf("%w: this node has no quorum", authorize.ErrCountersUnavailable)
+	}
+	return q.Counters.Hold(ctx, token)
+}
+
+// openMembers joins the membership (a first heartbeat at once, then every
+// third of the TTL) and takes the node back if it was adopted meanwhile.
+func (n *Node) openMembers() error {
+	cc := n.cfg.Cluster
+	ctx, cancel := context.WithTimeout(context.Background(), cc.ConnectTimeout)
+	defer cancel()
+	var m *cluster.Members
+	err := whileNoResponders(ctx, func() (err error) {
+		m, err = cluster.OpenMembers(ctx, n.js, cluster.MembersConfig{Bucket: cc.MembersBucket,
+			AdoptionsBucket: cc.AdoptionsBucket, Replicas: cc.Replicas, HeartbeatTTL: cc.HeartbeatTTL,
+			OpTimeout: cc.OpTimeout}, n.cfg.NodeID)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	n.members = m
+	// The buckets just made may not have their leaders yet.
+	err = whileNoResponders(ctx, func() (err error) {
+		n.returnRev, err = n.returnFromAdoption(ctx)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("cluster: this node's adoption: %w", err)
+	}
+	if err := whileNoResponders(ctx, func() error { return m.Beat(ctx) }); err != nil {
+		return fmt.Errorf("cluster: first heartbeat: %w", err)
+	}
+	bctx, stop := context.WithCancel(context.Background())
+	n.stopBeats, n.beatsDone = stop, make(chan struct{})
+	go func() {
+		defer close(n.beatsDone)
+		m.Run(bctx)
+	}()
+	return nil
+}
+
+// endReturn ends this node's adoption once its journal has caught up from
+// the stream (with what the adopter wrote).
+func (n *Node) endReturn() error {
+	if n.returnRev == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.Cluster.OpTimeout)
+	defer cancel()
+	if err := n.members.EndAdoption(ctx, n.cfg.NodeID, n.returnRev); err != nil {
+		return fmt.Errorf("cluster: ending this node's adoption: %w", err)
+	}
+	n.returnRev = 0
+	return nil
+}
+
+func (n *Node) stopMembers() {
+	if n.stopBeats != nil {
+		n.stopBeats()
+		<-n.beatsDone
+		n.stopBeats = nil
+	}
+}
+
+// startAdopter adopts dead nodes in the background; nothing outside a
+// cluster.
+func (n *Node) startAdopter(ctx context.Context) {
+	if n.members == nil {
+		return
+	}
+	n.adoptChecked, n.seenAlive, n.adoptDone = map[string]string{}, map[string]bool{}, make(chan struct{})
+	go func() {
+		defer close(n.adoptDone)
+		n.runAdopter(ctx)
+	}()
+}
+
+func (n *Node) waitAdopter() {
+	if n.adoptDone != nil {
+		<-n.adoptDone
+	}
+}
+
+// ClusterQuorum says whether this node is in a cluster and reached the
+// quorum with its last heartbeat (true outside a cluster).
+func (n *Node) ClusterQuorum() bool {
+	if n.members == nil {
+		return true
+	}
+	_, q := n.members.Alive()
+	return q
+}
+
+// registerClusterMetrics adds the membership gauges to the node's
+// metrics; nothing outside a cluster.
+func (n *Node) registerClusterMetrics() {
+	if n.members == nil {
+		return
+	}
+	alive := func() float64 { a, _ := n.members.Alive(); return float64(len(a)) }
+	quorum := func() float64 {
+		if n.ClusterQuorum() {
+			return 1
+		}
+		return 0
+	}
+	reg := n.metrics.Registry()
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tapswitch_cluster_nodes",
+			Help: "Nodes whose heartbeat this node saw current at its last heartbeat.", ConstLabels: prometheus.Labels{"state": "alive"}}, alive),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tapswitch_cluster_quorum",
+			Help: "1 while this node's heartbeats reach the NATS quorum within the heartbeat TTL."}, quorum),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tapswitch_cluster_adopting",
+			Help: "Dead nodes whose advices or days this node is finishing now."}, func() float64 { return float64(n.adopting.Load()) }),
+	)
 }
 
 // openClusterChecks opens the network-wide duplicate keys and stand-in
-// usage on the connection openCluster made; nil, nil without a cluster.
+// usage; nil, nil without a cluster.
 func (n *Node) openClusterChecks() (authorize.Duplicates, authorize.StandIns, error) {
 	cc := n.cfg.Cluster
 	if !cc.Enabled() {
 		return nil, nil, nil
 	}
-	js, err := jetstream.New(n.nats)
-	if err != nil {
-		return nil, nil, fmt.Errorf("cluster: %w", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), cc.ConnectTimeout)
-	defer cancel()
-	dups, err := cluster.OpenDuplicates(ctx, js, cluster.DuplicatesConfig{Bucket: cc.DuplicatesBucket,
-		Replicas: cc.Replicas, OpTimeout: cc.OpTimeout, MaxAge: cc.DuplicatesMaxAge, PendingWait: cc.PendingWait,
-		NodeID: n.cfg.NodeID})
+	js, err := n.jetStream()
 	if err != nil {
 		return nil, nil, err
 	}
-	standIns, err := cluster.OpenStandIns(ctx, js, cluster.StandInsConfig{Bucket: cc.StandInBucket,
-		Replicas: cc.Replicas, OpTimeout: cc.OpTimeout})
+	ctx, cancel := context.WithTimeout(context.Background(), cc.ConnectTimeout)
+	defer cancel()
+	var dups *cluster.Duplicates
+	var standIns *cluster.StandIns
+	err = whileNoResponders(ctx, func() (err error) {
+		if dups == nil {
+			dups, err = cluster.OpenDuplicates(ctx, js, cluster.DuplicatesConfig{Bucket: cc.DuplicatesBucket,
+				Replicas: cc.Replicas, OpTimeout: cc.OpTimeout, MaxAge: cc.DuplicatesMaxAge,
+				PendingWait: cc.PendingWait, NodeID: n.cfg.NodeID})
+			if err != nil {
+				return err
+			}
+		}
+		standIns, err = cluster.OpenStandIns(ctx, js, cluster.StandInsConfig{Bucket: cc.StandInBucket,
+			Replicas: cc.Replicas, OpTimeout: cc.OpTimeout})
+		return err
+	})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -65,14 +65,15 @@ type Node struct {
 	publicLn  net.Listener
 	publicTLS *tls.Config // nil: plain HTTP (loopback only)
 	// adminToken is the SHA-256 of admin_token_file's token; nil: none.
-	adminToken *[32]byte
-	admin      *http.Server // operators: health, metrics, profiles, rotation
-	adminLn    net.Listener
-	serveErrs  chan error
-	closeOnce  sync.Once
-	nats       *nats.Conn // cluster mode only
-	js         jetstream.JetStream
-	state      *cluster.State // the vault's and token service's log; cluster mode only
+	adminToken   *[32]byte
+	admin        *http.Server // operators: health, metrics, profiles, rotation
+	adminLn      net.Listener
+	serveErrs    chan error
+	closeOnce    sync.Once
+	nats         *nats.Conn // cluster mode only
+	js           jetstream.JetStream
+	state        *cluster.State // the vault's and token service's log; cluster mode only
+	clusterState                // journal stream, membership and adoption (cluster.go, adopt.go)
 }
 
 // Open reads the listeners' secrets, opens the stores, binds the three
@@ -114,6 +115,7 @@ func Open(cfg Config, log zerolog.Logger, addressOverride map[string]string) (_ 
 	if n.state != nil {
 		n.metrics.WatchState(n.state.Stats)
 	}
+	n.registerClusterMetrics()
 	n.metrics.WatchAdvices(func() (int, int, int, error) {
 		c, err := n.Journal.AdviceCounts()
 		return c[journal.AdviceArmed], c[journal.AdviceDue], c[journal.AdviceDead], err
@@ -176,10 +178,18 @@ func (n *Node) openStores() error {
 	if err != nil {
 		return err
 	}
-	if n.Journal, err = journal.Open(filepath.Join(n.cfg.Data, "journal"), journal.Options{Cutoff: cutoff}); err != nil {
+	replica, err := n.journalReplica()
+	if err != nil {
+		return err
+	}
+	opts := journal.Options{Cutoff: cutoff, Replica: replica}
+	if replica != nil {
+		opts.ReplicaHealthy = n.ClusterQuorum
+	}
+	if n.Journal, err = journal.Open(filepath.Join(n.cfg.Data, "journal"), opts); err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
-	return nil
+	return n.endReturn()
 }
 
 // privateDataDir makes the data directory, or tightens an existing one
@@ -320,6 +330,7 @@ func (n *Node) newSender(pipelineIssuers map[string]authorize.Issuer) error {
 	for _, l := range n.links { // advices go by moov, off the hot path
 		issuers[l.IssuerID()] = saf.Issuer{Institution: pipelineIssuers[l.IssuerID()].Institution, Link: l}
 	}
+	n.adviceIssuers = issuers // an adopted node's advices go the same way
 	ac := n.cfg.Advices
 	s, err := saf.New(saf.Config{
 		Journal: n.Journal, Keys: n.Vault.Keys, Issuers: issuers, Institution: n.cfg.Institution,
@@ -365,6 +376,7 @@ func (n *Node) Start() {
 		defer close(n.sealDone)
 		n.sealClosedDays(ctx)
 	}()
+	n.startAdopter(ctx)
 	go func() {
 		if err := n.server.Serve(n.termLn); err != nil {
 			n.serveErrs <- fmt.Errorf("terminal server: %w", err)
@@ -400,6 +412,7 @@ func (n *Node) Shutdown() error {
 			n.stopSAF()
 			<-n.safDone
 			<-n.sealDone
+			n.waitAdopter()
 		}
 		for _, l := range n.links {
 			l.Close()
@@ -412,6 +425,7 @@ func (n *Node) Shutdown() error {
 }
 
 func (n *Node) closeStores() {
+	n.stopMembers()
 	if n.nats != nil {
 		n.nats.Close()
 	}
