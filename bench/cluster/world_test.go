@@ -50,8 +50,9 @@ type world struct {
 	haproxy     string // HAProxy's terminal address
 	issuerAdmin string
 	issuerProc  *exec.Cmd
-	ledgers     string // where issuersim writes its ledgers on SIGTERM
-	wallet      string // node 1's dev wallet: the demo tokens every node knows
+	ledgers     string   // where issuersim writes its ledgers on SIGTERM
+	wallet      string   // node 1's dev wallet: the demo tokens every node knows
+	nats        []string // the NATS servers' client URLs
 }
 
 // startWorld builds and starts everything: NATS, issuersim, the nodes one
@@ -61,6 +62,7 @@ func startWorld(t *testing.T, haproxyBin string) *world {
 	w := &world{t: t, dir: dir, bin: build(t, dir), ledgers: filepath.Join(dir, "ledgers")}
 	keys := w.makeKeys()
 	urls := startNATS(t, w.bin.natsd, dir)
+	w.nats = urls
 	issuersFile := proctest.IssuersOnFreePorts(t, dir)
 	if err := os.MkdirAll(w.ledgers, 0o700); err != nil {
 		t.Fatal(err)
@@ -124,6 +126,7 @@ func (w *world) newNode(k int, keys, issuersFile string, urls []string) *node {
 		"retry_max: 1m":         "retry_max: 500ms",
 		"shutdown_timeout: 30s": "shutdown_timeout: 10s",
 		"backoff_max: 5s":       "backoff_max: 200ms",
+		"heartbeat_ttl: 5s":     "heartbeat_ttl: " + heartbeatTTL.String(),
 	})
 	return n
 }
