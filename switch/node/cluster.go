@@ -168,11 +168,12 @@ func (n *Node) journalReplica() (journal.Replica, error) {
 	if !cc.Enabled() {
 		return nil, nil
 	}
-	js, err := n.jetStream()
-	if err != nil {
-		return nil, err
-	}
-	s, err := openJournalStream(js, cc)
+	var s *cluster.JournalStream
+	err := n.openShared(func(ctx context.Context, js jetstream.JetStream) (err error) {
+		s, err = cluster.OpenJournalStream(ctx, js, cluster.JournalConfig{
+			Stream: cc.JournalStream, Replicas: cc.Replicas, OpTimeout: cc.OpTimeout})
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -185,16 +186,17 @@ func (n *Node) journalReplica() (journal.Replica, error) {
 	return s.Node(n.cfg.NodeID), nil
 }
 
-// openJournalStream opens the stream of every node's journal batches.
-func openJournalStream(js jetstream.JetStream, cc ClusterConfig) (s *cluster.JournalStream, err error) {
-	ctx, cancel := context.WithTimeout(context.Background(), cc.ConnectTimeout)
-	defer cancel()
-	err = whileNoResponders(ctx, func() error {
-		s, err = cluster.OpenJournalStream(ctx, js, cluster.JournalConfig{
-			Stream: cc.JournalStream, Replicas: cc.Replicas, OpTimeout: cc.OpTimeout})
+// openShared opens a bucket or stream the nodes share with open, on this
+// node's JetStream, within connect_timeout, again while JetStream has no
+// responders.
+func (n *Node) openShared(open func(ctx context.Context, js jetstream.JetStream) error) error {
+	js, err := n.jetStream()
+	if err != nil {
 		return err
-	})
-	return s, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.Cluster.ConnectTimeout)
+	defer cancel()
+	return whileNoResponders(ctx, func() error { return open(ctx, js) })
 }
 
 // whileNoResponders calls open again, every 100 ms until ctx ends, while
@@ -221,14 +223,8 @@ func (n *Node) openState() (*cluster.State, error) {
 	if !cc.Enabled() {
 		return nil, nil
 	}
-	js, err := n.jetStream()
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), cc.ConnectTimeout)
-	defer cancel()
 	var state *cluster.State
-	err = whileNoResponders(ctx, func() (err error) {
+	err := n.openShared(func(ctx context.Context, js jetstream.JetStream) (err error) {
 		state, err = cluster.OpenState(ctx, js, cluster.StateConfig{
 			Stream: cc.StateStream, Replicas: cc.Replicas, BytesMax: cc.StateBytesMax,
 			OpTimeout: cc.OpTimeout, CatchUpTimeout: cc.CatchUpTimeout, Log: n.log})
@@ -258,14 +254,8 @@ func (n *Node) openCluster() (authorize.Counters, error) {
 	if !cc.Enabled() {
 		return nil, nil
 	}
-	js, err := n.jetStream()
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), cc.ConnectTimeout)
-	defer cancel()
 	var counters *cluster.Counters
-	err = whileNoResponders(ctx, func() (err error) {
+	err := n.openShared(func(ctx context.Context, js jetstream.JetStream) (err error) {
 		counters, err = cluster.OpenCounters(ctx, js, cluster.CountersConfig{
 			Bucket: cc.CountersBucket, Replicas: cc.Replicas, OpTimeout: cc.OpTimeout})
 		return err
@@ -413,15 +403,9 @@ func (n *Node) openClusterChecks() (authorize.Duplicates, authorize.StandIns, er
 	if !cc.Enabled() {
 		return nil, nil, nil
 	}
-	js, err := n.jetStream()
-	if err != nil {
-		return nil, nil, err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), cc.ConnectTimeout)
-	defer cancel()
 	var dups *cluster.Duplicates
 	var standIns *cluster.StandIns
-	err = whileNoResponders(ctx, func() (err error) {
+	err := n.openShared(func(ctx context.Context, js jetstream.JetStream) (err error) {
 		if dups == nil {
 			dups, err = cluster.OpenDuplicates(ctx, js, cluster.DuplicatesConfig{Bucket: cc.DuplicatesBucket,
 				Replicas: cc.Replicas, OpTimeout: cc.OpTimeout, MaxAge: cc.DuplicatesMaxAge,
