@@ -302,9 +302,7 @@ const benchDuration = 6 * time.Second
 
 // benchWithKill runs bench through HAProxy (purchases and declines, no
 // warm-up, so its report counts every answer) with the phone probing
-// replays beside it, SIGKILLs victim a third of the way in and a NATS
-// server two thirds of the way in (started again on its store after the
-// run).
+// replays beside it, and SIGKILLs victim a third of the way in.
 func (w *world) benchWithKill(t *testing.T, p *phone, victim *node) loadRun {
 	cmd := exec.Command(w.bin.bench, "-switch", w.haproxy, "-wallet", w.wallet, "-duration", benchDuration.String(),
 		"-warmup", "0s", "-connections", "12", "-concurrency", "24", "-mix", "purchase=90,decline=10",
@@ -320,15 +318,7 @@ func (w *world) benchWithKill(t *testing.T, p *phone, victim *node) loadRun {
 	time.Sleep(benchDuration / 3)
 	victim.proc.Process.Signal(syscall.SIGKILL)
 	victim.proc.Wait()
-	// A NATS server dies too: the streams and buckets it led elect new
-	// leaders on the two left, which are still a quorum.
-	time.Sleep(benchDuration / 3)
-	lost := w.natsd[1]
-	lost.proc.Process.Signal(syscall.SIGKILL)
-	lost.proc.Wait()
 	err := cmd.Wait() // exit 1 expected: the killed node's connections end in errors
-	lost.start(t)
-	lost.awaitHealthy(t)
 	close(stop)
 	run := loadRun{probes: <-probed}
 	if jerr := json.Unmarshal([]byte(out.String()), &run.report); jerr != nil {

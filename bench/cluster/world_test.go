@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -54,14 +53,6 @@ type world struct {
 	ledgers     string   // where issuersim writes its ledgers on SIGTERM
 	wallet      string   // node 1's dev wallet: the demo tokens every node knows
 	nats        []string // the NATS servers' client URLs
-	natsd       []*natsServer
-}
-
-// natsServer is one natsd process and how to start it again on its store.
-type natsServer struct {
-	args    []string
-	monitor string
-	proc    *exec.Cmd
 }
 
 // startWorld builds and starts everything: NATS, issuersim, the nodes one
@@ -70,8 +61,7 @@ func startWorld(t *testing.T, haproxyBin string) *world {
 	dir := t.TempDir()
 	w := &world{t: t, dir: dir, bin: build(t, dir), ledgers: filepath.Join(dir, "ledgers")}
 	keys := w.makeKeys()
-	w.natsd = startNATS(t, w.bin.natsd, dir)
-	urls := w.natsURLs()
+	urls := startNATS(t, w.bin.natsd, dir)
 	w.nats = urls
 	issuersFile := proctest.IssuersOnFreePorts(t, dir)
 	if err := os.MkdirAll(w.ledgers, 0o700); err != nil {
@@ -165,9 +155,9 @@ func (w *world) stopNode(n *node) {
 
 // startNATS starts nodesN natsd processes clustered on free loopback
 // ports and waits until each one's /healthz (JetStream current) is 200.
-func startNATS(t *testing.T, bin, dir string) []*natsServer {
+func startNATS(t *testing.T, bin, dir string) []string {
 	t.Helper()
-	var clients, routes, monitors []string
+	var clients, routes, monitors, urls []string
 	for range nodesN {
 		clients, monitors = append(clients, proctest.FreeAddr(t)), append(monitors, proctest.FreeAddr(t))
 		routes = append(routes, proctest.FreeAddr(t))
@@ -176,41 +166,19 @@ func startNATS(t *testing.T, bin, dir string) []*natsServer {
 	for _, r := range routes {
 		routeURLs = append(routeURLs, "nats-route://"+r)
 	}
-	var servers []*natsServer
 	for i := range nodesN {
 		store := filepath.Join(dir, fmt.Sprintf("nats-%d", i+1))
-		s := &natsServer{monitor: monitors[i], args: []string{bin, "-name", fmt.Sprintf("n%d", i+1), "-listen", clients[i],
-			"-cluster", routes[i], "-routes", strings.Join(routeURLs, ","), "-monitor", monitors[i], "-store", store}}
-		s.start(t)
-		t.Cleanup(func() { s.proc.Process.Signal(syscall.SIGTERM); s.proc.Wait() })
-		servers = append(servers, s)
-
+		cmd := exec.Command(bin, "-name", fmt.Sprintf("n%d", i+1), "-listen", clients[i], "-cluster", routes[i],
+			"-routes", strings.Join(routeURLs, ","), "-monitor", monitors[i], "-store", store)
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
+		urls = append(urls, "nats://"+clients[i])
 	}
-	for _, s := range servers {
-		s.awaitHealthy(t)
-	}
-	return servers
-}
-
-// start starts (or restarts, on its store) the server.
-func (s *natsServer) start(t *testing.T) {
-	s.proc = exec.Command(s.args[0], s.args[1:]...)
-	s.proc.Stderr = os.Stderr
-	if err := s.proc.Start(); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func (s *natsServer) awaitHealthy(t *testing.T) {
-	waitHTTP(t, "http://"+s.monitor+"/healthz", "NATS server "+s.args[2])
-}
-
-// natsURLs are the servers' client URLs.
-func (w *world) natsURLs() []string {
-	var urls []string
-	for _, s := range w.natsd {
-		i := slices.Index(s.args, "-listen")
-		urls = append(urls, "nats://"+s.args[i+1])
+	for i, m := range monitors {
+		waitHTTP(t, "http://"+m+"/healthz", fmt.Sprintf("NATS server n%d", i+1))
 	}
 	return urls
 }
