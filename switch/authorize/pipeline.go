@@ -261,8 +261,9 @@ func (p *Pipeline) finish(req Request, entry journal.Entry, reply issuerReply, c
 	done := p.d.Now()
 	if err != nil {
 		// The issuer may have approved; without a durable record the
-		// terminal must not see an approval. An armed reversal stays
-		// armed and is sent after the next start.
+		// terminal must not see an approval. The journal hands the
+		// armed reversal to the store-and-forward sender, which makes it
+		// due (journal.ReleaseAbandoned).
 		p.d.Log.Error().Err(err).Str("stan", req.STAN).Str("terminal", req.TerminalID).Msg("journal append failed")
 		entry.ResponseCode, entry.AuthCode, reply.balance = iso8583.RCSystemError, "", ""
 		if errors.Is(err, journal.ErrReplication) { // a cluster node cut off from the quorum

@@ -114,6 +114,9 @@ type Journal struct {
 	// rep copies every batch to a replicated stream (replica.go); nil on a
 	// single node. Last, so the single node's layout is what it was.
 	rep *replicator
+	// abandoned are the armed advices whose outcome's Append failed
+	// (saf.go), waiting to be made due.
+	abandoned abandonedArms
 }
 
 // Open opens (creating if needed) the journal in dir and resumes Seq after
@@ -215,7 +218,18 @@ func (j *Journal) AppendWith(e *Entry, c *Change) error {
 // AppendAbsent is AppendWith for an entry whose key Find found absent:
 // when a still holds (no append that could have written the key has
 // committed since), the duplicate check is not read again.
+//
+// When the Append fails, the armed advice c disarms or activates is left to
+// ReleaseAbandoned: its issuer call is over and no outcome says so.
 func (j *Journal) AppendAbsent(e *Entry, c *Change, a Absence) error {
+	err := j.appendAbsent(e, c, a)
+	if err != nil {
+		j.abandon(c)
+	}
+	return err
+}
+
+func (j *Journal) appendAbsent(e *Entry, c *Change, a Absence) error {
 	if err := e.validate(); err != nil {
 		return err
 	}

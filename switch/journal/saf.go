@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -29,8 +31,9 @@ import (
 // the reversal of that request, written durably first. When the answer
 // comes, the outcome's Append disarms (deletes) it in the same batch; when
 // it does not, the Append makes it due. If the switch dies in between, Open
-// makes every armed advice due, so an issuer hold the switch never learnt
-// of is always released.
+// makes every armed advice due; if the Append itself fails, the sender's
+// next ReleaseAbandoned does. So an issuer hold the switch never learnt of
+// is always released.
 
 // AdviceKind says which message an advice becomes.
 type AdviceKind uint8
@@ -165,10 +168,112 @@ func (j *Journal) Arm(e *Entry) (uint64, error) {
 	a.Entry.BusinessDay = BusinessDay(e.Time, j.cutoff)
 	j.advices.Add(1)
 	if err := j.set(appendAdviceKey(nil, a.ID), appendAdviceRecord(nil, &a)); err != nil {
+		// It may have committed locally (a cluster write whose quorum
+		// acknowledgement failed): ReleaseAbandoned deletes it then.
 		j.advices.Add(-1)
+		j.abandonArm(abandonedArm{id: a.ID})
 		return 0, fmt.Errorf("journal: arm advice %d: %w", a.ID, err)
 	}
 	return a.ID, nil
+}
+
+// abandonedArms are armed advices left behind by a failed write, kept
+// until ReleaseAbandoned settles them. Two writes can fail that way (on
+// one node by a disk error, in a cluster far more often by a moment
+// without the quorum, when the write may or may not have committed
+// locally):
+//
+//   - an Arm: the request was never sent, so the advice, if it was
+//     written, is deleted;
+//   - the outcome's Append that carried the advice's Disarm or Activate:
+//     the issuer was asked and the terminal was not told of an approval,
+//     but no outcome says so; if the advice is still armed it is made due,
+//     as Open makes every armed advice due after a crash.
+//
+// Only memory holds the list: a restart finds such advices armed and
+// makes them due anyway.
+type abandonedArms struct {
+	mu   sync.Mutex
+	arms []abandonedArm
+}
+
+type abandonedArm struct {
+	id      uint64
+	sent    bool // the issuer was asked: make due, never delete
+	disarms bool // the failed Append deleted it if it committed locally
+}
+
+func (j *Journal) abandonArm(a abandonedArm) {
+	j.abandoned.mu.Lock()
+	j.abandoned.arms = append(j.abandoned.arms, a)
+	j.abandoned.mu.Unlock()
+}
+
+// abandon records the armed advice of a Change whose Append failed.
+func (j *Journal) abandon(c *Change) {
+	switch {
+	case c == nil:
+	case c.Disarm != 0:
+		j.abandonArm(abandonedArm{id: c.Disarm, sent: true, disarms: true})
+	case c.Activate != nil:
+		j.abandonArm(abandonedArm{id: c.Activate.ID, sent: true})
+	}
+}
+
+// ReleaseAbandoned settles the armed advices failed writes left behind
+// (abandonedArms) and returns how many reversals it made due. It never
+// touches an advice whose issuer call may still be running: an advice is
+// listed only after its Arm or its outcome's Append has returned. On a
+// failed write the advices not yet settled stay listed for the next call.
+// The store-and-forward sender calls it before each look for due advices.
+func (j *Journal) ReleaseAbandoned(now time.Time) (int, error) {
+	if !j.life.enter() {
+		return 0, errClosed
+	}
+	defer j.life.leave()
+	j.abandoned.mu.Lock()
+	arms := j.abandoned.arms
+	j.abandoned.arms = nil
+	j.abandoned.mu.Unlock()
+	released := 0
+	for i, a := range arms {
+		made, err := j.releaseArm(a, now)
+		if err != nil {
+			j.abandoned.mu.Lock()
+			j.abandoned.arms = slices.Concat(arms[i:], j.abandoned.arms)
+			j.abandoned.mu.Unlock()
+			return released, fmt.Errorf("journal: release abandoned advice %d: %w", a.id, err)
+		}
+		if made {
+			released++
+		}
+	}
+	return released, nil
+}
+
+// releaseArm settles one abandoned advice; true when it made it due.
+func (j *Journal) releaseArm(ab abandonedArm, now time.Time) (bool, error) {
+	key := appendAdviceKey(nil, ab.id)
+	v, closer, err := j.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		if ab.disarms { // the failed Append committed locally: its Disarm was not counted
+			j.advices.Add(-1)
+		}
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	a, err := decodeAdvice(key, v)
+	_ = closer.Close()
+	if err != nil || a.State != AdviceArmed {
+		return false, err // already due: the failed Append committed its Activate locally
+	}
+	if !ab.sent { // the failed Arm took it off the count already
+		return false, j.del(key)
+	}
+	a.State, a.NextAttempt = AdviceDue, now
+	return true, j.set(key, appendAdviceRecord(nil, &a))
 }
 
 // applyChange adds c to the batch that appends rec.

@@ -115,6 +115,7 @@ func (s *Sender) round(ctx context.Context) bool {
 	if ctx.Err() != nil {
 		return false
 	}
+	s.releaseAbandoned()
 	due, err := s.cfg.Journal.DueAdvices(s.cfg.Now(), s.cfg.InFlightMax)
 	if err != nil {
 		s.cfg.Log.Error().Err(err).Msg("store and forward: reading due advices failed")
@@ -130,6 +131,20 @@ func (s *Sender) round(ctx context.Context) bool {
 	}
 	wg.Wait()
 	return len(due) == s.cfg.InFlightMax
+}
+
+// releaseAbandoned makes due the reversals armed for issuer calls whose
+// outcome the journal failed to record; a failure leaves them for the next
+// round.
+func (s *Sender) releaseAbandoned() {
+	n, err := s.cfg.Journal.ReleaseAbandoned(s.cfg.Now())
+	if err != nil {
+		s.cfg.Log.Warn().Err(err).Int("released", n).Msg("store and forward: reversals of unjournaled issuer calls not yet due; trying again")
+		return
+	}
+	if n > 0 {
+		s.cfg.Log.Warn().Int("released", n).Msg("store and forward: reversals of issuer calls whose outcome was not journaled made due")
+	}
 }
 
 // deliver sends one advice and records the outcome.
