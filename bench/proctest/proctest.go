@@ -7,10 +7,12 @@ package proctest
 import (
 	"bufio"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -35,15 +37,45 @@ func Build(t testing.TB, dir, pkg, name string) string {
 	return out
 }
 
-// FreeAddr returns a loopback address nothing listens on right now.
+// FreeAddr returns a loopback address nothing listens on right now. The
+// port is below the kernel's ephemeral range when there is room: between
+// this call and the process that binds it, a test opens many outgoing
+// connections, and each takes an ephemeral port, which could be this one.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
+	if lo := ephemeralLow(); lo > 1024+freePortSpan {
+		for range 64 {
+			addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(lo-1-rand.IntN(freePortSpan)))
+			if l, err := net.Listen("tcp", addr); err == nil {
+				l.Close()
+				return addr
+			}
+		}
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
 	return l.Addr().String()
+}
+
+// freePortSpan is how many ports below the ephemeral range FreeAddr draws from.
+const freePortSpan = 12_000
+
+// ephemeralLow is the first port the kernel hands to outgoing connections,
+// 0 when it cannot be read.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 0
+	}
+	lo, _ := strconv.Atoi(f[0])
+	return lo
 }
 
 // IssuersOnFreePorts writes a copy of the member list with every address
