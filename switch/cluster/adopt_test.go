@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -329,4 +330,124 @@ func startDevOnce(t *testing.T, mutate func(*node.Config)) error {
 		d.Close()
 	}
 	return err
+}
+
+// TestNodeAdoptedWhileCutOffStops: a node that was cut off long enough to
+// be adopted, and then reaches the quorum again, must not go on writing
+// the journal its adopter writes now. Its next heartbeat finds the
+// adoption: it has no quorum from then on (its journal and counters refuse
+// every write) and Run ends with ErrAdopted. An adoption it took back at
+// its start (returned) is no such thing.
+func TestNodeAdoptedWhileCutOffStops(t *testing.T) {
+	nc := natstest.Start(t, 3)
+	a := openMembers(t, nc, 0, "node-a")
+	b := openMembers(t, nc, 1, "node-b")
+	ctx := context.Background()
+	if err := a.Beat(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, quorum := a.Alive(); !quorum {
+		t.Fatal("no quorum after a heartbeat")
+	}
+	// A's silence is B's to judge; here B claims A outright.
+	if _, won, err := b.Claim(ctx, "node-a"); err != nil || !won {
+		t.Fatalf("claim: %v %v", won, err)
+	}
+	if err := a.Beat(ctx); !errors.Is(err, cluster.ErrAdopted) || !strings.Contains(err.Error(), "node-b") {
+		t.Fatalf("heartbeat of an adopted node: %v, want ErrAdopted by node-b", err)
+	}
+	if _, quorum := a.Alive(); quorum || a.QuorumHeldFor() != 0 {
+		t.Fatal("the adopted node still counts itself in the quorum")
+	}
+	runCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := a.Run(runCtx); !errors.Is(err, cluster.ErrAdopted) {
+		t.Fatalf("Run of an adopted node: %v, want ErrAdopted", err)
+	}
+
+	c := openMembers(t, nc, 2, "node-c")
+	rev, won, err := b.Claim(ctx, "node-c")
+	if err != nil || !won {
+		t.Fatalf("claim: %v %v", won, err)
+	}
+	if _, err := b.SetAdoption(ctx, "node-c", cluster.AdoptReturned, rev); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Beat(ctx); err != nil {
+		t.Fatalf("heartbeat of a node that took its adoption back: %v", err)
+	}
+}
+
+// TestQuorumHeldCountsFromItsReturn: a node that lost the quorum counts
+// its hold from the heartbeat that got it back, so right after the
+// heartbeat bucket's quorum returns it takes nobody for dead (the others
+// have had no chance to beat yet).
+func TestQuorumHeldCountsFromItsReturn(t *testing.T) {
+	nc := natstest.Start(t, 3)
+	a := openMembers(t, nc, 0, "node-a")
+	ctx := context.Background()
+	if err := a.Beat(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(testTTL / 2)
+	if held := a.QuorumHeldFor(); held < testTTL/2 {
+		t.Fatalf("held the quorum %v after two beats half a TTL apart", held)
+	}
+	nc.Kill(1)
+	nc.Kill(2)
+	deadline := time.Now().Add(testTTL + 10*time.Second)
+	for a.QuorumHeldFor() != 0 {
+		_ = a.Beat(ctx)
+		if time.Now().After(deadline) {
+			t.Fatal("the quorum is still counted with two of three servers down")
+		}
+		time.Sleep(testTTL / 4)
+	}
+	nc.Restart(1)
+	deadline = time.Now().Add(30 * time.Second)
+	for a.Beat(ctx) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("no heartbeat within 30 s of the quorum's return")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if held := a.QuorumHeldFor(); held <= 0 || held >= testTTL {
+		t.Fatalf("held the quorum %v right after it came back, want more than 0 and less than the TTL %v", held, testTTL)
+	}
+}
+
+// TestSwitchdAdoptedWhileAliveStops: a switchd node that finds itself
+// adopted stops approving at once (not ready, taps 91) and reports
+// ErrAdopted on Errors(), which makes switchd exit.
+func TestSwitchdAdoptedWhileAliveStops(t *testing.T) {
+	nc := natstest.Start(t, 3)
+	w := startWorldWith(t, func(c *node.Config) {
+		c.Cluster.URLs = []string{nc.URL(0)}
+		c.Cluster.CountersBucket = "counters"
+		c.Cluster.JournalStream = "tapswitch_journal_test"
+		c.Cluster.STANBlock = 1
+		c.Cluster.MembersBucket, c.Cluster.AdoptionsBucket, c.Cluster.HeartbeatTTL = "nodes", "adoptions", testTTL
+	})
+	if rc := w.handle(t, w.d.Node.Pipeline, w.purchase()); rc != iso8583.RCApproved {
+		t.Fatalf("tap before the adoption: rc %s", rc)
+	}
+	other := openMembers(t, nc, 1, "node-other")
+	self := w.d.Node.Pipeline.Deps().NodeID
+	if _, won, err := other.Claim(context.Background(), self); err != nil || !won {
+		t.Fatalf("claim: %v %v", won, err)
+	}
+	select {
+	case err := <-w.d.Node.Errors():
+		if !errors.Is(err, cluster.ErrAdopted) {
+			t.Fatalf("the node stopped for %v, want ErrAdopted", err)
+		}
+	case <-time.After(testTTL + 10*time.Second):
+		t.Fatal("the adopted node did not stop within a heartbeat")
+	}
+	if code, body := readyz(t, w); code != http.StatusServiceUnavailable || body["cluster_quorum"] != false {
+		t.Fatalf("/readyz of the adopted node: %d %v", code, body)
+	}
+	if rc := w.handle(t, w.d.Node.Pipeline, w.purchase()); rc != iso8583.RCIssuerUnavailable {
+		t.Fatalf("tap on the adopted node: rc %s, want 91", rc)
+	}
 }

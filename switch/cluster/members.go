@@ -61,9 +61,19 @@ type Members struct {
 
 	mu     sync.Mutex
 	alive  []string
-	quorum bool // the last heartbeat was stored within ttl
-	beatAt time.Time
+	beatAt time.Time // when the last heartbeat that was stored began
+	// heldSince is when the current run of heartbeats within the TTL began.
+	heldSince time.Time
+	// adoptedBy is set once this node, alive, finds itself adopted: it was
+	// taken for dead (cut off longer than the TTL) and another node writes
+	// its journal now. It has no quorum from then on (ErrAdopted).
+	adoptedBy string
 }
+
+// ErrAdopted is Beat's and Run's error once this node finds that another
+// node adopted it while it was cut off: it must stop writing at once and
+// start again, which takes its journal back once the adopter is done.
+var ErrAdopted = errors.New("cluster: this node was taken for dead and adopted while cut off; restart it to take its journal back")
 
 // OpenMembers creates or binds the two buckets.
 func OpenMembers(ctx context.Context, js jetstream.JetStream, cfg MembersConfig, node string) (*Members, error) {
@@ -93,23 +103,63 @@ func OpenMembers(ctx context.Context, js jetstream.JetStream, cfg MembersConfig,
 // TTL is the heartbeat TTL.
 func (m *Members) TTL() time.Duration { return m.ttl }
 
-// Beat stores this node's heartbeat and reads who is alive.
+// Beat stores this node's heartbeat, reads who is alive, and checks that
+// no node adopted this one meanwhile. The quorum is counted from the
+// moment the heartbeat was sent, not acknowledged: the node's own view of
+// its quorum then always ends before its heartbeat expires on the
+// servers, so by the time another node can take it for dead it has
+// stopped writing (the journal's writes ask for the quorum first).
 func (m *Members) Beat(ctx context.Context) error {
 	// A heartbeat later than a third of the TTL is no use: the next is due.
 	ctx, cancel := context.WithTimeout(ctx, min(m.timeout, m.ttl/3))
 	defer cancel()
-	_, err := m.beats.Put(ctx, m.node, []byte(time.Now().UTC().Format(time.RFC3339Nano)))
+	sent := time.Now()
+	_, err := m.beats.Put(ctx, m.node, []byte(sent.UTC().Format(time.RFC3339Nano)))
 	var alive []string
 	if err == nil {
 		alive, err = m.listAlive(ctx)
 	}
+	adopter := ""
+	if err == nil {
+		adopter, err = m.readAdopter(ctx)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err == nil {
-		m.alive, m.beatAt = alive, time.Now()
+	switch {
+	case m.adoptedBy != "":
+		return ErrAdopted
+	case adopter != "":
+		m.adoptedBy = adopter
+		return fmt.Errorf("%w (by %s)", ErrAdopted, adopter)
+	case err != nil:
+		return err
 	}
-	m.quorum = time.Since(m.beatAt) < m.ttl
-	return err
+	if !m.quorumLocked() {
+		m.heldSince = sent
+	}
+	m.alive, m.beatAt = alive, sent
+	return nil
+}
+
+// readAdopter returns the adopter of this node, "" when it has none or has
+// taken its journal back (returned, at its start).
+func (m *Members) readAdopter(ctx context.Context) (string, error) {
+	e, err := m.adoptions.Get(ctx, m.node)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	state, adopter, _ := strings.Cut(string(e.Value()), " ")
+	if state == AdoptReturned {
+		return "", nil
+	}
+	return adopter, nil
+}
+
+func (m *Members) quorumLocked() bool {
+	return m.adoptedBy == "" && !m.beatAt.IsZero() && time.Since(m.beatAt) < m.ttl
 }
 
 func (m *Members) listAlive(ctx context.Context) ([]string, error) {
@@ -125,15 +175,18 @@ func (m *Members) listAlive(ctx context.Context) ([]string, error) {
 	return alive, nil
 }
 
-// Run beats every third of the TTL until ctx ends.
-func (m *Members) Run(ctx context.Context) {
+// Run beats every third of the TTL until ctx ends (nil) or the node finds
+// itself adopted (ErrAdopted).
+func (m *Members) Run(ctx context.Context) error {
 	t := time.NewTicker(m.ttl / 3)
 	defer t.Stop()
 	for {
-		_ = m.Beat(ctx)
+		if err := m.Beat(ctx); errors.Is(err, ErrAdopted) {
+			return err
+		}
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-t.C:
 		}
 	}
@@ -144,7 +197,22 @@ func (m *Members) Run(ctx context.Context) {
 func (m *Members) Alive() (nodes []string, quorum bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return slices.Clone(m.alive), m.quorum && time.Since(m.beatAt) < m.ttl
+	return slices.Clone(m.alive), m.quorumLocked()
+}
+
+// QuorumHeldFor is how long this node has had the quorum without a break:
+// 0 without it. A node missing from Alive is dead only to a node that has
+// held the quorum a whole TTL since it last had none: any node that shares
+// the quorum has beaten in that time. Without that rule, nodes that lost
+// the quorum together (the heartbeat bucket's leader died, and a new one
+// was elected) would take each other for dead when it comes back.
+func (m *Members) QuorumHeldFor() time.Duration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.quorumLocked() {
+		return 0
+	}
+	return time.Since(m.heldSince)
 }
 
 // Stop removes this node's heartbeat at once (a clean shutdown).

@@ -148,7 +148,7 @@ func serveUntilDone(ctx context.Context, n *node.Node, log zerolog.Logger) error
 	case <-ctx.Done():
 		log.Info().Msg("shutting down: draining terminals")
 	case serveErr = <-n.Errors():
-		log.Error().Err(serveErr).Msg("listener failed: shutting down")
+		log.Error().Err(serveErr).Msg("shutting down")
 	}
 	start := time.Now()
 	if err := n.Shutdown(); err != nil {

@@ -51,8 +51,10 @@ func (n *Node) runAdopter(ctx context.Context) {
 // day to close.
 func (n *Node) adoptPass(ctx context.Context) error {
 	alive, quorum := n.members.Alive()
-	if !quorum {
-		return nil // a node cut off from the quorum would take every other for dead
+	if !quorum || n.members.QuorumHeldFor() < n.members.TTL() {
+		// A node cut off from the quorum would take every other for dead,
+		// and so would one that just got it back, before the others beat.
+		return nil
 	}
 	for _, a := range alive {
 		n.seenAlive[a] = true

@@ -315,7 +315,16 @@ func (n *Node) openMembers() error {
 	n.stopBeats, n.beatsDone = stop, make(chan struct{})
 	go func() {
 		defer close(n.beatsDone)
-		m.Run(bctx)
+		if err := m.Run(bctx); err != nil {
+			// Adopted while cut off: the adopter writes this node's journal
+			// now. Writes already fail (no quorum); the node stops, and its
+			// next start takes the journal back (returnFromAdoption).
+			n.log.Error().Err(err).Msg("this node stops")
+			select {
+			case n.serveErrs <- err:
+			default:
+			}
+		}
 	}()
 	return nil
 }

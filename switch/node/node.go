@@ -86,7 +86,7 @@ func Open(cfg Config, log zerolog.Logger, addressOverride map[string]string) (_ 
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: log, serveErrs: make(chan error, 3)}
+	n := &Node{cfg: cfg, log: log, serveErrs: make(chan error, 4)}
 	if err := n.loadListenerSecrets(); err != nil {
 		return nil, err
 	}
@@ -395,7 +395,8 @@ func (n *Node) Start() {
 	}
 }
 
-// Errors reports a listener that failed while serving.
+// Errors reports why the node must stop: a listener that failed while
+// serving, or, in a cluster, the node found adopted (cluster.ErrAdopted).
 func (n *Node) Errors() <-chan error { return n.serveErrs }
 
 // Shutdown drains terminals within the configured time-out, stops the
