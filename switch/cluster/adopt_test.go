@@ -451,3 +451,85 @@ func TestSwitchdAdoptedWhileAliveStops(t *testing.T) {
 		t.Fatalf("tap on the adopted node: rc %s, want 91", rc)
 	}
 }
+
+// TestNodeBackFromAdoptionRebuildsItsJournal: a node that comes back from
+// an adoption takes its journal from the stream, the truth its adopter
+// acted on. A batch it had committed only locally (its acknowledgement
+// failed as it was cut off: the terminal got an error, and the adopter
+// reversed the issuer call the stream shows armed) is not in the rebuilt
+// journal; the local journal is kept aside, whole.
+func TestNodeBackFromAdoptionRebuildsItsJournal(t *testing.T) {
+	nc := natstest.Start(t, 3)
+	data := t.TempDir()
+	cfg := func(c *node.Config) {
+		c.NodeID, c.Data = "node-x", data
+		c.Cluster.URLs = []string{nc.URL(0)}
+		c.Cluster.CountersBucket = "counters"
+		c.Cluster.JournalStream = "tapswitch_journal_test"
+		c.Cluster.STANBlock = 1
+		c.Cluster.MembersBucket, c.Cluster.AdoptionsBucket, c.Cluster.HeartbeatTTL = "nodes", "adoptions", testTTL
+	}
+	w := startWorldWith(t, cfg)
+	if rc := w.handle(t, w.d.Node.Pipeline, w.purchase()); rc != iso8583.RCApproved {
+		t.Fatalf("tap: rc %s", rc)
+	}
+	replicated := countEntries(t, w.d.Node.Journal)
+	w.d.Close()
+
+	dir := filepath.Join(data, "journal")
+	local, err := journal.Open(dir, journal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	localOnly := testEntry("TERM0009", 1)
+	if err := local.Append(localOnly); err != nil {
+		t.Fatal(err)
+	}
+	if err := local.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	adopter := openMembers(t, nc, 1, "node-b")
+	rev, won, err := adopter.Claim(context.Background(), "node-x")
+	if err != nil || !won {
+		t.Fatalf("claim: %v %v", won, err)
+	}
+	if _, err := adopter.SetAdoption(context.Background(), "node-x", cluster.AdoptDone, rev); err != nil {
+		t.Fatal(err)
+	}
+	back := startWorldWith(t, cfg)
+	if _, found, err := back.d.Node.Journal.Lookup(localOnly.Key()); err != nil || found {
+		t.Fatalf("the batch committed only locally is in the rebuilt journal: %v %v", found, err)
+	}
+	if got := countEntries(t, back.d.Node.Journal); got != replicated {
+		t.Fatalf("the rebuilt journal has %d entries, the stream %d", got, replicated)
+	}
+	aside, _ := filepath.Glob(dir + "-before-adoption-*")
+	if len(aside) != 1 {
+		t.Fatalf("local journal kept aside: %v", aside)
+	}
+	kept, err := journal.Open(aside[0], journal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kept.Close()
+	if _, found, _ := kept.Lookup(localOnly.Key()); !found || countEntries(t, kept) != replicated+1 {
+		t.Fatal("the journal kept aside lost entries")
+	}
+}
+
+// countEntries counts a journal's entries over all its days.
+func countEntries(t *testing.T, j *journal.Journal) int {
+	t.Helper()
+	days, err := j.Days()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, d := range days {
+		if err := j.ScanDay(d, func(journal.Entry) error { n++; return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return n
+}

@@ -222,6 +222,18 @@ func (m *Members) Stop() {
 	_ = m.beats.Delete(ctx, m.node)
 }
 
+// Beating reads node's heartbeat afresh: whether it is stored now (Alive
+// is as old as this node's last beat).
+func (m *Members) Beating(ctx context.Context, node string) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, m.timeout)
+	defer cancel()
+	_, err := m.beats.Get(ctx, node)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 // Claim takes the adoption of a dead node: true for exactly one claimant.
 func (m *Members) Claim(ctx context.Context, dead string) (rev uint64, won bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, m.timeout)

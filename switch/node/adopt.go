@@ -75,7 +75,13 @@ func (n *Node) adoptPass(ctx context.Context) error {
 			// Down since before this node started: not taken for dead, so a
 			// whole network restarting does not adopt its late starters.
 		case !found:
-			var won bool
+			// Alive may be a beat old, and a node coming back deletes its
+			// adoption only after its heartbeat is stored: read that again
+			// now that the adoption is known to be gone.
+			var beating, won bool
+			if beating, err = n.members.Beating(ctx, dead); err != nil || beating {
+				return err
+			}
 			if rev, won, err = n.members.Claim(ctx, dead); err != nil || !won {
 				return err
 			}
@@ -232,6 +238,26 @@ func (n *Node) sealAdopted(dead string, j *journal.Journal) error {
 		}
 	}
 	return nil
+}
+
+// rebuildJournal runs when this node comes back from an adoption: its
+// journal is rebuilt from the stream, and the local one is kept aside.
+// After an adoption the stream is the truth: the adopter acted on it (it
+// sent the reversals of what the stream shows armed). A batch this node
+// committed locally whose acknowledgement failed before it was cut off is
+// not in the stream; its terminal was answered with an error, and its
+// issuer call was reversed by the adopter, so it must not settle.
+func (n *Node) rebuildJournal(dir string, replica journal.Replica) error {
+	if _, err := os.Stat(dir); err == nil {
+		aside := fmt.Sprintf("%s-before-adoption-%d", dir, time.Now().Unix())
+		if err := os.Rename(dir, aside); err != nil {
+			return fmt.Errorf("journal: setting the local journal aside: %w", err)
+		}
+		n.log.Warn().Str("kept", aside).Msg("back from an adoption: journal rebuilt from its stream; the local one is kept aside")
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("journal: %w", err)
+	}
+	return journal.Restore(dir, replica)
 }
 
 // lastClosedDay is the last business day closed (seal_grace past its

@@ -142,7 +142,10 @@ const (
 
 // jetStream connects to NATS, once; cluster mode only. The first store
 // to open connects (the vault's log, before the journal catches up from
-// its stream).
+// its stream). The node uses the servers of cluster.urls and no others
+// the servers advertise: which servers a node reaches through is the
+// operator's choice (its own machine's, say), and a node given one server
+// is cut off when that server is.
 func (n *Node) jetStream() (jetstream.JetStream, error) {
 	if n.js != nil {
 		return n.js, nil
@@ -150,7 +153,7 @@ func (n *Node) jetStream() (jetstream.JetStream, error) {
 	cc := n.cfg.Cluster
 	nc, err := nats.Connect(strings.Join(cc.URLs, ","), nats.Name("tapswitch "+n.cfg.NodeID),
 		nats.Timeout(cc.ConnectTimeout), nats.MaxReconnects(clusterReconnectsMax),
-		nats.ReconnectWait(clusterReconnectWait))
+		nats.ReconnectWait(clusterReconnectWait), nats.IgnoreDiscoveredServers())
 	if err != nil {
 		return nil, fmt.Errorf("cluster: connect to NATS: %w", err)
 	}

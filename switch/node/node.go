@@ -186,7 +186,13 @@ func (n *Node) openStores() error {
 	if replica != nil {
 		opts.ReplicaHealthy = n.ClusterQuorum
 	}
-	if n.Journal, err = journal.Open(filepath.Join(n.cfg.Data, "journal"), opts); err != nil {
+	dir := filepath.Join(n.cfg.Data, "journal")
+	if n.returnRev != 0 {
+		if err := n.rebuildJournal(dir, replica); err != nil {
+			return err
+		}
+	}
+	if n.Journal, err = journal.Open(dir, opts); err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
 	return n.endReturn()
