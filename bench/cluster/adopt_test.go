@@ -101,11 +101,19 @@ func (w *world) openMembers(t *testing.T) *cluster.Members {
 		t.Fatal(err)
 	}
 	cc := cfg.Cluster
-	m, err := cluster.OpenMembers(context.Background(), js, cluster.MembersConfig{Bucket: cc.MembersBucket,
-		AdoptionsBucket: cc.AdoptionsBucket, Replicas: cc.Replicas, HeartbeatTTL: heartbeatTTL,
-		OpTimeout: 5 * time.Second}, "test-observer")
-	if err != nil {
-		t.Fatal(err)
+	// Right after a NATS server died the buckets may have no leader for
+	// a few seconds: try again until they do.
+	deadline := time.Now().Add(readyMax)
+	for {
+		m, err := cluster.OpenMembers(context.Background(), js, cluster.MembersConfig{Bucket: cc.MembersBucket,
+			AdoptionsBucket: cc.AdoptionsBucket, Replicas: cc.Replicas, HeartbeatTTL: heartbeatTTL,
+			OpTimeout: 5 * time.Second}, "test-observer")
+		if err == nil {
+			return m
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
-	return m
 }

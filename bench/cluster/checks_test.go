@@ -207,6 +207,7 @@ func closeDay(t *testing.T, n *node) switchnode.ClosedDay {
 func waitAdvicesDrained(t *testing.T, n *node) {
 	t.Helper()
 	deadline := time.Now().Add(readyMax)
+	var last []string
 	for time.Now().Before(deadline) {
 		resp, err := http.Get("http://" + n.admin + "/metrics")
 		if err == nil {
@@ -216,8 +217,14 @@ func waitAdvicesDrained(t *testing.T, n *node) {
 			if strings.Contains(s, `tapswitch_advices{state="due"} 0`) && strings.Contains(s, `tapswitch_advices{state="armed"} 0`) {
 				return
 			}
+			last = last[:0]
+			for _, line := range strings.Split(s, "\n") {
+				if strings.HasPrefix(line, "tapswitch_advices{") {
+					last = append(last, line)
+				}
+			}
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("%s: advices not drained within %v", n.id, readyMax)
+	t.Fatalf("%s: advices not drained within %v: %s", n.id, readyMax, strings.Join(last, ", "))
 }

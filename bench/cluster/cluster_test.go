@@ -22,8 +22,10 @@ import (
 
 // TestThreeNodesBehindHAProxy starts the whole cluster as real processes
 // on loopback and checks issue 14's guarantees end to end, one subtest
-// each. The guarantees of slices not merged yet are named subtests that
-// skip, saying which slice they need.
+// each, through its faults: a node SIGKILLed under load, a NATS server
+// SIGKILLed (the other nodes move to another server; node 2, which knows
+// only that one, is cut off: adopted, and stopped when it is back) and
+// HAProxy moving terminals off both nodes mid-stream.
 func TestThreeNodesBehindHAProxy(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs a whole cluster of real processes")
@@ -90,14 +92,32 @@ func TestThreeNodesBehindHAProxy(t *testing.T) {
 	})
 
 	var run loadRun
+	var lostNATS *natsServer
 	t.Run("bench through HAProxy with a node SIGKILLed", func(t *testing.T) {
-		run = w.benchWithKill(t, phone, w.nodes[2])
+		run, lostNATS = w.benchWithKill(t, phone, w.nodes[2])
 		t.Logf("bench: %d requests, %d answered, codes %v; probes: %d approved, %d replays (%v)",
 			run.report.Requests, run.report.Answered, run.report.Codes, run.probes.approved.Load(),
 			run.probes.replays.Load(), run.probes.replayCodes())
 		if run.report.Codes[iso8583.RCApproved] == 0 {
 			t.Fatal("bench got no approval: the run proves nothing")
 		}
+	})
+
+	t.Run("the node cut off is adopted, and stops when it is back", func(t *testing.T) {
+		// Its NATS server down, the partitioned node has no quorum: it
+		// answers 91 and /readyz 503, so HAProxy moved its terminals.
+		// Its heartbeat expires and a survivor adopts it: the reversals
+		// of the taps it had at the issuers are sent.
+		cut := w.nodes[partitioned]
+		adopter, sent := w.awaitAdoption(t, cut)
+		t.Logf("%s adopted %s, alive but cut off: its journal rebuilt from the stream owes nothing (%s)", adopter.id, cut.id, sent)
+		// Its server back, the node sees the adoption at its next
+		// heartbeat and stops rather than write its journal beside the
+		// adopter; started again, it takes the journal back.
+		lostNATS.start(t)
+		lostNATS.awaitHealthy(t)
+		w.awaitExit(t, cut)
+		w.startNode(cut)
 	})
 
 	t.Run("the killed node's reversals finished by a survivor", func(t *testing.T) {
@@ -302,8 +322,11 @@ const benchDuration = 6 * time.Second
 
 // benchWithKill runs bench through HAProxy (purchases and declines, no
 // warm-up, so its report counts every answer) with the phone probing
-// replays beside it, and SIGKILLs victim a third of the way in.
-func (w *world) benchWithKill(t *testing.T, p *phone, victim *node) loadRun {
+// replays beside it, SIGKILLs victim a third of the way in and, two thirds
+// of the way in, the NATS server the partitioned node reaches the cluster
+// through: the other nodes lose a server, that node the quorum. The
+// server stays down: it returns the lost NATS server.
+func (w *world) benchWithKill(t *testing.T, p *phone, victim *node) (loadRun, *natsServer) {
 	cmd := exec.Command(w.bin.bench, "-switch", w.haproxy, "-wallet", w.wallet, "-duration", benchDuration.String(),
 		"-warmup", "0s", "-connections", "12", "-concurrency", "24", "-mix", "purchase=90,decline=10",
 		"-json", "-quiet", "-out", "")
@@ -318,11 +341,18 @@ func (w *world) benchWithKill(t *testing.T, p *phone, victim *node) loadRun {
 	time.Sleep(benchDuration / 3)
 	victim.proc.Process.Signal(syscall.SIGKILL)
 	victim.proc.Wait()
+	// A NATS server dies too: the streams and buckets it led elect new
+	// leaders on the two left, which are still a quorum, and the node
+	// that knows only this server is cut off.
+	time.Sleep(benchDuration / 3)
+	lost := w.natsd[partitioned]
+	lost.proc.Process.Signal(syscall.SIGKILL)
+	lost.proc.Wait()
 	err := cmd.Wait() // exit 1 expected: the killed node's connections end in errors
 	close(stop)
 	run := loadRun{probes: <-probed}
 	if jerr := json.Unmarshal([]byte(out.String()), &run.report); jerr != nil {
 		t.Fatalf("bench (%v) printed no JSON report: %v\n%s", err, jerr, out.String())
 	}
-	return run
+	return run, lost
 }

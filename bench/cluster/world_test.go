@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -53,7 +54,21 @@ type world struct {
 	ledgers     string   // where issuersim writes its ledgers on SIGTERM
 	wallet      string   // node 1's dev wallet: the demo tokens every node knows
 	nats        []string // the NATS servers' client URLs
+	natsd       []*natsServer
 }
+
+// natsServer is one natsd process and how to start it again on its store.
+type natsServer struct {
+	args    []string
+	monitor string
+	proc    *exec.Cmd
+}
+
+// partitioned is the node (0-based) that reaches NATS through its own
+// server only, so that stopping that server cuts it off from the others
+// (the partition); the other nodes know every server and move to
+// another when theirs dies.
+const partitioned = 1
 
 // startWorld builds and starts everything: NATS, issuersim, the nodes one
 // after another (node 1 creates the JetStream bucket), then HAProxy.
@@ -61,7 +76,8 @@ func startWorld(t *testing.T, haproxyBin string) *world {
 	dir := t.TempDir()
 	w := &world{t: t, dir: dir, bin: build(t, dir), ledgers: filepath.Join(dir, "ledgers")}
 	keys := w.makeKeys()
-	urls := startNATS(t, w.bin.natsd, dir)
+	w.natsd = startNATS(t, w.bin.natsd, dir)
+	urls := w.natsURLs()
 	w.nats = urls
 	issuersFile := proctest.IssuersOnFreePorts(t, dir)
 	if err := os.MkdirAll(w.ledgers, 0o700); err != nil {
@@ -70,7 +86,11 @@ func startWorld(t *testing.T, haproxyBin string) *world {
 	w.issuerAdmin, w.issuerProc = proctest.Issuersim(t, w.bin.issuersim, "-issuers", issuersFile, "-cards", "200",
 		"-operator-keys", filepath.Join(keys, "operator.keys"), "-ledger-dir", w.ledgers)
 	for i := range nodesN {
-		n := w.newNode(i+1, keys, issuersFile, urls)
+		nodeURLs := urls
+		if i == partitioned {
+			nodeURLs = urls[i : i+1]
+		}
+		n := w.newNode(i+1, keys, issuersFile, nodeURLs)
 		w.nodes = append(w.nodes, n)
 		w.startNode(n)
 	}
@@ -141,6 +161,22 @@ func (w *world) startNode(n *node) {
 	waitHTTP(w.t, "http://"+n.admin+"/readyz", n.id)
 }
 
+// awaitExit waits for a node to stop by itself, with an error.
+func (w *world) awaitExit(t *testing.T, n *node) {
+	t.Helper()
+	exited := make(chan error, 1)
+	go func() { exited <- n.proc.Wait() }()
+	select {
+	case err := <-exited:
+		if err == nil {
+			t.Fatalf("%s stopped with exit status 0, want an error", n.id)
+		}
+		t.Logf("%s stopped by itself: %v", n.id, err)
+	case <-time.After(readyMax):
+		t.Fatalf("%s did not stop within %v", n.id, readyMax)
+	}
+}
+
 // stopNode stops a node with SIGTERM and waits for it to exit.
 func (w *world) stopNode(n *node) {
 	n.proc.Process.Signal(syscall.SIGTERM)
@@ -155,9 +191,9 @@ func (w *world) stopNode(n *node) {
 
 // startNATS starts nodesN natsd processes clustered on free loopback
 // ports and waits until each one's /healthz (JetStream current) is 200.
-func startNATS(t *testing.T, bin, dir string) []string {
+func startNATS(t *testing.T, bin, dir string) []*natsServer {
 	t.Helper()
-	var clients, routes, monitors, urls []string
+	var clients, routes, monitors []string
 	for range nodesN {
 		clients, monitors = append(clients, proctest.FreeAddr(t)), append(monitors, proctest.FreeAddr(t))
 		routes = append(routes, proctest.FreeAddr(t))
@@ -166,19 +202,41 @@ func startNATS(t *testing.T, bin, dir string) []string {
 	for _, r := range routes {
 		routeURLs = append(routeURLs, "nats-route://"+r)
 	}
+	var servers []*natsServer
 	for i := range nodesN {
 		store := filepath.Join(dir, fmt.Sprintf("nats-%d", i+1))
-		cmd := exec.Command(bin, "-name", fmt.Sprintf("n%d", i+1), "-listen", clients[i], "-cluster", routes[i],
-			"-routes", strings.Join(routeURLs, ","), "-monitor", monitors[i], "-store", store)
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
-		urls = append(urls, "nats://"+clients[i])
+		s := &natsServer{monitor: monitors[i], args: []string{bin, "-name", fmt.Sprintf("n%d", i+1), "-listen", clients[i],
+			"-cluster", routes[i], "-routes", strings.Join(routeURLs, ","), "-monitor", monitors[i], "-store", store}}
+		s.start(t)
+		t.Cleanup(func() { s.proc.Process.Signal(syscall.SIGTERM); s.proc.Wait() })
+		servers = append(servers, s)
+
 	}
-	for i, m := range monitors {
-		waitHTTP(t, "http://"+m+"/healthz", fmt.Sprintf("NATS server n%d", i+1))
+	for _, s := range servers {
+		s.awaitHealthy(t)
+	}
+	return servers
+}
+
+// start starts (or restarts, on its store) the server.
+func (s *natsServer) start(t *testing.T) {
+	s.proc = exec.Command(s.args[0], s.args[1:]...)
+	s.proc.Stderr = os.Stderr
+	if err := s.proc.Start(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (s *natsServer) awaitHealthy(t *testing.T) {
+	waitHTTP(t, "http://"+s.monitor+"/healthz", "NATS server "+s.args[2])
+}
+
+// natsURLs are the servers' client URLs.
+func (w *world) natsURLs() []string {
+	var urls []string
+	for _, s := range w.natsd {
+		i := slices.Index(s.args, "-listen")
+		urls = append(urls, "nats://"+s.args[i+1])
 	}
 	return urls
 }
