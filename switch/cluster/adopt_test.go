@@ -30,6 +30,16 @@ import (
 
 const testTTL = 2 * time.Second
 
+// membershipNode makes c a cluster node of these tests: NATS server 0,
+// the tests' buckets and stream, STAN block 1, heartbeats of testTTL.
+func membershipNode(nc *natstest.Cluster, c *node.Config) {
+	c.Cluster.URLs = []string{nc.URL(0)}
+	c.Cluster.CountersBucket = "counters"
+	c.Cluster.JournalStream = "tapswitch_journal_test"
+	c.Cluster.STANBlock = 1
+	c.Cluster.MembersBucket, c.Cluster.AdoptionsBucket, c.Cluster.HeartbeatTTL = "nodes", "adoptions", testTTL
+}
+
 func openMembers(t testing.TB, nc *natstest.Cluster, server int, id string) *cluster.Members {
 	t.Helper()
 	js, err := jetstream.New(nc.Connect(server))
@@ -65,13 +75,7 @@ func reversalsSeen(is *issuersim.Issuer) int {
 // comes back, its journal catches up with B's completion: nothing is due.
 func TestAdoptionFinishesADeadNodesReversal(t *testing.T) {
 	nc := natstest.Start(t, 3)
-	w := startWorldWith(t, func(c *node.Config) {
-		c.Cluster.URLs = []string{nc.URL(0)}
-		c.Cluster.CountersBucket = "counters"
-		c.Cluster.JournalStream = "tapswitch_journal_test"
-		c.Cluster.STANBlock = 1
-		c.Cluster.MembersBucket, c.Cluster.AdoptionsBucket, c.Cluster.HeartbeatTTL = "nodes", "adoptions", testTTL
-	})
+	w := startWorldWith(t, func(c *node.Config) { membershipNode(nc, c) })
 	issuer := w.d.Fleet.Issuer(w.card.Issuer)
 	before := reversalsSeen(issuer)
 
@@ -236,11 +240,7 @@ func readyz(t *testing.T, w world) (int, map[string]any) {
 func TestQuorumLostShowsInHealth(t *testing.T) {
 	nc := natstest.Start(t, 3)
 	w := startWorldWith(t, func(c *node.Config) {
-		c.Cluster.URLs = []string{nc.URL(0)}
-		c.Cluster.CountersBucket = "counters"
-		c.Cluster.JournalStream = "tapswitch_journal_test"
-		c.Cluster.STANBlock = 1
-		c.Cluster.MembersBucket, c.Cluster.AdoptionsBucket, c.Cluster.HeartbeatTTL = "nodes", "adoptions", testTTL
+		membershipNode(nc, c)
 		c.Cluster.OpTimeout = time.Minute
 		c.Cluster.PendingWait = 5 * time.Minute // at least 2 (request_timeout + 2 op_timeout)
 	})
@@ -298,11 +298,7 @@ func TestReturningNodeWaitsForItsAdopter(t *testing.T) {
 	data := t.TempDir()
 	cfg := func(c *node.Config) {
 		c.NodeID, c.Data = "node-x", data
-		c.Cluster.URLs = []string{nc.URL(0)}
-		c.Cluster.CountersBucket = "counters"
-		c.Cluster.JournalStream = "tapswitch_journal_test"
-		c.Cluster.STANBlock = 1
-		c.Cluster.MembersBucket, c.Cluster.AdoptionsBucket, c.Cluster.HeartbeatTTL = "nodes", "adoptions", testTTL
+		membershipNode(nc, c)
 	}
 	if err := startDevOnce(t, cfg); err == nil || !strings.Contains(err.Error(), "node-b is sending") {
 		t.Fatalf("start while adopted and sending: %v", err)
@@ -421,13 +417,7 @@ func TestQuorumHeldCountsFromItsReturn(t *testing.T) {
 // ErrAdopted on Errors(), which makes switchd exit.
 func TestSwitchdAdoptedWhileAliveStops(t *testing.T) {
 	nc := natstest.Start(t, 3)
-	w := startWorldWith(t, func(c *node.Config) {
-		c.Cluster.URLs = []string{nc.URL(0)}
-		c.Cluster.CountersBucket = "counters"
-		c.Cluster.JournalStream = "tapswitch_journal_test"
-		c.Cluster.STANBlock = 1
-		c.Cluster.MembersBucket, c.Cluster.AdoptionsBucket, c.Cluster.HeartbeatTTL = "nodes", "adoptions", testTTL
-	})
+	w := startWorldWith(t, func(c *node.Config) { membershipNode(nc, c) })
 	if rc := w.handle(t, w.d.Node.Pipeline, w.purchase()); rc != iso8583.RCApproved {
 		t.Fatalf("tap before the adoption: rc %s", rc)
 	}
@@ -463,11 +453,7 @@ func TestNodeBackFromAdoptionRebuildsItsJournal(t *testing.T) {
 	data := t.TempDir()
 	cfg := func(c *node.Config) {
 		c.NodeID, c.Data = "node-x", data
-		c.Cluster.URLs = []string{nc.URL(0)}
-		c.Cluster.CountersBucket = "counters"
-		c.Cluster.JournalStream = "tapswitch_journal_test"
-		c.Cluster.STANBlock = 1
-		c.Cluster.MembersBucket, c.Cluster.AdoptionsBucket, c.Cluster.HeartbeatTTL = "nodes", "adoptions", testTTL
+		membershipNode(nc, c)
 	}
 	w := startWorldWith(t, cfg)
 	if rc := w.handle(t, w.d.Node.Pipeline, w.purchase()); rc != iso8583.RCApproved {
