@@ -392,3 +392,76 @@ func BenchmarkAuthorizeJournalReplicated(b *testing.B) {
 		run(b, authorize.New(deps))
 	})
 }
+
+// TestFailedWriteNeverLandsAfterReconnect: a journal write that failed
+// while the node's only NATS server was down (the terminal got an error)
+// is not sent when the connection comes back. By then a survivor may have
+// adopted the node and acted on the stream without it; the write landing
+// behind its back is how the three-process test once found an approval
+// journaled whose hold the adopter had reversed (nats.go keeps what is
+// published while it reconnects, unless cluster.Connect tells it not to).
+func TestFailedWriteNeverLandsAfterReconnect(t *testing.T) {
+	nc := natstest.Start(t, 3)
+	conn, err := cluster.Connect([]string{nc.URL(0)}, "node-x", 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	js, err := jetstream.New(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, err := cluster.OpenJournalStream(ctx, js, cluster.JournalConfig{Stream: "tapswitch_journal_test", Replicas: 3, OpTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	j := openReplicated(t, filepath.Join(dir, "journal"), s.Node("node-x"))
+	defer j.Close()
+	if err := j.Append(testEntry("TERM0001", 1)); err != nil {
+		t.Fatal(err)
+	}
+
+	nc.Kill(0)
+	for conn.IsConnected() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	var failed []journal.Key
+	for i := 2; i <= 4; i++ {
+		e := testEntry("TERM0001", i)
+		if err := j.Append(e); err == nil {
+			t.Fatalf("append %d succeeded without the node's server", i)
+		}
+		failed = append(failed, e.Key())
+	}
+	nc.Restart(0)
+	deadline := time.Now().Add(30 * time.Second)
+	for !conn.IsConnected() {
+		if time.Now().After(deadline) {
+			t.Fatal("no reconnect within 30 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second) // what a reconnect would flush has reached the stream by now
+
+	other := openJournalStream(t, nc, 1, 5*time.Second)
+	restored := filepath.Join(dir, "restored")
+	if err := journal.Restore(restored, other.Node("node-x")); err != nil {
+		t.Fatal(err)
+	}
+	r, err := journal.Open(restored, journal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, found, _ := r.Lookup(testEntry("TERM0001", 1).Key()); !found {
+		t.Fatal("the acknowledged append is not in the stream")
+	}
+	for _, k := range failed {
+		if _, found, _ := r.Lookup(k); found {
+			t.Errorf("STAN %s failed while disconnected, and is in the stream after the reconnect", k.STAN)
+		}
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -132,30 +131,17 @@ func (c Config) validateCluster() error {
 	return nil
 }
 
-// clusterReconnectsMax bounds a node's reconnect attempts to NATS, one per
-// clusterReconnectWait: about an hour, then the connection is closed and
-// every tap is 91 until the node is restarted.
-const (
-	clusterReconnectsMax = 7200
-	clusterReconnectWait = 500 * time.Millisecond
-)
-
-// jetStream connects to NATS, once; cluster mode only. The first store
-// to open connects (the vault's log, before the journal catches up from
-// its stream). The node uses the servers of cluster.urls and no others
-// the servers advertise: which servers a node reaches through is the
-// operator's choice (its own machine's, say), and a node given one server
-// is cut off when that server is.
+// jetStream connects to NATS, once (cluster.Connect); cluster mode only.
+// The first store to open connects (the vault's log, before the journal
+// catches up from its stream).
 func (n *Node) jetStream() (jetstream.JetStream, error) {
 	if n.js != nil {
 		return n.js, nil
 	}
 	cc := n.cfg.Cluster
-	nc, err := nats.Connect(strings.Join(cc.URLs, ","), nats.Name("tapswitch "+n.cfg.NodeID),
-		nats.Timeout(cc.ConnectTimeout), nats.MaxReconnects(clusterReconnectsMax),
-		nats.ReconnectWait(clusterReconnectWait), nats.IgnoreDiscoveredServers())
+	nc, err := cluster.Connect(cc.URLs, n.cfg.NodeID, cc.ConnectTimeout)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: connect to NATS: %w", err)
+		return nil, err
 	}
 	n.nats = nc
 	if n.js, err = jetstream.New(nc); err != nil {
