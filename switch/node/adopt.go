@@ -85,6 +85,9 @@ func (n *Node) adoptPass(ctx context.Context) error {
 			if rev, won, err = n.members.Claim(ctx, dead); err != nil || !won {
 				return err
 			}
+			if err = n.awaitFenced(ctx); err != nil {
+				return err
+			}
 			n.log.Warn().Str("node", dead).Msg("adopting a dead node: sending its advices")
 			n.adopting.Add(1)
 			err = n.adopt(ctx, dead, rev, true)
@@ -100,6 +103,23 @@ func (n *Node) adoptPass(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// awaitFenced waits, after a claim, until the claimed node has surely
+// stopped writing, if it is alive at all: a node that got its quorum back
+// just before the claim (its heartbeat stored after this node read it)
+// writes until its next heartbeat, at most two thirds of the TTL later,
+// sees the adoption and stops; its last writes are acknowledged or failed
+// within op_timeout. Only then is its journal read from the stream.
+func (n *Node) awaitFenced(ctx context.Context) error {
+	t := time.NewTimer(n.members.TTL()*2/3 + n.cfg.Cluster.OpTimeout)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // dayClosedSince says whether a business day has closed since the last
